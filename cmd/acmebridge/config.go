@@ -1,0 +1,81 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/acmebridge/acmebridge/configs"
+	"github.com/acmebridge/acmebridge/policy"
+)
+
+func cmdConfigCheck(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("config check", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "configuration file")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *path == "" {
+		fmt.Fprintln(stderr, "config check: --config FILE is required")
+		return 2
+	}
+	c, err := configs.Load(*path)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	names := make([]string, len(c.Upstreams))
+	for i, u := range c.Upstreams {
+		names[i] = u.Name + " (" + u.Type + ")"
+	}
+	fmt.Fprintf(stdout, "%s: ok\n  listen %s, external URL %s\n  store %s\n  upstreams: %s\n  policy: %d rules and a default\n",
+		*path, c.Server.Listen, c.Server.ExternalURL, c.Store.Driver, strings.Join(names, ", "), len(c.Policy.Rules))
+	return 0
+}
+
+func cmdPolicyExplain(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("policy explain", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "configuration file (default: the quickstart)")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() == 0 {
+		fmt.Fprintln(stderr, "policy explain: name at least one identifier")
+		return 2
+	}
+	c, err := configs.Load(*path)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	eng := policy.New(c.Policy)
+	var out []policy.Explanation
+	for _, n := range fs.Args() {
+		out = append(out, eng.Explain(n))
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(out)
+		return 0
+	}
+	for _, e := range out {
+		fmt.Fprintf(stdout, "%s: rule %s, %s", e.Name, e.Rule, e.Action)
+		if len(e.Upstreams) > 0 {
+			fmt.Fprintf(stdout, " via %s", strings.Join(e.Upstreams, " then "))
+		}
+		if e.Reason != "" {
+			fmt.Fprintf(stdout, " (%s)", e.Reason)
+		}
+		fmt.Fprintln(stdout)
+		for _, s := range e.Skipped {
+			fmt.Fprintf(stdout, "  skipped %s\n", s)
+		}
+	}
+	return 0
+}

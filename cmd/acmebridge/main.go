@@ -1,0 +1,61 @@
+// Command acmebridge is an ACME server (RFC 8555) in front of several
+// certificate authorities. Run `acmebridge help` for the commands.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+)
+
+// usage is printed by `acmebridge help` and on a usage error.
+const usage = `acmebridge: one ACME URL in front of many certificate authorities
+
+Usage:
+  acmebridge serve [--config FILE]           run the server (no flags: the quickstart)
+  acmebridge config check --config FILE      validate a configuration file
+  acmebridge policy explain [--config FILE] [--json] NAME...
+                                             which rule and upstreams each name gets, and why
+  acmebridge version                         print the version
+`
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run dispatches a command line and returns the exit code: 0 success, 1 a
+// runtime failure, 2 a usage error.
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "serve":
+		return cmdServe(args[1:], stdout, stderr)
+	case "config":
+		if len(args) < 2 || args[1] != "check" {
+			fmt.Fprintln(stderr, "usage: acmebridge config check --config FILE")
+			return 2
+		}
+		return cmdConfigCheck(args[2:], stdout, stderr)
+	case "policy":
+		if len(args) < 2 || args[1] != "explain" {
+			fmt.Fprintln(stderr, "usage: acmebridge policy explain [--config FILE] [--json] NAME...")
+			return 2
+		}
+		return cmdPolicyExplain(args[2:], stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintln(stdout, "acmebridge", version)
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "acmebridge: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+}

@@ -1,0 +1,220 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/acmebridge/acmebridge/configs"
+	"github.com/acmebridge/acmebridge/policy"
+	"github.com/acmebridge/acmebridge/proxy"
+	"github.com/acmebridge/acmebridge/proxy/admin"
+	"github.com/acmebridge/acmebridge/proxy/va"
+	"github.com/acmebridge/acmebridge/store/bolt"
+	"github.com/acmebridge/acmebridge/upstream"
+	"github.com/acmebridge/acmebridge/upstream/local"
+)
+
+func cmdServe(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "configuration file (default: the quickstart)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg, err := configs.Load(*path)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := serve(ctx, cfg, stdout, stderr); err != nil {
+		fmt.Fprintln(stderr, "acmebridge:", err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(cfg configs.Log, w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(cfg.Level))
+	opts := &slog.HandlerOptions{Level: lvl}
+	if cfg.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// serve runs the ACME and admin listeners until ctx ends, then shuts down
+// gracefully.
+func serve(ctx context.Context, cfg *configs.Config, stdout, stderr io.Writer) error {
+	log := newLogger(cfg.Log, stderr)
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return err
+	}
+	st, err := bolt.Open(bolt.Options{Path: cfg.Store.Bolt.Path, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	issuers := map[string]upstream.Issuer{}
+	var localCAs []*local.CA
+	for _, u := range cfg.Upstreams {
+		switch u.Type {
+		case "local":
+			ca, err := local.New(local.Options{Name: u.Name, Dir: u.Local.Dir, Validity: u.Local.Validity.D(), Delay: u.Local.Delay.D(), Logger: log})
+			if err != nil {
+				return err
+			}
+			issuers[u.Name] = ca
+			localCAs = append(localCAs, ca)
+		}
+	}
+	tlsCfg, bundle, err := serverTLS(cfg, localCAs, log)
+	if err != nil {
+		return err
+	}
+	v, err := va.New(va.Options{HTTPPort: cfg.Validation.HTTPPort, TLSALPNPort: cfg.Validation.TLSALPNPort,
+		Resolvers: cfg.Validation.DNSResolvers, AllowPrivate: cfg.Validation.AllowPrivateAddresses,
+		Timeout: cfg.Validation.Timeout.D(), Logger: log})
+	if err != nil {
+		return err
+	}
+	srv, err := proxy.New(proxy.Options{Config: cfg, Store: st, Validator: v, Router: policy.New(cfg.Policy), Issuers: issuers, Logger: log})
+	if err != nil {
+		return err
+	}
+	if _, err := admin.EnsureToken(cfg.Admin.TokenFile); err != nil {
+		return err
+	}
+
+	acmeLn, err := net.Listen("tcp", cfg.Server.Listen)
+	if err != nil {
+		return err
+	}
+	adminLn, err := net.Listen("tcp", cfg.Admin.Listen)
+	if err != nil {
+		acmeLn.Close()
+		return err
+	}
+	acmeSrv := &http.Server{Handler: srv.Handler(), TLSConfig: tlsCfg, ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second,
+		MaxHeaderBytes: 64 << 10, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	adminSrv := &http.Server{Handler: admin.New(admin.Options{Store: st, Logger: log}), ReadHeaderTimeout: 10 * time.Second}
+
+	errc := make(chan error, 2)
+	go func() {
+		if tlsCfg != nil {
+			errc <- acmeSrv.ServeTLS(acmeLn, "", "")
+		} else {
+			errc <- acmeSrv.Serve(acmeLn)
+		}
+	}()
+	go func() { errc <- adminSrv.Serve(adminLn) }()
+	workerDone := make(chan struct{})
+	go func() { srv.Run(ctx); close(workerDone) }()
+
+	printBanner(stdout, cfg, bundle)
+	log.Info("acmebridge started", "directory", cfg.Server.ExternalURL+"/directory", "listen", acmeLn.Addr().String(), "admin", adminLn.Addr().String())
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+	}
+	log.Info("shutting down")
+	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = acmeSrv.Shutdown(shutCtx)
+	_ = adminSrv.Shutdown(shutCtx)
+	srv.Close()
+	<-workerDone
+	if errors.Is(serveErr, http.ErrServerClosed) {
+		serveErr = nil
+	}
+	return serveErr
+}
+
+// serverTLS returns the ACME listener's TLS configuration and the path of
+// the CA bundle clients should trust ("" when the operator brings their own
+// certificate). Without configured files the first local CA (or a dedicated
+// one under data_dir/ca/tls) issues the server's certificate.
+func serverTLS(cfg *configs.Config, cas []*local.CA, log *slog.Logger) (*tls.Config, string, error) {
+	t := cfg.Server.TLS
+	if t.Disabled {
+		return nil, writeBundle(cfg, cas), nil
+	}
+	if t.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, "", fmt.Errorf("server.tls: %w", err)
+		}
+		return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, writeBundle(cfg, cas), nil
+	}
+	if len(cas) == 0 {
+		ca, err := local.New(local.Options{Name: "tls", Dir: filepath.Join(cfg.DataDir, "ca", "tls"), Logger: log})
+		if err != nil {
+			return nil, "", err
+		}
+		cas = append(cas, ca)
+	}
+	u, _ := url.Parse(cfg.Server.ExternalURL)
+	hosts := []string{u.Hostname()}
+	if h, _, err := net.SplitHostPort(cfg.Server.Listen); err == nil && h != "" && h != u.Hostname() {
+		hosts = append(hosts, h)
+	}
+	cert, err := cas[0].ServerCertificate(hosts)
+	if err != nil {
+		return nil, "", err
+	}
+	return &tls.Config{Certificates: []tls.Certificate{*cert}, MinVersion: tls.VersionTLS12}, writeBundle(cfg, cas), nil
+}
+
+// writeBundle writes data_dir/ca.pem with the roots of every local CA.
+func writeBundle(cfg *configs.Config, cas []*local.CA) string {
+	if len(cas) == 0 {
+		return ""
+	}
+	var buf bytes.Buffer
+	for _, ca := range cas {
+		buf.Write(ca.RootsPEM())
+	}
+	p := filepath.Join(cfg.DataDir, "ca.pem")
+	if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
+		return ""
+	}
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return p
+	}
+	return abs
+}
+
+func printBanner(w io.Writer, cfg *configs.Config, bundle string) {
+	dir := cfg.Server.ExternalURL + "/directory"
+	fmt.Fprintf(w, "acmebridge %s\n  ACME directory: %s\n", version, dir)
+	if bundle != "" {
+		fmt.Fprintf(w, "  CA bundle to trust: %s\n", bundle)
+	}
+	tokenFile, _ := filepath.Abs(cfg.Admin.TokenFile)
+	fmt.Fprintf(w, "  admin: http://%s (token in %s)\n", cfg.Admin.Listen, tokenFile)
+	if bundle != "" {
+		fmt.Fprintf(w, "\nGet a certificate:\n  LEGO_CA_CERTIFICATES=%s lego --server %s --email you@example.com --accept-tos --domains host.example --http --http.port :80 run\n", bundle, dir)
+		fmt.Fprintf(w, "  REQUESTS_CA_BUNDLE=%s certbot certonly --server %s --standalone -d host.example --agree-tos -m you@example.com\n", bundle, dir)
+	}
+}

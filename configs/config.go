@@ -1,0 +1,405 @@
+// Package configs holds acmebridge's one typed configuration: how it is
+// loaded (strict YAML), its defaults (the quickstart) and its validation.
+package configs
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the whole configuration. Sections the file omits keep the
+// quickstart's defaults (see Default).
+type Config struct {
+	// DataDir holds the bolt file, the local CA, the admin token and the
+	// server's TLS certificate unless other paths are given.
+	DataDir    string     `yaml:"data_dir"`
+	Server     Server     `yaml:"server"`
+	Admin      Admin      `yaml:"admin"`
+	Store      Store      `yaml:"store"`
+	Accounts   Accounts   `yaml:"accounts"`
+	Orders     Orders     `yaml:"orders"`
+	Validation Validation `yaml:"validation"`
+	Upstreams  []Upstream `yaml:"upstreams"`
+	Policy     Policy     `yaml:"policy"`
+	Log        Log        `yaml:"log"`
+}
+
+// Server is the ACME listener.
+type Server struct {
+	Listen string `yaml:"listen"`
+	// ExternalURL is the base URL clients use; every URL the server emits
+	// and every JWS "url" it accepts is built from it (RFC 8555 §6.4).
+	ExternalURL string `yaml:"external_url"`
+	TLS         TLS    `yaml:"tls"`
+	// TrustedProxies are the CIDRs whose X-Forwarded-For is believed.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// Meta fields of the directory (RFC 8555 §7.1.1).
+	TermsOfService string   `yaml:"terms_of_service"`
+	Website        string   `yaml:"website"`
+	CAAIdentities  []string `yaml:"caa_identities"`
+}
+
+// TLS configures a listener's certificate. With both files empty the local CA
+// issues one for the external URL's host (quickstart). Disabled serves plain
+// HTTP, for deployments behind a TLS-terminating proxy.
+type TLS struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	Disabled bool   `yaml:"disabled"`
+}
+
+// Admin is the admin API listener.
+type Admin struct {
+	Listen    string `yaml:"listen"`
+	TokenFile string `yaml:"token_file"`
+}
+
+// Store selects the state driver.
+type Store struct {
+	Driver string `yaml:"driver"`
+	Bolt   Bolt   `yaml:"bolt"`
+}
+
+// Bolt configures the embedded store.
+type Bolt struct {
+	Path string `yaml:"path"`
+}
+
+// Accounts configures sign-up (RFC 8555 §7.3).
+type Accounts struct {
+	// EAB is "required", "optional" or "disabled" (RFC 8555 §7.3.4).
+	EAB string `yaml:"eab"`
+	// RequireContact refuses accounts without a contact.
+	RequireContact bool `yaml:"require_contact"`
+	// RequireTermsAgreement refuses accounts that did not agree to the
+	// terms of service; only meaningful with server.terms_of_service.
+	RequireTermsAgreement bool `yaml:"require_terms_agreement"`
+}
+
+// Orders configures order and authorization lifetimes.
+type Orders struct {
+	OrderLifetime Duration `yaml:"order_lifetime"`
+	AuthzLifetime Duration `yaml:"authz_lifetime"`
+	// ValidAuthzReuse is how long a valid authorization is reused for new
+	// orders of the same account; 0 disables reuse.
+	ValidAuthzReuse Duration `yaml:"valid_authz_reuse"`
+	// MaxIdentifiers caps the identifiers of one order.
+	MaxIdentifiers int `yaml:"max_identifiers"`
+	// AllowValidityRequest accepts notBefore/notAfter in newOrder
+	// (RFC 8555 §7.4); when false such orders are refused with malformed.
+	AllowValidityRequest bool `yaml:"allow_validity_request"`
+	// FinalizeWait is how long finalize waits for a fast upstream before
+	// answering "processing" with Retry-After.
+	FinalizeWait Duration `yaml:"finalize_wait"`
+	// ValidationWait is how long a challenge POST waits for the validation
+	// before answering "processing".
+	ValidationWait Duration `yaml:"validation_wait"`
+}
+
+// Validation configures challenge validation (RFC 8555 §8).
+type Validation struct {
+	HTTPPort              int      `yaml:"http_port"`
+	TLSALPNPort           int      `yaml:"tls_alpn_port"`
+	DNSResolvers          []string `yaml:"dns_resolvers"`
+	AllowPrivateAddresses bool     `yaml:"allow_private_addresses"`
+	Timeout               Duration `yaml:"timeout"`
+}
+
+// Upstream is one certificate authority behind the bridge.
+type Upstream struct {
+	Name  string `yaml:"name"`
+	Type  string `yaml:"type"`
+	Local Local  `yaml:"local"`
+}
+
+// Local configures the built-in CA.
+type Local struct {
+	// Dir holds the CA's keys and certificates; default DataDir/ca/NAME.
+	Dir string `yaml:"dir"`
+	// Validity of issued certificates (default 90 days).
+	Validity Duration `yaml:"validity"`
+	// Delay is added before each issuance, to stand in for a slow CA in
+	// tests.
+	Delay Duration `yaml:"delay"`
+}
+
+// Policy routes orders to upstreams: ordered rules, first match wins.
+type Policy struct {
+	Rules   []Rule `yaml:"rules"`
+	Default Rule   `yaml:"default"`
+}
+
+// Rule is one policy rule.
+type Rule struct {
+	Name      string   `yaml:"name"`
+	Match     Match    `yaml:"match"`
+	Action    string   `yaml:"action"`
+	Reason    string   `yaml:"reason"`
+	Upstreams []string `yaml:"upstreams"`
+}
+
+// Match selects the identifiers a rule applies to.
+type Match struct {
+	Domains []string `yaml:"domains"`
+}
+
+// Log configures logging.
+type Log struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"`
+}
+
+// Duration is a time.Duration written as "90s", "720h" in YAML.
+type Duration time.Duration
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a duration (e.g. 90s, 720h)", n.Line, n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML implements yaml.Marshaler.
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// D returns the time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// Default returns the quickstart configuration: bolt store and a local CA
+// under ./acmebridge-data, ACME on https://127.0.0.1:8555, admin on
+// 127.0.0.1:8556, open sign-up, everything routed to the local CA.
+func Default() *Config {
+	return &Config{
+		DataDir: "acmebridge-data",
+		Server: Server{
+			Listen:      "127.0.0.1:8555",
+			ExternalURL: "https://127.0.0.1:8555",
+		},
+		Admin:    Admin{Listen: "127.0.0.1:8556"},
+		Store:    Store{Driver: "bolt"},
+		Accounts: Accounts{EAB: "disabled"},
+		Orders: Orders{
+			OrderLifetime:        Duration(24 * time.Hour),
+			AuthzLifetime:        Duration(24 * time.Hour),
+			ValidAuthzReuse:      Duration(0),
+			MaxIdentifiers:       100,
+			AllowValidityRequest: true,
+			FinalizeWait:         Duration(5 * time.Second),
+			ValidationWait:       Duration(5 * time.Second),
+		},
+		Validation: Validation{
+			HTTPPort:              80,
+			TLSALPNPort:           443,
+			AllowPrivateAddresses: true,
+			Timeout:               Duration(10 * time.Second),
+		},
+		Upstreams: []Upstream{{Name: "dev", Type: "local"}},
+		Policy:    Policy{Default: Rule{Name: "default", Upstreams: []string{"dev"}}},
+		Log:       Log{Level: "info", Format: "text"},
+	}
+}
+
+// Load reads and validates a config file; an empty path gives Default.
+func Load(path string) (*Config, error) {
+	c := Default()
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+		if err := decode(c, b); err != nil {
+			return nil, fmt.Errorf("config %s: %w", path, err)
+		}
+	}
+	if err := c.Validate(); err != nil {
+		if path != "" {
+			return nil, fmt.Errorf("config %s: %w", path, err)
+		}
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	c.fill()
+	return c, nil
+}
+
+// decode decodes YAML strictly over the defaults in c: unknown keys are an
+// error naming the key and its line.
+func decode(c *Config, b []byte) error {
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return errors.New("more than one YAML document")
+	}
+	return nil
+}
+
+// fill derives paths left empty from DataDir.
+func (c *Config) fill() {
+	if c.Store.Bolt.Path == "" {
+		c.Store.Bolt.Path = filepath.Join(c.DataDir, "acmebridge.db")
+	}
+	if c.Admin.TokenFile == "" {
+		c.Admin.TokenFile = filepath.Join(c.DataDir, "admin.token")
+	}
+	for i := range c.Upstreams {
+		u := &c.Upstreams[i]
+		if u.Type == "local" && u.Local.Dir == "" {
+			u.Local.Dir = filepath.Join(c.DataDir, "ca", u.Name)
+		}
+		if u.Type == "local" && u.Local.Validity == 0 {
+			u.Local.Validity = Duration(90 * 24 * time.Hour)
+		}
+	}
+}
+
+// Validate checks the whole configuration once; every error names its field.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+	}
+	if c.DataDir == "" {
+		bad("data_dir", "must not be empty")
+	}
+	if _, _, err := net.SplitHostPort(c.Server.Listen); err != nil {
+		bad("server.listen", "%q is not host:port", c.Server.Listen)
+	}
+	if u, err := url.Parse(c.Server.ExternalURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+		bad("server.external_url", "%q must be an absolute http(s) URL with no path", c.Server.ExternalURL)
+	}
+	if (c.Server.TLS.CertFile == "") != (c.Server.TLS.KeyFile == "") {
+		bad("server.tls", "cert_file and key_file go together")
+	}
+	for i, p := range c.Server.TrustedProxies {
+		if _, err := netip.ParsePrefix(p); err != nil {
+			bad(fmt.Sprintf("server.trusted_proxies[%d]", i), "%q is not a CIDR", p)
+		}
+	}
+	if _, _, err := net.SplitHostPort(c.Admin.Listen); err != nil {
+		bad("admin.listen", "%q is not host:port", c.Admin.Listen)
+	}
+	if c.Store.Driver != "bolt" {
+		bad("store.driver", "%q is not supported (bolt)", c.Store.Driver)
+	}
+	switch c.Accounts.EAB {
+	case "required", "optional", "disabled":
+	default:
+		bad("accounts.eab", "%q must be required, optional or disabled", c.Accounts.EAB)
+	}
+	if c.Orders.OrderLifetime <= 0 || c.Orders.AuthzLifetime <= 0 {
+		bad("orders", "order_lifetime and authz_lifetime must be positive")
+	}
+	if c.Orders.MaxIdentifiers < 1 {
+		bad("orders.max_identifiers", "must be at least 1")
+	}
+	if c.Orders.FinalizeWait < 0 || c.Orders.ValidationWait < 0 {
+		bad("orders", "finalize_wait and validation_wait must not be negative")
+	}
+	if c.Validation.HTTPPort < 1 || c.Validation.HTTPPort > 65535 {
+		bad("validation.http_port", "%d is not a port", c.Validation.HTTPPort)
+	}
+	if c.Validation.TLSALPNPort < 1 || c.Validation.TLSALPNPort > 65535 {
+		bad("validation.tls_alpn_port", "%d is not a port", c.Validation.TLSALPNPort)
+	}
+	for i, r := range c.Validation.DNSResolvers {
+		if _, _, err := net.SplitHostPort(r); err != nil {
+			bad(fmt.Sprintf("validation.dns_resolvers[%d]", i), "%q is not host:port", r)
+		}
+	}
+	if c.Validation.Timeout <= 0 {
+		bad("validation.timeout", "must be positive")
+	}
+	names := map[string]bool{}
+	for i, u := range c.Upstreams {
+		f := fmt.Sprintf("upstreams[%d]", i)
+		if u.Name == "" {
+			bad(f+".name", "must not be empty")
+		} else if names[u.Name] {
+			bad(f+".name", "%q is used twice", u.Name)
+		}
+		names[u.Name] = true
+		switch u.Type {
+		case "local":
+			if u.Local.Validity < 0 || u.Local.Delay < 0 {
+				bad(f+".local", "validity and delay must not be negative")
+			}
+		default:
+			bad(f+".type", "%q is not supported (local)", u.Type)
+		}
+	}
+	checkRule := func(f string, r Rule, isDefault bool) {
+		switch r.Action {
+		case "", "allow":
+			if len(r.Upstreams) == 0 {
+				bad(f+".upstreams", "an allow rule names at least one upstream")
+			}
+		case "deny":
+			if len(r.Upstreams) != 0 {
+				bad(f+".upstreams", "a deny rule names no upstream")
+			}
+		default:
+			bad(f+".action", "%q must be allow or deny", r.Action)
+		}
+		for _, n := range r.Upstreams {
+			if !names[n] {
+				bad(f+".upstreams", "unknown upstream %q", n)
+			}
+		}
+		if isDefault && len(r.Match.Domains) != 0 {
+			bad(f+".match", "the default rule matches everything; it takes no match")
+		}
+		if !isDefault && len(r.Match.Domains) == 0 {
+			bad(f+".match.domains", "must name at least one pattern")
+		}
+		for j, d := range r.Match.Domains {
+			if err := checkPattern(d); err != nil {
+				bad(fmt.Sprintf("%s.match.domains[%d]", f, j), "%v", err)
+			}
+		}
+	}
+	for i, r := range c.Policy.Rules {
+		f := fmt.Sprintf("policy.rules[%d]", i)
+		if r.Name == "" {
+			bad(f+".name", "must not be empty")
+		}
+		checkRule(f, r, false)
+	}
+	checkRule("policy.default", c.Policy.Default, true)
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "%q must be debug, info, warn or error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		bad("log.format", "%q must be text or json", c.Log.Format)
+	}
+	return errors.Join(errs...)
+}
+
+// checkPattern accepts "name", "*.suffix" (any depth below suffix).
+func checkPattern(p string) error {
+	s := strings.TrimPrefix(p, "*.")
+	if s == "" || strings.Contains(s, "*") || strings.HasSuffix(s, ".") || strings.Contains(s, "..") {
+		return fmt.Errorf("%q is not a domain pattern (name or *.suffix)", p)
+	}
+	return nil
+}

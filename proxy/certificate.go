@@ -1,0 +1,42 @@
+package proxy
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/gorilla/mux"
+
+	"github.com/acmebridge/acmebridge/acmeerr"
+	"github.com/acmebridge/acmebridge/store"
+)
+
+// handleCertificate serves a certificate chain by POST-as-GET (RFC 8555
+// §7.4.2: "The default format of the certificate is
+// application/pem-certificate-chain").
+func (s *Server) handleCertificate(w http.ResponseWriter, r *http.Request) {
+	v, err := s.verifyPOST(r, byKID)
+	if err != nil {
+		s.writeProblem(w, r, err)
+		return
+	}
+	if !v.postAsGet() {
+		s.writeProblem(w, r, acmeerr.New(acmeerr.Malformed, "a certificate is downloaded with POST-as-GET (empty payload)"))
+		return
+	}
+	c, err := s.store.GetCertificate(r.Context(), mux.Vars(r)["id"])
+	if errors.Is(err, store.ErrNotFound) {
+		s.writeProblem(w, r, acmeerr.New(acmeerr.NotFound, "no such certificate"))
+		return
+	}
+	if err != nil {
+		s.writeProblem(w, r, acmeerr.Wrap(acmeerr.Unavailable, err, "store unavailable"))
+		return
+	}
+	if c.AccountID != v.Account.ID {
+		s.writeProblem(w, r, acmeerr.New(acmeerr.Unauthorized, "the certificate belongs to another account"))
+		return
+	}
+	w.Header().Set("Content-Type", "application/pem-certificate-chain")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(c.ChainPEM)
+}

@@ -1,0 +1,192 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/acmebridge/acmebridge/acmeerr"
+	"github.com/acmebridge/acmebridge/store"
+)
+
+// handleChallenge serves a challenge: GET and POST-as-GET return it; a POST
+// with a JSON object asks the server to validate it (RFC 8555 §7.5.1: "The
+// client indicates to the server that it is ready for the challenge
+// validation by sending an empty JSON body ("{}")").
+func (s *Server) handleChallenge(w http.ResponseWriter, r *http.Request) {
+	vars := mux.Vars(r)
+	authzID, chalID := vars["authz"], vars["id"]
+	var acct *store.Account
+	var v *verified
+	if r.Method == http.MethodPost {
+		var err error
+		if v, err = s.verifyPOST(r, byKID); err != nil {
+			s.writeProblem(w, r, err)
+			return
+		}
+		acct = v.Account
+	}
+	a, err := s.getAuthz(r, authzID, acct)
+	if err != nil {
+		s.writeProblem(w, r, err)
+		return
+	}
+	idx := challengeIndex(a, chalID)
+	if idx < 0 {
+		s.writeProblem(w, r, acmeerr.New(acmeerr.NotFound, "no such challenge"))
+		return
+	}
+	if v != nil && !v.postAsGet() {
+		if err := decodePayload(v.Payload, &struct{}{}); err != nil {
+			s.writeProblem(w, r, err)
+			return
+		}
+		if a, err = s.startValidation(r, a, idx, v); err != nil {
+			s.writeProblem(w, r, err)
+			return
+		}
+	}
+	w.Header().Add("Link", link(s.authzURL(a.ID), "up"))
+	writeJSON(w, http.StatusOK, s.challengeJSON(a, a.Challenges[idx]))
+}
+
+func challengeIndex(a *store.Authorization, id string) int {
+	for i, c := range a.Challenges {
+		if c.ID == id {
+			return i
+		}
+	}
+	return -1
+}
+
+// startValidation moves a pending challenge to processing, validates it in
+// the background and waits up to orders.validation_wait for the outcome, so
+// a client usually sees "valid" at once. A challenge that is not pending is
+// returned as it is (§7.5.1: the request is idempotent in effect).
+func (s *Server) startValidation(r *http.Request, a *store.Authorization, idx int, v *verified) (*store.Authorization, error) {
+	c := a.Challenges[idx]
+	if authzStatus(a, s.now()) != store.StatusPending || c.Status != store.StatusPending {
+		return a, nil
+	}
+	a.Challenges[idx].Status = store.StatusProcessing
+	if err := s.store.UpdateAuthz(r.Context(), a); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return s.getAuthz(r, a.ID, v.Account)
+		}
+		return nil, acmeerr.Wrap(acmeerr.Unavailable, err, "store unavailable")
+	}
+	tp, err := thumbprint(v.JWK)
+	if err != nil {
+		return nil, err
+	}
+	// §8.1: "keyAuthorization = token || '.' || base64url(Thumbprint(accountKey))".
+	keyAuth := c.Token + "." + tp
+	done := s.subscribe("authz:" + a.ID)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.validate(a.ID, c.ID, keyAuth)
+	}()
+	select {
+	case <-done:
+	case <-time.After(s.cfg.Orders.ValidationWait.D()):
+	case <-r.Context().Done():
+	}
+	s.unsubscribe("authz:"+a.ID, done)
+	return s.getAuthz(r, a.ID, v.Account)
+}
+
+// validate runs one validation and records its outcome on the challenge and
+// the authorization (§7.1.6: "If one of the challenges listed in the
+// authorization transitions to the "valid" state, then the authorization
+// also changes to the "valid" state. If the client attempts to fulfill a
+// challenge and fails, or if there is an error while the authorization is
+// still pending, then the authorization transitions to the "invalid"
+// state").
+func (s *Server) validate(authzID, chalID, keyAuth string) {
+	defer s.notify("authz:" + authzID)
+	ctx, cancel := context.WithTimeout(s.baseCtx, s.cfg.Validation.Timeout.D()+5*time.Second)
+	defer cancel()
+	a, err := s.store.GetAuthz(ctx, authzID)
+	if err != nil {
+		s.log.Error("validation: load authorization", "authz", authzID, "err", err)
+		return
+	}
+	idx := challengeIndex(a, chalID)
+	if idx < 0 {
+		return
+	}
+	c := a.Challenges[idx]
+	verr := s.va.Validate(ctx, a.Identifier.Type, a.Identifier.Value, c.Type, c.Token, keyAuth)
+	for attempt := 0; attempt < 5; attempt++ {
+		if attempt > 0 {
+			if a, err = s.store.GetAuthz(ctx, authzID); err != nil {
+				break
+			}
+		}
+		ch := &a.Challenges[idx]
+		if ch.Status != store.StatusProcessing {
+			return
+		}
+		if verr == nil {
+			ch.Status, ch.Validated = store.StatusValid, s.now()
+			a.Status = store.StatusValid
+		} else {
+			ch.Status, ch.Error = store.StatusInvalid, storedProblem(verr)
+			ch.Error.Identifier = &a.Identifier
+			a.Status = store.StatusInvalid
+		}
+		if err = s.store.UpdateAuthz(ctx, a); err == nil || !errors.Is(err, store.ErrConflict) {
+			break
+		}
+	}
+	if err != nil {
+		s.log.Error("validation: record outcome", "authz", authzID, "err", err)
+		return
+	}
+	result := "valid"
+	if verr != nil {
+		result = "invalid"
+	}
+	s.log.Info("challenge validated", "authz", authzID, "account", a.AccountID, "type", c.Type,
+		"identifier", a.Identifier.Value, "result", result, "err", verr)
+}
+
+// subscribe returns a channel closed by the next notify(key).
+func (s *Server) subscribe(key string) chan struct{} {
+	ch := make(chan struct{})
+	s.waitersMu.Lock()
+	s.waiters[key] = append(s.waiters[key], ch)
+	s.waitersMu.Unlock()
+	return ch
+}
+
+func (s *Server) unsubscribe(key string, ch chan struct{}) {
+	s.waitersMu.Lock()
+	defer s.waitersMu.Unlock()
+	list := s.waiters[key]
+	for i, c := range list {
+		if c == ch {
+			list = append(list[:i], list[i+1:]...)
+			break
+		}
+	}
+	if len(list) == 0 {
+		delete(s.waiters, key)
+	} else {
+		s.waiters[key] = list
+	}
+}
+
+func (s *Server) notify(key string) {
+	s.waitersMu.Lock()
+	list := s.waiters[key]
+	delete(s.waiters, key)
+	s.waitersMu.Unlock()
+	for _, c := range list {
+		close(c)
+	}
+}

@@ -1,0 +1,40 @@
+package proxy
+
+import "net/http"
+
+type directoryMeta struct {
+	TermsOfService          string   `json:"termsOfService,omitempty"`
+	Website                 string   `json:"website,omitempty"`
+	CAAIdentities           []string `json:"caaIdentities,omitempty"`
+	ExternalAccountRequired bool     `json:"externalAccountRequired"`
+}
+
+type directory struct {
+	NewNonce   string        `json:"newNonce"`
+	NewAccount string        `json:"newAccount"`
+	NewOrder   string        `json:"newOrder"`
+	RevokeCert string        `json:"revokeCert"`
+	KeyChange  string        `json:"keyChange"`
+	Meta       directoryMeta `json:"meta"`
+}
+
+// handleDirectory serves the directory (RFC 8555 §7.1.1). GET is allowed
+// (§6.3: "The server MUST allow GET requests for the directory and newNonce
+// resources"), and so is a POST-as-GET, answered the same way without
+// verification as it carries nothing to act on.
+func (s *Server) handleDirectory(w http.ResponseWriter, r *http.Request) {
+	c := s.cfg.Server
+	writeJSON(w, http.StatusOK, directory{
+		NewNonce:   s.base + pathNewNonce,
+		NewAccount: s.base + pathNewAccount,
+		NewOrder:   s.base + pathNewOrder,
+		RevokeCert: s.base + pathRevoke,
+		KeyChange:  s.base + pathKeyChange,
+		Meta: directoryMeta{
+			TermsOfService:          c.TermsOfService,
+			Website:                 c.Website,
+			CAAIdentities:           c.CAAIdentities,
+			ExternalAccountRequired: s.cfg.Accounts.EAB == "required",
+		},
+	})
+}

@@ -1,0 +1,141 @@
+package proxy
+
+import (
+	"bytes"
+	"crypto/x509"
+	"errors"
+	"net"
+	"net/http"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/acmebridge/acmebridge/acmeerr"
+	"github.com/acmebridge/acmebridge/store"
+)
+
+// finalizeReq is the finalize payload (§7.4).
+type finalizeReq struct {
+	CSR string `json:"csr"`
+}
+
+// handleFinalize checks the CSR against the order and policy, queues the
+// issuance job, and waits a short while for a fast upstream (RFC 8555 §7.4).
+func (s *Server) handleFinalize(w http.ResponseWriter, r *http.Request) {
+	v, err := s.verifyPOST(r, byKID)
+	if err != nil {
+		s.writeProblem(w, r, err)
+		return
+	}
+	o, err := s.loadOrder(r, mux.Vars(r)["id"], v.Account)
+	if err != nil {
+		s.writeProblem(w, r, err)
+		return
+	}
+	// §7.4: "A request to finalize an order will result in error if the
+	// order is not in the "ready" state. In such cases, the server MUST
+	// return a 403 (Forbidden) error with a problem document of type
+	// "orderNotReady"."
+	if o.Status != store.StatusReady {
+		s.writeProblem(w, r, acmeerr.New(acmeerr.OrderNotReady, "order is %s, not ready", o.Status))
+		return
+	}
+	var req finalizeReq
+	if err := decodePayload(v.Payload, &req); err != nil {
+		s.writeProblem(w, r, err)
+		return
+	}
+	der, err := decodeB64(req.CSR)
+	if err != nil || len(der) == 0 {
+		s.writeProblem(w, r, acmeerr.New(acmeerr.BadCSR, "csr is not base64url DER"))
+		return
+	}
+	if _, err := s.checkCSR(der, o, v); err != nil {
+		s.writeProblem(w, r, err)
+		return
+	}
+	// Policy is checked again at finalize: the configuration may have
+	// changed since newOrder (design.md §5).
+	dec, err := s.route(o.Identifiers)
+	if err != nil {
+		s.writeProblem(w, r, err)
+		return
+	}
+	o.Status, o.CSR, o.Rule, o.Upstreams = store.StatusProcessing, der, dec.Rule, dec.Upstreams
+	done := s.subscribe("order:" + o.ID)
+	defer s.unsubscribe("order:"+o.ID, done)
+	if err := s.store.EnqueueJob(r.Context(), &store.Job{OrderID: o.ID, NotBefore: s.now()}, o); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			// Another finalize won the race (§7.1.6 allows one).
+			s.writeProblem(w, r, acmeerr.New(acmeerr.OrderNotReady, "order is already being finalized"))
+			return
+		}
+		s.writeProblem(w, r, acmeerr.Wrap(acmeerr.Unavailable, err, "store unavailable"))
+		return
+	}
+	s.log.Info("order finalizing", "order", o.ID, "account", o.AccountID, "rule", o.Rule, "upstreams", o.Upstreams)
+	s.kickWorker()
+	select {
+	case <-done:
+	case <-time.After(s.cfg.Orders.FinalizeWait.D()):
+	case <-r.Context().Done():
+	}
+	if cur, err := s.store.GetOrder(r.Context(), o.ID); err == nil {
+		o = cur
+	}
+	s.writeOrder(w, o, http.StatusOK)
+}
+
+// checkCSR parses the CSR and checks it against the order (design.md §5;
+// RFC 8555 §7.4: "The CSR MUST indicate the exact same set of requested
+// identifiers as the initial newOrder request").
+func (s *Server) checkCSR(der []byte, o *store.Order, v *verified) (*x509.CertificateRequest, error) {
+	csr, err := x509.ParseCertificateRequest(der)
+	if err != nil {
+		return nil, acmeerr.New(acmeerr.BadCSR, "CSR could not be parsed")
+	}
+	if err := csr.CheckSignature(); err != nil {
+		return nil, acmeerr.New(acmeerr.BadCSR, "CSR signature does not verify")
+	}
+	if err := checkCertKey(csr.PublicKey); err != nil {
+		return nil, err
+	}
+	// The certificate key must not be the account key.
+	spki, err := x509.MarshalPKIXPublicKey(v.JWK.Key)
+	if err == nil && bytes.Equal(spki, csr.RawSubjectPublicKeyInfo) {
+		return nil, acmeerr.New(acmeerr.BadCSR, "CSR public key must not be the account key")
+	}
+	if len(csr.EmailAddresses) > 0 || len(csr.URIs) > 0 {
+		return nil, acmeerr.New(acmeerr.BadCSR, "CSR may only request DNS names and IP addresses")
+	}
+	var want, got []string
+	for _, id := range o.Identifiers {
+		want = append(want, id.Type+":"+id.Value)
+	}
+	for _, n := range csr.DNSNames {
+		got = append(got, "dns:"+strings.ToLower(n))
+	}
+	for _, ip := range csr.IPAddresses {
+		got = append(got, "ip:"+ip.String())
+	}
+	if cn := csr.Subject.CommonName; cn != "" {
+		c := "dns:" + strings.ToLower(cn)
+		if ip := net.ParseIP(cn); ip != nil {
+			c = "ip:" + ip.String()
+		}
+		if !slices.Contains(want, c) {
+			return nil, acmeerr.New(acmeerr.BadCSR, "CSR common name %s is not an identifier of the order", quote(cn))
+		}
+		got = append(got, c)
+	}
+	sort.Strings(want)
+	sort.Strings(got)
+	got = slices.Compact(got)
+	if !slices.Equal(want, got) {
+		return nil, acmeerr.New(acmeerr.BadCSR, "CSR names %v do not equal the order's identifiers %v", got, want)
+	}
+	return csr, nil
+}

@@ -1,0 +1,220 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/stretchr/testify/require"
+
+	"github.com/acmebridge/acmebridge/acmeerr"
+	"github.com/acmebridge/acmebridge/configs"
+	"github.com/acmebridge/acmebridge/policy"
+	"github.com/acmebridge/acmebridge/store"
+	"github.com/acmebridge/acmebridge/store/bolt"
+	"github.com/acmebridge/acmebridge/upstream"
+	"github.com/acmebridge/acmebridge/upstream/local"
+)
+
+const testBase = "https://acme.test"
+
+// fakeVA is an in-process validator for unit tests: it fails identifiers
+// listed in fail and passes the others.
+type fakeVA struct {
+	mu    sync.Mutex
+	fail  map[string]bool
+	calls int
+}
+
+func (f *fakeVA) Validate(_ context.Context, _, value, _, _, _ string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls++
+	if f.fail[value] {
+		return acmeerr.New(acmeerr.IncorrectResponse, "fake: wrong answer for %s", value)
+	}
+	return nil
+}
+
+// env is a server under test with its store.
+type env struct {
+	t     *testing.T
+	srv   *Server
+	h     http.Handler
+	st    store.Store
+	va    *fakeVA
+	ca    *local.CA
+}
+
+func newEnv(t *testing.T, mutate func(*configs.Config)) *env {
+	t.Helper()
+	cfg := configs.Default()
+	cfg.DataDir = t.TempDir()
+	cfg.Server.ExternalURL = testBase
+	if mutate != nil {
+		mutate(cfg)
+	}
+	require.NoError(t, cfg.Validate())
+	st, err := bolt.Open(bolt.Options{Path: filepath.Join(cfg.DataDir, "db")})
+	require.NoError(t, err)
+	ca, err := local.New(local.Options{Name: "dev", Dir: filepath.Join(cfg.DataDir, "ca")})
+	require.NoError(t, err)
+	va := &fakeVA{fail: map[string]bool{}}
+	srv, err := New(Options{Config: cfg, Store: st, Validator: va, Router: policy.New(cfg.Policy),
+		Issuers: map[string]upstream.Issuer{"dev": ca}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { srv.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); srv.Close(); <-done; st.Close() })
+	return &env{t: t, srv: srv, h: srv.Handler(), st: st, va: va, ca: ca}
+}
+
+// do sends a request to the handler.
+func (e *env) do(method, path, ctype string, body []byte) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(method, testBase+path, bytes.NewReader(body))
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	req.RemoteAddr = "192.0.2.1:1234"
+	rec := httptest.NewRecorder()
+	e.h.ServeHTTP(rec, req)
+	return rec
+}
+
+func (e *env) nonce() string {
+	rec := e.do(http.MethodHead, pathNewNonce, "", nil)
+	n := rec.Header().Get("Replay-Nonce")
+	require.NotEmpty(e.t, n)
+	return n
+}
+
+// client is an ACME account key with its URL once registered.
+type client struct {
+	e   *env
+	key crypto.Signer
+	alg jose.SignatureAlgorithm
+	kid string
+}
+
+func (e *env) newClient() *client {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(e.t, err)
+	return &client{e: e, key: k, alg: jose.ES256}
+}
+
+type nonceFunc func() (string, error)
+
+func (f nonceFunc) Nonce() (string, error) { return f() }
+
+// sign makes a JWS for url with payload (nil payload = POST-as-GET); with
+// useJWK the key is embedded, else the kid is used.
+func (c *client) sign(url string, payload []byte, useJWK bool) []byte {
+	opts := &jose.SignerOptions{NonceSource: nonceFunc(func() (string, error) { return c.e.nonce(), nil })}
+	opts.WithHeader("url", url)
+	var sk jose.SigningKey
+	if useJWK {
+		opts.EmbedJWK = true
+		sk = jose.SigningKey{Algorithm: c.alg, Key: c.key}
+	} else {
+		sk = jose.SigningKey{Algorithm: c.alg, Key: jose.JSONWebKey{Key: c.key, KeyID: c.kid}}
+	}
+	signer, err := jose.NewSigner(sk, opts)
+	require.NoError(c.e.t, err)
+	jws, err := signer.Sign(payload)
+	require.NoError(c.e.t, err)
+	return []byte(jws.FullSerialize())
+}
+
+// post signs payload (a value marshalled to JSON; nil for POST-as-GET) to
+// path with the kid, or the jwk for newAccount.
+func (c *client) post(path string, payload any) *httptest.ResponseRecorder {
+	body := []byte{}
+	if payload != nil {
+		var err error
+		body, err = json.Marshal(payload)
+		require.NoError(c.e.t, err)
+	}
+	useJWK := c.kid == "" || path == pathNewAccount
+	return c.e.do(http.MethodPost, strings.TrimPrefix(path, testBase), "application/jose+json", c.sign(testBase+strings.TrimPrefix(path, testBase), body, useJWK))
+}
+
+func (c *client) register() {
+	rec := c.post(pathNewAccount, map[string]any{"termsOfServiceAgreed": true, "contact": []string{"mailto:ops@example.com"}})
+	require.Equal(c.e.t, http.StatusCreated, rec.Code, rec.Body.String())
+	c.kid = rec.Header().Get("Location")
+	require.True(c.e.t, strings.HasPrefix(c.kid, testBase+pathAccount))
+}
+
+// requireProblem asserts a problem response.
+func requireProblem(t *testing.T, rec *httptest.ResponseRecorder, status int, typ string) problemDoc {
+	t.Helper()
+	require.Equal(t, status, rec.Code, rec.Body.String())
+	require.Equal(t, "application/problem+json", rec.Header().Get("Content-Type"))
+	var p problemDoc
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &p))
+	require.Equal(t, errNS+typ, p.Type, p.Detail)
+	require.Equal(t, status, p.Status)
+	return p
+}
+
+func decode[T any](t *testing.T, rec *httptest.ResponseRecorder) T {
+	t.Helper()
+	var v T
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &v), rec.Body.String())
+	return v
+}
+
+// makeCSR returns a DER CSR for names (dns) and ips signed by key.
+func makeCSR(t *testing.T, key crypto.Signer, cn string, names []string, ips []net.IP) []byte {
+	t.Helper()
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
+		Subject: pkix.Name{CommonName: cn}, DNSNames: names, IPAddresses: ips}, key)
+	require.NoError(t, err)
+	return der
+}
+
+// readyOrder creates an order for idents and validates all its
+// authorizations; it returns the order URL and the order.
+func (c *client) readyOrder(idents ...store.Identifier) (string, orderJSON) {
+	t := c.e.t
+	rec := c.post(pathNewOrder, map[string]any{"identifiers": idents})
+	require.Equal(t, http.StatusCreated, rec.Code, rec.Body.String())
+	orderURL := rec.Header().Get("Location")
+	o := decode[orderJSON](t, rec)
+	for _, az := range o.Authorizations {
+		a := decode[authzJSON](t, c.post(az, nil))
+		rec := c.post(a.Challenges[0].URL, struct{}{})
+		require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+		require.Equal(t, "valid", decode[challengeJSON](t, rec).Status)
+	}
+	rec = c.post(orderURL, nil)
+	require.Equal(t, http.StatusOK, rec.Code)
+	o = decode[orderJSON](t, rec)
+	require.Equal(t, "ready", o.Status)
+	return orderURL, o
+}
+
+func dnsIDs(names ...string) []store.Identifier {
+	var out []store.Identifier
+	for _, n := range names {
+		out = append(out, store.Identifier{Type: "dns", Value: n})
+	}
+	return out
+}

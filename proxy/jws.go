@@ -1,0 +1,339 @@
+package proxy
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+
+	"github.com/go-jose/go-jose/v4"
+
+	"github.com/acmebridge/acmebridge/acmeerr"
+	"github.com/acmebridge/acmebridge/store"
+)
+
+// maxBodyBytes caps every request body; a CSR for 100 names fits easily.
+const maxBodyBytes = 64 << 10
+
+// allowedAlgs is the JWS algorithm allow-list (design.md §5).
+var allowedAlgs = []jose.SignatureAlgorithm{jose.RS256, jose.ES256, jose.ES384, jose.ES512, jose.EdDSA}
+
+func algNames() []string {
+	n := make([]string, len(allowedAlgs))
+	for i, a := range allowedAlgs {
+		n[i] = string(a)
+	}
+	return n
+}
+
+// keyMode says which of "jwk" and "kid" a resource accepts.
+type keyMode int
+
+const (
+	// byKID: every resource but newAccount and revokeCert (RFC 8555 §6.2).
+	byKID keyMode = iota
+	// byJWK: newAccount (and the inner JWS of keyChange).
+	byJWK
+	// byEither: revokeCert (§7.6: signed by the account key or the
+	// certificate's key).
+	byEither
+)
+
+// verified is a request whose JWS passed every check, handed to a handler.
+type verified struct {
+	// Payload is the verified payload; empty for POST-as-GET (§6.3).
+	Payload []byte
+	// JWK is the key that signed; Account is set for kid requests.
+	JWK     *jose.JSONWebKey
+	Account *store.Account
+	// URL is the protected "url" header.
+	URL string
+}
+
+// postAsGet reports whether the request is a POST-as-GET (RFC 8555 §6.3:
+// "the "payload" field of the JWS object MUST be present and set to the
+// empty string").
+func (v *verified) postAsGet() bool { return len(v.Payload) == 0 }
+
+// flatJWS is the Flattened JSON Serialization (RFC 7515 §7.2.2).
+type flatJWS struct {
+	Protected  *string          `json:"protected"`
+	Payload    *string          `json:"payload"`
+	Signature  *string          `json:"signature"`
+	Header     *json.RawMessage `json:"header"`
+	Signatures *json.RawMessage `json:"signatures"`
+}
+
+// verifyPOST runs the JWS checks in Boulder's order (wfe2/verify.go): media
+// type, size, serialization, algorithm, key, signature, url, and only then
+// the nonce, so a forged request cannot burn a client's nonce.
+func (s *Server) verifyPOST(r *http.Request, mode keyMode) (*verified, error) {
+	// RFC 8555 §6.2: "Because client requests in ACME carry JWS objects in
+	// the Flattened JSON Serialization, they must have the Content-Type
+	// header field set to "application/jose+json". If a request does not
+	// meet this requirement, then the server MUST return a response with
+	// status code 415 (Unsupported Media Type)."
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/jose+json" {
+		return nil, acmeerr.New(acmeerr.UnsupportedMediaType, "Content-Type must be application/jose+json")
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, acmeerr.New(acmeerr.PayloadTooLarge, "request body is larger than %d bytes", maxBodyBytes)
+		}
+		return nil, acmeerr.Wrap(acmeerr.Malformed, err, "reading request body")
+	}
+	jws, hdr, err := parseJWS(body)
+	if err != nil {
+		return nil, err
+	}
+	// §6.2: "The JWS Protected Header MUST include ... either "jwk" or
+	// "kid" ... these fields are mutually exclusive".
+	if (hdr.JSONWebKey == nil) == (hdr.KeyID == "") {
+		return nil, acmeerr.New(acmeerr.Malformed, "JWS must carry exactly one of jwk and kid")
+	}
+	v := &verified{}
+	switch {
+	case hdr.JSONWebKey != nil && mode == byKID:
+		return nil, acmeerr.New(acmeerr.Malformed, "this resource requires a kid (account URL), not a jwk")
+	case hdr.KeyID != "" && mode == byJWK:
+		return nil, acmeerr.New(acmeerr.Malformed, "this resource requires a jwk, not a kid")
+	case hdr.JSONWebKey != nil:
+		if err := checkAccountKey(hdr.JSONWebKey); err != nil {
+			return nil, err
+		}
+		v.JWK = hdr.JSONWebKey
+	default:
+		acct, err := s.accountFromKID(r, hdr.KeyID)
+		if err != nil {
+			return nil, err
+		}
+		var k jose.JSONWebKey
+		if err := k.UnmarshalJSON(acct.JWK); err != nil {
+			return nil, acmeerr.Wrap(acmeerr.Internal, err, "stored account key")
+		}
+		v.JWK, v.Account = &k, acct
+	}
+	if err := checkAlgForKey(hdr.Algorithm, v.JWK); err != nil {
+		return nil, err
+	}
+	payload, err := jws.Verify(v.JWK)
+	if err != nil {
+		return nil, acmeerr.New(acmeerr.Malformed, "JWS verification error")
+	}
+	v.Payload = payload
+	// §6.4: "the server MUST reject the request as unauthorized" if the
+	// "url" header does not match the request URL.
+	u, ok := hdr.ExtraHeaders["url"].(string)
+	if !ok || u == "" {
+		return nil, acmeerr.New(acmeerr.Malformed, "JWS header lacks a url")
+	}
+	if u != s.base+r.URL.RequestURI() {
+		return nil, acmeerr.New(acmeerr.Unauthorized, "JWS url %q does not match the request URL", u)
+	}
+	v.URL = u
+	// §6.5.2: "If the value of the "nonce" header parameter is not valid
+	// ... the server MUST reject the request with badNonce".
+	if hdr.Nonce == "" {
+		return nil, acmeerr.New(acmeerr.BadNonce, "JWS has no nonce")
+	}
+	fresh, err := s.store.ConsumeNonce(r.Context(), hdr.Nonce, s.now())
+	if err != nil {
+		return nil, acmeerr.Wrap(acmeerr.Unavailable, err, "store unavailable")
+	}
+	if !fresh {
+		return nil, acmeerr.New(acmeerr.BadNonce, "JWS has an invalid or used nonce %q", hdr.Nonce)
+	}
+	// An account must be valid to act (§7.3.6: "the server MUST NOT
+	// accept further requests authorized by that account's key").
+	if v.Account != nil && v.Account.Status != store.StatusValid {
+		return nil, acmeerr.New(acmeerr.Unauthorized, "account is %s", v.Account.Status)
+	}
+	return v, nil
+}
+
+// parseJWS parses a Flattened JSON Serialization with exactly one signature
+// and no unprotected header.
+func parseJWS(body []byte) (*jose.JSONWebSignature, jose.Header, error) {
+	var flat flatJWS
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(&flat); err != nil || dec.More() {
+		return nil, jose.Header{}, acmeerr.New(acmeerr.Malformed, "request body is not a JWS in JSON serialization")
+	}
+	if flat.Signatures != nil {
+		return nil, jose.Header{}, acmeerr.New(acmeerr.Malformed, "JWS must use the flattened serialization with one signature")
+	}
+	if flat.Header != nil {
+		return nil, jose.Header{}, acmeerr.New(acmeerr.Malformed, "JWS must not have an unprotected header")
+	}
+	if flat.Protected == nil || flat.Payload == nil || flat.Signature == nil {
+		return nil, jose.Header{}, acmeerr.New(acmeerr.Malformed, "JWS needs protected, payload and signature")
+	}
+	// Read "alg" ourselves first so a refused algorithm is reported as
+	// badSignatureAlgorithm with the list (§6.2), not as a parse error.
+	alg, err := protectedAlg(*flat.Protected)
+	if err != nil {
+		return nil, jose.Header{}, err
+	}
+	if !algAllowed(alg) {
+		return nil, jose.Header{}, &acmeerr.Error{Kind: acmeerr.BadSignatureAlgorithm,
+			Detail: "JWS algorithm " + quote(alg) + " is not accepted", Algorithms: algNames()}
+	}
+	jws, err := jose.ParseSignedJSON(string(body), allowedAlgs)
+	if err != nil {
+		return nil, jose.Header{}, acmeerr.New(acmeerr.Malformed, "JWS could not be parsed")
+	}
+	if len(jws.Signatures) != 1 {
+		return nil, jose.Header{}, acmeerr.New(acmeerr.Malformed, "JWS must have exactly one signature")
+	}
+	return jws, jws.Signatures[0].Protected, nil
+}
+
+func protectedAlg(protected string) (string, error) {
+	raw, err := decodeB64(protected)
+	if err != nil {
+		return "", acmeerr.New(acmeerr.Malformed, "JWS protected header is not base64url")
+	}
+	var h struct {
+		Alg *string `json:"alg"`
+	}
+	if err := json.Unmarshal(raw, &h); err != nil || h.Alg == nil {
+		return "", acmeerr.New(acmeerr.Malformed, "JWS protected header has no alg")
+	}
+	return *h.Alg, nil
+}
+
+func algAllowed(alg string) bool {
+	for _, a := range allowedAlgs {
+		if string(a) == alg {
+			return true
+		}
+	}
+	return false
+}
+
+func quote(s string) string {
+	if len(s) > 32 {
+		s = s[:32] + "…"
+	}
+	return `"` + strings.ToValidUTF8(s, "?") + `"`
+}
+
+// checkAccountKey accepts the key types ACME accounts may use: RSA of 2048 to
+// 4096 bits, ECDSA on P-256/P-384/P-521, Ed25519 (§6.2: "the server MUST
+// ... reject ... keys it does not support with badPublicKey").
+func checkAccountKey(k *jose.JSONWebKey) error {
+	if !k.Valid() || !k.IsPublic() {
+		return acmeerr.New(acmeerr.BadPublicKey, "JWK is not a valid public key")
+	}
+	switch pk := k.Key.(type) {
+	case *rsa.PublicKey:
+		if n := pk.N.BitLen(); n < 2048 || n > 4096 {
+			return acmeerr.New(acmeerr.BadPublicKey, "RSA keys must be 2048 to 4096 bits, not %d", n)
+		}
+		if pk.E < 3 || pk.E%2 == 0 {
+			return acmeerr.New(acmeerr.BadPublicKey, "RSA public exponent is unusable")
+		}
+	case *ecdsa.PublicKey:
+		switch pk.Curve {
+		case elliptic.P256(), elliptic.P384(), elliptic.P521():
+		default:
+			return acmeerr.New(acmeerr.BadPublicKey, "unsupported elliptic curve")
+		}
+	case ed25519.PublicKey:
+	default:
+		return acmeerr.New(acmeerr.BadPublicKey, "unsupported key type %T", k.Key)
+	}
+	return nil
+}
+
+// checkAlgForKey: the algorithm must be the one the key type implies, so an
+// RS256 header cannot be paired with an EC key (algorithm confusion).
+func checkAlgForKey(alg string, k *jose.JSONWebKey) error {
+	want := ""
+	switch pk := k.Key.(type) {
+	case *rsa.PublicKey:
+		want = string(jose.RS256)
+	case *ecdsa.PublicKey:
+		switch pk.Curve {
+		case elliptic.P256():
+			want = string(jose.ES256)
+		case elliptic.P384():
+			want = string(jose.ES384)
+		case elliptic.P521():
+			want = string(jose.ES512)
+		}
+	case ed25519.PublicKey:
+		want = string(jose.EdDSA)
+	}
+	if alg != want {
+		return &acmeerr.Error{Kind: acmeerr.BadSignatureAlgorithm,
+			Detail: "JWS algorithm " + quote(alg) + " does not match the key (want " + want + ")", Algorithms: algNames()}
+	}
+	if k.Algorithm != "" && k.Algorithm != alg {
+		return &acmeerr.Error{Kind: acmeerr.BadSignatureAlgorithm,
+			Detail: "JWS algorithm does not match the JWK's alg", Algorithms: algNames()}
+	}
+	return nil
+}
+
+// accountFromKID resolves a kid header to an account (§6.2: "the "kid" field
+// MUST contain an account URL received by POSTing to the newAccount
+// resource").
+func (s *Server) accountFromKID(r *http.Request, kid string) (*store.Account, error) {
+	prefix := s.base + pathAccount
+	id, ok := strings.CutPrefix(kid, prefix)
+	if !ok || id == "" || strings.Contains(id, "/") {
+		return nil, acmeerr.New(acmeerr.Malformed, "kid is not an account URL of this server")
+	}
+	acct, err := s.store.GetAccount(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, acmeerr.New(acmeerr.AccountDoesNotExist, "no account at %s", kid)
+	}
+	if err != nil {
+		return nil, acmeerr.Wrap(acmeerr.Unavailable, err, "store unavailable")
+	}
+	return acct, nil
+}
+
+// thumbprint is the RFC 7638 SHA-256 thumbprint, base64url.
+func thumbprint(k *jose.JSONWebKey) (string, error) {
+	tp, err := k.Thumbprint(crypto.SHA256)
+	if err != nil {
+		return "", acmeerr.Wrap(acmeerr.BadPublicKey, err, "cannot compute the key thumbprint")
+	}
+	return b64(tp), nil
+}
+
+// decodePayload decodes a JSON object payload into v (types checked, one
+// value, no trailing data).
+func decodePayload(p []byte, v any) error {
+	if t := bytes.TrimLeft(p, " \t\r\n"); len(t) == 0 || t[0] != '{' {
+		return acmeerr.New(acmeerr.Malformed, "payload must be a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(p))
+	if err := dec.Decode(v); err != nil {
+		return acmeerr.New(acmeerr.Malformed, "payload is not the expected JSON object: %s", jsonErr(err))
+	}
+	if dec.More() {
+		return acmeerr.New(acmeerr.Malformed, "payload has data after the JSON object")
+	}
+	return nil
+}
+
+func jsonErr(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return "field " + quote(te.Field) + " has the wrong type"
+	}
+	return "invalid JSON"
+}

@@ -1,0 +1,112 @@
+package proxy
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"github.com/go-jose/go-jose/v4"
+
+	"github.com/acmebridge/acmebridge/acmeerr"
+	"github.com/acmebridge/acmebridge/store"
+)
+
+// keyChangeReq is the inner payload of a key change (§7.3.5).
+type keyChangeReq struct {
+	Account string          `json:"account"`
+	OldKey  json.RawMessage `json:"oldKey"`
+}
+
+// handleKeyChange rolls an account over to a new key (RFC 8555 §7.3.5).
+func (s *Server) handleKeyChange(w http.ResponseWriter, r *http.Request) {
+	outer, err := s.verifyPOST(r, byKID)
+	if err != nil {
+		s.writeProblem(w, r, err)
+		return
+	}
+	// §7.3.5: "The inner JWS MUST meet the normal requirements, with the
+	// following differences: the inner JWS MUST have a "jwk" header
+	// parameter ... MUST have the same "url" header parameter as the outer
+	// JWS ... MAY omit the "nonce" header parameter".
+	jws, hdr, err := parseJWS(outer.Payload)
+	if err != nil {
+		s.writeProblem(w, r, err)
+		return
+	}
+	if hdr.JSONWebKey == nil || hdr.KeyID != "" {
+		s.writeProblem(w, r, acmeerr.New(acmeerr.Malformed, "inner JWS must carry a jwk and no kid"))
+		return
+	}
+	newKey := hdr.JSONWebKey
+	if err := checkAccountKey(newKey); err != nil {
+		s.writeProblem(w, r, err)
+		return
+	}
+	if err := checkAlgForKey(hdr.Algorithm, newKey); err != nil {
+		s.writeProblem(w, r, err)
+		return
+	}
+	payload, err := jws.Verify(newKey)
+	if err != nil {
+		s.writeProblem(w, r, acmeerr.New(acmeerr.Malformed, "inner JWS verification error"))
+		return
+	}
+	if u, _ := hdr.ExtraHeaders["url"].(string); u != outer.URL {
+		s.writeProblem(w, r, acmeerr.New(acmeerr.Malformed, "inner JWS url must equal the outer url"))
+		return
+	}
+	var req keyChangeReq
+	if err := decodePayload(payload, &req); err != nil {
+		s.writeProblem(w, r, err)
+		return
+	}
+	acct := outer.Account
+	// §7.3.5: "Check that the "account" field of the keyChange object
+	// contains the URL for the account matching the old key (i.e., the
+	// "kid" field in the outer JWS)" and "Check that the "oldKey" field
+	// ... is the key currently associated with the account".
+	if req.Account != s.accountURL(acct.ID) {
+		s.writeProblem(w, r, acmeerr.New(acmeerr.Malformed, "keyChange account does not match the outer kid"))
+		return
+	}
+	var old jose.JSONWebKey
+	if err := old.UnmarshalJSON(req.OldKey); err != nil {
+		s.writeProblem(w, r, acmeerr.New(acmeerr.Malformed, "keyChange oldKey is not a JWK"))
+		return
+	}
+	oldTP, err := thumbprint(&old)
+	if err != nil || oldTP != acct.KeyThumbprint {
+		s.writeProblem(w, r, acmeerr.New(acmeerr.Unauthorized, "keyChange oldKey is not the account's current key"))
+		return
+	}
+	newTP, err := thumbprint(newKey)
+	if err != nil {
+		s.writeProblem(w, r, err)
+		return
+	}
+	// §7.3.5: "Check that no account exists whose account key is the same
+	// as the key in the "jwk" header parameter of the inner JWS. If there
+	// is such an account, then the server MUST NOT update the account's
+	// key, and it MUST return ... 409 (Conflict) and provide the URL of
+	// that account in the Location header field."
+	if other, err := s.store.GetAccountByKey(r.Context(), newTP); err == nil {
+		w.Header().Set("Location", s.accountURL(other.ID))
+		s.writeProblem(w, r, acmeerr.New(acmeerr.Conflict, "the new key belongs to another account"))
+		return
+	} else if !errors.Is(err, store.ErrNotFound) {
+		s.writeProblem(w, r, acmeerr.Wrap(acmeerr.Unavailable, err, "store unavailable"))
+		return
+	}
+	newJSON, err := newKey.MarshalJSON()
+	if err != nil {
+		s.writeProblem(w, r, acmeerr.Wrap(acmeerr.BadPublicKey, err, "cannot encode the key"))
+		return
+	}
+	acct.JWK, acct.KeyThumbprint = newJSON, newTP
+	if err := s.store.UpdateAccount(r.Context(), acct); err != nil {
+		s.writeProblem(w, r, storeErr(err, "account"))
+		return
+	}
+	s.log.Info("account key rolled over", "account", acct.ID)
+	writeJSON(w, http.StatusOK, s.accountJSON(acct))
+}

@@ -1,0 +1,306 @@
+package proxy
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/acmebridge/acmebridge/acmeerr"
+	"github.com/acmebridge/acmebridge/policy"
+	"github.com/acmebridge/acmebridge/store"
+)
+
+// orderJSON is the order object (RFC 8555 §7.1.3).
+type orderJSON struct {
+	Status         string             `json:"status"`
+	Expires        string             `json:"expires,omitempty"`
+	Identifiers    []store.Identifier `json:"identifiers"`
+	NotBefore      string             `json:"notBefore,omitempty"`
+	NotAfter       string             `json:"notAfter,omitempty"`
+	Error          *store.Problem     `json:"error,omitempty"`
+	Authorizations []string           `json:"authorizations"`
+	Finalize       string             `json:"finalize"`
+	Certificate    string             `json:"certificate,omitempty"`
+}
+
+func rfc3339(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+func (s *Server) orderJSON(o *store.Order) orderJSON {
+	j := orderJSON{
+		Status: o.Status, Expires: rfc3339(o.Expires), Identifiers: o.Identifiers,
+		NotBefore: rfc3339(o.NotBefore), NotAfter: rfc3339(o.NotAfter), Error: o.Error,
+		Finalize: s.orderURL(o.ID) + "/finalize",
+	}
+	for _, a := range o.AuthzIDs {
+		j.Authorizations = append(j.Authorizations, s.authzURL(a))
+	}
+	if o.CertificateID != "" {
+		j.Certificate = s.certURL(o.CertificateID)
+	}
+	return j
+}
+
+// newOrderReq is the newOrder payload (§7.4).
+type newOrderReq struct {
+	Identifiers []store.Identifier `json:"identifiers"`
+	NotBefore   *time.Time         `json:"notBefore"`
+	NotAfter    *time.Time         `json:"notAfter"`
+}
+
+// handleNewOrder creates an order and its authorizations (RFC 8555 §7.4).
+func (s *Server) handleNewOrder(w http.ResponseWriter, r *http.Request) {
+	v, err := s.verifyPOST(r, byKID)
+	if err != nil {
+		s.writeProblem(w, r, err)
+		return
+	}
+	var req newOrderReq
+	if err := decodePayload(v.Payload, &req); err != nil {
+		s.writeProblem(w, r, err)
+		return
+	}
+	idents, err := normalizeIdentifiers(req.Identifiers, s.cfg.Orders.MaxIdentifiers)
+	if err != nil {
+		s.writeProblem(w, r, err)
+		return
+	}
+	// Zero times are treated as absent (the step CLI sends
+	// 0001-01-01T00:00:00Z for "no preference").
+	var nb, na time.Time
+	if req.NotBefore != nil {
+		nb = *req.NotBefore
+	}
+	if req.NotAfter != nil {
+		na = *req.NotAfter
+	}
+	if !nb.IsZero() || !na.IsZero() {
+		// §7.4: "If the server is unwilling to issue certificates with
+		// the requested validity ... it MUST return an error".
+		switch {
+		case !s.cfg.Orders.AllowValidityRequest:
+			s.writeProblem(w, r, acmeerr.New(acmeerr.Malformed, "this server does not accept notBefore/notAfter"))
+			return
+		case !nb.IsZero() && !na.IsZero() && !na.After(nb):
+			s.writeProblem(w, r, acmeerr.New(acmeerr.Malformed, "notAfter must be after notBefore"))
+			return
+		case !na.IsZero() && !na.After(s.now()):
+			s.writeProblem(w, r, acmeerr.New(acmeerr.Malformed, "notAfter is in the past"))
+			return
+		}
+	}
+	dec, err := s.route(idents)
+	if err != nil {
+		s.writeProblem(w, r, err)
+		return
+	}
+	now := s.now()
+	o := &store.Order{
+		ID: randomID(), AccountID: v.Account.ID, Status: store.StatusPending, Identifiers: idents,
+		NotBefore: nb, NotAfter: na, Expires: now.Add(s.cfg.Orders.OrderLifetime.D()),
+		Rule: dec.Rule, Upstreams: dec.Upstreams, CreatedAt: now,
+	}
+	var authzs []*store.Authorization
+	for _, id := range idents {
+		a := s.newAuthz(v.Account.ID, id, now)
+		if a.Expires.After(o.Expires) {
+			a.Expires = o.Expires
+		}
+		authzs = append(authzs, a)
+		o.AuthzIDs = append(o.AuthzIDs, a.ID)
+	}
+	if err := s.store.CreateOrder(r.Context(), o, authzs); err != nil {
+		s.writeProblem(w, r, storeErr(err, "order"))
+		return
+	}
+	s.log.Info("order created", "order", o.ID, "account", o.AccountID, "rule", o.Rule, "upstreams", o.Upstreams, "identifiers", identValues(idents))
+	w.Header().Set("Location", s.orderURL(o.ID))
+	writeJSON(w, http.StatusCreated, s.orderJSON(o))
+}
+
+func identValues(ids []store.Identifier) []string {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = id.Value
+	}
+	return out
+}
+
+// route asks the policy for a decision.
+func (s *Server) route(ids []store.Identifier) (*policy.Decision, error) {
+	pids := make([]policy.Identifier, len(ids))
+	for i, id := range ids {
+		pids[i] = policy.Identifier{Type: id.Type, Value: id.Value}
+	}
+	return s.router.Route(pids)
+}
+
+// newAuthz makes a pending authorization with one challenge of each type the
+// identifier allows (§7.1.4; wildcards only by dns-01, §7.1.3; IP addresses
+// not by dns-01, RFC 8738 §7).
+func (s *Server) newAuthz(accountID string, id store.Identifier, now time.Time) *store.Authorization {
+	a := &store.Authorization{ID: randomID(), AccountID: accountID, Status: store.StatusPending,
+		Identifier: id, Expires: now.Add(s.cfg.Orders.AuthzLifetime.D())}
+	types := []string{"http-01", "dns-01", "tls-alpn-01"}
+	if base, ok := trimWildcard(id); ok {
+		a.Identifier, a.Wildcard = base, true
+		types = []string{"dns-01"}
+	} else if id.Type == "ip" {
+		types = []string{"http-01", "tls-alpn-01"}
+	}
+	for _, t := range types {
+		// §8: "token ... MUST have at least 128 bits of entropy".
+		a.Challenges = append(a.Challenges, store.Challenge{ID: randomID()[:12], Type: t, Status: store.StatusPending, Token: randomID()})
+	}
+	return a
+}
+
+func trimWildcard(id store.Identifier) (store.Identifier, bool) {
+	if id.Type == "dns" && len(id.Value) > 2 && id.Value[:2] == "*." {
+		return store.Identifier{Type: "dns", Value: id.Value[2:]}, true
+	}
+	return id, false
+}
+
+// loadOrder fetches an order for its account and brings its state up to
+// date (§7.1.6).
+func (s *Server) loadOrder(r *http.Request, id string, acct *store.Account) (*store.Order, error) {
+	o, err := s.store.GetOrder(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, acmeerr.New(acmeerr.NotFound, "no such order")
+	}
+	if err != nil {
+		return nil, acmeerr.Wrap(acmeerr.Unavailable, err, "store unavailable")
+	}
+	if o.AccountID != acct.ID {
+		return nil, acmeerr.New(acmeerr.Unauthorized, "the order belongs to another account")
+	}
+	return s.refreshOrder(r, o)
+}
+
+// refreshOrder applies the transitions the order's authorizations and
+// expiry imply (RFC 8555 §7.1.6): pending → ready when every authorization
+// is valid; pending/ready → invalid when one is invalid, deactivated,
+// expired or revoked, or when the order expired.
+func (s *Server) refreshOrder(r *http.Request, o *store.Order) (*store.Order, error) {
+	for attempt := 0; attempt < 3; attempt++ {
+		if o.Status != store.StatusPending && o.Status != store.StatusReady {
+			return o, nil
+		}
+		next, prob := s.orderState(r, o)
+		if next == o.Status {
+			return o, nil
+		}
+		o.Status, o.Error = next, prob
+		err := s.store.UpdateOrder(r.Context(), o)
+		if err == nil {
+			return o, nil
+		}
+		if !errors.Is(err, store.ErrConflict) {
+			return nil, acmeerr.Wrap(acmeerr.Unavailable, err, "store unavailable")
+		}
+		if o, err = s.store.GetOrder(r.Context(), o.ID); err != nil {
+			return nil, acmeerr.Wrap(acmeerr.Unavailable, err, "store unavailable")
+		}
+	}
+	return o, nil
+}
+
+func (s *Server) orderState(r *http.Request, o *store.Order) (string, *store.Problem) {
+	now := s.now()
+	if now.After(o.Expires) {
+		return store.StatusInvalid, storedProblem(acmeerr.New(acmeerr.Malformed, "order expired"))
+	}
+	if o.Status == store.StatusReady {
+		return o.Status, nil
+	}
+	allValid := true
+	for _, id := range o.AuthzIDs {
+		a, err := s.store.GetAuthz(r.Context(), id)
+		if err != nil {
+			return o.Status, nil
+		}
+		switch authzStatus(a, now) {
+		case store.StatusValid:
+		case store.StatusPending:
+			allValid = false
+		default:
+			return store.StatusInvalid, storedProblem(acmeerr.New(acmeerr.Unauthorized, "authorization for %s is %s", a.Identifier.Value, authzStatus(a, now)))
+		}
+	}
+	if allValid {
+		return store.StatusReady, nil
+	}
+	return o.Status, nil
+}
+
+// handleOrder serves POST-as-GET of an order (§7.4).
+func (s *Server) handleOrder(w http.ResponseWriter, r *http.Request) {
+	v, err := s.verifyPOST(r, byKID)
+	if err != nil {
+		s.writeProblem(w, r, err)
+		return
+	}
+	if !v.postAsGet() {
+		s.writeProblem(w, r, acmeerr.New(acmeerr.Malformed, "an order is read with POST-as-GET (empty payload)"))
+		return
+	}
+	o, err := s.loadOrder(r, mux.Vars(r)["id"], v.Account)
+	if err != nil {
+		s.writeProblem(w, r, err)
+		return
+	}
+	s.writeOrder(w, o, http.StatusOK)
+}
+
+// writeOrder answers with the order; a processing order carries Retry-After
+// (§7.4: "the server SHOULD include a Retry-After header field").
+func (s *Server) writeOrder(w http.ResponseWriter, o *store.Order, status int) {
+	if o.Status == store.StatusProcessing {
+		w.Header().Set("Retry-After", strconv.Itoa(1))
+	}
+	w.Header().Set("Location", s.orderURL(o.ID))
+	writeJSON(w, status, s.orderJSON(o))
+}
+
+// ordersPageSize is the number of orders per page of an orders list.
+const ordersPageSize = 50
+
+// handleAccountOrders lists an account's orders (RFC 8555 §7.1.2.1), in
+// pages linked with Link rel="next".
+func (s *Server) handleAccountOrders(w http.ResponseWriter, r *http.Request) {
+	v, err := s.verifyPOST(r, byKID)
+	if err != nil {
+		s.writeProblem(w, r, err)
+		return
+	}
+	if v.Account.ID != mux.Vars(r)["id"] {
+		s.writeProblem(w, r, acmeerr.New(acmeerr.Unauthorized, "the request is signed by another account"))
+		return
+	}
+	if !v.postAsGet() {
+		s.writeProblem(w, r, acmeerr.New(acmeerr.Malformed, "the orders list is read with POST-as-GET (empty payload)"))
+		return
+	}
+	page, err := s.store.ListOrders(r.Context(), v.Account.ID, r.URL.Query().Get("cursor"), ordersPageSize)
+	if err != nil {
+		s.writeProblem(w, r, acmeerr.Wrap(acmeerr.Unavailable, err, "store unavailable"))
+		return
+	}
+	urls := []string{}
+	for _, id := range page.IDs {
+		urls = append(urls, s.orderURL(id))
+	}
+	if page.Next != "" {
+		w.Header().Add("Link", link(s.accountURL(v.Account.ID)+"/orders?cursor="+url.QueryEscape(page.Next), "next"))
+	}
+	writeJSON(w, http.StatusOK, map[string][]string{"orders": urls})
+}

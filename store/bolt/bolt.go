@@ -1,0 +1,280 @@
+// Package bolt is the embedded store driver: one bbolt file serving one
+// acmebridge process. It is the default driver and the one the quickstart
+// uses; several replicas need the Redis driver instead.
+//
+// Records are stored as JSON, one bucket per kind, with secondary indexes in
+// buckets of their own (account key thumbprint, certificate serial, an
+// account's orders in creation order, the job queue in due order). Writes
+// from concurrent requests are committed in groups with bbolt's Batch, so
+// durability costs one disk sync per group rather than per request.
+package bolt
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/acmebridge/acmebridge/store"
+)
+
+// Bucket names. Values in record buckets are JSON; index buckets map a key to
+// a record ID (or to nothing, for the job queue whose key says it all).
+var (
+	bucketMeta        = []byte("meta")
+	bucketAccounts    = []byte("accounts")     // account ID → Account
+	bucketAccountKeys = []byte("account_keys") // key thumbprint → account ID
+	bucketOrders      = []byte("orders")       // order ID → Order
+	bucketOrderIndex  = []byte("order_index")  // account ID, 0, seq (8 bytes BE) → order ID
+	bucketOrderPos    = []byte("order_pos")    // order ID → its order_index key
+	bucketAuthzs      = []byte("authzs")       // authorization ID → Authorization
+	bucketCerts       = []byte("certs")        // certificate ID → Certificate
+	bucketCertSerials = []byte("cert_serials") // serial → certificate ID
+	bucketEABKeys     = []byte("eab_keys")     // EAB key ID → EABKey
+	bucketJobs        = []byte("jobs")         // order ID → Job
+	bucketJobQueue    = []byte("job_queue")    // due time (8 bytes BE), order ID → empty
+
+	allBuckets = [][]byte{
+		bucketMeta, bucketAccounts, bucketAccountKeys, bucketOrders,
+		bucketOrderIndex, bucketOrderPos, bucketAuthzs, bucketCerts,
+		bucketCertSerials, bucketEABKeys, bucketJobs, bucketJobQueue,
+	}
+
+	keySchema = []byte("schema")
+)
+
+// schemaVersion is the layout of the buckets above. Open refuses a file
+// written with another layout rather than misreading it.
+const schemaVersion = "1"
+
+// lockTimeout is how long Open waits for the file lock before concluding
+// that another process holds the file.
+const lockTimeout = time.Second
+
+// Options configures Open.
+type Options struct {
+	// Path is the database file. Its parent directory is created (0700) if
+	// missing, and the file itself is created 0600.
+	Path string
+	// Logger receives the driver's diagnostics. Nil discards them.
+	Logger *slog.Logger
+}
+
+// Store is the bbolt driver of store.Store. It is safe for concurrent use
+// within one process; the file lock keeps other processes out.
+//
+// Nonces are not written to the file: a bolt file serves exactly one process
+// (see Open), so "consumed once across all replicas" is "consumed once in
+// this process", and an in-memory map gives that without a disk sync per
+// request. Nonces therefore do not survive a restart; clients answer the
+// resulting badNonce by retrying with a fresh one (RFC 8555 §6.5).
+type Store struct {
+	db     *bolt.DB
+	log    *slog.Logger
+	nonces *nonceCache
+	// writers counts write transactions in flight, to choose between Update
+	// and Batch (see write).
+	writers atomic.Int64
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open opens (creating if needed) the database file at opts.Path. If another
+// process holds the file, Open fails after one second with an error saying
+// so rather than waiting for it.
+func Open(opts Options) (*Store, error) {
+	if opts.Path == "" {
+		return nil, errorf("path is empty")
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(filepath.Dir(opts.Path), 0o700); err != nil {
+		return nil, errorf("create directory for %s: %w", opts.Path, err)
+	}
+	db, err := bolt.Open(opts.Path, 0o600, &bolt.Options{Timeout: lockTimeout})
+	if errors.Is(err, berrors.ErrTimeout) {
+		return nil, errorf("%s is in use by another process", opts.Path)
+	}
+	if err != nil {
+		return nil, errorf("open %s: %w", opts.Path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, name := range allBuckets {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return fmt.Errorf("create bucket %s: %w", name, err)
+			}
+		}
+		meta := tx.Bucket(bucketMeta)
+		switch v := meta.Get(keySchema); {
+		case v == nil:
+			return meta.Put(keySchema, []byte(schemaVersion))
+		case string(v) != schemaVersion:
+			return fmt.Errorf("schema version %q, this build reads %q", v, schemaVersion)
+		}
+		return nil
+	})
+	if err != nil {
+		_ = db.Close()
+		return nil, errorf("initialise %s: %w", opts.Path, err)
+	}
+	log.Debug("bolt store opened", "path", opts.Path)
+	return &Store{db: db, log: log, nonces: newNonceCache(log)}, nil
+}
+
+// Ping reports whether the database is open.
+func (s *Store) Ping(ctx context.Context) error {
+	return s.read(ctx, func(*bolt.Tx) error { return nil })
+}
+
+// Close closes the database file and releases its lock.
+func (s *Store) Close() error {
+	if err := s.db.Close(); err != nil {
+		return errorf("close: %w", err)
+	}
+	return nil
+}
+
+// errorf formats an error with the driver's prefix.
+func errorf(format string, args ...any) error {
+	return fmt.Errorf("store/bolt: "+format, args...)
+}
+
+// isSentinel reports whether err is one of the store's sentinel errors, which
+// are returned unwrapped.
+func isSentinel(err error) bool {
+	return err == store.ErrNotFound || err == store.ErrConflict || err == store.ErrNoJob
+}
+
+// finish prefixes err unless it is nil or a sentinel.
+func finish(err error) error {
+	if err == nil || isSentinel(err) {
+		return err
+	}
+	return errorf("%w", err)
+}
+
+// read runs fn in a read-only transaction.
+func (s *Store) read(ctx context.Context, fn func(*bolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return finish(err)
+	}
+	return finish(s.db.View(fn))
+}
+
+// write runs fn in a read-write transaction. fn must return store sentinels
+// unwrapped and other errors without the driver prefix.
+//
+// When other writes are in flight, fn joins a bbolt Batch, which commits
+// concurrent writes in one transaction and one disk sync. Batch may run fn
+// more than once (when another function in the group fails, the group is
+// rolled back and re-run, and the failing one re-runs alone), so fn must
+// derive everything from the transaction and set nothing outside it that a
+// later run would not overwrite; callers apply results to their arguments
+// only after write returns nil. A write with nothing else in flight uses
+// Update directly: there is nothing to group it with, and Batch would only
+// add its collection delay.
+func (s *Store) write(ctx context.Context, fn func(*bolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return finish(err)
+	}
+	defer s.writers.Add(-1)
+	if s.writers.Add(1) == 1 {
+		return finish(s.db.Update(fn))
+	}
+	return finish(s.db.Batch(fn))
+}
+
+// getJSON decodes the record under key in bucket into v; ErrNotFound if
+// there is none.
+func getJSON(tx *bolt.Tx, bucket []byte, key string, v any) error {
+	data := tx.Bucket(bucket).Get([]byte(key))
+	if data == nil {
+		return store.ErrNotFound
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("decode %s %q: %w", bucket, key, err)
+	}
+	return nil
+}
+
+// put stores data (already encoded) under key in bucket.
+func put(tx *bolt.Tx, bucket []byte, key string, data []byte) error {
+	if err := tx.Bucket(bucket).Put([]byte(key), data); err != nil {
+		return fmt.Errorf("put %s %q: %w", bucket, key, err)
+	}
+	return nil
+}
+
+// del removes key from bucket; a missing key is not an error.
+func del(tx *bolt.Tx, bucket []byte, key []byte) error {
+	if err := tx.Bucket(bucket).Delete(key); err != nil {
+		return fmt.Errorf("delete %s %q: %w", bucket, key, err)
+	}
+	return nil
+}
+
+// exists reports whether bucket holds key.
+func exists(tx *bolt.Tx, bucket []byte, key string) bool {
+	return tx.Bucket(bucket).Get([]byte(key)) != nil
+}
+
+// versioned decodes only the Version of a stored record.
+type versioned struct {
+	Version int64 `json:"version"`
+}
+
+// checkVersion returns ErrNotFound if bucket has no record under id and
+// ErrConflict if its Version is not want.
+func checkVersion(tx *bolt.Tx, bucket []byte, id string, want int64) error {
+	var cur versioned
+	if err := getJSON(tx, bucket, id, &cur); err != nil {
+		return err
+	}
+	if cur.Version != want {
+		return store.ErrConflict
+	}
+	return nil
+}
+
+// marshal encodes a record; for use inside a transaction (no prefix).
+func marshal(kind string, v any) ([]byte, error) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s: %w", kind, err)
+	}
+	return data, nil
+}
+
+// encode encodes a record; for use outside a transaction (prefixed error).
+func encode(kind string, v any) ([]byte, error) {
+	data, err := marshal(kind, v)
+	return data, finish(err)
+}
+
+// getRecord is the body of every GetX method: decode bucket[id] into v.
+func (s *Store) getRecord(ctx context.Context, bucket []byte, id string, v any) error {
+	return s.read(ctx, func(tx *bolt.Tx) error {
+		return getJSON(tx, bucket, id, v)
+	})
+}
+
+// casUpdate is the body of the UpdateX methods without indexes: store data
+// under id if the stored Version is version.
+func (s *Store) casUpdate(ctx context.Context, bucket []byte, id string, version int64, data []byte) error {
+	return s.write(ctx, func(tx *bolt.Tx) error {
+		if err := checkVersion(tx, bucket, id, version); err != nil {
+			return err
+		}
+		return put(tx, bucket, id, data)
+	})
+}

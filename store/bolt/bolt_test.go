@@ -1,0 +1,324 @@
+package bolt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/acmebridge/acmebridge/store"
+	"github.com/acmebridge/acmebridge/store/storetest"
+)
+
+func openTemp(t testing.TB) *Store {
+	t.Helper()
+	s, err := Open(Options{Path: filepath.Join(t.TempDir(), "data", "acmebridge.db")})
+	require.NoError(t, err)
+	return s
+}
+
+func TestStore(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store { return openTemp(t) })
+}
+
+func TestOpenCreatesPrivateFiles(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "new", "dir")
+	path := filepath.Join(dir, "acmebridge.db")
+	s, err := Open(Options{Path: path})
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+
+	fi, err := os.Stat(dir)
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o700), fi.Mode().Perm())
+	fi, err = os.Stat(path)
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), fi.Mode().Perm()&^0o022, "file mode %v", fi.Mode())
+	require.Zero(t, fi.Mode().Perm()&0o077, "file readable by others: %v", fi.Mode())
+}
+
+// TestOpenInUse: a second Open of a held file fails quickly and says why.
+func TestOpenInUse(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "acmebridge.db")
+	s, err := Open(Options{Path: path})
+	require.NoError(t, err)
+	defer s.Close()
+
+	start := time.Now()
+	_, err = Open(Options{Path: path})
+	require.EqualError(t, err, "store/bolt: "+path+" is in use by another process")
+	require.Less(t, time.Since(start), 5*time.Second)
+}
+
+func TestOpenErrors(t *testing.T) {
+	_, err := Open(Options{})
+	require.ErrorContains(t, err, "store/bolt: ")
+
+	file := filepath.Join(t.TempDir(), "file")
+	require.NoError(t, os.WriteFile(file, nil, 0o600))
+	_, err = Open(Options{Path: filepath.Join(file, "acmebridge.db")})
+	require.Error(t, err)
+	require.True(t, strings.HasPrefix(err.Error(), "store/bolt: "), err.Error())
+
+	notBolt := filepath.Join(t.TempDir(), "garbage.db")
+	require.NoError(t, os.WriteFile(notBolt, []byte(strings.Repeat("not a bolt file ", 1024)), 0o600))
+	_, err = Open(Options{Path: notBolt})
+	require.Error(t, err)
+	require.True(t, strings.HasPrefix(err.Error(), "store/bolt: "), err.Error())
+}
+
+// TestErrors: sentinels come back as they are; other errors carry the
+// driver's prefix, and so does the error of a closed store.
+func TestErrors(t *testing.T) {
+	s := openTemp(t)
+	ctx := context.Background()
+	_, err := s.GetOrder(ctx, "missing")
+	require.Same(t, store.ErrNotFound, err)
+
+	_, err = s.ListOrders(ctx, "acct", "", 0)
+	require.ErrorContains(t, err, "store/bolt: ")
+
+	canceled, cancel := context.WithCancel(ctx)
+	cancel()
+	err = s.Ping(canceled)
+	require.ErrorIs(t, err, context.Canceled)
+	require.True(t, strings.HasPrefix(err.Error(), "store/bolt: "), err.Error())
+
+	require.NoError(t, s.Close())
+	err = s.Ping(ctx)
+	require.Error(t, err)
+	require.True(t, strings.HasPrefix(err.Error(), "store/bolt: "), err.Error())
+	err = s.UpdateOrder(ctx, &store.Order{ID: "x"})
+	require.Error(t, err)
+	require.True(t, strings.HasPrefix(err.Error(), "store/bolt: "), err.Error())
+}
+
+// TestListOrdersCursor: this driver's cursor is the last order ID of the
+// page, and a cursor that is not one of the account's orders is refused.
+func TestListOrdersCursor(t *testing.T) {
+	s := openTemp(t)
+	defer s.Close()
+	ctx := context.Background()
+	var ids []string
+	for i := range 3 {
+		o := &store.Order{ID: fmt.Sprintf("o%d", i), AccountID: "a"}
+		require.NoError(t, s.CreateOrder(ctx, o, nil))
+		ids = append(ids, o.ID)
+	}
+	require.NoError(t, s.CreateOrder(ctx, &store.Order{ID: "b0", AccountID: "b"}, nil))
+
+	page, err := s.ListOrders(ctx, "a", "", 2)
+	require.NoError(t, err)
+	require.Equal(t, store.Page{IDs: ids[:2], Next: ids[1]}, page)
+	page, err = s.ListOrders(ctx, "a", ids[0], 5)
+	require.NoError(t, err)
+	require.Equal(t, store.Page{IDs: ids[1:]}, page)
+	_, err = s.ListOrders(ctx, "a", "b0", 5)
+	require.ErrorIs(t, err, store.ErrNotFound)
+	_, err = s.ListOrders(ctx, "a", "nope", 5)
+	require.ErrorIs(t, err, store.ErrNotFound)
+}
+
+// TestCreateOrderReusesMissingAuthz: a reused authorization must exist.
+func TestCreateOrderReusesMissingAuthz(t *testing.T) {
+	s := openTemp(t)
+	defer s.Close()
+	ctx := context.Background()
+	o := &store.Order{ID: "o", AccountID: "a", AuthzIDs: []string{"gone"}}
+	require.ErrorIs(t, s.CreateOrder(ctx, o, nil), store.ErrNotFound)
+	_, err := s.GetOrder(ctx, "o")
+	require.ErrorIs(t, err, store.ErrNotFound)
+
+	az := &store.Authorization{ID: "unlisted"}
+	require.ErrorContains(t, s.CreateOrder(ctx, &store.Order{ID: "o", AccountID: "a"}, []*store.Authorization{az}), "not listed")
+}
+
+// TestReopen: everything but nonces survives closing and reopening the file.
+func TestReopen(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "acmebridge.db")
+	now := time.Now().UTC()
+	s, err := Open(Options{Path: path})
+	require.NoError(t, err)
+
+	k := &store.EABKey{ID: "kid", HMACKey: []byte("secret"), CreatedAt: now}
+	require.NoError(t, s.PutEABKey(ctx, k))
+	a := &store.Account{ID: "acct", Status: store.StatusValid, KeyThumbprint: "tp", EABKeyID: "kid", CreatedAt: now}
+	require.NoError(t, s.CreateAccount(ctx, a))
+	az := &store.Authorization{ID: "az", AccountID: "acct", Status: store.StatusValid, Expires: now.Add(time.Hour)}
+	o1 := &store.Order{ID: "o1", AccountID: "acct", Status: store.StatusReady, AuthzIDs: []string{"az"}, CreatedAt: now}
+	require.NoError(t, s.CreateOrder(ctx, o1, []*store.Authorization{az}))
+	o2 := &store.Order{ID: "o2", AccountID: "acct", Status: store.StatusReady, AuthzIDs: []string{"az"}, CreatedAt: now}
+	require.NoError(t, s.CreateOrder(ctx, o2, nil))
+	o1.Status = store.StatusProcessing
+	require.NoError(t, s.EnqueueJob(ctx, &store.Job{OrderID: "o1", NotBefore: now}, o1))
+	o2.Status = store.StatusProcessing
+	require.NoError(t, s.EnqueueJob(ctx, &store.Job{OrderID: "o2", NotBefore: now}, o2))
+	c := &store.Certificate{ID: "c", OrderID: "o2", Serial: "0a", IssuedAt: now}
+	o2.Status, o2.CertificateID = store.StatusValid, "c"
+	require.NoError(t, s.PutCertificate(ctx, c, o2))
+	j, err := s.ClaimJob(ctx, "w1", now, time.Minute)
+	require.NoError(t, err)
+	require.Equal(t, "o1", j.OrderID)
+	require.NoError(t, s.AddNonce(ctx, "n", now.Add(time.Hour)))
+	require.NoError(t, s.Close())
+
+	s, err = Open(Options{Path: path})
+	require.NoError(t, err)
+	defer s.Close()
+	gotA, err := s.GetAccountByKey(ctx, "tp")
+	require.NoError(t, err)
+	require.Equal(t, a.ID, gotA.ID)
+	gotK, err := s.GetEABKey(ctx, "kid")
+	require.NoError(t, err)
+	require.Equal(t, "acct", gotK.AccountID)
+	gotO, err := s.GetOrder(ctx, "o2")
+	require.NoError(t, err)
+	require.Equal(t, o2.Version, gotO.Version)
+	require.Equal(t, "c", gotO.CertificateID)
+	_, err = s.GetAuthz(ctx, "az")
+	require.NoError(t, err)
+	gotC, err := s.GetCertificateBySerial(ctx, "0a")
+	require.NoError(t, err)
+	require.True(t, gotC.IssuedAt.Equal(now))
+	page, err := s.ListOrders(ctx, "acct", "", 10)
+	require.NoError(t, err)
+	require.Equal(t, []string{"o1", "o2"}, page.IDs)
+
+	// The lease survives too: nobody takes o1 before it ends.
+	_, err = s.ClaimJob(ctx, "w2", now.Add(30*time.Second), time.Minute)
+	require.ErrorIs(t, err, store.ErrNoJob)
+	j, err = s.ClaimJob(ctx, "w2", now.Add(2*time.Minute), time.Minute)
+	require.NoError(t, err)
+	require.Equal(t, "o1", j.OrderID)
+	require.Equal(t, 2, j.Attempts)
+
+	// Orders created after the reopen list after the older ones.
+	require.NoError(t, s.CreateOrder(ctx, &store.Order{ID: "o0", AccountID: "acct"}, nil))
+	page, err = s.ListOrders(ctx, "acct", "", 10)
+	require.NoError(t, err)
+	require.Equal(t, []string{"o1", "o2", "o0"}, page.IDs)
+
+	ok, err := s.ConsumeNonce(ctx, "n", now)
+	require.NoError(t, err)
+	require.False(t, ok, "nonces are kept in memory only")
+}
+
+// TestNonceCacheBounded: expired nonces are swept as new ones arrive, and
+// the map never passes its cap.
+func TestNonceCacheBounded(t *testing.T) {
+	c := newNonceCache(discardLogger())
+	past := time.Now().Add(-time.Second)
+	for i := range 10 * minSweep {
+		c.add(fmt.Sprint("expired", i), past)
+		require.LessOrEqual(t, len(c.m), minSweep)
+	}
+
+	c = newNonceCache(discardLogger())
+	c.max = 100
+	future := time.Now().Add(time.Hour)
+	for i := range 1000 {
+		c.add(fmt.Sprint("live", i), future)
+		require.LessOrEqual(t, len(c.m), c.max)
+	}
+	require.True(t, c.consume("live999", time.Now()), "the newest nonce was dropped")
+}
+
+// TestBatchedWritesStayAtomic drives many concurrent conflicting writes so
+// that bbolt groups them (and re-runs groups when one fails): every create
+// must land exactly once and every loser must see ErrConflict.
+func TestBatchedWritesStayAtomic(t *testing.T) {
+	s := openTemp(t)
+	defer s.Close()
+	ctx := context.Background()
+	const n = 64
+	var won atomic.Int64
+	errs := make(chan error, 2*n)
+	done := make(chan struct{})
+	for i := range 2 * n {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			a := &store.Account{ID: fmt.Sprint("acct", i), KeyThumbprint: fmt.Sprint("tp", i%n)}
+			err := s.CreateAccount(ctx, a)
+			switch {
+			case err == nil:
+				won.Add(1)
+			case !errors.Is(err, store.ErrConflict):
+				errs <- err
+			}
+		}()
+	}
+	for range 2 * n {
+		<-done
+	}
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	require.EqualValues(t, n, won.Load())
+	for i := range n {
+		a, err := s.GetAccountByKey(ctx, fmt.Sprint("tp", i))
+		require.NoError(t, err)
+		require.Zero(t, a.Version)
+	}
+}
+
+func BenchmarkCreateOrder(b *testing.B) {
+	s := openTemp(b)
+	defer s.Close()
+	ctx := context.Background()
+	now := time.Now().UTC()
+	var seq atomic.Int64
+	b.ReportAllocs()
+	// Many requests in flight, as on a busy server, so writes are batched.
+	b.SetParallelism(16)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := seq.Add(1)
+			az := &store.Authorization{
+				ID: fmt.Sprint("az", i), AccountID: "acct", Status: store.StatusPending,
+				Identifier: store.Identifier{Type: "dns", Value: "www.example.com"},
+				Expires:    now.Add(time.Hour),
+				Challenges: []store.Challenge{{ID: "c", Type: "http-01", Status: store.StatusPending, Token: "token"}},
+			}
+			o := &store.Order{
+				ID: fmt.Sprint("o", i), AccountID: fmt.Sprint("acct", i%16), Status: store.StatusPending,
+				Identifiers: []store.Identifier{az.Identifier}, AuthzIDs: []string{az.ID},
+				Expires: now.Add(time.Hour), CreatedAt: now,
+			}
+			if err := s.CreateOrder(ctx, o, []*store.Authorization{az}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+func BenchmarkConsumeNonce(b *testing.B) {
+	s := openTemp(b)
+	defer s.Close()
+	ctx := context.Background()
+	now := time.Now()
+	var seq atomic.Int64
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			n := fmt.Sprint("nonce", seq.Add(1))
+			if err := s.AddNonce(ctx, n, now.Add(time.Minute)); err != nil {
+				b.Fatal(err)
+			}
+			if ok, err := s.ConsumeNonce(ctx, n, now); err != nil || !ok {
+				b.Fatal("nonce refused", err)
+			}
+		}
+	})
+}
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

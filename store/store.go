@@ -1,0 +1,267 @@
+// Package store defines the state acmebridge keeps and the contract every
+// storage driver implements. The contract is the doc comments on Store; the
+// suite in store/storetest enforces it on every driver.
+//
+// Records are plain structs serialised by the driver. Every mutable record has
+// a Version: an Update succeeds only when the stored Version equals the one
+// passed in (compare-and-set) and then increments it, so two replicas that
+// race on the same order cannot both move it.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Errors returned by drivers. Callers test them with errors.Is.
+var (
+	// ErrNotFound: no record with that key.
+	ErrNotFound = errors.New("store: not found")
+	// ErrConflict: a compare-and-set lost (the Version moved), or a unique key
+	// (account key thumbprint, EAB binding, certificate serial) is taken.
+	ErrConflict = errors.New("store: conflict")
+	// ErrNoJob: ClaimJob found no job due.
+	ErrNoJob = errors.New("store: no job due")
+)
+
+// Status values shared by accounts, orders, authorizations, challenges and
+// certificates (RFC 8555 §7.1.6).
+const (
+	StatusPending     = "pending"
+	StatusReady       = "ready"
+	StatusProcessing  = "processing"
+	StatusValid       = "valid"
+	StatusInvalid     = "invalid"
+	StatusDeactivated = "deactivated"
+	StatusExpired     = "expired"
+	StatusRevoked     = "revoked"
+)
+
+// Identifier is an ACME identifier (RFC 8555 §9.7.7; "ip" from RFC 8738).
+type Identifier struct {
+	Type  string `json:"type"`
+	Value string `json:"value"`
+}
+
+// Account is an ACME account (RFC 8555 §7.1.2).
+type Account struct {
+	ID      string `json:"id"`
+	Version int64  `json:"version"`
+	Status  string `json:"status"`
+	Contact []string `json:"contact,omitempty"`
+	// JWK is the account's public key as JSON (RFC 7517).
+	JWK []byte `json:"jwk"`
+	// KeyThumbprint is the base64url RFC 7638 thumbprint of JWK; unique
+	// among accounts.
+	KeyThumbprint        string    `json:"keyThumbprint"`
+	TermsOfServiceAgreed bool      `json:"termsOfServiceAgreed"`
+	EABKeyID             string    `json:"eabKeyID,omitempty"`
+	CreatedAt            time.Time `json:"createdAt"`
+	CreatedFrom          string    `json:"createdFrom,omitempty"`
+}
+
+// Problem is a stored RFC 7807 problem (order or challenge error).
+type Problem struct {
+	Type        string      `json:"type"`
+	Detail      string      `json:"detail"`
+	Status      int         `json:"status,omitempty"`
+	Identifier  *Identifier `json:"identifier,omitempty"`
+	Subproblems []Problem   `json:"subproblems,omitempty"`
+}
+
+// Order is an ACME order (RFC 8555 §7.1.3) with acmebridge's routing decision.
+type Order struct {
+	ID          string       `json:"id"`
+	Version     int64        `json:"version"`
+	AccountID   string       `json:"accountID"`
+	Status      string       `json:"status"`
+	Identifiers []Identifier `json:"identifiers"`
+	AuthzIDs    []string     `json:"authzIDs"`
+	NotBefore   time.Time    `json:"notBefore,omitzero"`
+	NotAfter    time.Time    `json:"notAfter,omitzero"`
+	Expires     time.Time    `json:"expires"`
+	Profile     string       `json:"profile,omitempty"`
+	Error       *Problem     `json:"error,omitempty"`
+	// Rule and Upstreams are the policy decision taken at newOrder.
+	Rule      string   `json:"rule,omitempty"`
+	Upstreams []string `json:"upstreams,omitempty"`
+	// Upstream is the upstream that issued (or is issuing) the certificate.
+	Upstream      string    `json:"upstream,omitempty"`
+	CSR           []byte    `json:"csr,omitempty"`
+	CertificateID string    `json:"certificateID,omitempty"`
+	CreatedAt     time.Time `json:"createdAt"`
+}
+
+// Challenge is an ACME challenge (RFC 8555 §7.1.5, §8).
+type Challenge struct {
+	ID        string    `json:"id"`
+	Type      string    `json:"type"`
+	Status    string    `json:"status"`
+	Token     string    `json:"token"`
+	Validated time.Time `json:"validated,omitzero"`
+	Error     *Problem  `json:"error,omitempty"`
+}
+
+// Authorization is an ACME authorization (RFC 8555 §7.1.4). Its challenges
+// live inside it, so a challenge changes with its authorization atomically.
+type Authorization struct {
+	ID         string      `json:"id"`
+	Version    int64       `json:"version"`
+	AccountID  string      `json:"accountID"`
+	Status     string      `json:"status"`
+	Identifier Identifier  `json:"identifier"`
+	Wildcard   bool        `json:"wildcard,omitempty"`
+	Expires    time.Time   `json:"expires"`
+	Challenges []Challenge `json:"challenges"`
+}
+
+// Certificate is an issued certificate.
+type Certificate struct {
+	ID        string `json:"id"`
+	Version   int64  `json:"version"`
+	AccountID string `json:"accountID"`
+	OrderID   string `json:"orderID"`
+	// Serial is the lower-case hex serial number; unique among certificates.
+	Serial    string    `json:"serial"`
+	Names     []string  `json:"names"`
+	NotBefore time.Time `json:"notBefore"`
+	NotAfter  time.Time `json:"notAfter"`
+	Upstream  string    `json:"upstream"`
+	// ChainPEM is the leaf followed by its issuers, PEM encoded.
+	ChainPEM []byte `json:"chainPEM"`
+	// KeyThumbprint is the SHA-256 of the certificate's SubjectPublicKeyInfo,
+	// hex, so a key can be refused as an account key and vice versa.
+	KeyThumbprint    string    `json:"keyThumbprint"`
+	IssuedAt         time.Time `json:"issuedAt"`
+	RevokedAt        time.Time `json:"revokedAt,omitzero"`
+	RevocationReason int       `json:"revocationReason,omitempty"`
+}
+
+// EABKey is an External Account Binding key (RFC 8555 §7.3.4).
+type EABKey struct {
+	ID      string `json:"id"`
+	Version int64  `json:"version"`
+	// HMACKey is the raw MAC key. Drivers encrypt it at rest when they are
+	// given a secret key.
+	HMACKey   []byte    `json:"hmacKey"`
+	Group     string    `json:"group,omitempty"`
+	Allow     []string  `json:"allow,omitempty"`
+	Note      string    `json:"note,omitempty"`
+	CreatedAt time.Time `json:"createdAt"`
+	ExpiresAt time.Time `json:"expiresAt,omitzero"`
+	RevokedAt time.Time `json:"revokedAt,omitzero"`
+	// AccountID is set once, when the key is bound.
+	AccountID string    `json:"accountID,omitempty"`
+	BoundAt   time.Time `json:"boundAt,omitzero"`
+}
+
+// Job is a pending issuance: an order in state processing that a worker must
+// take to an upstream.
+type Job struct {
+	OrderID string `json:"orderID"`
+	// Attempts counts claims so far.
+	Attempts int `json:"attempts"`
+	// NotBefore: the job is not due before this time (backoff).
+	NotBefore time.Time `json:"notBefore"`
+	// Owner and LeaseUntil are set by ClaimJob.
+	Owner      string    `json:"owner,omitempty"`
+	LeaseUntil time.Time `json:"leaseUntil,omitzero"`
+	// UpstreamRef is what the upstream needs to resume the same upstream
+	// request (an ACME order URL, a Vault request id); stored before the
+	// upstream is called so a restart resumes rather than re-issues.
+	UpstreamRef string `json:"upstreamRef,omitempty"`
+}
+
+// Page is one page of an ordered listing. Next is empty on the last page.
+type Page struct {
+	IDs  []string
+	Next string
+}
+
+// Store is the contract every driver implements. All methods are safe for
+// concurrent use, and every method that changes state does so atomically:
+// either the whole change is stored or none of it.
+type Store interface {
+	// AddNonce records a fresh nonce that expires at exp.
+	AddNonce(ctx context.Context, nonce string, exp time.Time) error
+	// ConsumeNonce removes the nonce and reports whether it existed and had
+	// not expired at now. Across all replicas sharing the store, exactly one
+	// call returns true for a given nonce.
+	ConsumeNonce(ctx context.Context, nonce string, now time.Time) (bool, error)
+
+	// CreateAccount stores a new account. ErrConflict if another account
+	// has the same KeyThumbprint. If a.EABKeyID is set, the EAB key is
+	// bound to the account in the same atomic step; ErrConflict if that key
+	// is already bound, ErrNotFound if it does not exist.
+	CreateAccount(ctx context.Context, a *Account) error
+	// GetAccount returns the account with that ID or ErrNotFound.
+	GetAccount(ctx context.Context, id string) (*Account, error)
+	// GetAccountByKey returns the account whose KeyThumbprint is tp.
+	GetAccountByKey(ctx context.Context, tp string) (*Account, error)
+	// UpdateAccount stores a (compare-and-set on Version; a.Version is
+	// incremented on success). If the KeyThumbprint changed, the key index
+	// moves with it and ErrConflict is returned if the new key belongs to
+	// another account (RFC 8555 §7.3.5).
+	UpdateAccount(ctx context.Context, a *Account) error
+
+	// CreateOrder stores a new order and its new authorizations at once.
+	// Authorizations whose IDs are listed in o.AuthzIDs but not passed in
+	// authzs are existing ones being reused.
+	CreateOrder(ctx context.Context, o *Order, authzs []*Authorization) error
+	// GetOrder returns the order or ErrNotFound.
+	GetOrder(ctx context.Context, id string) (*Order, error)
+	// UpdateOrder stores o (compare-and-set on Version).
+	UpdateOrder(ctx context.Context, o *Order) error
+	// ListOrders lists the IDs of an account's orders, oldest first, in
+	// pages of at most limit, starting after the cursor ("" for the start).
+	ListOrders(ctx context.Context, accountID, cursor string, limit int) (Page, error)
+
+	// GetAuthz returns the authorization or ErrNotFound.
+	GetAuthz(ctx context.Context, id string) (*Authorization, error)
+	// UpdateAuthz stores a (compare-and-set on Version).
+	UpdateAuthz(ctx context.Context, a *Authorization) error
+
+	// PutCertificate stores a new certificate and, in the same atomic step,
+	// the order that now points at it (compare-and-set on the order's
+	// Version) and removes the order's job. ErrConflict if the serial is
+	// taken or the order moved.
+	PutCertificate(ctx context.Context, c *Certificate, o *Order) error
+	// GetCertificate returns the certificate or ErrNotFound.
+	GetCertificate(ctx context.Context, id string) (*Certificate, error)
+	// GetCertificateBySerial returns the certificate with that hex serial.
+	GetCertificateBySerial(ctx context.Context, serial string) (*Certificate, error)
+	// UpdateCertificate stores c (compare-and-set on Version).
+	UpdateCertificate(ctx context.Context, c *Certificate) error
+
+	// PutEABKey stores a new EAB key; ErrConflict if the ID exists.
+	PutEABKey(ctx context.Context, k *EABKey) error
+	// GetEABKey returns the key or ErrNotFound.
+	GetEABKey(ctx context.Context, id string) (*EABKey, error)
+	// UpdateEABKey stores k (compare-and-set on Version).
+	UpdateEABKey(ctx context.Context, k *EABKey) error
+
+	// EnqueueJob stores the job and, in the same atomic step, the order
+	// (compare-and-set on its Version). ErrConflict if the order moved or a
+	// job for it exists: this is what makes one finalize win.
+	EnqueueJob(ctx context.Context, j *Job, o *Order) error
+	// ClaimJob takes the first job that is due at now and not leased (or
+	// whose lease ended), sets Owner and LeaseUntil = now+lease, increments
+	// Attempts, and returns it. ErrNoJob if none is due. Exactly one caller
+	// claims a job while its lease runs.
+	ClaimJob(ctx context.Context, owner string, now time.Time, lease time.Duration) (*Job, error)
+	// UpdateJob stores j if j.Owner still holds its lease (ErrConflict if
+	// not): used to record UpstreamRef, extend the lease, or release the job
+	// with a later NotBefore (Owner "" ends the lease).
+	UpdateJob(ctx context.Context, j *Job, owner string) error
+	// GetJob returns the job for an order or ErrNotFound.
+	GetJob(ctx context.Context, orderID string) (*Job, error)
+	// DeleteJob removes the job for an order (a job that ended without a
+	// certificate). Missing is not an error.
+	DeleteJob(ctx context.Context, orderID string) error
+
+	// Ping reports whether the store is reachable (readiness).
+	Ping(ctx context.Context) error
+	// Close releases the store.
+	Close() error
+}

@@ -1,0 +1,58 @@
+// Package upstream declares what the proxy asks of a certificate authority
+// behind it. Each back-end lives in its own package (upstream/local,
+// upstream/vault, upstream/acme) and returns errors prefixed with its name and
+// classified with acmeerr kinds.
+package upstream
+
+import (
+	"context"
+	"crypto/x509"
+	"net"
+	"time"
+)
+
+// Request is a checked issuance request: the CSR already matches the order's
+// identifiers and policy.
+type Request struct {
+	// OrderID identifies the downstream order, for logs and idempotency.
+	OrderID string
+	// CSR is the client's parsed CSR; CSRDER its DER bytes, forwarded as-is
+	// to upstreams that sign the client's CSR.
+	CSR    *x509.CertificateRequest
+	CSRDER []byte
+	// DNSNames and IPAddresses are the order's identifiers.
+	DNSNames    []string
+	IPAddresses []net.IP
+	// NotBefore and NotAfter are the validity the order asked for; zero
+	// means the upstream's default.
+	NotBefore, NotAfter time.Time
+	// Profile is the profile the route asks the upstream for.
+	Profile string
+	// Ref is the upstream reference stored by an earlier attempt of the same
+	// order ("" on the first attempt); see Issuer.Issue.
+	Ref string
+}
+
+// Result is an issued certificate.
+type Result struct {
+	// Leaf is the certificate; Chain its issuers, leaf's issuer first.
+	Leaf  *x509.Certificate
+	Chain []*x509.Certificate
+	// ChainPEM is the leaf followed by the chain, PEM encoded, as served to
+	// the client.
+	ChainPEM []byte
+}
+
+// Issuer is a certificate authority acmebridge forwards orders to.
+type Issuer interface {
+	// Name is the upstream's configured name.
+	Name() string
+	// Issue signs the request. It must be safe to call again for the same
+	// order after a crash: an upstream that keeps server-side state reports
+	// its reference through setRef before it commits to an issuance, and
+	// resumes from req.Ref when it is set.
+	Issue(ctx context.Context, req *Request, setRef func(ref string) error) (*Result, error)
+	// Revoke revokes a certificate this upstream issued, with an RFC 5280
+	// reason code.
+	Revoke(ctx context.Context, cert *x509.Certificate, reason int) error
+}
