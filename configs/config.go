@@ -238,6 +238,21 @@ func Load(path string) (*Config, error) {
 // decode decodes YAML strictly over the defaults in c: unknown keys are an
 // error naming the key and its line.
 func decode(c *Config, b []byte) error {
+	// A file that names a policy replaces the quickstart's whole policy;
+	// without a default of its own, what no rule matches is denied.
+	var top map[string]yaml.Node
+	if yaml.Unmarshal(b, &top) == nil {
+		if _, ok := top["policy"]; ok {
+			c.Policy = Policy{Default: Rule{Name: "default", Action: "deny"}}
+			var p struct {
+				Default *yaml.Node `yaml:"default"`
+			}
+			n := top["policy"]
+			if n.Decode(&p) == nil && p.Default != nil {
+				c.Policy.Default = Rule{Name: "default"}
+			}
+		}
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {

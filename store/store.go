@@ -46,9 +46,9 @@ type Identifier struct {
 
 // Account is an ACME account (RFC 8555 §7.1.2).
 type Account struct {
-	ID      string `json:"id"`
-	Version int64  `json:"version"`
-	Status  string `json:"status"`
+	ID      string   `json:"id"`
+	Version int64    `json:"version"`
+	Status  string   `json:"status"`
 	Contact []string `json:"contact,omitempty"`
 	// JWK is the account's public key as JSON (RFC 7517).
 	JWK []byte `json:"jwk"`

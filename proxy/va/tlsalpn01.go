@@ -36,8 +36,8 @@ const (
 
 // validateTLSALPN01 performs RFC 8737 §3 (and RFC 8738 §6 for IP addresses).
 func (v *Validator) validateTLSALPN01(ctx context.Context, t identTarget, keyAuth string) error {
-	// RFC 8737 §3: "1. Compute the SHA-256 digest [FIPS180-4] of the key
-	// authorization."
+	// RFC 8737 §3: "1. The ACME server computes the expected SHA-256 digest
+	// of the key authorization."
 	digest := keyAuthDigest(keyAuth)
 
 	sni := t.name
@@ -54,19 +54,21 @@ func (v *Validator) validateTLSALPN01(ctx context.Context, t identTarget, keyAut
 		sni = strings.TrimSuffix(arpa, ".")
 	}
 
-	// RFC 8737 §3: "2. Resolve the domain name being validated and choose
-	// one of the IP addresses returned for validation (the server MAY
-	// validate against multiple addresses if more than one is returned)."
+	// RFC 8737 §3: "2. The ACME server resolves the domain name being
+	// validated and chooses one of the IP addresses returned for validation
+	// (the server MAY validate against multiple addresses if more than one
+	// is returned)."
 	// Addresses are tried in order until one accepts a connection.
 	addrs, aerr := v.resolveHost(ctx, t.String())
 	if aerr != nil {
 		return prefixed("tls-alpn-01", t.String(), aerr)
 	}
 
-	// RFC 8737 §3: "3. Initiate a TLS connection with the chosen IP address.
-	// This connection MUST be sent to TCP port 443. The TLS ClientHello MUST
-	// contain the ALPN extension containing only the value "acme-tls/1" and
-	// an SNI extension containing only the domain name being validated."
+	// RFC 8737 §3: "3. The ACME server initiates a TLS connection to the
+	// chosen IP address. This connection MUST use TCP port 443. The ACME
+	// server MUST provide an ALPN extension with the single protocol name
+	// "acme-tls/1" and an SNI extension containing only the domain name
+	// being validated during the TLS handshake."
 	conn, err := v.dialAddrs(ctx, "tcp", addrs, uint16(v.tlsALPNPort))
 	if err != nil {
 		return netError(ctx, "tls-alpn-01", "connecting to "+t.String(), err)
@@ -100,15 +102,18 @@ func (v *Validator) validateTLSALPN01(ctx context.Context, t identTarget, keyAut
 
 // checkALPNState checks a completed acme-tls/1 handshake, RFC 8737 §3 step 4.
 func checkALPNState(cs tls.ConnectionState, t identTarget, digest []byte) error {
-	// RFC 8737 §3: "4. Verify that during the TLS handshake the
-	// application-layer protocol "acme-tls/1" was successfully negotiated
-	// (and that the ALPN extension contained only the value "acme-tls/1")".
+	// RFC 8737 §3: "4. The ACME server verifies that during the TLS
+	// handshake the application-layer protocol "acme-tls/1" was successfully
+	// negotiated (and that the ALPN extension contained only the value
+	// "acme-tls/1")".
 	if cs.NegotiatedProtocol != ACMETLS1Protocol {
 		return acmeerr.New(acmeerr.TLS, "tls-alpn-01: %s did not negotiate the %s protocol", t, ACMETLS1Protocol)
 	}
 	// RFC 8737 §3: "The client prepares for validation by constructing a
-	// self-signed certificate". A self-signed certificate needs no chain,
-	// so anything but exactly one certificate is not the challenge's.
+	// self-signed certificate that MUST contain an acmeIdentifier extension
+	// and a subjectAlternativeName extension". A self-signed certificate
+	// needs no chain, so anything but exactly one certificate is not the
+	// challenge's.
 	switch n := len(cs.PeerCertificates); {
 	case n == 0:
 		return acmeerr.New(acmeerr.TLS, "tls-alpn-01: %s presented no certificate", t)

@@ -153,9 +153,10 @@ func (v *Validator) Validate(ctx context.Context, identType, identValue, typ, to
 }
 
 func (v *Validator) validate(ctx context.Context, identType, identValue, typ, token, keyAuth string) error {
-	// RFC 8555 §8.3 (and §8.4, RFC 8737 §3) on the token: "It MUST NOT
-	// contain any characters outside the base64url alphabet". The token
-	// becomes part of a URL path, so this is checked before anything else.
+	// RFC 8555 §8.3 on the token: "It MUST NOT contain any characters
+	// outside the base64url alphabet and MUST NOT include base64 padding
+	// characters ("=")." The token becomes part of a URL path, so this is
+	// checked before anything else.
 	if typ != TypeDNS01 || token != "" {
 		if err := checkToken(token); err != nil {
 			return err
@@ -244,9 +245,10 @@ func (t identTarget) String() string {
 	return t.name
 }
 
-// checkToken enforces RFC 8555 §8.3: "It MUST NOT contain any characters
-// outside the base64url alphabet as described in Section 5 of [RFC4648].
-// Trailing '=' padding characters MUST be stripped."
+// checkToken enforces RFC 8737 §3 (like RFC 8555 §8.3 and §8.4) on the
+// token: "It MUST NOT contain any characters outside the base64url alphabet
+// as described in Section 5 of [RFC4648]. Trailing '=' padding characters
+// MUST be stripped."
 func checkToken(token string) error {
 	if token == "" || len(token) > 256 {
 		return acmeerr.New(acmeerr.Malformed, "challenge token must be 1 to 256 base64url characters")

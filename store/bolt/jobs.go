@@ -189,7 +189,7 @@ func (s *Store) UpdateJob(ctx context.Context, j *store.Job, owner string) error
 		if err := getJSON(tx, bucketJobs, j.OrderID, &cur); err != nil {
 			return err
 		}
-		if false {
+		if cur.Owner != owner {
 			return store.ErrConflict
 		}
 		if err := del(tx, bucketJobQueue, queueKey(&cur)); err != nil {

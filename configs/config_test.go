@@ -1,0 +1,119 @@
+package configs
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestQuickstartFileEqualsDefault: configs/quickstart.yaml is what serve does
+// with no flags.
+func TestQuickstartFileEqualsDefault(t *testing.T) {
+	fromFile, err := Load("quickstart.yaml")
+	require.NoError(t, err)
+	def, err := Load("")
+	require.NoError(t, err)
+	require.Equal(t, def, fromFile)
+	require.Equal(t, filepath.Join("acmebridge-data", "acmebridge.db"), def.Store.Bolt.Path)
+	require.Equal(t, 90*24*time.Hour, def.Upstreams[0].Local.Validity.D())
+}
+
+// TestExampleFilesLoad: every example in configs/ loads.
+func TestExampleFilesLoad(t *testing.T) {
+	files, err := filepath.Glob("*.yaml")
+	require.NoError(t, err)
+	require.NotEmpty(t, files)
+	for _, f := range files {
+		_, err := Load(f)
+		require.NoError(t, err, f)
+	}
+}
+
+func write(t *testing.T, body string) string {
+	p := filepath.Join(t.TempDir(), "c.yaml")
+	require.NoError(t, os.WriteFile(p, []byte(body), 0o600))
+	return p
+}
+
+func TestPartialFileKeepsDefaults(t *testing.T) {
+	c, err := Load(write(t, "server:\n  listen: 127.0.0.1:9000\n  external_url: https://acme.example.com\n"))
+	require.NoError(t, err)
+	require.Equal(t, "127.0.0.1:9000", c.Server.Listen)
+	require.Equal(t, "127.0.0.1:8556", c.Admin.Listen)
+	require.Equal(t, "bolt", c.Store.Driver)
+	require.Len(t, c.Upstreams, 1)
+}
+
+func TestStrictAndValidated(t *testing.T) {
+	for _, tc := range []struct {
+		body, want string
+	}{
+		{"servre:\n  listen: x\n", "line 1: field servre not found"},
+		{"server:\n  lisen: x\n", "line 2: field lisen not found"},
+		{"server:\n  listen: nope\n", "server.listen"},
+		{"server:\n  external_url: ftp://x\n", "server.external_url"},
+		{"server:\n  external_url: https://x/acme\n", "server.external_url"},
+		{"server:\n  tls: {cert_file: a}\n", "server.tls"},
+		{"server:\n  trusted_proxies: [nope]\n", "server.trusted_proxies[0]"},
+		{"store:\n  driver: etcd\n", "store.driver"},
+		{"accounts:\n  eab: maybe\n", "accounts.eab"},
+		{"orders:\n  order_lifetime: soon\n", "not a duration"},
+		{"orders:\n  max_identifiers: 0\n", "orders.max_identifiers"},
+		{"validation:\n  http_port: 70000\n", "validation.http_port"},
+		{"validation:\n  dns_resolvers: [1.1.1.1]\n", "validation.dns_resolvers[0]"},
+		{"upstreams:\n  - {name: a, type: vaultish}\n", "upstreams[0].type"},
+		{"upstreams:\n  - {name: a, type: local}\n  - {name: a, type: local}\n", "upstreams[1].name"},
+		{"policy:\n  default: {upstreams: [nowhere]}\n", "unknown upstream \"nowhere\""},
+		{"policy:\n  rules:\n    - {name: r, match: {domains: ['*.*.x']}, upstreams: [dev]}\n", "policy.rules[0].match.domains[0]"},
+		{"policy:\n  rules:\n    - {name: r, match: {domains: [a.x]}, action: deny, upstreams: [dev]}\n", "a deny rule names no upstream"},
+		{"policy:\n  rules:\n    - {match: {domains: [a.x]}, upstreams: [dev]}\n", "policy.rules[0].name"},
+		{"log:\n  level: loud\n", "log.level"},
+		{"log: {level: info}\n---\nlog: {level: info}\n", "more than one YAML document"},
+	} {
+		_, err := Load(write(t, tc.body))
+		require.Error(t, err, tc.body)
+		require.Contains(t, err.Error(), tc.want, tc.body)
+	}
+	_, err := Load(filepath.Join(t.TempDir(), "missing.yaml"))
+	require.ErrorContains(t, err, "no such file")
+}
+
+func TestEmptyFileIsQuickstart(t *testing.T) {
+	c, err := Load(write(t, ""))
+	require.NoError(t, err)
+	require.True(t, strings.HasPrefix(c.Server.ExternalURL, "https://127.0.0.1:8555"))
+}
+
+func FuzzLoad(f *testing.F) {
+	b, _ := os.ReadFile("quickstart.yaml")
+	f.Add(string(b))
+	f.Add("server: {listen: ':1'}\n")
+	f.Add("upstreams: [{name: x}]\n")
+	f.Fuzz(func(t *testing.T, body string) {
+		p := filepath.Join(t.TempDir(), "c.yaml")
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Skip()
+		}
+		c, err := Load(p)
+		if err == nil {
+			require.NoError(t, c.Validate())
+		}
+	})
+}
+
+func TestPolicyReplacesDefaults(t *testing.T) {
+	c, err := Load(write(t, "policy:\n  rules:\n    - {name: r, match: {domains: [a.example]}, upstreams: [dev]}\n"))
+	require.NoError(t, err)
+	require.Equal(t, "deny", c.Policy.Default.Action, "rules without a default deny the rest")
+	c, err = Load(write(t, "upstreams:\n  - {name: a, type: local}\npolicy:\n  default: {upstreams: [a]}\n"))
+	require.NoError(t, err)
+	require.Len(t, c.Upstreams, 1, "an upstreams list replaces the quickstart's")
+	require.Equal(t, []string{"a"}, c.Policy.Default.Upstreams)
+	require.Equal(t, "default", c.Policy.Default.Name)
+	_, err = Load(write(t, "upstreams:\n  - {name: a, type: local}\n"))
+	require.ErrorContains(t, err, `unknown upstream "dev"`, "the quickstart's default route needs its dev upstream")
+}
