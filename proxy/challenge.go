@@ -68,10 +68,13 @@ func challengeIndex(a *store.Authorization, id string) int {
 // returned as it is (§7.5.1: the request is idempotent in effect).
 func (s *Server) startValidation(r *http.Request, a *store.Authorization, idx int, v *verified) (*store.Authorization, error) {
 	c := a.Challenges[idx]
-	if authzStatus(a, s.now()) != store.StatusPending || c.Status != store.StatusPending {
+	// A validation left processing by a replica that stopped is taken up
+	// again once it has clearly outlived its budget.
+	stale := c.Status == store.StatusProcessing && s.now().Sub(c.Started) > 2*s.cfg.Validation.Timeout.D()+10*time.Second
+	if authzStatus(a, s.now()) != store.StatusPending || (c.Status != store.StatusPending && !stale) {
 		return a, nil
 	}
-	a.Challenges[idx].Status = store.StatusProcessing
+	a.Challenges[idx].Status, a.Challenges[idx].Started = store.StatusProcessing, s.now()
 	if err := s.store.UpdateAuthz(r.Context(), a); err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			return s.getAuthz(r, a.ID, v.Account)

@@ -98,6 +98,13 @@ func TestFullIssuance(t *testing.T) {
 	requireProblem(t, other.post(o.Certificate, nil), http.StatusForbidden, "unauthorized")
 	requireProblem(t, other.post(pathRevoke, map[string]any{"certificate": b64(leaf.Raw)}), http.StatusForbidden, "unauthorized")
 
+	// An account that holds valid authorizations for every name may revoke
+	// (§7.6); one that holds only some may not.
+	partial := e.newClient()
+	partial.register()
+	partial.readyOrder(store.Identifier{Type: "dns", Value: "www.example.com"})
+	requireProblem(t, partial.post(pathRevoke, map[string]any{"certificate": b64(leaf.Raw)}), http.StatusForbidden, "unauthorized")
+
 	// Revocation by the account, then again → alreadyRevoked.
 	rec = c.post(pathRevoke, map[string]any{"certificate": b64(leaf.Raw), "reason": 4})
 	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
@@ -136,4 +143,19 @@ func TestRevokeWithCertificateKey(t *testing.T) {
 	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
 	rec = byCert.post(pathRevoke, map[string]any{"certificate": b64(blk.Bytes), "reason": 7})
 	requireProblem(t, rec, http.StatusBadRequest, "badRevocationReason")
+}
+
+func TestRevokeByAuthorizedAccount(t *testing.T) {
+	e := newEnv(t, nil)
+	c := e.newClient()
+	c.register()
+	_, o := c.readyOrder(dnsIDs("shared.example.com")...)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	o = decode[orderJSON](t, c.post(o.Finalize, map[string]string{"csr": b64(makeCSR(t, key, "", []string{"shared.example.com"}, nil))}))
+	blk, _ := pem.Decode(c.post(o.Certificate, nil).Body.Bytes())
+	holder := e.newClient()
+	holder.register()
+	holder.readyOrder(dnsIDs("shared.example.com")...)
+	rec := holder.post(pathRevoke, map[string]any{"certificate": b64(blk.Bytes)})
+	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
 }

@@ -54,12 +54,12 @@ func (f *fakeVA) Validate(_ context.Context, _, value, _, _, _ string) error {
 
 // env is a server under test with its store.
 type env struct {
-	t     *testing.T
-	srv   *Server
-	h     http.Handler
-	st    store.Store
-	va    *fakeVA
-	ca    *local.CA
+	t   *testing.T
+	srv *Server
+	h   http.Handler
+	st  store.Store
+	va  *fakeVA
+	ca  *local.CA
 }
 
 func newEnv(t *testing.T, mutate func(*configs.Config)) *env {

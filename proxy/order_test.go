@@ -252,3 +252,30 @@ func TestSlowUpstreamProcessing(t *testing.T) {
 		return decode[orderJSON](t, c.post(orderURL, nil)).Status == "valid"
 	}, 10*time.Second, 20*time.Millisecond)
 }
+
+// TestStaleProcessingChallengeRetried: a challenge left processing (its
+// replica died mid-validation) is validated again once its budget is long
+// past, instead of staying processing forever.
+func TestStaleProcessingChallengeRetried(t *testing.T) {
+	e := newEnv(t, nil)
+	c := e.newClient()
+	c.register()
+	rec := c.post(pathNewOrder, map[string]any{"identifiers": dnsIDs("stale.example.com")})
+	o := decode[orderJSON](t, rec)
+	a := decode[authzJSON](t, c.post(o.Authorizations[0], nil))
+	id := strings.TrimPrefix(o.Authorizations[0], testBase+pathAuthz)
+	stored, err := e.st.GetAuthz(t.Context(), id)
+	require.NoError(t, err)
+	stored.Challenges[0].Status = store.StatusProcessing
+	stored.Challenges[0].Started = time.Now().Add(-time.Minute)
+	require.NoError(t, e.st.UpdateAuthz(t.Context(), stored))
+	// Recently started: left alone.
+	stored.Challenges[0].Started = time.Now()
+	require.NoError(t, e.st.UpdateAuthz(t.Context(), stored))
+	require.Equal(t, "processing", decode[challengeJSON](t, c.post(a.Challenges[0].URL, struct{}{})).Status)
+	stored, err = e.st.GetAuthz(t.Context(), id)
+	require.NoError(t, err)
+	stored.Challenges[0].Started = time.Now().Add(-time.Hour)
+	require.NoError(t, e.st.UpdateAuthz(t.Context(), stored))
+	require.Equal(t, "valid", decode[challengeJSON](t, c.post(a.Challenges[0].URL, struct{}{})).Status)
+}

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"context"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -68,8 +69,8 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	// authorized ...: the account that issued the certificate" and, when
 	// signed with the certificate key, "the certificate's public key".
 	if v.Account != nil {
-		if rec.AccountID != v.Account.ID {
-			s.writeProblem(w, r, acmeerr.New(acmeerr.Unauthorized, "the certificate belongs to another account"))
+		if rec.AccountID != v.Account.ID && !s.holdsAuthorizations(r.Context(), v.Account.ID, rec.Names) {
+			s.writeProblem(w, r, acmeerr.New(acmeerr.Unauthorized, "the certificate belongs to another account, and this account holds no valid authorizations for all its names"))
 			return
 		}
 	} else {
@@ -100,4 +101,51 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	}
 	s.log.Info("certificate revoked", "serial", rec.Serial, "account", rec.AccountID, "upstream", rec.Upstream, "reason", reason)
 	w.WriteHeader(http.StatusOK)
+}
+
+// maxOrdersScanned bounds the search for authorizations in holdsAuthorizations.
+const maxOrdersScanned = 1000
+
+// holdsAuthorizations reports whether the account holds valid, unexpired
+// authorizations for every name (§7.6: the server MUST consider authorized
+// "an account that holds authorizations for all of the identifiers in the
+// certificate"). It looks through the account's most recent orders.
+func (s *Server) holdsAuthorizations(ctx context.Context, accountID string, names []string) bool {
+	have := map[string]bool{}
+	now := s.now()
+	cursor := ""
+	for scanned := 0; scanned < maxOrdersScanned; {
+		page, err := s.store.ListOrders(ctx, accountID, cursor, ordersPageSize)
+		if err != nil {
+			return false
+		}
+		for _, id := range page.IDs {
+			scanned++
+			o, err := s.store.GetOrder(ctx, id)
+			if err != nil {
+				continue
+			}
+			for _, aid := range o.AuthzIDs {
+				a, err := s.store.GetAuthz(ctx, aid)
+				if err != nil || authzStatus(a, now) != store.StatusValid {
+					continue
+				}
+				n := a.Identifier.Value
+				if a.Wildcard {
+					n = "*." + n
+				}
+				have[n] = true
+			}
+		}
+		if page.Next == "" {
+			break
+		}
+		cursor = page.Next
+	}
+	for _, n := range names {
+		if !have[n] {
+			return false
+		}
+	}
+	return len(names) > 0
 }

@@ -284,10 +284,10 @@ func randomID() string {
 }
 
 // URL builders.
-func (s *Server) accountURL(id string) string  { return s.base + pathAccount + id }
-func (s *Server) orderURL(id string) string    { return s.base + pathOrder + id }
-func (s *Server) authzURL(id string) string    { return s.base + pathAuthz + id }
-func (s *Server) certURL(id string) string     { return s.base + pathCert + id }
+func (s *Server) accountURL(id string) string { return s.base + pathAccount + id }
+func (s *Server) orderURL(id string) string   { return s.base + pathOrder + id }
+func (s *Server) authzURL(id string) string   { return s.base + pathAuthz + id }
+func (s *Server) certURL(id string) string    { return s.base + pathCert + id }
 func (s *Server) challURL(authz, id string) string {
 	return s.base + pathChallenge + authz + "/" + id
 }

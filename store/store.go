@@ -100,7 +100,10 @@ type Challenge struct {
 	Status    string    `json:"status"`
 	Token     string    `json:"token"`
 	Validated time.Time `json:"validated,omitzero"`
-	Error     *Problem  `json:"error,omitempty"`
+	// Started is when the current validation attempt began; a challenge
+	// left processing by a replica that died is retried after a while.
+	Started time.Time `json:"started,omitzero"`
+	Error   *Problem  `json:"error,omitempty"`
 }
 
 // Authorization is an ACME authorization (RFC 8555 §7.1.4). Its challenges
