@@ -23,19 +23,13 @@ type resolver interface {
 	lookupTXT(ctx context.Context, name string) ([]string, *acmeerr.Error)
 }
 
-// resolvConf is where the system resolvers are read from.
-const resolvConf = "/etc/resolv.conf"
 
 // newResolver returns a resolver querying servers, or the system's.
 func newResolver(servers []string, timeout time.Duration) (resolver, error) {
 	if len(servers) == 0 {
-		cfg, err := dns.ClientConfigFromFile(resolvConf)
-		if err != nil || len(cfg.Servers) == 0 {
-			return goResolver{r: net.DefaultResolver}, nil
-		}
-		for _, s := range cfg.Servers {
-			servers = append(servers, net.JoinHostPort(s, cfg.Port))
-		}
+		// The system's resolver, as every other program on the host sees
+		// names: /etc/hosts first, then /etc/resolv.conf.
+		return goResolver{r: net.DefaultResolver}, nil
 	}
 	r := &dnsResolver{
 		udp: &dns.Client{Net: "udp", Timeout: timeout, UDPSize: ednsSize},
@@ -195,11 +189,12 @@ func (r *dnsResolver) lookupTXT(ctx context.Context, name string) ([]string, *ac
 	return out, nil
 }
 
-// goResolver is the fallback when /etc/resolv.conf cannot be read.
+// goResolver is the system resolver (net.DefaultResolver), used when no
+// resolvers are configured.
 type goResolver struct{ r *net.Resolver }
 
 func (g goResolver) lookupAddrs(ctx context.Context, name string) ([]netip.Addr, *acmeerr.Error) {
-	addrs, err := g.r.LookupNetIP(ctx, "ip", dns.Fqdn(name))
+	addrs, err := g.r.LookupNetIP(ctx, "ip", name) // not made absolute, so /etc/hosts applies
 	if err != nil {
 		return nil, goDNSError(ctx, "A and AAAA", name, err)
 	}

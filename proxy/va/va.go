@@ -63,8 +63,8 @@ type Options struct {
 	// TLSALPNPort is the port tls-alpn-01 connects to (default 443).
 	TLSALPNPort int
 	// Resolvers are "host:port" DNS servers queried in order. Empty means
-	// the servers of /etc/resolv.conf, or net.DefaultResolver if that file
-	// cannot be read.
+	// the system's resolver (net.DefaultResolver: /etc/hosts, then
+	// /etc/resolv.conf).
 	Resolvers []string
 	// AllowPrivate allows loopback, private, link-local and other
 	// non-public targets. Only for tests and closed networks.
