@@ -23,7 +23,6 @@ type resolver interface {
 	lookupTXT(ctx context.Context, name string) ([]string, *acmeerr.Error)
 }
 
-
 // newResolver returns a resolver querying servers, or the system's.
 func newResolver(servers []string, timeout time.Duration) (resolver, error) {
 	if len(servers) == 0 {
