@@ -68,7 +68,42 @@ type Admin struct {
 // Store selects the state driver.
 type Store struct {
 	Driver string `yaml:"driver"`
-	Bolt   Bolt   `yaml:"bolt"`
+	// EncryptionKeyFile holds the 32-byte key (hex or base64) that seals
+	// secrets at rest; default data_dir/store.key, created on first start.
+	// Every replica sharing a store needs the same key. The environment
+	// variable ACMEBRIDGE_STORE_KEY, when set, takes precedence.
+	EncryptionKeyFile string `yaml:"encryption_key_file"`
+	Bolt              Bolt   `yaml:"bolt"`
+	Redis             Redis  `yaml:"redis"`
+}
+
+// Redis configures the Redis store: one address for a single server,
+// master_name for Sentinel (addrs are then the sentinels), several addrs
+// for a Cluster.
+type Redis struct {
+	Addrs      []string `yaml:"addrs"`
+	MasterName string   `yaml:"master_name"`
+	Username   string   `yaml:"username"`
+	// PasswordFile or PasswordEnv name where the password is; it is never
+	// written in the config itself.
+	PasswordFile string   `yaml:"password_file"`
+	PasswordEnv  string   `yaml:"password_env"`
+	DB           int      `yaml:"db"`
+	TLS          RedisTLS `yaml:"tls"`
+	KeyPrefix    string   `yaml:"key_prefix"`
+	PoolSize     int      `yaml:"pool_size"`
+	DialTimeout  Duration `yaml:"dial_timeout"`
+	ReadTimeout  Duration `yaml:"read_timeout"`
+	WriteTimeout Duration `yaml:"write_timeout"`
+}
+
+// RedisTLS configures TLS to Redis.
+type RedisTLS struct {
+	Enabled    bool   `yaml:"enabled"`
+	CAFile     string `yaml:"ca_file"`
+	CertFile   string `yaml:"cert_file"`
+	KeyFile    string `yaml:"key_file"`
+	ServerName string `yaml:"server_name"`
 }
 
 // Bolt configures the embedded store.
@@ -105,6 +140,9 @@ type Orders struct {
 	// ValidationWait is how long a challenge POST waits for the validation
 	// before answering "processing".
 	ValidationWait Duration `yaml:"validation_wait"`
+	// JobLease is how long a replica holds an issuance job before another
+	// may take it over (a replica that died loses its jobs after this).
+	JobLease Duration `yaml:"job_lease"`
 }
 
 // Validation configures challenge validation (RFC 8555 §8).
@@ -189,8 +227,11 @@ func Default() *Config {
 			Listen:      "127.0.0.1:8555",
 			ExternalURL: "https://127.0.0.1:8555",
 		},
-		Admin:    Admin{Listen: "127.0.0.1:8556"},
-		Store:    Store{Driver: "bolt"},
+		Admin: Admin{Listen: "127.0.0.1:8556"},
+		Store: Store{Driver: "bolt", Redis: Redis{
+			KeyPrefix:   "acmebridge:",
+			DialTimeout: Duration(2 * time.Second), ReadTimeout: Duration(2 * time.Second), WriteTimeout: Duration(2 * time.Second),
+		}},
 		Accounts: Accounts{EAB: "disabled"},
 		Orders: Orders{
 			OrderLifetime:        Duration(24 * time.Hour),
@@ -200,6 +241,7 @@ func Default() *Config {
 			AllowValidityRequest: true,
 			FinalizeWait:         Duration(5 * time.Second),
 			ValidationWait:       Duration(5 * time.Second),
+			JobLease:             Duration(2 * time.Minute),
 		},
 		Validation: Validation{
 			HTTPPort:              80,
@@ -270,6 +312,9 @@ func (c *Config) fill() {
 	if c.Store.Bolt.Path == "" {
 		c.Store.Bolt.Path = filepath.Join(c.DataDir, "acmebridge.db")
 	}
+	if c.Store.EncryptionKeyFile == "" {
+		c.Store.EncryptionKeyFile = filepath.Join(c.DataDir, "store.key")
+	}
 	if c.Admin.TokenFile == "" {
 		c.Admin.TokenFile = filepath.Join(c.DataDir, "admin.token")
 	}
@@ -310,8 +355,32 @@ func (c *Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.Admin.Listen); err != nil {
 		bad("admin.listen", "%q is not host:port", c.Admin.Listen)
 	}
-	if c.Store.Driver != "bolt" {
-		bad("store.driver", "%q is not supported (bolt)", c.Store.Driver)
+	switch c.Store.Driver {
+	case "bolt":
+	case "redis":
+		r := c.Store.Redis
+		if len(r.Addrs) == 0 {
+			bad("store.redis.addrs", "name at least one host:port")
+		}
+		for i, a := range r.Addrs {
+			if _, _, err := net.SplitHostPort(a); err != nil {
+				bad(fmt.Sprintf("store.redis.addrs[%d]", i), "%q is not host:port", a)
+			}
+		}
+		if r.PasswordFile != "" && r.PasswordEnv != "" {
+			bad("store.redis", "password_file and password_env exclude each other")
+		}
+		if (r.TLS.CertFile == "") != (r.TLS.KeyFile == "") {
+			bad("store.redis.tls", "cert_file and key_file go together")
+		}
+		if r.DB < 0 || r.PoolSize < 0 || r.DialTimeout < 0 || r.ReadTimeout < 0 || r.WriteTimeout < 0 {
+			bad("store.redis", "db, pool_size and timeouts must not be negative")
+		}
+		if r.KeyPrefix == "" {
+			bad("store.redis.key_prefix", "must not be empty")
+		}
+	default:
+		bad("store.driver", "%q is not supported (bolt, redis)", c.Store.Driver)
 	}
 	switch c.Accounts.EAB {
 	case "required", "optional", "disabled":
@@ -323,6 +392,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Orders.MaxIdentifiers < 1 {
 		bad("orders.max_identifiers", "must be at least 1")
+	}
+	if c.Orders.JobLease < Duration(time.Second) {
+		bad("orders.job_lease", "must be at least 1s")
 	}
 	if c.Orders.FinalizeWait < 0 || c.Orders.ValidationWait < 0 {
 		bad("orders", "finalize_wait and validation_wait must not be negative")

@@ -69,7 +69,7 @@ func (s *Server) handleNewAccount(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.accountJSON(existing))
 		return
 	case !errors.Is(err, store.ErrNotFound):
-		s.writeProblem(w, r, acmeerr.Wrap(acmeerr.Unavailable, err, "store unavailable"))
+		s.writeProblem(w, r, storeDown(err))
 		return
 	}
 	// §7.3.1: "If this field is present with the value "true", then the
@@ -124,11 +124,11 @@ func (s *Server) handleNewAccount(w http.ResponseWriter, r *http.Request) {
 				writeJSON(w, http.StatusOK, s.accountJSON(a))
 				return
 			}
-			s.writeProblem(w, r, acmeerr.Wrap(acmeerr.Unavailable, err, "store unavailable"))
+			s.writeProblem(w, r, storeDown(err))
 		case errors.Is(err, store.ErrNotFound):
 			s.writeProblem(w, r, acmeerr.New(acmeerr.Unauthorized, "unknown external account key %q", kid))
 		default:
-			s.writeProblem(w, r, acmeerr.Wrap(acmeerr.Unavailable, err, "store unavailable"))
+			s.writeProblem(w, r, storeDown(err))
 		}
 		return
 	}
@@ -229,7 +229,7 @@ func storeErr(err error, what string) error {
 	case errors.Is(err, store.ErrNotFound):
 		return acmeerr.Wrap(acmeerr.NotFound, err, "%s not found", what)
 	default:
-		return acmeerr.Wrap(acmeerr.Unavailable, err, "store unavailable")
+		return storeDown(err)
 	}
 }
 

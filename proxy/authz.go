@@ -68,7 +68,7 @@ func (s *Server) getAuthz(r *http.Request, id string, acct *store.Account) (*sto
 		return nil, acmeerr.New(acmeerr.NotFound, "no such authorization")
 	}
 	if err != nil {
-		return nil, acmeerr.Wrap(acmeerr.Unavailable, err, "store unavailable")
+		return nil, storeDown(err)
 	}
 	if acct != nil && a.AccountID != acct.ID {
 		return nil, acmeerr.New(acmeerr.Unauthorized, "the authorization belongs to another account")

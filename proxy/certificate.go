@@ -29,7 +29,7 @@ func (s *Server) handleCertificate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		s.writeProblem(w, r, acmeerr.Wrap(acmeerr.Unavailable, err, "store unavailable"))
+		s.writeProblem(w, r, storeDown(err))
 		return
 	}
 	if c.AccountID != v.Account.ID {

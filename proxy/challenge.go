@@ -79,7 +79,7 @@ func (s *Server) startValidation(r *http.Request, a *store.Authorization, idx in
 		if errors.Is(err, store.ErrConflict) {
 			return s.getAuthz(r, a.ID, v.Account)
 		}
-		return nil, acmeerr.Wrap(acmeerr.Unavailable, err, "store unavailable")
+		return nil, storeDown(err)
 	}
 	tp, err := thumbprint(v.JWK)
 	if err != nil {

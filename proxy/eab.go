@@ -56,7 +56,7 @@ func (s *Server) checkEAB(r *http.Request, raw json.RawMessage, outer *verified)
 		return "", acmeerr.New(acmeerr.Unauthorized, "unknown external account key %s", quote(hdr.KeyID))
 	}
 	if err != nil {
-		return "", acmeerr.Wrap(acmeerr.Unavailable, err, "store unavailable")
+		return "", storeDown(err)
 	}
 	payload, err := jws.Verify(key.HMACKey)
 	if err != nil {

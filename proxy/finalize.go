@@ -73,7 +73,7 @@ func (s *Server) handleFinalize(w http.ResponseWriter, r *http.Request) {
 			s.writeProblem(w, r, acmeerr.New(acmeerr.OrderNotReady, "order is already being finalized"))
 			return
 		}
-		s.writeProblem(w, r, acmeerr.Wrap(acmeerr.Unavailable, err, "store unavailable"))
+		s.writeProblem(w, r, storeDown(err))
 		return
 	}
 	s.log.Info("order finalizing", "order", o.ID, "account", o.AccountID, "rule", o.Rule, "upstreams", o.Upstreams)

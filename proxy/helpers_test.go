@@ -64,6 +64,12 @@ type env struct {
 
 func newEnv(t *testing.T, mutate func(*configs.Config)) *env {
 	t.Helper()
+	return newEnvWith(t, mutate, nil)
+}
+
+// newEnvWith is newEnv with the store wrapped by wrap (for fault injection).
+func newEnvWith(t *testing.T, mutate func(*configs.Config), wrap func(store.Store) store.Store) *env {
+	t.Helper()
 	cfg := configs.Default()
 	cfg.DataDir = t.TempDir()
 	cfg.Server.ExternalURL = testBase
@@ -76,7 +82,11 @@ func newEnv(t *testing.T, mutate func(*configs.Config)) *env {
 	ca, err := local.New(local.Options{Name: "dev", Dir: filepath.Join(cfg.DataDir, "ca")})
 	require.NoError(t, err)
 	va := &fakeVA{fail: map[string]bool{}}
-	srv, err := New(Options{Config: cfg, Store: st, Validator: va, Router: policy.New(cfg.Policy),
+	var served store.Store = st
+	if wrap != nil {
+		served = wrap(st)
+	}
+	srv, err := New(Options{Config: cfg, Store: served, Validator: va, Router: policy.New(cfg.Policy),
 		Issuers: map[string]upstream.Issuer{"dev": ca}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())

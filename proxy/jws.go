@@ -148,7 +148,7 @@ func (s *Server) verifyPOST(r *http.Request, mode keyMode) (*verified, error) {
 	}
 	fresh, err := s.store.ConsumeNonce(r.Context(), hdr.Nonce, s.now())
 	if err != nil {
-		return nil, acmeerr.Wrap(acmeerr.Unavailable, err, "store unavailable")
+		return nil, storeDown(err)
 	}
 	if !fresh {
 		return nil, acmeerr.New(acmeerr.BadNonce, "JWS has an invalid or used nonce %q", hdr.Nonce)
@@ -300,7 +300,7 @@ func (s *Server) accountFromKID(r *http.Request, kid string) (*store.Account, er
 		return nil, acmeerr.New(acmeerr.AccountDoesNotExist, "no account at %s", kid)
 	}
 	if err != nil {
-		return nil, acmeerr.Wrap(acmeerr.Unavailable, err, "store unavailable")
+		return nil, storeDown(err)
 	}
 	return acct, nil
 }

@@ -94,7 +94,7 @@ func (s *Server) handleKeyChange(w http.ResponseWriter, r *http.Request) {
 		s.writeProblem(w, r, acmeerr.New(acmeerr.Conflict, "the new key belongs to another account"))
 		return
 	} else if !errors.Is(err, store.ErrNotFound) {
-		s.writeProblem(w, r, acmeerr.Wrap(acmeerr.Unavailable, err, "store unavailable"))
+		s.writeProblem(w, r, storeDown(err))
 		return
 	}
 	newJSON, err := newKey.MarshalJSON()

@@ -178,7 +178,7 @@ func (s *Server) loadOrder(r *http.Request, id string, acct *store.Account) (*st
 		return nil, acmeerr.New(acmeerr.NotFound, "no such order")
 	}
 	if err != nil {
-		return nil, acmeerr.Wrap(acmeerr.Unavailable, err, "store unavailable")
+		return nil, storeDown(err)
 	}
 	if o.AccountID != acct.ID {
 		return nil, acmeerr.New(acmeerr.Unauthorized, "the order belongs to another account")
@@ -205,10 +205,10 @@ func (s *Server) refreshOrder(r *http.Request, o *store.Order) (*store.Order, er
 			return o, nil
 		}
 		if !errors.Is(err, store.ErrConflict) {
-			return nil, acmeerr.Wrap(acmeerr.Unavailable, err, "store unavailable")
+			return nil, storeDown(err)
 		}
 		if o, err = s.store.GetOrder(r.Context(), o.ID); err != nil {
-			return nil, acmeerr.Wrap(acmeerr.Unavailable, err, "store unavailable")
+			return nil, storeDown(err)
 		}
 	}
 	return o, nil
@@ -292,7 +292,7 @@ func (s *Server) handleAccountOrders(w http.ResponseWriter, r *http.Request) {
 	}
 	page, err := s.store.ListOrders(r.Context(), v.Account.ID, r.URL.Query().Get("cursor"), ordersPageSize)
 	if err != nil {
-		s.writeProblem(w, r, acmeerr.Wrap(acmeerr.Unavailable, err, "store unavailable"))
+		s.writeProblem(w, r, storeDown(err))
 		return
 	}
 	urls := []string{}

@@ -58,7 +58,7 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		s.writeProblem(w, r, acmeerr.Wrap(acmeerr.Unavailable, err, "store unavailable"))
+		s.writeProblem(w, r, storeDown(err))
 		return
 	}
 	if b, _ := pem.Decode(rec.ChainPEM); b == nil || !bytes.Equal(b.Bytes, der) {

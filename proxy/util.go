@@ -7,6 +7,9 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"time"
+
+	"github.com/acmebridge/acmebridge/acmeerr"
 )
 
 func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
@@ -61,4 +64,13 @@ func clientAddr(r *http.Request, trusted []string) string {
 		host = h
 	}
 	return host
+}
+
+// storeRetryAfter is what a client is told to wait when the store is down.
+const storeRetryAfter = 5 * time.Second
+
+// storeDown classifies a failure of the store: the request could not be
+// served now, and may be retried (503 serverInternal with Retry-After).
+func storeDown(err error) error {
+	return &acmeerr.Error{Kind: acmeerr.Unavailable, Detail: "the server's store is unavailable; retry later", RetryAfter: storeRetryAfter, Err: err}
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/acmebridge/acmebridge/acmeerr"
@@ -16,10 +17,12 @@ import (
 
 // Worker tuning.
 const (
-	jobLease       = 2 * time.Minute
 	jobPoll        = time.Second
 	maxJobAttempts = 10
 	workers        = 4
+	// issueDeadline bounds one upstream attempt; the lease is renewed
+	// while it runs.
+	issueDeadline = 10 * time.Minute
 )
 
 // Run runs the issuance workers until ctx ends or Close is called. Each
@@ -60,7 +63,7 @@ func (s *Server) workLoop(ctx context.Context) {
 	defer t.Stop()
 	for {
 		for ctx.Err() == nil {
-			job, err := s.store.ClaimJob(ctx, s.workerID, s.now(), jobLease)
+			job, err := s.store.ClaimJob(ctx, s.workerID, s.now(), s.cfg.Orders.JobLease.D())
 			if errors.Is(err, store.ErrNoJob) {
 				break
 			}
@@ -108,6 +111,8 @@ func (s *Server) processJob(ctx context.Context, job *store.Job) {
 			req.DNSNames = append(req.DNSNames, id.Value)
 		}
 	}
+	lease := s.leaseKeeper(ctx, job)
+	defer lease.stop()
 	var lastErr error
 	for _, name := range o.Upstreams {
 		iss, ok := s.issuers[name]
@@ -115,13 +120,15 @@ func (s *Server) processJob(ctx context.Context, job *store.Job) {
 			lastErr = acmeerr.New(acmeerr.Internal, "upstream %s is not configured", name)
 			continue
 		}
-		ictx, cancel := context.WithTimeout(ctx, jobLease-10*time.Second)
+		ictx, cancel := context.WithTimeout(lease.ctx, issueDeadline)
 		start := s.now()
-		res, err := iss.Issue(ictx, req, func(ref string) error {
-			job.UpstreamRef = ref
-			return s.store.UpdateJob(ctx, job, s.workerID)
-		})
+		res, err := iss.Issue(ictx, req, lease.setRef)
 		cancel()
+		if lease.ctx.Err() != nil && ctx.Err() == nil {
+			// The lease was lost to another replica: it owns the job now.
+			s.log.Warn("worker: lost the lease", "order", o.ID)
+			return
+		}
 		if err == nil {
 			s.storeCertificate(ctx, o, name, res, s.now().Sub(start))
 			return
@@ -137,9 +144,67 @@ func (s *Server) processJob(ctx context.Context, job *store.Job) {
 		s.failOrder(ctx, o, acmeerr.Wrap(acmeerr.Internal, lastErr, "no upstream could issue"))
 		return
 	}
+	lease.stop()
 	backoff := time.Duration(1<<min(job.Attempts, 8)) * time.Second
 	job.NotBefore = s.now().Add(backoff)
 	s.releaseJob(ctx, job)
+}
+
+// lease keeps a claimed job's lease alive while an upstream works, and
+// records the upstream's reference; ctx ends if the lease is lost.
+type lease struct {
+	s      *Server
+	job    *store.Job
+	mu     sync.Mutex
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
+	once   sync.Once
+}
+
+func (s *Server) leaseKeeper(ctx context.Context, job *store.Job) *lease {
+	l := &lease{s: s, job: job, done: make(chan struct{})}
+	l.ctx, l.cancel = context.WithCancel(ctx)
+	d := s.cfg.Orders.JobLease.D()
+	go func() {
+		t := time.NewTicker(d / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-l.done:
+				return
+			case <-t.C:
+				l.mu.Lock()
+				l.job.LeaseUntil = s.now().Add(d)
+				err := s.store.UpdateJob(ctx, l.job, s.workerID)
+				l.mu.Unlock()
+				if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
+					l.cancel()
+					return
+				}
+			}
+		}
+	}()
+	return l
+}
+
+// setRef stores the upstream's reference before the upstream commits to an
+// issuance, so a replica that takes the job over resumes it.
+func (l *lease) setRef(ref string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.job.UpstreamRef = ref
+	return l.s.store.UpdateJob(l.ctx, l.job, l.s.workerID)
+}
+
+// stop ends the renewals; the job is then the caller's to release or
+// complete.
+func (l *lease) stop() {
+	l.once.Do(func() {
+		close(l.done)
+		l.mu.Lock()
+		l.mu.Unlock()
+	})
 }
 
 // transient reports whether an upstream error may succeed when retried.

@@ -65,6 +65,11 @@ func (ca *CA) Issue(ctx context.Context, req *upstream.Request, setRef func(ref 
 		return nil, err
 	}
 
+	// An order issued before (a retry after a crash or a lost lease) gets
+	// the same certificate again: at most one issuance per order.
+	if res, err := ca.issued(req.OrderID); res != nil || err != nil {
+		return res, err
+	}
 	if err := ca.wait(ctx); err != nil {
 		return nil, err
 	}
@@ -95,6 +100,9 @@ func (ca *CA) Issue(ctx context.Context, req *upstream.Request, setRef func(ref 
 	chainPEM := make([]byte, 0, 2*len(ca.interPEM)+len(leaf.Raw))
 	chainPEM = append(chainPEM, pemCert(leaf.Raw)...)
 	chainPEM = append(chainPEM, ca.interPEM...)
+	if err := ca.record(req.OrderID, chainPEM); err != nil {
+		return nil, err
+	}
 	return &upstream.Result{
 		Leaf:     leaf,
 		Chain:    []*x509.Certificate{ca.inter},

@@ -2,12 +2,17 @@ package local
 
 import (
 	"context"
+	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -92,7 +97,8 @@ func TestIssueSerials(t *testing.T) {
 	ca := newCA(t, Options{})
 	seen := map[string]bool{}
 	req := request(t, []string{"a.example"}, nil)
-	for range 100 {
+	for i := range 100 {
+		req.OrderID = fmt.Sprintf("serials-%d", i)
 		res, err := ca.Issue(context.Background(), req, noRef(t))
 		require.NoError(t, err)
 		s := res.Leaf.SerialNumber
@@ -261,9 +267,11 @@ func TestConcurrentIssueAndRevoke(t *testing.T) {
 	req := request(t, []string{"a.example"}, nil)
 	var wg sync.WaitGroup
 	errs := make(chan error, 40)
-	for range 20 {
+	for i := range 20 {
 		wg.Go(func() {
-			res, err := ca.Issue(context.Background(), req, nil)
+			r := *req
+			r.OrderID = fmt.Sprintf("concurrent-%d", i)
+			res, err := ca.Issue(context.Background(), &r, nil)
 			if err != nil {
 				errs <- err
 				return
@@ -297,4 +305,31 @@ func BenchmarkIssue(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// TestIssueIdempotentPerOrder: a second Issue for the same order (a retry
+// after a crash) returns the same certificate without signing again.
+func TestIssueIdempotentPerOrder(t *testing.T) {
+	ca, err := New(Options{Name: "t", Dir: t.TempDir()})
+	require.NoError(t, err)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	csr := makeCSR(t, key, []string{"idem.example.com"}, nil)
+	req := &upstream.Request{OrderID: "order-1_A", CSR: csr, DNSNames: []string{"idem.example.com"}}
+	a, err := ca.Issue(t.Context(), req, nil)
+	require.NoError(t, err)
+	b, err := ca.Issue(t.Context(), req, nil)
+	require.NoError(t, err)
+	require.Equal(t, a.Leaf.SerialNumber, b.Leaf.SerialNumber)
+	require.Equal(t, a.ChainPEM, b.ChainPEM)
+	req.OrderID = "order-2"
+	c, err := ca.Issue(t.Context(), req, nil)
+	require.NoError(t, err)
+	require.NotEqual(t, a.Leaf.SerialNumber, c.Leaf.SerialNumber)
+	// IDs that are not base64url never name a file.
+	req.OrderID = "../escape"
+	_, err = ca.Issue(t.Context(), req, nil)
+	require.NoError(t, err)
+	_, err = os.Stat(filepath.Join(ca.Dir(), "escape.pem"))
+	require.True(t, os.IsNotExist(err))
 }

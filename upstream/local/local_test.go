@@ -10,10 +10,12 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -59,12 +61,15 @@ func ecKey(t testing.TB) *ecdsa.PrivateKey {
 	return k
 }
 
-// request returns an issuance request for dnsNames and ips whose CSR names
-// the same identifiers.
+// orderSeq numbers the orders of test requests: each request is a new order.
+var orderSeq atomic.Int64
+
+// request returns an issuance request of a new order for dnsNames and ips
+// whose CSR names the same identifiers.
 func request(t testing.TB, dnsNames []string, ips []net.IP) *upstream.Request {
 	t.Helper()
 	csr := makeCSR(t, ecKey(t), dnsNames, ips)
-	return &upstream.Request{OrderID: "order-1", CSR: csr, CSRDER: csr.Raw, DNSNames: dnsNames, IPAddresses: ips}
+	return &upstream.Request{OrderID: fmt.Sprintf("order-%d", orderSeq.Add(1)), CSR: csr, CSRDER: csr.Raw, DNSNames: dnsNames, IPAddresses: ips}
 }
 
 // noRef fails the test if Issue reports a reference.
