@@ -23,7 +23,6 @@ import (
 	"github.com/acmebridge/acmebridge/proxy"
 	"github.com/acmebridge/acmebridge/proxy/admin"
 	"github.com/acmebridge/acmebridge/proxy/va"
-	"github.com/acmebridge/acmebridge/store/bolt"
 	"github.com/acmebridge/acmebridge/upstream"
 	"github.com/acmebridge/acmebridge/upstream/local"
 )
@@ -66,7 +65,7 @@ func serve(ctx context.Context, cfg *configs.Config, stdout, stderr io.Writer) e
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return err
 	}
-	st, err := bolt.Open(bolt.Options{Path: cfg.Store.Bolt.Path, Logger: log})
+	st, err := openStore(cfg, log)
 	if err != nil {
 		return err
 	}

@@ -98,6 +98,11 @@ func EnsureToken(path string) (string, error) {
 		return "", fmt.Errorf("admin: %w", err)
 	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		// Another replica sharing the data directory created it first.
+		time.Sleep(50 * time.Millisecond)
+		return EnsureToken(path)
+	}
 	if err != nil {
 		return "", fmt.Errorf("admin: creating token file: %w", err)
 	}
