@@ -11,11 +11,17 @@ build:
 run: build
 	./$(BIN) serve
 
-## deps: install the real clients the end-to-end tests drive (Debian packages).
+## deps: install the real servers and clients the tests drive (Debian packages).
 deps:
-	@command -v certbot >/dev/null && command -v lego >/dev/null || { \
-	  echo "installing certbot and lego from Debian"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq certbot lego >/dev/null; }
+	@missing=""; \
+	command -v certbot >/dev/null || missing="$$missing certbot"; \
+	command -v lego >/dev/null || missing="$$missing lego"; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v redis-cli >/dev/null || missing="$$missing redis-tools"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing from Debian:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
 
 ## test: every test: vet, unit and integration tests with -race, end-to-end with real clients.
 test: deps vet
