@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"time"
 )
@@ -25,6 +26,11 @@ func (s *Server) newNonce(ctx context.Context) (string, error) {
 // Replay-Nonce header field with a fresh nonce ... respond to HEAD with 200
 // (OK) and GET with 204 (No Content)". The wrapper already set the nonce.
 func (s *Server) handleNewNonce(w http.ResponseWriter, r *http.Request) {
+	if w.Header().Get("Replay-Nonce") == "" {
+		// The nonce could not be stored: there is nothing to hand out.
+		s.writeProblem(w, r, storeDown(errors.New("nonce not stored")))
+		return
+	}
 	if r.Method == http.MethodHead {
 		w.WriteHeader(http.StatusOK)
 		return

@@ -60,3 +60,24 @@ func TestStoreDownIs503WithRetryAfter(t *testing.T) {
 	rec = c.post(pathNewOrder, map[string]any{"identifiers": dnsIDs("a.example.com")})
 	require.Equal(t, http.StatusCreated, rec.Code, "the server recovers by itself")
 }
+
+func (d *downStore) AddNonce(ctx context.Context, n string, exp time.Time) error {
+	if d.down.Load() {
+		return errDown
+	}
+	return d.Store.AddNonce(ctx, n, exp)
+}
+
+// TestNewNonceWhileStoreDown: no nonce can be handed out, so newNonce is a
+// 503 with Retry-After rather than a 200 without a nonce.
+func TestNewNonceWhileStoreDown(t *testing.T) {
+	var ds *downStore
+	e := newEnvWith(t, nil, func(s store.Store) store.Store { ds = &downStore{Store: s}; return ds })
+	ds.down.Store(true)
+	rec := e.do(http.MethodHead, pathNewNonce, "", nil)
+	require.Equal(t, http.StatusServiceUnavailable, rec.Code)
+	require.Equal(t, "5", rec.Header().Get("Retry-After"))
+	requireProblem(t, e.do(http.MethodGet, pathNewNonce, "", nil), http.StatusServiceUnavailable, "serverInternal")
+	ds.down.Store(false)
+	require.Equal(t, http.StatusNoContent, e.do(http.MethodGet, pathNewNonce, "", nil).Code)
+}
