@@ -88,8 +88,13 @@ func (s *Server) workLoop(ctx context.Context) {
 func (s *Server) processJob(ctx context.Context, job *store.Job) {
 	defer s.notify("order:" + job.OrderID)
 	o, err := s.store.GetOrder(ctx, job.OrderID)
+	if errors.Is(err, store.ErrNotFound) {
+		_ = s.store.DeleteJob(ctx, job.OrderID)
+		return
+	}
 	if err != nil {
 		s.log.Error("worker: load order", "order", job.OrderID, "err", err)
+		job.NotBefore = s.now().Add(5 * time.Second)
 		s.releaseJob(ctx, job)
 		return
 	}

@@ -145,8 +145,8 @@ type Certificate struct {
 type EABKey struct {
 	ID      string `json:"id"`
 	Version int64  `json:"version"`
-	// HMACKey is the raw MAC key. Drivers encrypt it at rest when they are
-	// given a secret key.
+	// HMACKey is the raw MAC key. It is sealed at rest by the Sealed
+	// wrapper, which every driver is opened through.
 	HMACKey   []byte    `json:"hmacKey"`
 	Group     string    `json:"group,omitempty"`
 	Allow     []string  `json:"allow,omitempty"`

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/acmebridge/acmebridge/configs"
 	"github.com/acmebridge/acmebridge/store"
 	"github.com/acmebridge/acmebridge/store/redis"
@@ -58,7 +60,15 @@ func openRedis(cfg *configs.Config, log *slog.Logger) (store.Store, error) {
 		}
 		opts.TLS = t
 	}
+	goredis.SetLogger(slogPrintf{log.With("component", "go-redis")})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return redis.Open(ctx, opts)
+}
+
+// slogPrintf routes go-redis's own messages to the server's log.
+type slogPrintf struct{ log *slog.Logger }
+
+func (l slogPrintf) Printf(ctx context.Context, format string, v ...any) {
+	l.log.WarnContext(ctx, fmt.Sprintf(format, v...))
 }

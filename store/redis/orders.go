@@ -1,0 +1,222 @@
+package redis
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/acmebridge/acmebridge/store"
+)
+
+// sweepBatch is how many expired orders each CreateOrder looks at to drop
+// them from their accounts' listings. More than one per order created, so
+// the backlog shrinks whenever orders are being created.
+const sweepBatch = 16
+
+// createOrderScript stores a new order, its new authorizations and its
+// place in the account's listing, then sweeps a few expired orders out of
+// their listings.
+//
+// KEYS: order, account's listing, sequence, expiring set, then the
+// authorizations: the n new ones first, then the reused ones. ARGV: the six
+// order arguments of write_order, n, order ID, base, now in ms, then for
+// each new authorization its JSON, version and TTL in ms.
+var createOrderScript = newScript("create order", `
+if redis.call('EXISTS', KEYS[1]) == 1 then return 'conflict' end
+local n = tonumber(ARGV[7])
+for i = 5, #KEYS do
+  local found = redis.call('EXISTS', KEYS[i]) == 1
+  if i < 5 + n then
+    if found then return 'conflict' end
+  elseif not found then
+    return 'notfound'
+  end
+end
+local seq = redis.call('INCR', KEYS[3])
+redis.call('ZADD', KEYS[2], seq, ARGV[8])
+for i = 1, n do
+  local a = 11 + (i - 1) * 3
+  redis.call('HSET', KEYS[4 + i], 'v', ARGV[a + 1], 'd', ARGV[a])
+  redis.call('PEXPIRE', KEYS[4 + i], ARGV[a + 2])
+end
+write_order(KEYS[1], KEYS[4], 1, 5)
+sweep(KEYS[4], ARGV[9], ARGV[10], `+strconv.Itoa(sweepBatch)+`)
+return 'ok'
+`)
+
+// updateOrderScript is the compare-and-set of an order.
+//
+// KEYS: order, expiring set, then the authorizations to keep for good (only
+// when the order is valid). ARGV: the six order arguments of write_order.
+var updateOrderScript = newScript("update order", `
+local bad = cas(KEYS[1], ARGV[1])
+if bad then return bad end
+write_order(KEYS[1], KEYS[2], 1, 3)
+return 'ok'
+`)
+
+// listOrdersScript returns up to want (ID, sequence) pairs of a listing
+// after a sequence, skipping and dropping entries whose order has expired.
+//
+// KEYS: listing. ARGV: lowest score ("-inf" or "(" sequence), want, the
+// order key's name up to the ID.
+var listOrdersScript = newScript("list orders", `
+local want = tonumber(ARGV[2])
+local min = ARGV[1]
+local out = {}
+while #out < 2 * want do
+  local batch = redis.call('ZRANGEBYSCORE', KEYS[1], min, '+inf', 'WITHSCORES', 'LIMIT', 0, want)
+  for i = 1, #batch, 2 do
+    if redis.call('EXISTS', ARGV[3] .. batch[i]) == 1 then
+      out[#out + 1] = batch[i]
+      out[#out + 1] = batch[i + 1]
+      if #out >= 2 * want then break end
+    else
+      redis.call('ZREM', KEYS[1], batch[i])
+    end
+    min = '(' .. batch[i + 1]
+  end
+  if #batch < 2 * want then break end
+end
+return out
+`)
+
+// CreateOrder stores a new order, its new authorizations and its place in
+// the account's listing in one script. Every authorization passed must be
+// listed in o.AuthzIDs; the IDs listed but not passed must exist
+// (ErrNotFound otherwise). ErrConflict if the order ID or a new
+// authorization's ID is taken. The order and the new authorizations get
+// their TTLs (see the package documentation).
+func (s *Store) CreateOrder(ctx context.Context, o *store.Order, authzs []*store.Authorization) error {
+	if o.ID == "" || o.AccountID == "" {
+		return errorf("order needs an ID and an account ID")
+	}
+	listed := make(map[string]bool, len(o.AuthzIDs))
+	for _, id := range o.AuthzIDs {
+		listed[id] = true
+	}
+	isNew := make(map[string]bool, len(authzs))
+	newKeys := make([]string, 0, len(authzs))
+	var authzArgs []any
+	for _, a := range authzs {
+		if !listed[a.ID] || isNew[a.ID] {
+			return errorf("order %s: authorization %q is not listed in AuthzIDs or is passed twice", o.ID, a.ID)
+		}
+		isNew[a.ID] = true
+		d, err := encode("authorization", a)
+		if err != nil {
+			return err
+		}
+		newKeys = append(newKeys, s.key(kindAuthz, a.ID))
+		authzArgs = append(authzArgs, d, version(a.Version), millis(s.recordTTL(a.Expires)))
+	}
+	keys := []string{s.key(kindOrder, o.ID), s.key(kindOrderList, o.AccountID), s.global(keyOrderSeq), s.global(keyExpiring)}
+	keys = append(keys, newKeys...)
+	for _, id := range o.AuthzIDs {
+		if !isNew[id] {
+			keys = append(keys, s.key(kindAuthz, id))
+		}
+	}
+	args, err := s.orderArgs("", o)
+	if err != nil {
+		return err
+	}
+	args = append(args, len(authzs), o.ID, s.base, strconv.FormatInt(time.Now().UnixMilli(), 10))
+	args = append(args, authzArgs...)
+	return s.exec(ctx, createOrderScript, keys, args...)
+}
+
+// GetOrder returns the order or ErrNotFound.
+func (s *Store) GetOrder(ctx context.Context, id string) (*store.Order, error) {
+	var o store.Order
+	if _, err := s.getRecord(ctx, "get order", s.key(kindOrder, id), &o); err != nil {
+		return nil, err
+	}
+	return &o, nil
+}
+
+// UpdateOrder stores o if the stored Version equals o.Version, then
+// increments o.Version. ErrNotFound if the order does not exist. The TTL
+// is refreshed; a valid order, and its authorizations, lose theirs. An
+// order's AccountID never changes.
+func (s *Store) UpdateOrder(ctx context.Context, o *store.Order) error {
+	next := *o
+	next.Version++
+	args, err := s.orderArgs(version(o.Version), &next)
+	if err != nil {
+		return err
+	}
+	keys := append([]string{s.key(kindOrder, o.ID), s.global(keyExpiring)}, s.orderPersistKeys(o)...)
+	if err := s.exec(ctx, updateOrderScript, keys, args...); err != nil {
+		return err
+	}
+	o.Version = next.Version
+	return nil
+}
+
+// ListOrders lists the IDs of an account's orders, oldest first, at most
+// limit (which must be positive) per page. The cursor is "" for the first
+// page and Page.Next for the following ones; Next is opaque (a position in
+// the store-wide creation sequence) and empty on the last page. Orders that
+// have expired are left out. A malformed cursor gives an error matching
+// ErrNotFound.
+func (s *Store) ListOrders(ctx context.Context, accountID, cursor string, limit int) (store.Page, error) {
+	if limit < 1 {
+		return store.Page{}, errorf("list orders: limit %d is not positive", limit)
+	}
+	min := "-inf"
+	if cursor != "" {
+		seq, err := strconv.ParseUint(cursor, 36, 64)
+		if err != nil {
+			return store.Page{}, fmt.Errorf("store/redis: list orders: malformed cursor %q: %w", cursor, store.ErrNotFound)
+		}
+		min = "(" + strconv.FormatUint(seq, 10)
+	}
+	v, err := s.run(ctx, listOrdersScript, []string{s.key(kindOrderList, accountID)}, min, limit+1, s.key(kindOrder, ""))
+	if err != nil {
+		return store.Page{}, err
+	}
+	vals, _ := v.([]any)
+	var page store.Page
+	for i := 0; i+1 < len(vals) && len(page.IDs) < limit; i += 2 {
+		page.IDs = append(page.IDs, str(vals[i]))
+	}
+	if len(vals)/2 > limit {
+		seq, err := strconv.ParseFloat(str(vals[2*limit-1]), 64)
+		if err != nil {
+			return store.Page{}, errorf("list orders: malformed sequence %q", vals[2*limit-1])
+		}
+		page.Next = strconv.FormatUint(uint64(seq), 36)
+	}
+	return page, nil
+}
+
+// GetAuthz returns the authorization or ErrNotFound.
+func (s *Store) GetAuthz(ctx context.Context, id string) (*store.Authorization, error) {
+	var a store.Authorization
+	if _, err := s.getRecord(ctx, "get authorization", s.key(kindAuthz, id), &a); err != nil {
+		return nil, err
+	}
+	return &a, nil
+}
+
+// UpdateAuthz stores a if the stored Version equals a.Version, then
+// increments a.Version. ErrNotFound if the authorization does not exist.
+// Its TTL is refreshed from a.Expires, unless it belongs to a valid order
+// and is kept for good.
+func (s *Store) UpdateAuthz(ctx context.Context, a *store.Authorization) error {
+	next := *a
+	next.Version++
+	d, err := encode("authorization", &next)
+	if err != nil {
+		return err
+	}
+	err = s.exec(ctx, casScript, []string{s.key(kindAuthz, a.ID)},
+		version(a.Version), millis(s.recordTTL(a.Expires)), "v", version(next.Version), "d", d)
+	if err != nil {
+		return err
+	}
+	a.Version = next.Version
+	return nil
+}
