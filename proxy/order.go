@@ -291,6 +291,10 @@ func (s *Server) handleAccountOrders(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	page, err := s.store.ListOrders(r.Context(), v.Account.ID, r.URL.Query().Get("cursor"), ordersPageSize)
+	if errors.Is(err, store.ErrNotFound) {
+		s.writeProblem(w, r, acmeerr.New(acmeerr.Malformed, "unknown orders cursor"))
+		return
+	}
 	if err != nil {
 		s.writeProblem(w, r, storeDown(err))
 		return

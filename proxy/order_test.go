@@ -193,6 +193,7 @@ func TestOrdersListPaginated(t *testing.T) {
 	other := e.newClient()
 	other.register()
 	requireProblem(t, other.post(c.kid+"/orders", nil), 403, "unauthorized")
+	requireProblem(t, c.post(c.kid+"/orders?cursor=nope", nil), 400, "malformed")
 }
 
 // TestFinalizeCSRChecks: every refused CSR leaves the order ready.

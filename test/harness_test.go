@@ -280,6 +280,13 @@ func (s *server) HTTPClient() *http.Client {
 // leaf.
 func (s *server) verifyChain(t *testing.T, chainPEM []byte, names []string) *x509.Certificate {
 	t.Helper()
+	return verifyChainPool(t, s.Roots, s.CAFile, chainPEM, names)
+}
+
+// verifyChainPool is verifyChain against any roots (rootsName names them in
+// failures).
+func verifyChainPool(t *testing.T, roots *x509.CertPool, rootsName string, chainPEM []byte, names []string) *x509.Certificate {
+	t.Helper()
 	certs, err := parsePEMCerts(chainPEM)
 	require.NoError(t, err)
 	require.NotEmpty(t, certs, "no certificate in the chain:\n%s", chainPEM)
@@ -296,11 +303,11 @@ func (s *server) verifyChain(t *testing.T, chainPEM []byte, names []string) *x50
 		}
 		_, err := leaf.Verify(x509.VerifyOptions{
 			DNSName:       host,
-			Roots:         s.Roots,
+			Roots:         roots,
 			Intermediates: inter,
 			KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		})
-		require.NoError(t, err, "chain does not verify for %s against %s", n, s.CAFile)
+		require.NoError(t, err, "chain does not verify for %s against %s", n, rootsName)
 	}
 	var got []string
 	got = append(got, leaf.DNSNames...)
