@@ -228,3 +228,10 @@ func dnsIDs(names ...string) []store.Identifier {
 	}
 	return out
 }
+
+// newPOST is a JOSE POST to an absolute URL under testBase.
+func newPOST(url string, body []byte) *http.Request {
+	req := httptest.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/jose+json")
+	return req
+}

@@ -1,0 +1,59 @@
+package proxy
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"net/http"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/acmebridge/acmebridge/configs"
+)
+
+// BenchmarkIssuance is one full issuance in-process on bolt and the local
+// CA: newOrder, authorization, challenge, finalize, download (validation is
+// the in-process fake, so the figure is the server's own cost). Each signed
+// request fetches its nonce with a HEAD, as a client without a cached nonce
+// would.
+func BenchmarkIssuance(b *testing.B) {
+	t := &testing.T{}
+	e := newEnv(t, func(c *configs.Config) {})
+	c := e.newClient()
+	c.e.t = t
+	c.register()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(b, err)
+	csr := b64(makeCSR(t, key, "", []string{"bench.example.com"}, nil))
+	b.ReportAllocs()
+	for b.Loop() {
+		_, o := c.readyOrder(dnsIDs("bench.example.com")...)
+		rec := c.post(o.Finalize, map[string]string{"csr": csr})
+		if rec.Code != http.StatusOK {
+			b.Fatal(rec.Body.String())
+		}
+		if c.post(decode[orderJSON](t, rec).Certificate, nil).Code != http.StatusOK {
+			b.Fatal("download")
+		}
+	}
+}
+
+// BenchmarkVerifyPOST is the JWS check of one POST-as-GET.
+func BenchmarkVerifyPOST(b *testing.B) {
+	t := &testing.T{}
+	e := newEnv(t, nil)
+	c := e.newClient()
+	c.e.t = t
+	c.register()
+	b.ReportAllocs()
+	for b.Loop() {
+		b.StopTimer()
+		body := c.sign(c.kid, []byte{}, false)
+		req := newPOST(c.kid, body)
+		b.StartTimer()
+		if _, err := e.srv.verifyPOST(req, byKID); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
