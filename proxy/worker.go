@@ -61,6 +61,7 @@ func (s *Server) kickWorker() {
 func (s *Server) workLoop(ctx context.Context) {
 	t := time.NewTicker(jobPoll)
 	defer t.Stop()
+	var lastLogged time.Time
 	for {
 		for ctx.Err() == nil {
 			job, err := s.store.ClaimJob(ctx, s.workerID, s.now(), s.cfg.Orders.JobLease.D())
@@ -68,8 +69,10 @@ func (s *Server) workLoop(ctx context.Context) {
 				break
 			}
 			if err != nil {
-				if ctx.Err() == nil {
+				// The store is down: say so once in a while, not every poll.
+				if ctx.Err() == nil && s.now().Sub(lastLogged) > 30*time.Second {
 					s.log.Error("worker: claim job", "err", err)
+					lastLogged = s.now()
 				}
 				break
 			}

@@ -1,0 +1,1006 @@
+package test
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/stretchr/testify/require"
+
+	"github.com/go-acme/lego/v5/acme"
+	"github.com/go-acme/lego/v5/certcrypto"
+	"github.com/go-acme/lego/v5/certificate"
+	"github.com/go-acme/lego/v5/challenge"
+	"github.com/go-acme/lego/v5/challenge/dns01"
+	"github.com/go-acme/lego/v5/lego"
+	legolog "github.com/go-acme/lego/v5/log"
+	"github.com/go-acme/lego/v5/registration"
+)
+
+// replicaOptions configures a replica set.
+type replicaOptions struct {
+	// N replicas (default 2).
+	N int
+	// Redis is the store every replica shares.
+	Redis *redisProc
+	// Delay is the local CA's delay per issuance (a slow CA).
+	Delay time.Duration
+	// JobLease is orders.job_lease (default 3s).
+	JobLease time.Duration
+	// FinalizeWait is orders.finalize_wait (default 1s).
+	FinalizeWait time.Duration
+}
+
+// replicaSet is several `acmebridge serve` processes sharing one Redis, one
+// local CA directory and one store key, behind one round-robin TLS proxy
+// whose URL is every replica's external_url.
+type replicaSet struct {
+	Dir string
+	// SharedDir holds the store key and the local CA (CADir).
+	SharedDir string
+	CADir     string
+	KeyFile   string
+	// Roots trusts the local CA's root (CADir/root.pem): what issued
+	// certificates chain to.
+	Roots *x509.CertPool
+
+	Proxy        *lbProxy
+	DNS          *dnsServer
+	Redis        *redisProc
+	DirectoryURL string
+	// NewNoncePath is the path of the directory's newNonce URL.
+	NewNoncePath string
+	Replicas     []*replica
+}
+
+// replica is one acmebridge process, reached directly over plain HTTP.
+type replica struct {
+	Index int
+	// BaseURL is http://127.0.0.1:PORT (what the proxy forwards to);
+	// AdminURL the admin listener.
+	BaseURL    string
+	AdminURL   string
+	ConfigPath string
+	Config     string
+	// Starts counts the process's starts (1 + restarts).
+	Starts int
+
+	logs *syncBuffer
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error
+	// killed is set by Kill9 until Restart: cleanup then expects no process.
+	killed bool
+}
+
+// startReplicas starts opts.N replicas (the first alone, since it creates
+// the shared local CA) behind a new proxy, and a test DNS server they
+// resolve through. Each is stopped with SIGTERM at cleanup and must exit
+// cleanly; logs are printed (tails, or whole with E2E_LOGS=1) on failure.
+func startReplicas(t *testing.T, opts replicaOptions) *replicaSet {
+	t.Helper()
+	require.NotNil(t, opts.Redis, "a replica set needs a Redis")
+	if opts.N == 0 {
+		opts.N = 2
+	}
+	if opts.JobLease == 0 {
+		opts.JobLease = 3 * time.Second
+	}
+	if opts.FinalizeWait == 0 {
+		opts.FinalizeWait = time.Second
+	}
+	if opts.FinalizeWait < 0 {
+		opts.FinalizeWait = 0
+	}
+	rs := &replicaSet{Dir: t.TempDir(), Redis: opts.Redis}
+	rs.SharedDir = filepath.Join(rs.Dir, "shared")
+	rs.CADir = filepath.Join(rs.SharedDir, "ca")
+	rs.KeyFile = filepath.Join(rs.SharedDir, "store.key")
+	require.NoError(t, os.MkdirAll(rs.SharedDir, 0o700))
+	key := make([]byte, 32)
+	for i := range key {
+		key[i] = byte(i*7 + 3)
+	}
+	require.NoError(t, os.WriteFile(rs.KeyFile, []byte(hex.EncodeToString(key)+"\n"), 0o600))
+
+	rs.DNS = startDNSServer(t)
+	rs.Proxy = startLBProxy(t)
+	rs.DirectoryURL = rs.Proxy.URL + "/directory"
+
+	var backends []string
+	for i := 0; i < opts.N; i++ {
+		ports := freePorts(t, 4)
+		r := &replica{
+			Index:      i,
+			BaseURL:    fmt.Sprintf("http://127.0.0.1:%d", ports[0]),
+			AdminURL:   fmt.Sprintf("http://127.0.0.1:%d", ports[1]),
+			ConfigPath: filepath.Join(rs.Dir, fmt.Sprintf("replica%d.yaml", i)),
+			logs:       &syncBuffer{},
+		}
+		r.Config = fmt.Sprintf(`data_dir: %q
+server:
+  listen: "127.0.0.1:%d"
+  external_url: %q
+  tls: {disabled: true}
+  trusted_proxies: ["127.0.0.1/32"]
+admin:
+  listen: "127.0.0.1:%d"
+store:
+  driver: redis
+  encryption_key_file: %q
+  redis:
+    addrs: [%q]
+    key_prefix: "e2e:"
+orders:
+  job_lease: %s
+  finalize_wait: %s
+validation:
+  http_port: %d
+  tls_alpn_port: %d
+  dns_resolvers: [%q]
+  allow_private_addresses: true
+upstreams:
+  - name: dev
+    type: local
+    local: {dir: %q, delay: %s}
+log:
+  level: info
+`, filepath.Join(rs.Dir, fmt.Sprintf("replica%d-data", i)), ports[0], rs.Proxy.URL, ports[1], rs.KeyFile, opts.Redis.Addr,
+			opts.JobLease, opts.FinalizeWait, ports[2], ports[3], rs.DNS.Addr, rs.CADir, opts.Delay)
+		require.NoError(t, os.WriteFile(r.ConfigPath, []byte(r.Config), 0o600))
+		rs.Replicas = append(rs.Replicas, r)
+		backends = append(backends, r.BaseURL)
+	}
+	t.Cleanup(func() {
+		full := os.Getenv("E2E_LOGS") != ""
+		if !t.Failed() && !full {
+			return
+		}
+		for _, r := range rs.Replicas {
+			out := r.Logs()
+			if !full {
+				out = tailLines(out, 300)
+			}
+			t.Logf("replica %d (%s) config:\n%s\nreplica %d output%s:\n%s", r.Index, r.BaseURL, r.Config, r.Index,
+				map[bool]string{true: "", false: " (last 300 lines; E2E_LOGS=1 for all)"}[full], out)
+		}
+	})
+	for _, r := range rs.Replicas {
+		r.start(t)
+	}
+	rs.Proxy.SetBackends(backends...)
+
+	pemBytes, err := os.ReadFile(filepath.Join(rs.CADir, "root.pem"))
+	require.NoError(t, err)
+	rs.Roots = x509.NewCertPool()
+	require.True(t, rs.Roots.AppendCertsFromPEM(pemBytes))
+
+	// The directory answers through the proxy, naming the proxy's URL.
+	resp, err := rs.Proxy.HTTPClient().Get(rs.DirectoryURL)
+	require.NoError(t, err)
+	var dir map[string]any
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&dir))
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.True(t, strings.HasPrefix(fmt.Sprint(dir["newNonce"]), rs.Proxy.URL+"/"), "directory %v", dir)
+	rs.NewNoncePath = strings.TrimPrefix(fmt.Sprint(dir["newNonce"]), rs.Proxy.URL)
+	return rs
+}
+
+func tailLines(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) <= n {
+		return s
+	}
+	return strings.Join(lines[len(lines)-n:], "\n")
+}
+
+func (r *replica) start(t *testing.T) {
+	t.Helper()
+	r.mu.Lock()
+	r.Starts++
+	fmt.Fprintf(r.logs, "--- start #%d: acmebridge serve --config %s\n", r.Starts, r.ConfigPath)
+	cmd := exec.Command(binPath, "serve", "--config", r.ConfigPath)
+	cmd.Dir = filepath.Dir(r.ConfigPath)
+	cmd.Stdout = r.logs
+	cmd.Stderr = r.logs
+	require.NoError(t, cmd.Start())
+	done := make(chan struct{})
+	r.cmd, r.done, r.killed = cmd, done, false
+	if r.Starts == 1 {
+		// Registered at the first start, so a replica that never gets
+		// ready is stopped too.
+		t.Cleanup(func() { r.stop(t) })
+	}
+	go func() {
+		err := cmd.Wait()
+		r.mu.Lock()
+		r.err = err
+		r.mu.Unlock()
+		close(done)
+	}()
+	r.mu.Unlock()
+	r.waitReady(t, done)
+}
+
+func (r *replica) waitReady(t *testing.T, done chan struct{}) {
+	t.Helper()
+	c := &http.Client{Timeout: 2 * time.Second}
+	deadline := time.Now().Add(readyTimeout)
+	for {
+		select {
+		case <-done:
+			t.Fatalf("replica %d exited before it was ready: %v", r.Index, r.exitErr())
+		default:
+		}
+		resp, err := c.Get(r.AdminURL + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replica %d not ready within %s (last: %v)", r.Index, readyTimeout, errOrStatus(resp, err))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (r *replica) exitErr() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.err
+}
+
+// Alive reports whether the process is running.
+func (r *replica) Alive() bool {
+	r.mu.Lock()
+	done := r.done
+	r.mu.Unlock()
+	select {
+	case <-done:
+		return false
+	default:
+		return true
+	}
+}
+
+// Kill9 kills the replica with SIGKILL: no shutdown, leases left held.
+func (r *replica) Kill9(t *testing.T) {
+	t.Helper()
+	r.mu.Lock()
+	cmd, done := r.cmd, r.done
+	r.killed = true
+	r.mu.Unlock()
+	require.NoError(t, cmd.Process.Kill())
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("replica %d did not die after SIGKILL", r.Index)
+	}
+	fmt.Fprintf(r.logs, "--- killed with SIGKILL\n")
+}
+
+// Restart starts a killed replica again with the same config and ports.
+func (r *replica) Restart(t *testing.T) {
+	t.Helper()
+	require.False(t, r.Alive(), "Restart: replica %d is running", r.Index)
+	r.start(t)
+}
+
+// stop sends SIGTERM and requires a clean exit within stopTimeout.
+func (r *replica) stop(t *testing.T) {
+	r.mu.Lock()
+	cmd, done, killed := r.cmd, r.done, r.killed
+	r.mu.Unlock()
+	select {
+	case <-done:
+		if !killed {
+			t.Errorf("replica %d exited before the test ended: %v", r.Index, r.exitErr())
+		}
+		return
+	default:
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Errorf("SIGTERM replica %d: %v", r.Index, err)
+	}
+	select {
+	case <-done:
+		if err := r.exitErr(); err != nil {
+			t.Errorf("replica %d did not exit cleanly after SIGTERM: %v", r.Index, err)
+		}
+	case <-time.After(stopTimeout):
+		_ = cmd.Process.Kill()
+		<-done
+		t.Errorf("replica %d did not exit within %s of SIGTERM", r.Index, stopTimeout)
+	}
+}
+
+// Logs returns everything the replica printed, over all its starts.
+func (r *replica) Logs() string { return r.logs.String() }
+
+// AllLogs joins every replica's output.
+func (rs *replicaSet) AllLogs() string {
+	var b strings.Builder
+	for _, r := range rs.Replicas {
+		b.WriteString(r.Logs())
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+// logOrders returns, for every log line with msg="<msg>", the value of its
+// order= attribute, in order of appearance.
+func logOrders(logs, msg string) []string {
+	re := regexp.MustCompile(`msg="?` + regexp.QuoteMeta(msg) + `"?\s.*?\border=("[^"]*"|\S+)`)
+	var out []string
+	for _, line := range strings.Split(logs, "\n") {
+		if m := re.FindStringSubmatch(line); m != nil {
+			out = append(out, strings.Trim(m[1], `"`))
+		}
+	}
+	return out
+}
+
+// waitFor polls cond every 50ms until it holds or d passes.
+func waitFor(d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	for {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// legoClient returns a lego client for user going through the proxy.
+func (rs *replicaSet) legoClient(t *testing.T, user *legoUser, certTimeout time.Duration) *lego.Client {
+	t.Helper()
+	cfg := lego.NewConfig(user)
+	cfg.CADirURL = rs.DirectoryURL
+	cfg.HTTPClient = rs.Proxy.HTTPClient()
+	cfg.UserAgent = "acmebridge-e2e-replicas"
+	cfg.Certificate.Timeout = certTimeout
+	c, err := lego.NewClient(cfg)
+	require.NoError(t, err)
+	return c
+}
+
+// register creates an account through the proxy for a new key.
+func (rs *replicaSet) register(t *testing.T, email string) *legoUser {
+	t.Helper()
+	u := &legoUser{email: email, key: newECKey(t)}
+	c := rs.legoClient(t, u, 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), toolTimeout)
+	defer cancel()
+	reg, err := c.Registration.Register(ctx, registration.RegisterOptions{TermsOfServiceAgreed: true})
+	require.NoError(t, err)
+	require.Equal(t, "valid", reg.Status)
+	require.True(t, strings.HasPrefix(reg.Location, rs.Proxy.URL+"/"), "account URL %s", reg.Location)
+	u.reg = reg
+	return u
+}
+
+// useDNS01 sets a lego client's dns-01 provider to the test DNS server
+// (optionally behind a barrier that holds Present until n clients reach it).
+func (rs *replicaSet) useDNS01(t *testing.T, c *lego.Client, b *barrier) {
+	t.Helper()
+	var p challenge.Provider = testDNSProvider{d: rs.DNS}
+	if b != nil {
+		p = barrierDNSProvider{testDNSProvider: testDNSProvider{d: rs.DNS}, b: b}
+	}
+	require.NoError(t, c.Challenge.SetDNS01Provider(p, dns01.DisableAuthoritativeNssPropagationRequirement()))
+}
+
+// useTestDNSForLego points lego's propagation checks at the test DNS server
+// and keeps lego's log for a failure report; both are process-wide, so the
+// tests of this package do not run in parallel.
+func useTestDNSForLego(t *testing.T, d *dnsServer) {
+	legoLogs := &syncBuffer{}
+	prevLog := legolog.Default()
+	legolog.SetDefault(slog.New(slog.NewTextHandler(legoLogs, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	prev := dns01.DefaultClient()
+	dns01.SetDefaultClient(dns01.NewClient(&dns01.Options{RecursiveNameservers: []string{d.Addr}, Timeout: 2 * time.Second}))
+	t.Cleanup(func() {
+		dns01.SetDefaultClient(prev)
+		legolog.SetDefault(prevLog)
+		if t.Failed() {
+			t.Logf("lego log (warnings and errors):\n%s", tailLines(legoLogs.String(), 200))
+		}
+	})
+}
+
+// barrier releases its waiters once n have arrived (or after a bound, so a
+// client that failed early cannot hang the others).
+type barrier struct {
+	mu      sync.Mutex
+	n       int
+	arrived int
+	open    chan struct{}
+}
+
+func newBarrier(n int) *barrier { return &barrier{n: n, open: make(chan struct{})} }
+
+func (b *barrier) wait(ctx context.Context) {
+	b.mu.Lock()
+	b.arrived++
+	if b.arrived == b.n {
+		close(b.open)
+	}
+	b.mu.Unlock()
+	select {
+	case <-b.open:
+	case <-ctx.Done():
+	case <-time.After(30 * time.Second):
+	}
+}
+
+// barrierDNSProvider holds Present until every client of the barrier got
+// there, so their finalizes arrive together.
+type barrierDNSProvider struct {
+	testDNSProvider
+	b *barrier
+}
+
+func (p barrierDNSProvider) Present(ctx context.Context, domain, token, keyAuth string) error {
+	p.b.wait(ctx)
+	return p.testDNSProvider.Present(ctx, domain, token, keyAuth)
+}
+
+// obtainResult is one client's outcome, checked in the test goroutine.
+type obtainResult struct {
+	names []string
+	res   *certificate.Resource
+	err   error
+	took  time.Duration
+}
+
+func obtain(ctx context.Context, c *lego.Client, names []string) obtainResult {
+	start := time.Now()
+	res, err := c.Certificate.Obtain(ctx, certificate.ObtainRequest{Domains: names, KeyType: certcrypto.EC256, Bundle: true})
+	return obtainResult{names: names, res: res, err: err, took: time.Since(start)}
+}
+
+// TestReplicasRoundRobin: two replicas on one Redis behind a round-robin
+// proxy serve 50 certificates to concurrent lego clients; both replicas
+// share the work; a nonce minted by one replica is good once on the other.
+func TestReplicasRoundRobin(t *testing.T) {
+	rd := startRedis(t, false)
+	rs := startReplicas(t, replicaOptions{N: 2, Redis: rd})
+	useTestDNSForLego(t, rs.DNS)
+
+	const clients, perClient = 5, 10
+	users := make([]*legoUser, clients)
+	legos := make([]*lego.Client, clients)
+	for i := range users {
+		users[i] = rs.register(t, fmt.Sprintf("rr%d@example.com", i))
+		legos[i] = rs.legoClient(t, users[i], 60*time.Second)
+		rs.useDNS01(t, legos[i], nil)
+	}
+
+	start := time.Now()
+	results := make([][]obtainResult, clients)
+	var wg sync.WaitGroup
+	for i := 0; i < clients; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := 0; j < perClient; j++ {
+				ctx, cancel := context.WithTimeout(context.Background(), toolTimeout)
+				r := obtain(ctx, legos[i], []string{fmt.Sprintf("c%d-%d.rr.e2e.test", i, j)})
+				cancel()
+				results[i] = append(results[i], r)
+				if r.err != nil {
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+
+	serials := map[string]bool{}
+	for i := range results {
+		require.Len(t, results[i], perClient, "client %d stopped early: %v", i, results[i][len(results[i])-1].err)
+		for _, r := range results[i] {
+			require.NoError(t, r.err, "obtain %v", r.names)
+			leaf := verifyChainPool(t, rs.Roots, "the local CA's root.pem", r.res.Certificate, r.names)
+			serials[leaf.SerialNumber.String()] = true
+		}
+	}
+	require.Len(t, serials, clients*perClient, "every certificate is a new one")
+
+	counts := rs.Proxy.Counts()
+	total := 0
+	for _, n := range counts {
+		total += n
+	}
+	refused, failed := rs.Proxy.Stats()
+	t.Logf("%d certificates by %d concurrent clients in %s; requests per replica: %v (total %d, refused %d, failed %d)",
+		clients*perClient, clients, elapsed.Round(time.Millisecond), counts, total, refused, failed)
+	require.Zero(t, failed, "no request failed at the proxy")
+	for _, r := range rs.Replicas {
+		share := float64(counts[r.BaseURL]) / float64(total)
+		require.Greater(t, share, 0.30, "replica %d served %d of %d requests", r.Index, counts[r.BaseURL], total)
+	}
+	// Every issuance went to the CA once.
+	issued := logOrders(rs.AllLogs(), "local certificate issued")
+	require.Len(t, issued, clients*perClient)
+
+	t.Run("nonce-across-replicas", func(t *testing.T) {
+		testNonceAcrossReplicas(t, rs, users[0])
+	})
+}
+
+// testNonceAcrossReplicas: a nonce from replica A is accepted by replica B
+// once; the same request again is refused with badNonce by either.
+func testNonceAcrossReplicas(t *testing.T, rs *replicaSet, u *legoUser) {
+	require.GreaterOrEqual(t, len(rs.Replicas), 2)
+	a, b := rs.Replicas[0], rs.Replicas[1]
+	nonce := fetchNonce(t, a.BaseURL+rs.NewNoncePath)
+	acctURL := u.reg.Location
+	body := signPostAsGet(t, u.key, acctURL, nonce, acctURL)
+	direct := func(r *replica) string { return r.BaseURL + strings.TrimPrefix(acctURL, rs.Proxy.URL) }
+
+	status, hdr, respBody := postJOSE(t, direct(b), body)
+	require.Equal(t, http.StatusOK, status, "replica B refused a nonce replica A issued: %s", respBody)
+	var acct map[string]any
+	require.NoError(t, json.Unmarshal(respBody, &acct))
+	require.Equal(t, "valid", acct["status"])
+	require.NotEmpty(t, hdr.Get("Replay-Nonce"))
+
+	for _, r := range []*replica{a, b} {
+		status, hdr, respBody := postJOSE(t, direct(r), body)
+		require.Equal(t, http.StatusBadRequest, status, "replica %d accepted a used nonce: %s", r.Index, respBody)
+		require.Equal(t, "application/problem+json", hdr.Get("Content-Type"))
+		var p acme.ProblemDetails
+		require.NoError(t, json.Unmarshal(respBody, &p))
+		require.Equal(t, "urn:ietf:params:acme:error:badNonce", p.Type, "replica %d", r.Index)
+		require.NotEmpty(t, hdr.Get("Replay-Nonce"), "a badNonce answer carries a fresh nonce (RFC 8555 §6.5)")
+	}
+}
+
+// fetchNonce HEADs a newNonce URL and returns the Replay-Nonce.
+func fetchNonce(t *testing.T, url string) string {
+	t.Helper()
+	c := &http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Head(url)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	n := resp.Header.Get("Replay-Nonce")
+	require.NotEmpty(t, n, "no Replay-Nonce from %s", url)
+	return n
+}
+
+// signPostAsGet builds a POST-as-GET JWS (empty payload) signed with key,
+// kid = the account URL, for url.
+func signPostAsGet(t *testing.T, key crypto.Signer, kid, nonce, url string) []byte {
+	t.Helper()
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: jose.JSONWebKey{Key: key, KeyID: kid}},
+		&jose.SignerOptions{ExtraHeaders: map[jose.HeaderKey]any{"nonce": nonce, "url": url}})
+	require.NoError(t, err)
+	jws, err := signer.Sign([]byte{})
+	require.NoError(t, err)
+	return []byte(jws.FullSerialize())
+}
+
+func postJOSE(t *testing.T, url string, body []byte) (int, http.Header, []byte) {
+	t.Helper()
+	c := &http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Post(url, "application/jose+json", bytes.NewReader(body))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, resp.Header, b
+}
+
+// TestReplicaKilledMidIssuance: orders finalize against a slow CA, the
+// replica holding them is killed with SIGKILL and started again; every order
+// still ends valid and the CA signed exactly once per order.
+func TestReplicaKilledMidIssuance(t *testing.T) {
+	rd := startRedis(t, false)
+	rs := startReplicas(t, replicaOptions{N: 2, Redis: rd, Delay: 3 * time.Second, JobLease: 3 * time.Second, FinalizeWait: -1})
+	useTestDNSForLego(t, rs.DNS)
+
+	const n = 6
+	b := newBarrier(n)
+	legos := make([]*lego.Client, n)
+	for i := range legos {
+		u := rs.register(t, fmt.Sprintf("crash%d@example.com", i))
+		legos[i] = rs.legoClient(t, u, 2*time.Minute)
+		rs.useDNS01(t, legos[i], b)
+	}
+	results := make([]obtainResult, n)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+			defer cancel()
+			results[i] = obtain(ctx, legos[i], []string{fmt.Sprintf("k%d.crash.e2e.test", i)})
+		}()
+	}
+	allDone := make(chan struct{})
+	go func() { wg.Wait(); close(allDone) }()
+
+	// Wait until every finalize was answered (its access log line is
+	// written once the handler returned), so the kill only cuts polls,
+	// which lego retries.
+	finalized := regexp.MustCompile(`msg=request .*path=\S+/finalize status=200`)
+	finalizing := func() int { return len(finalized.FindAllString(rs.AllLogs(), -1)) }
+	ok := waitFor(60*time.Second, func() bool {
+		select {
+		case <-allDone:
+			return true
+		default:
+		}
+		return finalizing() >= n
+	})
+	require.True(t, ok, "the orders did not all reach finalize within 60s (%d did)", finalizing())
+	select {
+	case <-allDone:
+		t.Fatalf("every client finished before the kill: %+v", results)
+	default:
+	}
+
+	// Kill the replica that took the most finalizes: its worker was kicked
+	// and most likely holds those jobs.
+	victim := rs.Replicas[0]
+	for _, r := range rs.Replicas[1:] {
+		if len(logOrders(r.Logs(), "order finalizing")) > len(logOrders(victim.Logs(), "order finalizing")) {
+			victim = r
+		}
+	}
+	victimFinalized := logOrders(victim.Logs(), "order finalizing")
+	issuedBefore := logOrders(rs.AllLogs(), "certificate issued")
+	killedAt := time.Since(start)
+	victim.Kill9(t)
+	t.Logf("killed replica %d at %s: it took %d finalizes; %d orders were already issued",
+		victim.Index, killedAt.Round(time.Millisecond), len(victimFinalized), len(issuedBefore))
+	victim.Restart(t)
+	t.Logf("replica %d restarted at %s", victim.Index, time.Since(start).Round(time.Millisecond))
+
+	select {
+	case <-allDone:
+	case <-time.After(4 * time.Minute):
+		t.Fatal("the clients did not finish within 4 minutes")
+	}
+	t.Logf("all %d issuances ended at %s", n, time.Since(start).Round(time.Millisecond))
+	for _, r := range results {
+		require.NoError(t, r.err, "obtain %v", r.names)
+		verifyChainPool(t, rs.Roots, "the local CA's root.pem", r.res.Certificate, r.names)
+	}
+
+	logs := rs.AllLogs()
+	orders := logOrders(logs, "order finalizing")
+	require.Len(t, orders, n, "one finalize per order")
+	signed := map[string]int{}
+	for _, o := range logOrders(logs, "local certificate issued") {
+		signed[o]++
+	}
+	for _, o := range orders {
+		require.Equal(t, 1, signed[o], "order %s: the CA must sign exactly once (it signed %d times)", o, signed[o])
+	}
+	require.Len(t, signed, n, "the CA signed only for these orders: %v", signed)
+	ledger, err := os.ReadDir(filepath.Join(rs.CADir, "issued"))
+	require.NoError(t, err)
+	require.Len(t, ledger, n, "one ledger entry per order")
+
+	// For the report: which replica stored which order, and how many were
+	// taken over after the kill.
+	stored := map[int][]string{}
+	for _, r := range rs.Replicas {
+		stored[r.Index] = logOrders(r.Logs(), "certificate issued")
+	}
+	again := logOrders(logs, "local certificate served again from the ledger")
+	lost := strings.Count(logs, "worker: lost the lease")
+	t.Logf("orders stored per replica: %v; served again from the ledger: %v; lost-lease warnings: %d", stored, again, lost)
+	var takenOver []string
+	for _, o := range victimFinalized {
+		if !containsStr(issuedBefore, o) {
+			takenOver = append(takenOver, o)
+		}
+	}
+	t.Logf("orders finalized on the killed replica and not yet issued when it died: %d %v", len(takenOver), takenOver)
+}
+
+func containsStr(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// TestRedisRestartMidRun: Redis (appendfsync always) is killed with SIGKILL
+// and started again while clients keep working; the replicas, never
+// restarted, answer 503 with Retry-After meanwhile, then recover; nothing
+// issued before is lost and new issuances succeed.
+func TestRedisRestartMidRun(t *testing.T) {
+	rd := startRedis(t, true)
+	rs := startReplicas(t, replicaOptions{N: 2, Redis: rd, Delay: 2 * time.Second, JobLease: 3 * time.Second, FinalizeWait: -1})
+	useTestDNSForLego(t, rs.DNS)
+	start := time.Now()
+
+	user := rs.register(t, "redis-restart@example.com")
+	c := rs.legoClient(t, user, 2*time.Minute)
+	rs.useDNS01(t, c, nil)
+
+	// Some certificates before.
+	var before []obtainResult
+	for i := 0; i < 4; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), toolTimeout)
+		r := obtain(ctx, c, []string{fmt.Sprintf("before%d.redis.e2e.test", i)})
+		cancel()
+		require.NoError(t, r.err)
+		verifyChainPool(t, rs.Roots, "root.pem", r.res.Certificate, r.names)
+		before = append(before, r)
+	}
+	t.Logf("%d certificates before the restart at %s", len(before), time.Since(start).Round(time.Millisecond))
+
+	// A nonce and a signed request prepared while Redis is up, sent while
+	// it is down.
+	preNonce := fetchNonce(t, rs.Replicas[0].BaseURL+rs.NewNoncePath)
+	preBody := signPostAsGet(t, user.key, user.reg.Location, preNonce, user.reg.Location)
+
+	// A client that keeps trying through the outage (its account made
+	// while Redis is up).
+	keep := rs.legoClient(t, rs.register(t, "keeps-trying@example.com"), 2*time.Minute)
+	rs.useDNS01(t, keep, nil)
+
+	// One order in flight: finalized (so its job is in Redis), then Redis
+	// dies while the slow CA works on it.
+	inflightUser := rs.register(t, "inflight@example.com")
+	inflight := rs.legoClient(t, inflightUser, 2*time.Minute)
+	rs.useDNS01(t, inflight, nil)
+	finalizedBefore := logOrders(rs.AllLogs(), "order finalizing")
+	inflightRes := make(chan obtainResult, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		inflightRes <- obtain(ctx, inflight, []string{"inflight.redis.e2e.test"})
+	}()
+	var inflightOrder string
+	require.True(t, waitFor(60*time.Second, func() bool {
+		for _, o := range logOrders(rs.AllLogs(), "order finalizing") {
+			if !containsStr(finalizedBefore, o) {
+				inflightOrder = o
+				return true
+			}
+		}
+		return false
+	}), "the in-flight order was not finalized")
+
+	rd.Kill9(t)
+	downAt := time.Now()
+	t.Logf("redis killed at %s (order %s processing)", time.Since(start).Round(time.Millisecond), inflightOrder)
+
+	type attempt struct {
+		at  time.Duration
+		err error
+	}
+	var keepMu sync.Mutex
+	var keepErrs []attempt
+	keepRes := make(chan obtainResult, 1)
+	go func() {
+		deadline := time.Now().Add(3 * time.Minute)
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), toolTimeout)
+			r := obtain(ctx, keep, []string{"keeps-trying.redis.e2e.test"})
+			cancel()
+			if r.err == nil || time.Now().After(deadline) {
+				keepRes <- r
+				return
+			}
+			keepMu.Lock()
+			keepErrs = append(keepErrs, attempt{time.Since(downAt), r.err})
+			keepMu.Unlock()
+			time.Sleep(300 * time.Millisecond)
+		}
+	}()
+
+	// While Redis is down: readiness fails, ACME requests get 503
+	// serverInternal with Retry-After.
+	for _, r := range rs.Replicas {
+		resp, err := http.Get(r.AdminURL + "/readyz")
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, "replica %d /readyz with Redis down", r.Index)
+	}
+	for _, r := range rs.Replicas {
+		status, hdr, body := postJOSE(t, r.BaseURL+strings.TrimPrefix(user.reg.Location, rs.Proxy.URL), preBody)
+		require.Equal(t, http.StatusServiceUnavailable, status, "replica %d: a signed POST with Redis down: %s", r.Index, body)
+		require.Equal(t, "application/problem+json", hdr.Get("Content-Type"))
+		require.NotEmpty(t, hdr.Get("Retry-After"), "503 without Retry-After")
+		var p acme.ProblemDetails
+		require.NoError(t, json.Unmarshal(body, &p))
+		require.Equal(t, "urn:ietf:params:acme:error:serverInternal", p.Type)
+	}
+	t.Run("new-nonce-while-store-down", func(t *testing.T) {
+		// RFC 8555 §7.2: newNonce MUST carry a Replay-Nonce; a server that
+		// cannot mint one answers an error (503 with Retry-After here).
+		for _, r := range rs.Replicas {
+			for _, method := range []string{http.MethodHead, http.MethodGet} {
+				req, _ := http.NewRequest(method, r.BaseURL+rs.NewNoncePath, nil)
+				resp, err := http.DefaultClient.Do(req)
+				require.NoError(t, err)
+				resp.Body.Close()
+				if resp.Header.Get("Replay-Nonce") == "" {
+					require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode,
+						"replica %d %s new-nonce with Redis down answered %s without a Replay-Nonce", r.Index, method, resp.Status)
+					require.NotEmpty(t, resp.Header.Get("Retry-After"))
+				}
+			}
+		}
+	})
+	// The keeps-trying client has seen the outage; the CA has signed the
+	// in-flight order (its result cannot be stored yet).
+	require.True(t, waitFor(30*time.Second, func() bool {
+		keepMu.Lock()
+		defer keepMu.Unlock()
+		return len(keepErrs) >= 2
+	}), "the client kept trying without errors while Redis was down?")
+	waitFor(15*time.Second, func() bool {
+		return containsStr(logOrders(rs.AllLogs(), "local certificate issued"), inflightOrder)
+	})
+
+	rd.Restart(t)
+	upAt := time.Now()
+	t.Logf("redis restarted after %s down", upAt.Sub(downAt).Round(time.Millisecond))
+	for _, r := range rs.Replicas {
+		r.waitReady(t, r.done)
+	}
+	t.Logf("replicas ready again %s after the restart of redis", time.Since(upAt).Round(time.Millisecond))
+
+	ir := <-inflightRes
+	require.NoError(t, ir.err, "the order in flight when Redis died")
+	verifyChainPool(t, rs.Roots, "root.pem", ir.res.Certificate, ir.names)
+
+	kr := <-keepRes
+	require.NoError(t, kr.err, "the client that kept trying")
+	verifyChainPool(t, rs.Roots, "root.pem", kr.res.Certificate, kr.names)
+	keepMu.Lock()
+	var kinds []string
+	for _, a := range keepErrs {
+		kinds = append(kinds, fmt.Sprintf("%s: %s", a.at.Round(time.Millisecond), errSummary(a.err)))
+	}
+	keepMu.Unlock()
+	t.Logf("the keeps-trying client failed %d times before it succeeded:\n  %s", len(kinds), strings.Join(dedupe(kinds), "\n  "))
+	// Every failure was a 503: a serverInternal problem, or (lego does not
+	// parse the problem of a HEAD) the newNonce status.
+	for _, a := range keepErrs {
+		if pd, ok := errors.AsType[*acme.ProblemDetails](a.err); ok {
+			require.Equal(t, "urn:ietf:params:acme:error:serverInternal", pd.Type, "%v", a.err)
+			require.Equal(t, http.StatusServiceUnavailable, pd.HTTPStatus, "%v", a.err)
+			continue
+		}
+		require.Contains(t, a.err.Error(), "HTTP HEAD: 503", "a failure other than 503 while Redis was down")
+	}
+
+	// More certificates after.
+	for i := 0; i < 3; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), toolTimeout)
+		r := obtain(ctx, c, []string{fmt.Sprintf("after%d.redis.e2e.test", i)})
+		cancel()
+		require.NoError(t, r.err)
+		verifyChainPool(t, rs.Roots, "root.pem", r.res.Certificate, r.names)
+	}
+	// Everything issued before can still be downloaded.
+	for _, b := range before {
+		ctx, cancel := context.WithTimeout(context.Background(), toolTimeout)
+		got, err := c.Certificate.Get(ctx, b.res.CertURL, true)
+		cancel()
+		require.NoError(t, err, "download %s after the Redis restart", b.res.CertURL)
+		require.True(t, leafOf(t, got.Certificate).Equal(leafOf(t, b.res.Certificate)), "%s serves another certificate", b.res.CertURL)
+	}
+	// The replicas were never restarted.
+	for _, r := range rs.Replicas {
+		require.Equal(t, 1, r.Starts)
+		require.True(t, r.Alive())
+	}
+	// The CA signed once per order, the in-flight one included.
+	signed := map[string]int{}
+	for _, o := range logOrders(rs.AllLogs(), "local certificate issued") {
+		signed[o]++
+	}
+	for o, k := range signed {
+		require.Equal(t, 1, k, "order %s signed %d times", o, k)
+	}
+	logs := rs.AllLogs()
+	t.Logf("in-flight order %s: %d store failure(s) while Redis was down, served again from the ledger: %v, stored by replica %v; total %s",
+		inflightOrder, countLines(logs, `msg="worker: store certificate".*order=`+inflightOrder),
+		containsStr(logOrders(logs, "local certificate served again from the ledger"), inflightOrder),
+		storedBy(rs, inflightOrder), time.Since(start).Round(time.Millisecond))
+}
+
+// countLines counts the lines of logs matching the regular expression.
+func countLines(logs, expr string) int {
+	re := regexp.MustCompile(expr)
+	n := 0
+	for _, line := range strings.Split(logs, "\n") {
+		if re.MatchString(line) {
+			n++
+		}
+	}
+	return n
+}
+
+// storedBy returns the indexes of the replicas that logged "certificate
+// issued" for the order.
+func storedBy(rs *replicaSet, order string) []int {
+	var out []int
+	for _, r := range rs.Replicas {
+		if containsStr(logOrders(r.Logs(), "certificate issued"), order) {
+			out = append(out, r.Index)
+		}
+	}
+	return out
+}
+
+// errSummary shortens an error to its ACME problem type and status, or its
+// first line.
+func errSummary(err error) string {
+	if pd, ok := errors.AsType[*acme.ProblemDetails](err); ok {
+		return fmt.Sprintf("%d %s", pd.HTTPStatus, pd.Type)
+	}
+	s := err.Error()
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return s
+}
+
+// dedupe keeps the first of the entries that differ only in their
+// "time: " prefix, with a count.
+func dedupe(ss []string) []string {
+	counts := map[string]int{}
+	first := map[string]string{}
+	var order []string
+	for _, s := range ss {
+		k := s
+		if i := strings.Index(s, ": "); i >= 0 {
+			k = s[i+2:]
+		}
+		if counts[k] == 0 {
+			first[k] = s
+			order = append(order, k)
+		}
+		counts[k]++
+	}
+	var out []string
+	for _, k := range order {
+		out = append(out, fmt.Sprintf("%s (×%d)", first[k], counts[k]))
+	}
+	return out
+}
