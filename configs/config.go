@@ -32,6 +32,7 @@ type Config struct {
 	Validation Validation `yaml:"validation"`
 	Upstreams  []Upstream `yaml:"upstreams"`
 	Policy     Policy     `yaml:"policy"`
+	Audit      Audit      `yaml:"audit"`
 	Log        Log        `yaml:"log"`
 }
 
@@ -159,6 +160,57 @@ type Upstream struct {
 	Name  string `yaml:"name"`
 	Type  string `yaml:"type"`
 	Local Local  `yaml:"local"`
+	Vault Vault  `yaml:"vault"`
+}
+
+// Vault configures a HashiCorp Vault PKI secrets engine as an upstream: the
+// client's CSR goes to MOUNT/sign/ROLE (mode sign, the role's rules apply)
+// or MOUNT/sign-verbatim/ROLE. Exactly one way to authenticate is given:
+// token_file, token_env or approle.
+type Vault struct {
+	// Address is Vault's base URL, e.g. https://vault:8200.
+	Address string `yaml:"address"`
+	// CAFile holds the PEM roots that verify Vault's TLS certificate;
+	// empty means the system's roots.
+	CAFile string `yaml:"ca_file"`
+	// ClientCertFile and ClientKeyFile are a TLS client certificate for
+	// Vault listeners that require one.
+	ClientCertFile string `yaml:"client_cert_file"`
+	ClientKeyFile  string `yaml:"client_key_file"`
+	// Namespace is the Vault Enterprise namespace; empty for none.
+	Namespace string `yaml:"namespace"`
+	// Mount is the PKI secrets engine's path (default pki).
+	Mount string `yaml:"mount"`
+	// Role is the PKI role that signs.
+	Role string `yaml:"role"`
+	// IssuerRef names the issuer (id or name) that signs; empty means the
+	// mount's default issuer (or the role's issuer_ref).
+	IssuerRef string `yaml:"issuer_ref"`
+	// Mode is sign (default) or sign-verbatim.
+	Mode string `yaml:"mode"`
+	// TTL caps the validity asked of Vault; zero leaves it to the role.
+	// An order's notAfter shortens it further.
+	TTL Duration `yaml:"ttl"`
+	// TokenFile holds a Vault token (re-read when Vault refuses the token
+	// in memory, so a rotated file is picked up).
+	TokenFile string `yaml:"token_file"`
+	// TokenEnv names the environment variable holding a Vault token.
+	TokenEnv string `yaml:"token_env"`
+	// AppRole logs in with a role ID and secret ID read from files.
+	AppRole AppRole `yaml:"approle"`
+}
+
+// AppRole configures Vault's AppRole auth method.
+type AppRole struct {
+	RoleIDFile   string `yaml:"role_id_file"`
+	SecretIDFile string `yaml:"secret_id_file"`
+	// Mount is the auth method's path (default approle).
+	Mount string `yaml:"mount"`
+}
+
+// Enabled reports whether any AppRole key is set.
+func (a AppRole) Enabled() bool {
+	return a.RoleIDFile != "" || a.SecretIDFile != "" || a.Mount != ""
 }
 
 // Local configures the built-in CA.
@@ -172,24 +224,11 @@ type Local struct {
 	Delay Duration `yaml:"delay"`
 }
 
-// Policy routes orders to upstreams: ordered rules, first match wins.
-type Policy struct {
-	Rules   []Rule `yaml:"rules"`
-	Default Rule   `yaml:"default"`
-}
-
-// Rule is one policy rule.
-type Rule struct {
-	Name      string   `yaml:"name"`
-	Match     Match    `yaml:"match"`
-	Action    string   `yaml:"action"`
-	Reason    string   `yaml:"reason"`
-	Upstreams []string `yaml:"upstreams"`
-}
-
-// Match selects the identifiers a rule applies to.
-type Match struct {
-	Domains []string `yaml:"domains"`
+// Audit configures the audit log: one JSON line per security-relevant event.
+type Audit struct {
+	// File is appended to (created 0600); "-" is standard output;
+	// default data_dir/audit.log.
+	File string `yaml:"file"`
 }
 
 // Log configures logging.
@@ -315,6 +354,9 @@ func (c *Config) fill() {
 	if c.Store.EncryptionKeyFile == "" {
 		c.Store.EncryptionKeyFile = filepath.Join(c.DataDir, "store.key")
 	}
+	if c.Audit.File == "" {
+		c.Audit.File = filepath.Join(c.DataDir, "audit.log")
+	}
 	if c.Admin.TokenFile == "" {
 		c.Admin.TokenFile = filepath.Join(c.DataDir, "admin.token")
 	}
@@ -325,6 +367,19 @@ func (c *Config) fill() {
 		}
 		if u.Type == "local" && u.Local.Validity == 0 {
 			u.Local.Validity = Duration(90 * 24 * time.Hour)
+		}
+		if u.Type == "vault" {
+			v := &u.Vault
+			v.Address = strings.TrimRight(v.Address, "/")
+			if v.Mount == "" {
+				v.Mount = "pki"
+			}
+			if v.Mode == "" {
+				v.Mode = "sign"
+			}
+			if v.AppRole.Enabled() && v.AppRole.Mount == "" {
+				v.AppRole.Mount = "approle"
+			}
 		}
 	}
 }
@@ -427,48 +482,19 @@ func (c *Config) Validate() error {
 			if u.Local.Validity < 0 || u.Local.Delay < 0 {
 				bad(f+".local", "validity and delay must not be negative")
 			}
-		default:
-			bad(f+".type", "%q is not supported (local)", u.Type)
-		}
-	}
-	checkRule := func(f string, r Rule, isDefault bool) {
-		switch r.Action {
-		case "", "allow":
-			if len(r.Upstreams) == 0 {
-				bad(f+".upstreams", "an allow rule names at least one upstream")
+			if u.Vault != (Vault{}) {
+				bad(f+".vault", "only an upstream of type vault takes a vault block")
 			}
-		case "deny":
-			if len(r.Upstreams) != 0 {
-				bad(f+".upstreams", "a deny rule names no upstream")
+		case "vault":
+			validateVault(f+".vault", u.Vault, bad)
+			if u.Local != (Local{}) {
+				bad(f+".local", "only an upstream of type local takes a local block")
 			}
 		default:
-			bad(f+".action", "%q must be allow or deny", r.Action)
-		}
-		for _, n := range r.Upstreams {
-			if !names[n] {
-				bad(f+".upstreams", "unknown upstream %q", n)
-			}
-		}
-		if isDefault && len(r.Match.Domains) != 0 {
-			bad(f+".match", "the default rule matches everything; it takes no match")
-		}
-		if !isDefault && len(r.Match.Domains) == 0 {
-			bad(f+".match.domains", "must name at least one pattern")
-		}
-		for j, d := range r.Match.Domains {
-			if err := checkPattern(d); err != nil {
-				bad(fmt.Sprintf("%s.match.domains[%d]", f, j), "%v", err)
-			}
+			bad(f+".type", "%q is not supported (local, vault)", u.Type)
 		}
 	}
-	for i, r := range c.Policy.Rules {
-		f := fmt.Sprintf("policy.rules[%d]", i)
-		if r.Name == "" {
-			bad(f+".name", "must not be empty")
-		}
-		checkRule(f, r, false)
-	}
-	checkRule("policy.default", c.Policy.Default, true)
+	errs = append(errs, c.Policy.validate(names)...)
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
@@ -482,11 +508,95 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// checkPattern accepts "name", "*.suffix" (any depth below suffix).
-func checkPattern(p string) error {
-	s := strings.TrimPrefix(p, "*.")
-	if s == "" || strings.Contains(s, "*") || strings.HasSuffix(s, ".") || strings.Contains(s, "..") {
-		return fmt.Errorf("%q is not a domain pattern (name or *.suffix)", p)
+// validateVault checks one vault block; f is its field path.
+func validateVault(f string, v Vault, bad func(field, format string, args ...any)) {
+	if v.Address == "" {
+		bad(f+".address", "must not be empty")
+	} else if u, err := url.Parse(v.Address); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" ||
+		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
+		bad(f+".address", "%q must be an absolute http(s) URL with no path, e.g. https://vault:8200", v.Address)
 	}
-	return nil
+	if (v.ClientCertFile == "") != (v.ClientKeyFile == "") {
+		bad(f, "client_cert_file and client_key_file go together")
+	}
+	if v.Namespace != "" && !vaultPath(strings.Trim(v.Namespace, "/")) {
+		bad(f+".namespace", "%q is not a Vault namespace path", v.Namespace)
+	}
+	if v.Mount != "" && !vaultPath(v.Mount) {
+		bad(f+".mount", "%q is not a mount path (e.g. pki or pki/int, no leading or trailing slash)", v.Mount)
+	}
+	if v.Role == "" {
+		bad(f+".role", "must name the PKI role that signs")
+	} else if !vaultName(v.Role) {
+		bad(f+".role", "%q is not a role name (letters, digits, - _ .)", v.Role)
+	}
+	if v.IssuerRef != "" && !vaultName(v.IssuerRef) {
+		bad(f+".issuer_ref", "%q is not an issuer id or name (letters, digits, - _ .)", v.IssuerRef)
+	}
+	switch v.Mode {
+	case "", "sign", "sign-verbatim":
+	default:
+		bad(f+".mode", "%q must be sign or sign-verbatim", v.Mode)
+	}
+	if v.TTL < 0 {
+		bad(f+".ttl", "must not be negative")
+	}
+	auths := 0
+	for _, set := range []bool{v.TokenFile != "", v.TokenEnv != "", v.AppRole.Enabled()} {
+		if set {
+			auths++
+		}
+	}
+	if auths != 1 {
+		bad(f, "give exactly one of token_file, token_env and approle")
+	}
+	if v.TokenEnv != "" && !envName(v.TokenEnv) {
+		bad(f+".token_env", "%q is not an environment variable name", v.TokenEnv)
+	}
+	if v.AppRole.Enabled() {
+		if v.AppRole.RoleIDFile == "" {
+			bad(f+".approle.role_id_file", "must not be empty")
+		}
+		if v.AppRole.SecretIDFile == "" {
+			bad(f+".approle.secret_id_file", "must not be empty")
+		}
+		if v.AppRole.Mount != "" && !vaultPath(v.AppRole.Mount) {
+			bad(f+".approle.mount", "%q is not a mount path (e.g. approle)", v.AppRole.Mount)
+		}
+	}
+}
+
+// vaultName accepts what Vault's framework.GenericNameRegex does for role
+// and issuer names: letters, digits, '-', '_' and '.', not starting or
+// ending with a dot or dash.
+func vaultName(s string) bool {
+	if s == "" || strings.HasPrefix(s, ".") || strings.HasPrefix(s, "-") || strings.HasSuffix(s, ".") || strings.HasSuffix(s, "-") {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// vaultPath accepts slash-separated vaultName segments.
+func vaultPath(s string) bool {
+	for _, seg := range strings.Split(s, "/") {
+		if !vaultName(seg) {
+			return false
+		}
+	}
+	return true
+}
+
+// envName accepts a POSIX environment variable name.
+func envName(s string) bool {
+	for i, c := range s {
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c == '_' || i > 0 && c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return s != ""
 }

@@ -72,6 +72,26 @@ func TestStrictAndValidated(t *testing.T) {
 		{"policy:\n  rules:\n    - {name: r, match: {domains: [a.x]}, action: deny, upstreams: [dev]}\n", "a deny rule names no upstream"},
 		{"policy:\n  rules:\n    - {match: {domains: [a.x]}, upstreams: [dev]}\n", "policy.rules[0].name"},
 		{"log:\n  level: loud\n", "log.level"},
+		{vaultUp("role: r, token_file: t"), "upstreams[0].vault.address: must not be empty"},
+		{vaultUp("address: 'vault:8200', role: r, token_file: t"), "upstreams[0].vault.address"},
+		{vaultUp("address: 'https://v/v1', role: r, token_file: t"), "upstreams[0].vault.address"},
+		{vaultUp("address: 'https://v', token_file: t"), "upstreams[0].vault.role: must name"},
+		{vaultUp("address: 'https://v', role: 'a/b', token_file: t"), "upstreams[0].vault.role"},
+		{vaultUp("address: 'https://v', role: r, mount: '/pki/', token_file: t"), "upstreams[0].vault.mount"},
+		{vaultUp("address: 'https://v', role: r, issuer_ref: 'x y', token_file: t"), "upstreams[0].vault.issuer_ref"},
+		{vaultUp("address: 'https://v', role: r, mode: issue, token_file: t"), "upstreams[0].vault.mode"},
+		{vaultUp("address: 'https://v', role: r, ttl: -1h, token_file: t"), "upstreams[0].vault.ttl"},
+		{vaultUp("address: 'https://v', role: r"), "give exactly one of token_file, token_env and approle"},
+		{vaultUp("address: 'https://v', role: r, token_file: t, token_env: T"), "give exactly one of"},
+		{vaultUp("address: 'https://v', role: r, token_env: '1X'"), "upstreams[0].vault.token_env"},
+		{vaultUp("address: 'https://v', role: r, approle: {role_id_file: a}"), "upstreams[0].vault.approle.secret_id_file"},
+		{vaultUp("address: 'https://v', role: r, approle: {secret_id_file: a}"), "upstreams[0].vault.approle.role_id_file"},
+		{vaultUp("address: 'https://v', role: r, approle: {role_id_file: a, secret_id_file: b, mount: '/x'}"), "upstreams[0].vault.approle.mount"},
+		{vaultUp("address: 'https://v', role: r, token_file: t, client_cert_file: c"), "client_cert_file and client_key_file go together"},
+		{vaultUp("address: 'https://v', role: r, token_file: t, namespace: 'a b'"), "upstreams[0].vault.namespace"},
+		{vaultUp("address: 'https://v', role: r, token_file: t, tokn: x"), "field tokn not found"},
+		{"upstreams:\n  - {name: dev, type: local, vault: {role: r}}\n", "upstreams[0].vault: only an upstream of type vault"},
+		{"upstreams:\n  - {name: dev, type: vault, local: {delay: 1s}, vault: {address: 'https://v', role: r, token_env: T}}\n", "upstreams[0].local: only an upstream of type local"},
 		{"log: {level: info}\n---\nlog: {level: info}\n", "more than one YAML document"},
 	} {
 		_, err := Load(write(t, tc.body))
@@ -80,6 +100,39 @@ func TestStrictAndValidated(t *testing.T) {
 	}
 	_, err := Load(filepath.Join(t.TempDir(), "missing.yaml"))
 	require.ErrorContains(t, err, "no such file")
+}
+
+// vaultUp is a config with one vault upstream named dev (so the
+// quickstart's default route stays valid) and the given vault block keys.
+func vaultUp(keys string) string {
+	return "upstreams:\n  - {name: dev, type: vault, vault: {" + keys + "}}\n"
+}
+
+// TestVaultBlock: a vault upstream loads with its defaults filled in.
+func TestVaultBlock(t *testing.T) {
+	c, err := Load(write(t, vaultUp("address: 'https://vault:8200/', role: server, token_file: /run/t, ttl: 24h")))
+	require.NoError(t, err)
+	v := c.Upstreams[0].Vault
+	require.Equal(t, "https://vault:8200", v.Address, "a trailing slash is dropped")
+	require.Equal(t, "pki", v.Mount)
+	require.Equal(t, "sign", v.Mode)
+	require.Equal(t, 24*time.Hour, v.TTL.D())
+	require.Equal(t, "", v.AppRole.Mount, "no approle, no approle mount")
+
+	c, err = Load(write(t, vaultUp("address: 'http://127.0.0.1:8200', role: r, mount: pki/int, mode: sign-verbatim, "+
+		"issuer_ref: root-2026, namespace: team-a/, approle: {role_id_file: a, secret_id_file: b}")))
+	require.NoError(t, err)
+	v = c.Upstreams[0].Vault
+	require.Equal(t, "approle", v.AppRole.Mount)
+	require.Equal(t, "sign-verbatim", v.Mode)
+	require.Equal(t, "pki/int", v.Mount)
+	require.NoError(t, c.Validate(), "a filled config validates again")
+
+	c, err = Load("vault.yaml")
+	require.NoError(t, err)
+	require.Equal(t, "vault", c.Upstreams[0].Type)
+	require.Equal(t, "pki_int", c.Upstreams[0].Vault.Mount)
+	require.Equal(t, 720*time.Hour, c.Upstreams[0].Vault.TTL.D())
 }
 
 func TestEmptyFileIsQuickstart(t *testing.T) {

@@ -1,11 +1,15 @@
-// Package policy decides, for the identifiers of an order, whether it may be
-// issued and by which upstreams: ordered rules, first match wins, and a
-// default rule that ends the list.
+// Package policy decides, for an order, whether it may be issued and by
+// which upstreams, under what constraints: ordered rules, first match wins,
+// and a default rule that ends the list. It works offline from the
+// configuration, so `policy explain` gives the same answer as the server.
 package policy
 
 import (
 	"fmt"
+	"net/netip"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/acmebridge/acmebridge/acmeerr"
 	"github.com/acmebridge/acmebridge/configs"
@@ -17,12 +21,34 @@ type Identifier struct {
 	Value string
 }
 
-// Decision is the route an order takes.
+// Request is what a rule matches on.
+type Request struct {
+	Identifiers []Identifier
+	// EABKey and Group are those of the External Account Binding key the
+	// account was created with ("" without one).
+	EABKey string
+	Group  string
+	// Profile is the profile the order asked for.
+	Profile string
+}
+
+// Decision is the route an order takes and the constraints on it.
 type Decision struct {
 	// Rule is the name of the rule that matched.
 	Rule string
 	// Upstreams are tried in order.
 	Upstreams []string
+	// Challenges are the challenge types allowed (never empty).
+	Challenges []string
+	// KeyTypes are the certificate key types allowed; MinRSABits the
+	// smallest RSA key.
+	KeyTypes   []string
+	MinRSABits int
+	// MaxValidity caps the certificate's lifetime; 0 leaves it to the
+	// upstream.
+	MaxValidity time.Duration
+	// UpstreamProfile is the profile to ask the upstream for.
+	UpstreamProfile string
 }
 
 // Explanation is the reasoning for one name, for `policy explain`.
@@ -36,7 +62,7 @@ type Explanation struct {
 	Skipped []string `json:"skipped,omitempty"`
 }
 
-// Engine evaluates a configured policy.
+// Engine evaluates a validated policy.
 type Engine struct {
 	rules []configs.Rule
 	def   configs.Rule
@@ -51,90 +77,172 @@ func New(p configs.Policy) *Engine {
 	return &Engine{rules: p.Rules, def: def}
 }
 
+// normalize lower-cases a name and drops a trailing dot.
+func normalize(v string) string { return strings.ToLower(strings.TrimSuffix(v, ".")) }
+
+// why returns "" when rule r matches the identifier in req's context, or
+// the reason it does not.
+func why(r configs.Rule, id Identifier, req Request) string {
+	m := r.Match
+	switch {
+	case len(m.EABKeys) > 0 && !slices.Contains(m.EABKeys, req.EABKey):
+		return fmt.Sprintf("the account's EAB key %q is not one of %v", req.EABKey, m.EABKeys)
+	case len(m.Groups) > 0 && !slices.Contains(m.Groups, req.Group):
+		return fmt.Sprintf("the account's group %q is not one of %v", req.Group, m.Groups)
+	case len(m.Profiles) > 0 && !slices.Contains(m.Profiles, req.Profile):
+		return fmt.Sprintf("profile %q is not one of %v", req.Profile, m.Profiles)
+	}
+	if len(m.Domains) == 0 && len(m.IPs) == 0 {
+		return ""
+	}
+	if id.Type == "ip" {
+		if matchIP(m.IPs, id.Value) {
+			return ""
+		}
+		if len(m.IPs) == 0 {
+			return fmt.Sprintf("%s is an IP address; the rule matches names", id.Value)
+		}
+		return fmt.Sprintf("%s is in none of %v", id.Value, m.IPs)
+	}
+	name := normalize(id.Value)
+	if len(m.Domains) == 0 {
+		return fmt.Sprintf("%s is a name; the rule matches IP addresses", name)
+	}
+	for _, p := range m.Domains {
+		if MatchDomain(p, name) {
+			return ""
+		}
+	}
+	return fmt.Sprintf("%s matches none of %v", name, m.Domains)
+}
+
+func matchIP(cidrs []string, v string) bool {
+	a, err := netip.ParseAddr(v)
+	if err != nil {
+		return false
+	}
+	for _, c := range cidrs {
+		if p, err := netip.ParsePrefix(c); err == nil && p.Contains(a.Unmap()) {
+			return true
+		}
+	}
+	return false
+}
+
 // match returns the first rule matching the identifier and the reasons the
 // earlier ones did not.
-func (e *Engine) match(id Identifier) (configs.Rule, []string) {
+func (e *Engine) match(id Identifier, req Request) (configs.Rule, []string) {
 	var skipped []string
-	name := strings.ToLower(strings.TrimSuffix(id.Value, "."))
 	for _, r := range e.rules {
-		if id.Type == "dns" {
-			for _, p := range r.Match.Domains {
-				if MatchDomain(p, name) {
-					return r, skipped
-				}
-			}
+		reason := why(r, id, req)
+		if reason == "" {
+			return r, skipped
 		}
-		skipped = append(skipped, fmt.Sprintf("%s: %s matches none of %v", r.Name, name, r.Match.Domains))
+		skipped = append(skipped, r.Name+": "+reason)
 	}
 	return e.def, skipped
 }
 
-// MatchDomain reports whether name matches pattern: an exact name, or
-// "*.suffix", which matches any name strictly below suffix at any depth
-// (including wildcard names such as "*.a.suffix").
+// MatchDomain reports whether name matches pattern: an exact name,
+// "*.suffix" (any name strictly below suffix at any depth, wildcard names
+// such as "*.a.suffix" included), or a glob in the first label
+// ("printer-*.corp.example.com": one label, at that depth).
 func MatchDomain(pattern, name string) bool {
-	pattern = strings.ToLower(pattern)
+	pattern, name = strings.ToLower(pattern), normalize(name)
 	if suffix, ok := strings.CutPrefix(pattern, "*."); ok {
 		return strings.HasSuffix(name, "."+suffix)
+	}
+	pf, prest, _ := strings.Cut(pattern, ".")
+	if before, after, ok := strings.Cut(pf, "*"); ok {
+		nf, nrest, _ := strings.Cut(name, ".")
+		return nrest == prest && len(nf) >= len(before)+len(after) &&
+			strings.HasPrefix(nf, before) && strings.HasSuffix(nf, after) && nf != "*"
 	}
 	return name == pattern
 }
 
-// Route decides for all identifiers of an order. They must all match the
-// same rule; a deny rule or a split order is a rejectedIdentifier problem
-// with a subproblem per identifier (RFC 8555 §6.7.1).
-func (e *Engine) Route(ids []Identifier) (*Decision, error) {
-	var first *configs.Rule
+// Route decides for an order. Its identifiers must all match the same
+// rule; a deny rule, a split order, or an identifier the rule does not allow
+// (wildcard, IP) is a rejectedIdentifier problem with a subproblem per
+// identifier (RFC 8555 §6.7.1).
+func (e *Engine) Route(req Request) (*Decision, error) {
+	if len(req.Identifiers) == 0 {
+		return nil, acmeerr.New(acmeerr.Malformed, "order has no identifiers")
+	}
+	rules := make([]configs.Rule, len(req.Identifiers))
 	var subs []*acmeerr.Error
 	split := false
-	for _, id := range ids {
-		r, _ := e.match(id)
-		if r.Action == "deny" {
-			reason := r.Reason
-			if reason == "" {
-				reason = "policy forbids this identifier"
-			}
-			subs = append(subs, acmeerr.New(acmeerr.RejectedIdentifier, "rule %s: %s", r.Name, reason).For(id.Type, id.Value))
-			continue
-		}
-		if first == nil {
-			rr := r
-			first = &rr
-		} else if first.Name != r.Name {
+	for i, id := range req.Identifiers {
+		r, _ := e.match(id, req)
+		rules[i] = r
+		if r.Name != rules[0].Name {
 			split = true
+		}
+		if err := allowed(r, id); err != nil {
+			subs = append(subs, err.For(id.Type, id.Value))
 		}
 	}
 	if len(subs) > 0 {
 		return nil, &acmeerr.Error{Kind: acmeerr.RejectedIdentifier, Detail: "policy forbids some identifiers of this order", Sub: subs}
 	}
 	if split {
-		for _, id := range ids {
-			r, _ := e.match(id)
-			subs = append(subs, acmeerr.New(acmeerr.RejectedIdentifier, "matches rule %s", r.Name).For(id.Type, id.Value))
+		for i, id := range req.Identifiers {
+			subs = append(subs, acmeerr.New(acmeerr.RejectedIdentifier, "matches rule %s", rules[i].Name).For(id.Type, id.Value))
 		}
 		return nil, &acmeerr.Error{Kind: acmeerr.RejectedIdentifier, Detail: "identifiers of this order match different policy rules; order them separately", Sub: subs}
 	}
-	if first == nil {
-		return nil, acmeerr.New(acmeerr.Malformed, "order has no identifiers")
-	}
-	return &Decision{Rule: first.Name, Upstreams: append([]string(nil), first.Upstreams...)}, nil
+	return decision(rules[0]), nil
 }
 
-// Explain says, for one name, which rule matched and why earlier ones did
-// not. It works offline, from the configuration alone.
-func (e *Engine) Explain(name string) Explanation {
-	typ := "dns"
-	if isIP(name) {
-		typ = "ip"
+// allowed says whether rule r lets the identifier through.
+func allowed(r configs.Rule, id Identifier) *acmeerr.Error {
+	if r.Action == "deny" {
+		reason := r.Reason
+		if reason == "" {
+			reason = "policy forbids this identifier"
+		}
+		return acmeerr.New(acmeerr.RejectedIdentifier, "rule %s: %s", r.Name, reason)
 	}
-	r, skipped := e.match(Identifier{Type: typ, Value: name})
+	if id.Type == "ip" && r.AllowIPs != nil && !*r.AllowIPs {
+		return acmeerr.New(acmeerr.RejectedIdentifier, "rule %s: IP identifiers are not issued", r.Name)
+	}
+	if id.Type == "dns" && strings.HasPrefix(id.Value, "*.") && r.AllowWildcards != nil && !*r.AllowWildcards {
+		return acmeerr.New(acmeerr.RejectedIdentifier, "rule %s: wildcard names are not issued", r.Name)
+	}
+	return nil
+}
+
+func decision(r configs.Rule) *Decision {
+	d := &Decision{Rule: r.Name, Upstreams: slices.Clone(r.Upstreams), Challenges: slices.Clone(r.Challenges),
+		KeyTypes: slices.Clone(r.KeyTypes), MinRSABits: r.MinRSABits, MaxValidity: r.MaxValidity.D(),
+		UpstreamProfile: r.UpstreamProfile}
+	if len(d.Challenges) == 0 {
+		d.Challenges = []string{"http-01", "dns-01", "tls-alpn-01"}
+	}
+	if len(d.KeyTypes) == 0 {
+		d.KeyTypes = []string{"rsa", "ecdsa"}
+	}
+	if d.MinRSABits == 0 {
+		d.MinRSABits = 2048
+	}
+	return d
+}
+
+// Explain says, for one name (or IP address) in req's context, which rule
+// matched and why earlier ones did not.
+func (e *Engine) Explain(name string, req Request) Explanation {
+	id := Identifier{Type: "dns", Value: name}
+	if _, err := netip.ParseAddr(name); err == nil {
+		id.Type = "ip"
+	}
+	r, skipped := e.match(id, req)
 	action := r.Action
 	if action == "" {
 		action = "allow"
 	}
-	return Explanation{Name: name, Rule: r.Name, Action: action, Reason: r.Reason, Upstreams: r.Upstreams, Skipped: skipped}
-}
-
-func isIP(s string) bool {
-	return strings.Count(s, ":") >= 2 || strings.Trim(s, "0123456789.") == "" && strings.Count(s, ".") == 3
+	reason := r.Reason
+	if err := allowed(r, id); err != nil && action == "allow" {
+		action, reason = "deny", err.Detail
+	}
+	return Explanation{Name: name, Rule: r.Name, Action: action, Reason: reason, Upstreams: r.Upstreams, Skipped: skipped}
 }

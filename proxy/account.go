@@ -10,6 +10,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/acmebridge/acmebridge/acmeerr"
+	"github.com/acmebridge/acmebridge/audit"
 	"github.com/acmebridge/acmebridge/store"
 )
 
@@ -106,12 +107,16 @@ func (s *Server) handleNewAccount(w http.ResponseWriter, r *http.Request) {
 		CreatedAt:            s.now(),
 		CreatedFrom:          s.clientIP(r),
 	}
-	kid, err := s.checkEAB(r, req.ExternalAccountBinding, v)
+	eab, err := s.checkEAB(r, req.ExternalAccountBinding, v)
 	if err != nil {
 		s.writeProblem(w, r, err)
 		return
 	}
-	acct.EABKeyID = kid
+	kid := ""
+	if eab != nil {
+		kid = eab.ID
+		acct.EABKeyID, acct.Group, acct.Allow = eab.ID, eab.Group, eab.Allow
+	}
 	if err := s.store.CreateAccount(r.Context(), acct); err != nil {
 		switch {
 		case errors.Is(err, store.ErrConflict) && kid != "":
@@ -133,6 +138,10 @@ func (s *Server) handleNewAccount(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Info("account created", "account", acct.ID, "eab_kid", kid, "remote", acct.CreatedFrom)
+	s.record(r, audit.Event{Event: audit.AccountCreated, Account: acct.ID, EABKey: kid, Reason: strings.Join(acct.Contact, ",")})
+	if kid != "" {
+		s.record(r, audit.Event{Event: audit.EABBound, Account: acct.ID, EABKey: kid})
+	}
 	w.Header().Set("Location", s.accountURL(acct.ID))
 	writeJSON(w, http.StatusCreated, s.accountJSON(acct))
 }
@@ -216,6 +225,9 @@ func (s *Server) handleAccount(w http.ResponseWriter, r *http.Request) {
 	}
 	if acct.Status == store.StatusDeactivated {
 		s.log.Info("account deactivated", "account", acct.ID)
+		s.record(r, audit.Event{Event: audit.AccountDeactivated, Account: acct.ID})
+	} else {
+		s.record(r, audit.Event{Event: audit.AccountUpdated, Account: acct.ID, Reason: strings.Join(acct.Contact, ",")})
 	}
 	writeJSON(w, http.StatusOK, s.accountJSON(acct))
 }

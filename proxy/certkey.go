@@ -5,8 +5,10 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rsa"
+	"slices"
 
 	"github.com/acmebridge/acmebridge/acmeerr"
+	"github.com/acmebridge/acmebridge/policy"
 )
 
 // checkCertKey accepts the certificate key types acmebridge issues for:
@@ -24,6 +26,26 @@ func checkCertKey(pub any) error {
 	case ed25519.PublicKey:
 	default:
 		return acmeerr.New(acmeerr.BadCSR, "unsupported CSR key type")
+	}
+	return nil
+}
+
+// keyAllowed applies the rule's key constraints (types and RSA size).
+func keyAllowed(pub any, dec *policy.Decision) error {
+	typ, bits := "", 0
+	switch k := pub.(type) {
+	case *rsa.PublicKey:
+		typ, bits = "rsa", k.N.BitLen()
+	case *ecdsa.PublicKey:
+		typ = "ecdsa"
+	case ed25519.PublicKey:
+		typ = "ed25519"
+	}
+	if !slices.Contains(dec.KeyTypes, typ) {
+		return acmeerr.New(acmeerr.BadCSR, "rule %s allows %v keys, not %s", dec.Rule, dec.KeyTypes, typ)
+	}
+	if typ == "rsa" && bits < dec.MinRSABits {
+		return acmeerr.New(acmeerr.BadCSR, "rule %s requires RSA keys of at least %d bits, not %d", dec.Rule, dec.MinRSABits, bits)
 	}
 	return nil
 }

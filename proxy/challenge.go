@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
 
 	"github.com/acmebridge/acmebridge/acmeerr"
+	"github.com/acmebridge/acmebridge/audit"
 	"github.com/acmebridge/acmebridge/store"
 )
 
@@ -150,10 +152,14 @@ func (s *Server) validate(authzID, chalID, keyAuth string) {
 		s.log.Error("validation: record outcome", "authz", authzID, "err", err)
 		return
 	}
-	result := "valid"
+	result, event := "valid", audit.ChallengeValid
+	reason := ""
 	if verr != nil {
-		result = "invalid"
+		result, event = "invalid", audit.ChallengeInvalid
+		reason = ch0Reason(a, idx)
 	}
+	s.metrics.validation(c.Type, result)
+	s.record(nil, audit.Event{Event: event, Account: a.AccountID, Names: []string{a.Identifier.Value}, Challenge: c.Type, Reason: reason})
 	s.log.Info("challenge validated", "authz", authzID, "account", a.AccountID, "type", c.Type,
 		"identifier", a.Identifier.Value, "result", result, "err", verr)
 }
@@ -192,4 +198,12 @@ func (s *Server) notify(key string) {
 	for _, c := range list {
 		close(c)
 	}
+}
+
+// ch0Reason is the stored problem of a failed challenge, for the audit log.
+func ch0Reason(a *store.Authorization, idx int) string {
+	if p := a.Challenges[idx].Error; p != nil {
+		return strings.TrimPrefix(p.Type, errNS) + ": " + p.Detail
+	}
+	return ""
 }

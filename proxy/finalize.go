@@ -14,6 +14,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/acmebridge/acmebridge/acmeerr"
+	"github.com/acmebridge/acmebridge/audit"
 	"github.com/acmebridge/acmebridge/store"
 )
 
@@ -53,18 +54,27 @@ func (s *Server) handleFinalize(w http.ResponseWriter, r *http.Request) {
 		s.writeProblem(w, r, acmeerr.New(acmeerr.BadCSR, "csr is not base64url DER"))
 		return
 	}
-	if _, err := s.checkCSR(der, o, v); err != nil {
-		s.writeProblem(w, r, err)
+	csr, err := s.checkCSR(der, o, v)
+	if err != nil {
+		s.refuse(w, r, audit.FinalizeRefused, o.AccountID, o.ID, o.Identifiers, err)
 		return
 	}
 	// Policy is checked again at finalize: the configuration may have
-	// changed since newOrder (design.md §5).
-	dec, err := s.route(o.Identifiers)
+	// changed since newOrder (design.md §5). The route taken at newOrder
+	// stays: the order goes to the upstreams it was given.
+	dec, err := s.route(v.Account, o.Identifiers, o.Profile)
 	if err != nil {
-		s.writeProblem(w, r, err)
+		s.refuse(w, r, audit.FinalizeRefused, o.AccountID, o.ID, o.Identifiers, err)
 		return
 	}
-	o.Status, o.CSR, o.Rule, o.Upstreams = store.StatusProcessing, der, dec.Rule, dec.Upstreams
+	if err := keyAllowed(csr.PublicKey, dec); err != nil {
+		s.refuse(w, r, audit.FinalizeRefused, o.AccountID, o.ID, o.Identifiers, err)
+		return
+	}
+	if dec.MaxValidity > 0 && (o.MaxValidity == 0 || dec.MaxValidity < o.MaxValidity) {
+		o.MaxValidity = dec.MaxValidity
+	}
+	o.Status, o.CSR = store.StatusProcessing, der
 	done := s.subscribe("order:" + o.ID)
 	defer s.unsubscribe("order:"+o.ID, done)
 	if err := s.store.EnqueueJob(r.Context(), &store.Job{OrderID: o.ID, NotBefore: s.now()}, o); err != nil {
@@ -77,6 +87,7 @@ func (s *Server) handleFinalize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Info("order finalizing", "order", o.ID, "account", o.AccountID, "rule", o.Rule, "upstreams", o.Upstreams)
+	s.metrics.order(store.StatusProcessing)
 	s.kickWorker()
 	select {
 	case <-done:

@@ -21,9 +21,11 @@ import (
 	"testing"
 
 	"github.com/go-jose/go-jose/v4"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
 	"github.com/acmebridge/acmebridge/acmeerr"
+	"github.com/acmebridge/acmebridge/audit"
 	"github.com/acmebridge/acmebridge/configs"
 	"github.com/acmebridge/acmebridge/policy"
 	"github.com/acmebridge/acmebridge/store"
@@ -53,13 +55,43 @@ func (f *fakeVA) Validate(_ context.Context, _, value, _, _, _ string) error {
 }
 
 // env is a server under test with its store.
+// memAudit collects audit events in memory.
+type memAudit struct {
+	mu     sync.Mutex
+	events []audit.Event
+}
+
+func (m *memAudit) Record(e audit.Event) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.events = append(m.events, e)
+	return nil
+}
+
+// of returns the recorded events of one type.
+func (m *memAudit) of(typ string) []audit.Event {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []audit.Event
+	for _, e := range m.events {
+		if e.Event == typ {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// env is a server under test with its store.
 type env struct {
-	t   *testing.T
-	srv *Server
-	h   http.Handler
-	st  store.Store
-	va  *fakeVA
-	ca  *local.CA
+	t       *testing.T
+	srv     *Server
+	h       http.Handler
+	st      store.Store
+	va      *fakeVA
+	ca      *local.CA
+	audit   *memAudit
+	reg     *prometheus.Registry
+	metrics *Metrics
 }
 
 func newEnv(t *testing.T, mutate func(*configs.Config)) *env {
@@ -79,21 +111,32 @@ func newEnvWith(t *testing.T, mutate func(*configs.Config), wrap func(store.Stor
 	require.NoError(t, cfg.Validate())
 	st, err := bolt.Open(bolt.Options{Path: filepath.Join(cfg.DataDir, "db")})
 	require.NoError(t, err)
-	ca, err := local.New(local.Options{Name: "dev", Dir: filepath.Join(cfg.DataDir, "ca")})
-	require.NoError(t, err)
+	issuers := map[string]upstream.Issuer{}
+	var ca *local.CA
+	for _, u := range cfg.Upstreams {
+		c, err := local.New(local.Options{Name: u.Name, Dir: filepath.Join(cfg.DataDir, "ca", u.Name), Validity: u.Local.Validity.D()})
+		require.NoError(t, err)
+		issuers[u.Name] = c
+		if ca == nil {
+			ca = c
+		}
+	}
+	au := &memAudit{}
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg, st)
 	va := &fakeVA{fail: map[string]bool{}}
 	var served store.Store = st
 	if wrap != nil {
 		served = wrap(st)
 	}
 	srv, err := New(Options{Config: cfg, Store: served, Validator: va, Router: policy.New(cfg.Policy),
-		Issuers: map[string]upstream.Issuer{"dev": ca}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Issuers: issuers, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Audit: au, Metrics: m})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { srv.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); srv.Close(); <-done; st.Close() })
-	return &env{t: t, srv: srv, h: srv.Handler(), st: st, va: va, ca: ca}
+	return &env{t: t, srv: srv, h: srv.Handler(), st: st, va: va, ca: ca, audit: au, reg: reg, metrics: m}
 }
 
 // do sends a request to the handler.

@@ -337,3 +337,6 @@ func jsonErr(err error) string {
 	}
 	return "invalid JSON"
 }
+
+// thumbprintOf is the RFC 7638 thumbprint of a public key.
+func thumbprintOf(pub any) (string, error) { return thumbprint(&jose.JSONWebKey{Key: pub}) }

@@ -8,6 +8,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/acmebridge/acmebridge/acmeerr"
+	"github.com/acmebridge/acmebridge/audit"
 	"github.com/acmebridge/acmebridge/store"
 )
 
@@ -108,5 +109,6 @@ func (s *Server) handleKeyChange(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Info("account key rolled over", "account", acct.ID)
+	s.record(r, audit.Event{Event: audit.AccountKeyRolled, Account: acct.ID})
 	writeJSON(w, http.StatusOK, s.accountJSON(acct))
 }

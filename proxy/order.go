@@ -3,13 +3,17 @@ package proxy
 import (
 	"errors"
 	"net/http"
+	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
 
 	"github.com/acmebridge/acmebridge/acmeerr"
+	"github.com/acmebridge/acmebridge/audit"
 	"github.com/acmebridge/acmebridge/policy"
 	"github.com/acmebridge/acmebridge/store"
 )
@@ -49,11 +53,13 @@ func (s *Server) orderJSON(o *store.Order) orderJSON {
 	return j
 }
 
-// newOrderReq is the newOrder payload (§7.4).
+// newOrderReq is the newOrder payload (§7.4; "profile" from
+// draft-ietf-acme-profiles).
 type newOrderReq struct {
 	Identifiers []store.Identifier `json:"identifiers"`
 	NotBefore   *time.Time         `json:"notBefore"`
 	NotAfter    *time.Time         `json:"notAfter"`
+	Profile     string             `json:"profile"`
 }
 
 // handleNewOrder creates an order and its authorizations (RFC 8555 §7.4).
@@ -97,20 +103,33 @@ func (s *Server) handleNewOrder(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	dec, err := s.route(idents)
+	if len(req.Profile) > 64 {
+		s.writeProblem(w, r, acmeerr.New(acmeerr.Malformed, "profile name is too long"))
+		return
+	}
+	if err := accountAllows(v.Account, idents); err != nil {
+		s.refuse(w, r, audit.OrderRefused, v.Account.ID, "", idents, err)
+		return
+	}
+	dec, err := s.route(v.Account, idents, req.Profile)
 	if err != nil {
-		s.writeProblem(w, r, err)
+		s.refuse(w, r, audit.OrderRefused, v.Account.ID, "", idents, err)
 		return
 	}
 	now := s.now()
 	o := &store.Order{
 		ID: randomID(), AccountID: v.Account.ID, Status: store.StatusPending, Identifiers: idents,
-		NotBefore: nb, NotAfter: na, Expires: now.Add(s.cfg.Orders.OrderLifetime.D()),
-		Rule: dec.Rule, Upstreams: dec.Upstreams, CreatedAt: now,
+		NotBefore: nb, NotAfter: na, Expires: now.Add(s.cfg.Orders.OrderLifetime.D()), Profile: req.Profile,
+		Rule: dec.Rule, Upstreams: dec.Upstreams, UpstreamProfile: dec.UpstreamProfile, MaxValidity: dec.MaxValidity,
+		CreatedAt: now,
 	}
 	var authzs []*store.Authorization
 	for _, id := range idents {
-		a := s.newAuthz(v.Account.ID, id, now)
+		a := s.newAuthz(v.Account.ID, id, dec.Challenges, now)
+		if len(a.Challenges) == 0 {
+			s.writeProblem(w, r, acmeerr.New(acmeerr.RejectedIdentifier, "rule %s allows no challenge type that can validate %s", dec.Rule, id.Value).For(id.Type, id.Value))
+			return
+		}
 		if a.Expires.After(o.Expires) {
 			a.Expires = o.Expires
 		}
@@ -122,6 +141,9 @@ func (s *Server) handleNewOrder(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Info("order created", "order", o.ID, "account", o.AccountID, "rule", o.Rule, "upstreams", o.Upstreams, "identifiers", identValues(idents))
+	s.record(r, audit.Event{Event: audit.OrderCreated, Account: o.AccountID, EABKey: v.Account.EABKeyID, Order: o.ID,
+		Names: identValues(idents), Rule: o.Rule, Upstreams: o.Upstreams})
+	s.metrics.order(store.StatusPending)
 	w.Header().Set("Location", s.orderURL(o.ID))
 	writeJSON(w, http.StatusCreated, s.orderJSON(o))
 }
@@ -134,19 +156,65 @@ func identValues(ids []store.Identifier) []string {
 	return out
 }
 
-// route asks the policy for a decision.
-func (s *Server) route(ids []store.Identifier) (*policy.Decision, error) {
-	pids := make([]policy.Identifier, len(ids))
-	for i, id := range ids {
-		pids[i] = policy.Identifier{Type: id.Type, Value: id.Value}
+// refuse audits a refusal (with its problem type and detail) and answers
+// with the problem.
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, event, account, order string, ids []store.Identifier, err error) {
+	p := toProblem(err, requestID(r))
+	s.record(r, audit.Event{Event: event, Account: account, Order: order, Names: identValues(ids),
+		Reason: strings.TrimPrefix(p.Type, errNS) + ": " + p.Detail})
+	s.writeProblem(w, r, err)
+}
+
+// route asks the policy for a decision on an account's order.
+func (s *Server) route(acct *store.Account, ids []store.Identifier, profile string) (*policy.Decision, error) {
+	req := policy.Request{EABKey: acct.EABKeyID, Group: acct.Group, Profile: profile}
+	for _, id := range ids {
+		req.Identifiers = append(req.Identifiers, policy.Identifier{Type: id.Type, Value: id.Value})
 	}
-	return s.router.Route(pids)
+	return s.router.Route(req)
+}
+
+// accountAllows enforces the identifier allow-list an account inherited
+// from its EAB key (design.md §5: "a binding can limit the account's
+// identifiers").
+func accountAllows(acct *store.Account, ids []store.Identifier) error {
+	if len(acct.Allow) == 0 {
+		return nil
+	}
+	var subs []*acmeerr.Error
+	for _, id := range ids {
+		if !patternsAllow(acct.Allow, id) {
+			subs = append(subs, acmeerr.New(acmeerr.RejectedIdentifier, "this account may not order %s", id.Value).For(id.Type, id.Value))
+		}
+	}
+	if len(subs) > 0 {
+		return &acmeerr.Error{Kind: acmeerr.RejectedIdentifier, Detail: "the account's external account binding does not allow some identifiers", Sub: subs}
+	}
+	return nil
+}
+
+// patternsAllow matches an identifier against domain patterns and CIDRs.
+func patternsAllow(patterns []string, id store.Identifier) bool {
+	for _, p := range patterns {
+		if id.Type == "ip" {
+			if pfx, err := netip.ParsePrefix(p); err == nil {
+				if a, err := netip.ParseAddr(id.Value); err == nil && pfx.Contains(a) {
+					return true
+				}
+			}
+			continue
+		}
+		if policy.MatchDomain(p, id.Value) {
+			return true
+		}
+	}
+	return false
 }
 
 // newAuthz makes a pending authorization with one challenge of each type the
 // identifier allows (§7.1.4; wildcards only by dns-01, §7.1.3; IP addresses
 // not by dns-01, RFC 8738 §7).
-func (s *Server) newAuthz(accountID string, id store.Identifier, now time.Time) *store.Authorization {
+func (s *Server) newAuthz(accountID string, id store.Identifier, allowed []string, now time.Time) *store.Authorization {
 	a := &store.Authorization{ID: randomID(), AccountID: accountID, Status: store.StatusPending,
 		Identifier: id, Expires: now.Add(s.cfg.Orders.AuthzLifetime.D())}
 	types := []string{"http-01", "dns-01", "tls-alpn-01"}
@@ -156,6 +224,7 @@ func (s *Server) newAuthz(accountID string, id store.Identifier, now time.Time) 
 	} else if id.Type == "ip" {
 		types = []string{"http-01", "tls-alpn-01"}
 	}
+	types = slices.DeleteFunc(types, func(t string) bool { return !slices.Contains(allowed, t) })
 	for _, t := range types {
 		// §8: "token ... MUST have at least 128 bits of entropy".
 		a.Challenges = append(a.Challenges, store.Challenge{ID: randomID()[:12], Type: t, Status: store.StatusPending, Token: randomID()})

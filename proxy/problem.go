@@ -125,6 +125,7 @@ func (s *Server) writeProblem(w http.ResponseWriter, r *http.Request, err error)
 	}
 	s.log.Log(r.Context(), level, "problem", "request_id", rid, "type", p.Type, "status", p.Status, "err", err)
 	setProblemType(r, p.Type)
+	s.metrics.problem(p.Type)
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(p.Status)
 	_ = json.NewEncoder(w).Encode(p)

@@ -7,8 +7,10 @@ import (
 	"encoding/pem"
 	"errors"
 	"net/http"
+	"strconv"
 
 	"github.com/acmebridge/acmebridge/acmeerr"
+	"github.com/acmebridge/acmebridge/audit"
 	"github.com/acmebridge/acmebridge/store"
 )
 
@@ -99,6 +101,12 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 		s.writeProblem(w, r, storeErr(err, "certificate"))
 		return
 	}
+	actor := "account"
+	if v.Account == nil {
+		actor = "certificate key"
+	}
+	s.record(r, audit.Event{Event: audit.CertRevoked, Account: rec.AccountID, Order: rec.OrderID, Names: rec.Names,
+		Upstream: rec.Upstream, Serial: rec.Serial, Reason: strconv.Itoa(reason), Actor: actor})
 	s.log.Info("certificate revoked", "serial", rec.Serial, "account", rec.AccountID, "upstream", rec.Upstream, "reason", reason)
 	w.WriteHeader(http.StatusOK)
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/acmebridge/acmebridge/acmeerr"
+	"github.com/acmebridge/acmebridge/audit"
 	"github.com/acmebridge/acmebridge/configs"
 	"github.com/acmebridge/acmebridge/policy"
 	"github.com/acmebridge/acmebridge/store"
@@ -32,7 +33,12 @@ type Validator interface {
 
 // Router is the policy decision for an order (implemented by policy).
 type Router interface {
-	Route(idents []policy.Identifier) (*policy.Decision, error)
+	Route(req policy.Request) (*policy.Decision, error)
+}
+
+// Auditor records audit events (implemented by audit.Log).
+type Auditor interface {
+	Record(e audit.Event) error
 }
 
 // Options are the server's dependencies.
@@ -52,6 +58,10 @@ type Options struct {
 	Logger *slog.Logger
 	// WorkerID names this replica's issuance worker (for job leases).
 	WorkerID string
+	// Audit receives the audit events; nil records none.
+	Audit Auditor
+	// Metrics receives the server's measurements; nil measures nothing.
+	Metrics *Metrics
 }
 
 // Server is the ACME server. Create it with New, serve Handler, and run Run
@@ -73,6 +83,8 @@ type Server struct {
 	waitersMu sync.Mutex
 	waiters   map[string][]chan struct{}
 	handler   http.Handler
+	auditLog  Auditor
+	metrics   *Metrics
 }
 
 // Paths of the ACME resources, relative to the external URL.
@@ -111,6 +123,8 @@ func New(opts Options) (*Server, error) {
 		workerID: opts.WorkerID,
 		kick:     make(chan struct{}, 1),
 		waiters:  map[string][]chan struct{}{},
+		auditLog: opts.Audit,
+		metrics:  opts.Metrics,
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -140,7 +154,7 @@ func (s *Server) routes() http.Handler {
 	r := mux.NewRouter()
 	r.UseEncodedPath()
 	h := func(path string, methods []string, fn func(http.ResponseWriter, *http.Request)) {
-		r.Handle(path, s.wrap(methods, fn))
+		r.Handle(path, s.wrap(path, methods, fn))
 	}
 	get := []string{http.MethodGet, http.MethodPost}
 	post := []string{http.MethodPost}
@@ -160,7 +174,7 @@ func (s *Server) routes() http.Handler {
 	h(pathAuthz+"{id}", get, s.handleAuthz)
 	h(pathChallenge+"{authz}/{id}", get, s.handleChallenge)
 	h(pathCert+"{id}", post, s.handleCertificate)
-	r.NotFoundHandler = s.wrap(nil, func(w http.ResponseWriter, r *http.Request) {
+	r.NotFoundHandler = s.wrap("other", nil, func(w http.ResponseWriter, r *http.Request) {
 		s.writeProblem(w, r, acmeerr.New(acmeerr.NotFound, "no resource at %s", r.URL.Path))
 	})
 	return r
@@ -214,7 +228,7 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 // to a POST request and SHOULD provide it in error responses as well"), Link
 // rel="index" (§7.1: "the server MUST include a Link ... to the directory")
 // and Cache-Control: no-store.
-func (s *Server) wrap(methods []string, fn func(http.ResponseWriter, *http.Request)) http.Handler {
+func (s *Server) wrap(endpoint string, methods []string, fn func(http.ResponseWriter, *http.Request)) http.Handler {
 	allowed := map[string]bool{}
 	for _, m := range methods {
 		allowed[m] = true
@@ -235,6 +249,7 @@ func (s *Server) wrap(methods []string, fn func(http.ResponseWriter, *http.Reque
 					s.writeProblem(w, r, fmt.Errorf("panic: %v", v))
 				}
 			}
+			s.metrics.request(endpoint, r.Method, w.status)
 			s.log.Info("request", "request_id", ri.id, "method", r.Method, "path", r.URL.Path,
 				"status", w.status, "problem", ri.problem, "remote", r.RemoteAddr,
 				"duration_ms", float64(s.now().Sub(start).Microseconds())/1000)

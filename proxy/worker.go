@@ -7,10 +7,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/acmebridge/acmebridge/acmeerr"
+	"github.com/acmebridge/acmebridge/audit"
 	"github.com/acmebridge/acmebridge/store"
 	"github.com/acmebridge/acmebridge/upstream"
 )
@@ -111,7 +113,16 @@ func (s *Server) processJob(ctx context.Context, job *store.Job) {
 		return
 	}
 	req := &upstream.Request{OrderID: o.ID, CSR: csr, CSRDER: o.CSR, NotBefore: o.NotBefore, NotAfter: o.NotAfter,
-		Profile: o.Profile, Ref: job.UpstreamRef}
+		Profile: o.UpstreamProfile, Ref: job.UpstreamRef}
+	if o.MaxValidity > 0 {
+		start := o.NotBefore
+		if start.IsZero() {
+			start = s.now()
+		}
+		if limit := start.Add(o.MaxValidity); req.NotAfter.IsZero() || req.NotAfter.After(limit) {
+			req.NotAfter = limit
+		}
+	}
 	for _, id := range o.Identifiers {
 		if id.Type == "ip" {
 			req.IPAddresses = append(req.IPAddresses, net.ParseIP(id.Value))
@@ -138,9 +149,11 @@ func (s *Server) processJob(ctx context.Context, job *store.Job) {
 			return
 		}
 		if err == nil {
+			s.metrics.issued(name, s.now().Sub(start))
 			s.storeCertificate(ctx, o, name, res, s.now().Sub(start))
 			return
 		}
+		s.metrics.upstreamError(name, transient(err))
 		lastErr = err
 		s.log.Warn("worker: upstream failed", "order", o.ID, "upstream", name, "attempt", job.Attempts, "err", err)
 		if !transient(err) {
@@ -241,6 +254,9 @@ func (s *Server) failOrder(ctx context.Context, o *store.Order, cause error) {
 	}
 	_ = s.store.DeleteJob(ctx, o.ID)
 	s.log.Warn("order invalid", "order", o.ID, "account", o.AccountID, "err", cause)
+	s.metrics.order(store.StatusInvalid)
+	s.record(nil, audit.Event{Event: audit.OrderInvalid, Account: o.AccountID, Order: o.ID, Names: identValues(o.Identifiers),
+		Rule: o.Rule, Reason: strings.TrimPrefix(o.Error.Type, errNS) + ": " + o.Error.Detail})
 }
 
 // storeCertificate records the issued certificate and moves the order to
@@ -258,6 +274,9 @@ func (s *Server) storeCertificate(ctx context.Context, o *store.Order, upstreamN
 		s.log.Error("worker: store certificate", "order", o.ID, "serial", c.Serial, "err", err)
 		return
 	}
+	s.metrics.order(store.StatusValid)
+	s.record(nil, audit.Event{Event: audit.CertIssued, Account: o.AccountID, Order: o.ID, Names: c.Names, Rule: o.Rule,
+		Upstream: upstreamName, Serial: c.Serial, NotAfter: c.NotAfter})
 	s.log.Info("certificate issued", "order", o.ID, "account", o.AccountID, "upstream", upstreamName,
 		"serial", c.Serial, "names", c.Names, "not_after", c.NotAfter, "took_ms", took.Milliseconds())
 }

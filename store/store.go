@@ -54,11 +54,15 @@ type Account struct {
 	JWK []byte `json:"jwk"`
 	// KeyThumbprint is the base64url RFC 7638 thumbprint of JWK; unique
 	// among accounts.
-	KeyThumbprint        string    `json:"keyThumbprint"`
-	TermsOfServiceAgreed bool      `json:"termsOfServiceAgreed"`
-	EABKeyID             string    `json:"eabKeyID,omitempty"`
-	CreatedAt            time.Time `json:"createdAt"`
-	CreatedFrom          string    `json:"createdFrom,omitempty"`
+	KeyThumbprint        string `json:"keyThumbprint"`
+	TermsOfServiceAgreed bool   `json:"termsOfServiceAgreed"`
+	EABKeyID             string `json:"eabKeyID,omitempty"`
+	// Group and Allow are inherited from the EAB key at binding: the
+	// account's policy group and the identifier patterns it may order.
+	Group       string    `json:"group,omitempty"`
+	Allow       []string  `json:"allow,omitempty"`
+	CreatedAt   time.Time `json:"createdAt"`
+	CreatedFrom string    `json:"createdFrom,omitempty"`
 }
 
 // Problem is a stored RFC 7807 problem (order or challenge error).
@@ -83,6 +87,10 @@ type Order struct {
 	Expires     time.Time    `json:"expires"`
 	Profile     string       `json:"profile,omitempty"`
 	Error       *Problem     `json:"error,omitempty"`
+	// UpstreamProfile and MaxValidity come from the policy decision: the
+	// profile asked of the upstream and the cap on the lifetime.
+	UpstreamProfile string        `json:"upstreamProfile,omitempty"`
+	MaxValidity     time.Duration `json:"maxValidity,omitempty"`
 	// Rule and Upstreams are the policy decision taken at newOrder.
 	Rule      string   `json:"rule,omitempty"`
 	Upstreams []string `json:"upstreams,omitempty"`
@@ -176,6 +184,17 @@ type Job struct {
 	UpstreamRef string `json:"upstreamRef,omitempty"`
 }
 
+// Kind names a record type in admin listings.
+type Kind string
+
+// The kinds List accepts.
+const (
+	KindAccount     Kind = "account"
+	KindOrder       Kind = "order"
+	KindCertificate Kind = "certificate"
+	KindEABKey      Kind = "eab"
+)
+
 // Page is one page of an ordered listing. Next is empty on the last page.
 type Page struct {
 	IDs  []string
@@ -262,6 +281,19 @@ type Store interface {
 	// DeleteJob removes the job for an order (a job that ended without a
 	// certificate). Missing is not an error.
 	DeleteJob(ctx context.Context, orderID string) error
+
+	// List lists the IDs of every record of a kind, oldest first (by
+	// creation), in pages of at most limit, starting after the opaque
+	// cursor ("" for the start). Records that expired (a driver with TTLs)
+	// are left out. An unknown kind or a malformed cursor is ErrNotFound.
+	// It serves the admin API; filtering by account, state or name is the
+	// caller's.
+	List(ctx context.Context, kind Kind, cursor string, limit int) (Page, error)
+	// ListExpiring lists the IDs of certificates that are not revoked and
+	// whose NotAfter is before the given time, soonest expiry first, in
+	// pages as List. Revoking a certificate (UpdateCertificate with
+	// RevokedAt set) removes it from this listing.
+	ListExpiring(ctx context.Context, before time.Time, cursor string, limit int) (Page, error)
 
 	// Ping reports whether the store is reachable (readiness).
 	Ping(ctx context.Context) error

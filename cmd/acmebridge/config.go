@@ -41,6 +41,9 @@ func cmdPolicyExplain(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "configuration file (default: the quickstart)")
 	asJSON := fs.Bool("json", false, "print JSON")
+	group := fs.String("group", "", "as an account of this EAB group")
+	eabKey := fs.String("eab-key", "", "as an account bound with this EAB key ID")
+	profile := fs.String("profile", "", "as an order asking for this profile")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -56,7 +59,7 @@ func cmdPolicyExplain(args []string, stdout, stderr io.Writer) int {
 	eng := policy.New(c.Policy)
 	var out []policy.Explanation
 	for _, n := range fs.Args() {
-		out = append(out, eng.Explain(n))
+		out = append(out, eng.Explain(n, policy.Request{Group: *group, EABKey: *eabKey, Profile: *profile}))
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)

@@ -14,9 +14,22 @@ const usage = `acmebridge: one ACME URL in front of many certificate authorities
 Usage:
   acmebridge serve [--config FILE]           run the server (no flags: the quickstart)
   acmebridge config check --config FILE      validate a configuration file
-  acmebridge policy explain [--config FILE] [--json] NAME...
+  acmebridge policy explain [--config FILE] [--json] [--group G] [--eab-key KID] [--profile P] NAME...
                                              which rule and upstreams each name gets, and why
+  acmebridge upstream check [--config FILE] [--timeout D]
+                                             whether each upstream is reachable and acmebridge
+                                             authorised (Vault: token lookup, role read); exit 1 if not
   acmebridge version                         print the version
+
+Admin commands (talk to a running server's admin API; --server URL,
+--token-file FILE, --json; defaults suit the quickstart):
+  acmebridge eab create [--group G] [--allow 'pattern,...'] [--expires 720h] [--note TEXT]
+  acmebridge eab list | eab revoke KID
+  acmebridge account list [--status S] | account show ID | account deactivate ID
+  acmebridge order list [--account ID] [--state S] [--identifier NAME] | order show ID
+  acmebridge cert list [--expiring 30d] [--account ID] [--name NAME] | cert show ID|SERIAL
+  acmebridge cert revoke [--reason N] ID|SERIAL
+  acmebridge audit [--file F] [--since 24h] [--account ID] [--name NAME] [--event E] [--json]
 `
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -48,6 +61,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		return cmdPolicyExplain(args[2:], stdout, stderr)
+	case "eab", "account", "order", "cert":
+		return adminCommand(args, stdout, stderr)
+	case "audit":
+		return cmdAudit(args[1:], stdout, stderr)
+	case "upstream":
+		if len(args) < 2 || args[1] != "check" {
+			fmt.Fprintln(stderr, "usage: acmebridge upstream check [--config FILE] [--timeout D]")
+			return 2
+		}
+		return cmdUpstreamCheck(args[2:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "acmebridge", version)
 		return 0

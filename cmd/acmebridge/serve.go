@@ -18,6 +18,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/acmebridge/acmebridge/audit"
 	"github.com/acmebridge/acmebridge/configs"
 	"github.com/acmebridge/acmebridge/policy"
 	"github.com/acmebridge/acmebridge/proxy"
@@ -25,6 +29,7 @@ import (
 	"github.com/acmebridge/acmebridge/proxy/va"
 	"github.com/acmebridge/acmebridge/upstream"
 	"github.com/acmebridge/acmebridge/upstream/local"
+	"github.com/acmebridge/acmebridge/upstream/vault"
 )
 
 func cmdServe(args []string, stdout, stderr io.Writer) int {
@@ -82,6 +87,14 @@ func serve(ctx context.Context, cfg *configs.Config, stdout, stderr io.Writer) e
 			}
 			issuers[u.Name] = ca
 			localCAs = append(localCAs, ca)
+		case "vault":
+			v, err := vault.New(vaultOptions(u, log))
+			if err != nil {
+				return err
+			}
+			// Closed after the worker stopped (defers run last to first).
+			defer v.Close()
+			issuers[u.Name] = v
 		}
 	}
 	tlsCfg, bundle, err := serverTLS(cfg, localCAs, log)
@@ -94,12 +107,26 @@ func serve(ctx context.Context, cfg *configs.Config, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	srv, err := proxy.New(proxy.Options{Config: cfg, Store: st, Validator: v, Router: policy.New(cfg.Policy), Issuers: issuers, Logger: log})
+	auditLog, err := audit.Open(cfg.Audit.File)
 	if err != nil {
 		return err
 	}
-	if _, err := admin.EnsureToken(cfg.Admin.TokenFile); err != nil {
+	defer auditLog.Close()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	engine := policy.New(cfg.Policy)
+	srv, err := proxy.New(proxy.Options{Config: cfg, Store: st, Validator: v, Router: engine, Issuers: issuers, Logger: log,
+		Audit: auditLog, Metrics: proxy.NewMetrics(reg, st)})
+	if err != nil {
 		return err
+	}
+	token, err := admin.EnsureToken(cfg.Admin.TokenFile)
+	if err != nil {
+		return err
+	}
+	types := map[string]string{}
+	for _, u := range cfg.Upstreams {
+		types[u.Name] = u.Type
 	}
 
 	acmeLn, err := net.Listen("tcp", cfg.Server.Listen)
@@ -114,7 +141,9 @@ func serve(ctx context.Context, cfg *configs.Config, stdout, stderr io.Writer) e
 	acmeSrv := &http.Server{Handler: srv.Handler(), TLSConfig: tlsCfg, ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second,
 		MaxHeaderBytes: 64 << 10, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
-	adminSrv := &http.Server{Handler: admin.New(admin.Options{Store: st, Logger: log}), ReadHeaderTimeout: 10 * time.Second}
+	adminSrv := &http.Server{Handler: admin.New(admin.Options{Store: st, Logger: log, Registry: reg, API: &admin.APIOptions{
+		Token: token, Store: st, Policy: engine, Issuers: issuers, Types: types, Audit: auditLog}}),
+		ReadHeaderTimeout: 10 * time.Second}
 
 	errc := make(chan error, 2)
 	go func() {

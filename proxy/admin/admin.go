@@ -33,6 +33,9 @@ type Options struct {
 	// Registry is served on /metrics; prometheus.DefaultGatherer when nil.
 	Registry prometheus.Gatherer
 	Logger   *slog.Logger
+	// API, when set, serves the admin API under /api/v1/ with its bearer
+	// token.
+	API *APIOptions
 }
 
 // Server is the admin HTTP handler.
@@ -56,6 +59,9 @@ func New(opts Options) *Server {
 	})
 	s.mux.HandleFunc("GET /readyz", s.ready)
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{}))
+	if opts.API != nil {
+		(&api{APIOptions: *opts.API}).routes(s.mux)
+	}
 	return s
 }
 

@@ -9,7 +9,8 @@ import (
 	"github.com/acmebridge/acmebridge/store"
 )
 
-// CreateAccount stores a new account and indexes its key thumbprint.
+// CreateAccount stores a new account, indexes its key thumbprint and lists
+// it last of the accounts.
 // ErrConflict if the ID or the thumbprint is taken. If a.EABKeyID is set, the
 // EAB key is bound to the account (AccountID, BoundAt = a.CreatedAt or now,
 // Version incremented) in the same transaction: ErrNotFound if the key does
@@ -51,6 +52,9 @@ func (s *Store) CreateAccount(ctx context.Context, a *store.Account) error {
 			return err
 		}
 		if err := put(tx, bucketAccountKeys, a.KeyThumbprint, []byte(a.ID)); err != nil {
+			return err
+		}
+		if err := appendListed(tx, bucketAccountList, a.ID); err != nil {
 			return err
 		}
 		if eabData != nil {
@@ -125,7 +129,8 @@ func (s *Store) UpdateAccount(ctx context.Context, a *store.Account) error {
 	return nil
 }
 
-// PutEABKey stores a new EAB key; ErrConflict if the ID exists. The HMAC key
+// PutEABKey stores a new EAB key and lists it last of the EAB keys;
+// ErrConflict if the ID exists. The HMAC key
 // is stored as given: this driver does not encrypt it.
 func (s *Store) PutEABKey(ctx context.Context, k *store.EABKey) error {
 	if k.ID == "" {
@@ -138,6 +143,9 @@ func (s *Store) PutEABKey(ctx context.Context, k *store.EABKey) error {
 	return s.write(ctx, func(tx *bolt.Tx) error {
 		if exists(tx, bucketEABKeys, k.ID) {
 			return store.ErrConflict
+		}
+		if err := appendListed(tx, bucketEABList, k.ID); err != nil {
+			return err
 		}
 		return put(tx, bucketEABKeys, k.ID, data)
 	})

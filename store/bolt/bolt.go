@@ -4,7 +4,9 @@
 //
 // Records are stored as JSON, one bucket per kind, with secondary indexes in
 // buckets of their own (account key thumbprint, certificate serial, an
-// account's orders in creation order, the job queue in due order). Writes
+// account's orders in creation order, the job queue in due order, every
+// record of a kind in creation order, unrevoked certificates by expiry),
+// each written in the transaction that writes its record. Writes
 // from concurrent requests are committed in groups with bbolt's Batch, so
 // durability costs one disk sync per group rather than per request.
 package bolt
@@ -41,19 +43,29 @@ var (
 	bucketEABKeys     = []byte("eab_keys")     // EAB key ID → EABKey
 	bucketJobs        = []byte("jobs")         // order ID → Job
 	bucketJobQueue    = []byte("job_queue")    // due time (8 bytes BE), order ID → empty
+	// The admin listings (see listing.go), added in schema 2.
+	bucketAccountList = []byte("account_list") // seq (8 bytes BE) → account ID
+	bucketOrderList   = []byte("order_list")   // seq of its order_index key (8 bytes BE) → order ID
+	bucketCertList    = []byte("cert_list")    // seq (8 bytes BE) → certificate ID
+	bucketEABList     = []byte("eab_list")     // seq (8 bytes BE) → EAB key ID
+	bucketCertExpiry  = []byte("cert_expiry")  // NotAfter (12 bytes), certificate ID → empty; unrevoked only
 
 	allBuckets = [][]byte{
 		bucketMeta, bucketAccounts, bucketAccountKeys, bucketOrders,
 		bucketOrderIndex, bucketOrderPos, bucketAuthzs, bucketCerts,
 		bucketCertSerials, bucketEABKeys, bucketJobs, bucketJobQueue,
+		bucketAccountList, bucketOrderList, bucketCertList, bucketEABList,
+		bucketCertExpiry,
 	}
 
 	keySchema = []byte("schema")
 )
 
 // schemaVersion is the layout of the buckets above. Open refuses a file
-// written with another layout rather than misreading it.
-const schemaVersion = "1"
+// written with another layout rather than misreading it, except that it
+// upgrades a file of schema 1 (without the listing buckets) by building
+// them (see migrateListings).
+const schemaVersion = "2"
 
 // lockTimeout is how long Open waits for the file lock before concluding
 // that another process holds the file.
@@ -117,6 +129,12 @@ func Open(opts Options) (*Store, error) {
 		meta := tx.Bucket(bucketMeta)
 		switch v := meta.Get(keySchema); {
 		case v == nil:
+			return meta.Put(keySchema, []byte(schemaVersion))
+		case string(v) == "1":
+			if err := migrateListings(tx); err != nil {
+				return fmt.Errorf("upgrade schema 1 to %s: %w", schemaVersion, err)
+			}
+			log.Info("bolt store upgraded", "path", opts.Path, "schema", schemaVersion)
 			return meta.Put(keySchema, []byte(schemaVersion))
 		case string(v) != schemaVersion:
 			return fmt.Errorf("schema version %q, this build reads %q", v, schemaVersion)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.etcd.io/bbolt"
 
 	"github.com/acmebridge/acmebridge/store"
 	"github.com/acmebridge/acmebridge/store/storetest"
@@ -322,3 +323,140 @@ func BenchmarkConsumeNonce(b *testing.B) {
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// listAll reads every page of a listing (pages of 2).
+func listAll(t *testing.T, list func(cursor string) (store.Page, error)) []string {
+	t.Helper()
+	var ids []string
+	cursor := ""
+	for {
+		page, err := list(cursor)
+		require.NoError(t, err)
+		ids = append(ids, page.IDs...)
+		if page.Next == "" {
+			return ids
+		}
+		cursor = page.Next
+	}
+}
+
+// TestUpgradeSchema1: a file of schema 1, which had no listing buckets, is
+// upgraded when opened: accounts and EAB keys list by CreatedAt,
+// certificates by IssuedAt, orders in creation order, and unrevoked
+// certificates by expiry; writes after the upgrade list after them. A file
+// of a later schema is refused.
+func TestUpgradeSchema1(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "acmebridge.db")
+	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	s, err := Open(Options{Path: path})
+	require.NoError(t, err)
+	// Created in an order that is not the CreatedAt order, so the upgrade
+	// (which has only CreatedAt) is seen to sort.
+	for i, id := range []string{"acct-b", "acct-c", "acct-a"} {
+		created := now.Add(time.Duration([]int{2, 3, 1}[i]) * time.Minute)
+		require.NoError(t, s.CreateAccount(ctx, &store.Account{ID: id, KeyThumbprint: "tp-" + id, CreatedAt: created}))
+		require.NoError(t, s.PutEABKey(ctx, &store.EABKey{ID: "kid-" + id, CreatedAt: created}))
+	}
+	for _, id := range []string{"o2", "o3", "o1"} {
+		require.NoError(t, s.CreateOrder(ctx, &store.Order{ID: id, AccountID: "acct-a"}, nil))
+	}
+	for i, id := range []string{"c2", "c1", "c3"} {
+		issued := now.Add(time.Duration([]int{2, 1, 3}[i]) * time.Hour)
+		c := &store.Certificate{ID: id, OrderID: "o" + id[1:], Serial: "0" + id, IssuedAt: issued,
+			NotAfter: issued.Add(time.Duration(10-i) * 24 * time.Hour)}
+		if id == "c3" {
+			c.RevokedAt = issued
+		}
+		o, err := s.GetOrder(ctx, c.OrderID)
+		require.NoError(t, err)
+		require.NoError(t, s.PutCertificate(ctx, c, o))
+	}
+	require.NoError(t, s.Close())
+
+	// Back to schema 1: no listing buckets.
+	db, err := bbolt.Open(path, 0o600, nil)
+	require.NoError(t, err)
+	require.NoError(t, db.Update(func(tx *bbolt.Tx) error {
+		for _, b := range [][]byte{bucketAccountList, bucketOrderList, bucketCertList, bucketEABList, bucketCertExpiry} {
+			if err := tx.DeleteBucket(b); err != nil {
+				return err
+			}
+		}
+		return tx.Bucket(bucketMeta).Put(keySchema, []byte("1"))
+	}))
+	require.NoError(t, db.Close())
+
+	s, err = Open(Options{Path: path})
+	require.NoError(t, err)
+	list := func(kind store.Kind) []string {
+		return listAll(t, func(cursor string) (store.Page, error) { return s.List(ctx, kind, cursor, 2) })
+	}
+	expiring := func() []string {
+		return listAll(t, func(cursor string) (store.Page, error) {
+			return s.ListExpiring(ctx, now.Add(365*24*time.Hour), cursor, 2)
+		})
+	}
+	require.Equal(t, []string{"acct-a", "acct-b", "acct-c"}, list(store.KindAccount))
+	require.Equal(t, []string{"kid-acct-a", "kid-acct-b", "kid-acct-c"}, list(store.KindEABKey))
+	require.Equal(t, []string{"o2", "o3", "o1"}, list(store.KindOrder))
+	require.Equal(t, []string{"c1", "c2", "c3"}, list(store.KindCertificate))
+	require.Equal(t, []string{"c1", "c2"}, expiring()) // c1 expires a day before c2; c3 is revoked
+
+	require.NoError(t, s.CreateAccount(ctx, &store.Account{ID: "acct-0", KeyThumbprint: "tp-0", CreatedAt: now}))
+	require.NoError(t, s.CreateOrder(ctx, &store.Order{ID: "o0", AccountID: "acct-0"}, nil))
+	require.Equal(t, []string{"acct-a", "acct-b", "acct-c", "acct-0"}, list(store.KindAccount))
+	require.Equal(t, []string{"o2", "o3", "o1", "o0"}, list(store.KindOrder))
+	require.NoError(t, s.Close())
+
+	// Upgraded for good: reopening changes nothing.
+	s, err = Open(Options{Path: path})
+	require.NoError(t, err)
+	require.Equal(t, []string{"acct-a", "acct-b", "acct-c", "acct-0"}, list(store.KindAccount))
+	require.NoError(t, s.Close())
+
+	db, err = bbolt.Open(path, 0o600, nil)
+	require.NoError(t, err)
+	require.NoError(t, db.Update(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketMeta).Put(keySchema, []byte("3"))
+	}))
+	require.NoError(t, db.Close())
+	_, err = Open(Options{Path: path})
+	require.ErrorContains(t, err, `schema version "3"`)
+}
+
+// TestListCursors: this driver's cursors are a base-36 sequence (List) and
+// a base64url index key (ListExpiring); other strings are ErrNotFound, and
+// the kind is checked before the limit.
+func TestListCursors(t *testing.T) {
+	s := openTemp(t)
+	defer s.Close()
+	ctx := context.Background()
+	for _, id := range []string{"a", "b", "c"} {
+		require.NoError(t, s.CreateAccount(ctx, &store.Account{ID: id, KeyThumbprint: "tp-" + id}))
+	}
+	page, err := s.List(ctx, store.KindAccount, "", 1)
+	require.NoError(t, err)
+	require.Equal(t, store.Page{IDs: []string{"a"}, Next: "1"}, page)
+	page, err = s.List(ctx, store.KindAccount, "2", 5)
+	require.NoError(t, err)
+	require.Equal(t, store.Page{IDs: []string{"c"}}, page)
+	page, err = s.List(ctx, store.KindAccount, "zzz", 5)
+	require.NoError(t, err)
+	require.Empty(t, page.IDs)
+	for _, bad := range []string{"-1", "1 ", "3w5e11264sgsg", "a_b"} {
+		_, err = s.List(ctx, store.KindAccount, bad, 5)
+		require.Same(t, store.ErrNotFound, err, "cursor %q", bad)
+	}
+	_, err = s.List(ctx, "authz", "", 0)
+	require.Same(t, store.ErrNotFound, err)
+	_, err = s.List(ctx, store.KindAccount, "", 0)
+	require.ErrorContains(t, err, "store/bolt: ")
+
+	for _, bad := range []string{"AAAA", "AAAAAAAAAAAAAAAA", "AAAAAAAAAAAAAAAAA="} {
+		_, err = s.ListExpiring(ctx, time.Now(), bad, 5)
+		require.Same(t, store.ErrNotFound, err, "cursor %q", bad)
+	}
+	_, err = s.ListExpiring(ctx, time.Now(), "", 0)
+	require.ErrorContains(t, err, "store/bolt: ")
+}

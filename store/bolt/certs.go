@@ -8,9 +8,10 @@ import (
 	"github.com/acmebridge/acmebridge/store"
 )
 
-// PutCertificate stores a new certificate, indexes its serial, stores o (if
-// the stored order's Version equals o.Version; o.Version is then
-// incremented) and removes o's job, all in one transaction. ErrConflict if
+// PutCertificate stores a new certificate, indexes its serial (and, unless
+// it is revoked, its expiry) and lists it, stores o (if the stored order's
+// Version equals o.Version; o.Version is then incremented) and removes o's
+// job, all in one transaction. ErrConflict if
 // the certificate ID or serial is taken or the order moved; ErrNotFound if
 // the order does not exist.
 func (s *Store) PutCertificate(ctx context.Context, c *store.Certificate, o *store.Order) error {
@@ -41,6 +42,12 @@ func (s *Store) PutCertificate(ctx context.Context, c *store.Certificate, o *sto
 			return err
 		}
 		if err := put(tx, bucketCertSerials, c.Serial, []byte(c.ID)); err != nil {
+			return err
+		}
+		if err := appendListed(tx, bucketCertList, c.ID); err != nil {
+			return err
+		}
+		if err := setExpiry(tx, nil, c); err != nil {
 			return err
 		}
 		return put(tx, bucketOrders, o.ID, orderData)
@@ -81,7 +88,8 @@ func (s *Store) GetCertificateBySerial(ctx context.Context, serial string) (*sto
 // UpdateCertificate stores c if the stored Version equals c.Version, then
 // increments c.Version. ErrNotFound if the certificate does not exist. A
 // changed serial moves the serial index (ErrConflict if the new one is
-// taken).
+// taken); the expiry index follows NotAfter and RevokedAt (a revoked
+// certificate has no entry).
 func (s *Store) UpdateCertificate(ctx context.Context, c *store.Certificate) error {
 	next := *c
 	next.Version++
@@ -107,6 +115,9 @@ func (s *Store) UpdateCertificate(ctx context.Context, c *store.Certificate) err
 			if err := put(tx, bucketCertSerials, c.Serial, []byte(c.ID)); err != nil {
 				return err
 			}
+		}
+		if err := setExpiry(tx, &cur, c); err != nil {
+			return err
 		}
 		return put(tx, bucketCerts, c.ID, data)
 	})

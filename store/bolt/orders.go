@@ -20,8 +20,8 @@ func orderIndexPrefix(accountID string) []byte {
 	return append(p, 0)
 }
 
-// CreateOrder stores a new order, its new authorizations and its place in
-// the account's listing in one transaction. Every authorization passed must
+// CreateOrder stores a new order, its new authorizations and its places in
+// the account's listing and the listing of all orders in one transaction. Every authorization passed must
 // be listed in o.AuthzIDs; the IDs listed but not passed must exist
 // (ErrNotFound otherwise). ErrConflict if the order ID or a new
 // authorization's ID is taken.
@@ -73,6 +73,9 @@ func (s *Store) CreateOrder(ctx context.Context, o *store.Order, authzs []*store
 		}
 		if err := tx.Bucket(bucketOrderPos).Put([]byte(o.ID), key); err != nil {
 			return fmt.Errorf("put order position: %w", err)
+		}
+		if err := tx.Bucket(bucketOrderList).Put(seqKey(seq), []byte(o.ID)); err != nil {
+			return fmt.Errorf("put order list: %w", err)
 		}
 		if err := put(tx, bucketOrders, o.ID, data); err != nil {
 			return err

@@ -7,24 +7,26 @@ import (
 	"github.com/acmebridge/acmebridge/store"
 )
 
-// createAccountScript stores a new account, its key index entry and,
-// optionally, the binding of an EAB key.
+// createAccountScript stores a new account, its key index entry, its place
+// last in the listing of accounts and, optionally, the binding of an EAB
+// key.
 //
-// KEYS: account, key index entry, [EAB key]. ARGV: JSON, version, key
-// thumbprint, account ID, binding time.
+// KEYS: account, key index entry, listing of accounts, sequence, [EAB key].
+// ARGV: JSON, version, key thumbprint, account ID, binding time.
 var createAccountScript = newScript("create account", `
 if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then
   return 'conflict'
 end
-if #KEYS >= 3 then
-  local k = redis.call('HMGET', KEYS[3], 'v', 'acct')
+if #KEYS >= 5 then
+  local k = redis.call('HMGET', KEYS[5], 'v', 'acct')
   if not k[1] then return 'notfound' end
   if k[2] and k[2] ~= '' then return 'conflict' end
-  redis.call('HSET', KEYS[3], 'acct', ARGV[4], 'bound', ARGV[5])
-  redis.call('HINCRBY', KEYS[3], 'v', 1)
+  redis.call('HSET', KEYS[5], 'acct', ARGV[4], 'bound', ARGV[5])
+  redis.call('HINCRBY', KEYS[5], 'v', 1)
 end
 redis.call('HSET', KEYS[1], 'v', ARGV[2], 'd', ARGV[1], 'tp', ARGV[3])
 redis.call('SET', KEYS[2], ARGV[4])
+redis.call('ZADD', KEYS[3], redis.call('INCR', KEYS[4]), ARGV[4])
 return 'ok'
 `)
 
@@ -58,11 +60,12 @@ hset_args(KEYS[1], 6, #ARGV)
 return 'ok'
 `)
 
-// CreateAccount stores a new account and indexes its key thumbprint, in one
-// script. ErrConflict if the ID or the thumbprint is taken. If a.EABKeyID is
-// set, the EAB key is bound to the account (AccountID, BoundAt = a.CreatedAt
-// or now, Version incremented) in the same script: ErrNotFound if the key
-// does not exist, ErrConflict if it is already bound.
+// CreateAccount stores a new account, indexes its key thumbprint and lists
+// it last of the accounts, in one script. ErrConflict if the ID or the
+// thumbprint is taken. If a.EABKeyID is set, the EAB key is bound to the
+// account (AccountID, BoundAt = a.CreatedAt or now, Version incremented) in
+// the same script: ErrNotFound if the key does not exist, ErrConflict if it
+// is already bound.
 func (s *Store) CreateAccount(ctx context.Context, a *store.Account) error {
 	if a.ID == "" || a.KeyThumbprint == "" {
 		return errorf("account needs an ID and a key thumbprint")
@@ -75,7 +78,8 @@ func (s *Store) CreateAccount(ctx context.Context, a *store.Account) error {
 	if boundAt.IsZero() {
 		boundAt = time.Now().UTC()
 	}
-	keys := []string{s.key(kindAccount, a.ID), s.key(kindAccountKey, a.KeyThumbprint)}
+	keys := []string{s.key(kindAccount, a.ID), s.key(kindAccountKey, a.KeyThumbprint),
+		s.listKey(store.KindAccount), s.global(keyOrderSeq)}
 	if a.EABKeyID != "" {
 		keys = append(keys, s.key(kindEAB, a.EABKeyID))
 	}

@@ -105,11 +105,18 @@ func countIssuance(t *testing.T, s *Store, log *commandLog) []opCount {
 	step("ClaimJob", err)
 	j.UpstreamRef = "ref"
 	step("UpdateJob", s.UpdateJob(ctx, j, "worker"))
-	c := &store.Certificate{ID: "cert" + id, AccountID: a.ID, OrderID: o.ID, Serial: "0c" + id, IssuedAt: now}
+	c := &store.Certificate{ID: "cert" + id, AccountID: a.ID, OrderID: o.ID, Serial: "0c" + id, IssuedAt: now,
+		NotAfter: now.Add(time.Minute)}
 	o.Status, o.CertificateID = store.StatusValid, c.ID
 	step("PutCertificate", s.PutCertificate(ctx, c, o))
 	_, err = s.ListOrders(ctx, a.ID, "", 10)
 	step("ListOrders", err)
+	c.RevokedAt = now
+	step("UpdateCertificate (revoke)", s.UpdateCertificate(ctx, c))
+	_, err = s.List(ctx, store.KindOrder, "", 10)
+	step("List", err)
+	_, err = s.ListExpiring(ctx, now.Add(time.Hour), "", 10)
+	step("ListExpiring", err)
 	return counts
 }
 

@@ -11,12 +11,14 @@ import (
 // script, which sets those fields and increments "v" without touching the
 // JSON. The fields win over the JSON when the key is read.
 
-// createScript stores a new record hash unless the key exists.
+// createListedScript stores a new record hash, unless the key exists, and
+// its place last in its kind's listing.
 //
-// KEYS: record. ARGV: field/value pairs.
-var createScript = newScript("create record", `
+// KEYS: record, listing, sequence. ARGV: record ID, then field/value pairs.
+var createListedScript = newScript("create record", `
 if redis.call('EXISTS', KEYS[1]) == 1 then return 'conflict' end
-hset_args(KEYS[1], 1, #ARGV)
+hset_args(KEYS[1], 2, #ARGV)
+redis.call('ZADD', KEYS[2], redis.call('INCR', KEYS[3]), ARGV[1])
 return 'ok'
 `)
 
@@ -44,8 +46,9 @@ func eabFields(k *store.EABKey) ([]any, error) {
 	return []any{"v", version(k.Version), "d", d, "acct", k.AccountID, "bound", formatTime(k.BoundAt)}, nil
 }
 
-// PutEABKey stores a new EAB key; ErrConflict if the ID exists. The HMAC key
-// is stored as given: this driver does not encrypt it.
+// PutEABKey stores a new EAB key and lists it last of the EAB keys, in one
+// script; ErrConflict if the ID exists. The HMAC key is stored as given:
+// this driver does not encrypt it.
 func (s *Store) PutEABKey(ctx context.Context, k *store.EABKey) error {
 	if k.ID == "" {
 		return errorf("EAB key needs an ID")
@@ -54,7 +57,8 @@ func (s *Store) PutEABKey(ctx context.Context, k *store.EABKey) error {
 	if err != nil {
 		return err
 	}
-	return s.exec(ctx, createScript, []string{s.key(kindEAB, k.ID)}, fields...)
+	keys := []string{s.key(kindEAB, k.ID), s.listKey(store.KindEABKey), s.global(keyOrderSeq)}
+	return s.exec(ctx, createListedScript, keys, append([]any{k.ID}, fields...)...)
 }
 
 // GetEABKey returns the key or ErrNotFound.

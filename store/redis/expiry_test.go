@@ -197,6 +197,56 @@ func testExpiredOrdersLeaveIndexes(t *testing.T, s *Store) {
 	require.NotContains(t, members, expiringMember(short1))
 	require.NotContains(t, members, expiringMember(short2))
 	require.Contains(t, members, expiringMember(long))
+	// The sweep took them out of the listing of all orders too, which
+	// nobody listed.
+	all, err := s.c.ZRange(ctx, s.listKey(store.KindOrder), 0, -1).Result()
+	require.NoError(t, err)
+	require.NotContains(t, all, short1.ID)
+	require.NotContains(t, all, short2.ID)
+	require.Contains(t, all, long.ID)
+}
+
+// TestListSkipsExpiredOrders: List of orders leaves out orders that have
+// expired, drops their entries, and pages across them; the other listings
+// keep what does not expire.
+func TestListSkipsExpiredOrders(t *testing.T) {
+	eachBackend(t, testListSkipsExpiredOrders)
+}
+
+func testListSkipsExpiredOrders(t *testing.T, s *Store) {
+	shortLived(s, 300*time.Millisecond)
+	ctx := context.Background()
+	now := time.Now().UTC()
+	var orders []*store.Order
+	for _, exp := range []time.Time{now.Add(time.Hour), now, now, now.Add(time.Hour), now} {
+		o, az := newPending(now, exp)
+		require.NoError(t, s.CreateOrder(ctx, o, []*store.Authorization{az}))
+		orders = append(orders, o)
+	}
+	c := &store.Certificate{ID: "cert-" + freshPrefix(), OrderID: orders[0].ID, Serial: "0d" + freshPrefix(),
+		IssuedAt: now, NotAfter: now.Add(time.Hour)}
+	next := *orders[0]
+	next.Status, next.CertificateID = store.StatusValid, c.ID
+	require.NoError(t, s.PutCertificate(ctx, c, &next))
+	all := s.listKey(store.KindOrder)
+	require.EqualValues(t, 5, s.c.ZCard(ctx, all).Val())
+	waitGone(t, s, s.key(kindOrder, orders[1].ID), s.key(kindOrder, orders[2].ID), s.key(kindOrder, orders[4].ID))
+
+	page, err := s.List(ctx, store.KindOrder, "", 1)
+	require.NoError(t, err)
+	require.Equal(t, []string{orders[0].ID}, page.IDs)
+	require.NotEmpty(t, page.Next)
+	page, err = s.List(ctx, store.KindOrder, page.Next, 1)
+	require.NoError(t, err)
+	require.Equal(t, store.Page{IDs: []string{orders[3].ID}}, page)
+	require.EqualValues(t, 2, s.c.ZCard(ctx, all).Val(), "expired entries not dropped")
+
+	page, err = s.List(ctx, store.KindCertificate, "", 10)
+	require.NoError(t, err)
+	require.Equal(t, store.Page{IDs: []string{c.ID}}, page)
+	page, err = s.ListExpiring(ctx, now.Add(2*time.Hour), "", 10)
+	require.NoError(t, err)
+	require.Equal(t, store.Page{IDs: []string{c.ID}}, page)
 }
 
 // TestClaimJobDropsOrphans: a job whose order expired is deleted, with its

@@ -2,7 +2,6 @@ package redis
 
 import (
 	"context"
-	"fmt"
 	"strconv"
 	"time"
 
@@ -15,19 +14,19 @@ import (
 const sweepBatch = 16
 
 // createOrderScript stores a new order, its new authorizations and its
-// place in the account's listing, then sweeps a few expired orders out of
-// their listings.
+// place in the account's listing and in the listing of all orders, then
+// sweeps a few expired orders out of their listings.
 //
-// KEYS: order, account's listing, sequence, expiring set, then the
-// authorizations: the n new ones first, then the reused ones. ARGV: the six
-// order arguments of write_order, n, order ID, base, now in ms, then for
-// each new authorization its JSON, version and TTL in ms.
+// KEYS: order, account's listing, sequence, expiring set, listing of all
+// orders, then the authorizations: the n new ones first, then the reused
+// ones. ARGV: the six order arguments of write_order, n, order ID, base, now
+// in ms, then for each new authorization its JSON, version and TTL in ms.
 var createOrderScript = newScript("create order", `
 if redis.call('EXISTS', KEYS[1]) == 1 then return 'conflict' end
 local n = tonumber(ARGV[7])
-for i = 5, #KEYS do
+for i = 6, #KEYS do
   local found = redis.call('EXISTS', KEYS[i]) == 1
-  if i < 5 + n then
+  if i < 6 + n then
     if found then return 'conflict' end
   elseif not found then
     return 'notfound'
@@ -35,13 +34,14 @@ for i = 5, #KEYS do
 end
 local seq = redis.call('INCR', KEYS[3])
 redis.call('ZADD', KEYS[2], seq, ARGV[8])
+redis.call('ZADD', KEYS[5], seq, ARGV[8])
 for i = 1, n do
   local a = 11 + (i - 1) * 3
-  redis.call('HSET', KEYS[4 + i], 'v', ARGV[a + 1], 'd', ARGV[a])
-  redis.call('PEXPIRE', KEYS[4 + i], ARGV[a + 2])
+  redis.call('HSET', KEYS[5 + i], 'v', ARGV[a + 1], 'd', ARGV[a])
+  redis.call('PEXPIRE', KEYS[5 + i], ARGV[a + 2])
 end
-write_order(KEYS[1], KEYS[4], 1, 5)
-sweep(KEYS[4], ARGV[9], ARGV[10], `+strconv.Itoa(sweepBatch)+`)
+write_order(KEYS[1], KEYS[4], 1, 6)
+sweep(KEYS[4], KEYS[5], ARGV[9], ARGV[10], `+strconv.Itoa(sweepBatch)+`)
 return 'ok'
 `)
 
@@ -56,34 +56,8 @@ write_order(KEYS[1], KEYS[2], 1, 3)
 return 'ok'
 `)
 
-// listOrdersScript returns up to want (ID, sequence) pairs of a listing
-// after a sequence, skipping and dropping entries whose order has expired.
-//
-// KEYS: listing. ARGV: lowest score ("-inf" or "(" sequence), want, the
-// order key's name up to the ID.
-var listOrdersScript = newScript("list orders", `
-local want = tonumber(ARGV[2])
-local min = ARGV[1]
-local out = {}
-while #out < 2 * want do
-  local batch = redis.call('ZRANGEBYSCORE', KEYS[1], min, '+inf', 'WITHSCORES', 'LIMIT', 0, want)
-  for i = 1, #batch, 2 do
-    if redis.call('EXISTS', ARGV[3] .. batch[i]) == 1 then
-      out[#out + 1] = batch[i]
-      out[#out + 1] = batch[i + 1]
-      if #out >= 2 * want then break end
-    else
-      redis.call('ZREM', KEYS[1], batch[i])
-    end
-    min = '(' .. batch[i + 1]
-  end
-  if #batch < 2 * want then break end
-end
-return out
-`)
-
-// CreateOrder stores a new order, its new authorizations and its place in
-// the account's listing in one script. Every authorization passed must be
+// CreateOrder stores a new order, its new authorizations and its places in
+// the account's listing and the listing of all orders in one script. Every authorization passed must be
 // listed in o.AuthzIDs; the IDs listed but not passed must exist
 // (ErrNotFound otherwise). ErrConflict if the order ID or a new
 // authorization's ID is taken. The order and the new authorizations get
@@ -111,7 +85,8 @@ func (s *Store) CreateOrder(ctx context.Context, o *store.Order, authzs []*store
 		newKeys = append(newKeys, s.key(kindAuthz, a.ID))
 		authzArgs = append(authzArgs, d, version(a.Version), millis(s.recordTTL(a.Expires)))
 	}
-	keys := []string{s.key(kindOrder, o.ID), s.key(kindOrderList, o.AccountID), s.global(keyOrderSeq), s.global(keyExpiring)}
+	keys := []string{s.key(kindOrder, o.ID), s.key(kindOrderList, o.AccountID), s.global(keyOrderSeq),
+		s.global(keyExpiring), s.listKey(store.KindOrder)}
 	keys = append(keys, newKeys...)
 	for _, id := range o.AuthzIDs {
 		if !isNew[id] {
@@ -162,34 +137,7 @@ func (s *Store) UpdateOrder(ctx context.Context, o *store.Order) error {
 // have expired are left out. A malformed cursor gives an error matching
 // ErrNotFound.
 func (s *Store) ListOrders(ctx context.Context, accountID, cursor string, limit int) (store.Page, error) {
-	if limit < 1 {
-		return store.Page{}, errorf("list orders: limit %d is not positive", limit)
-	}
-	min := "-inf"
-	if cursor != "" {
-		seq, err := strconv.ParseUint(cursor, 36, 64)
-		if err != nil {
-			return store.Page{}, fmt.Errorf("store/redis: list orders: malformed cursor %q: %w", cursor, store.ErrNotFound)
-		}
-		min = "(" + strconv.FormatUint(seq, 10)
-	}
-	v, err := s.run(ctx, listOrdersScript, []string{s.key(kindOrderList, accountID)}, min, limit+1, s.key(kindOrder, ""))
-	if err != nil {
-		return store.Page{}, err
-	}
-	vals, _ := v.([]any)
-	var page store.Page
-	for i := 0; i+1 < len(vals) && len(page.IDs) < limit; i += 2 {
-		page.IDs = append(page.IDs, str(vals[i]))
-	}
-	if len(vals)/2 > limit {
-		seq, err := strconv.ParseFloat(str(vals[2*limit-1]), 64)
-		if err != nil {
-			return store.Page{}, errorf("list orders: malformed sequence %q", vals[2*limit-1])
-		}
-		page.Next = strconv.FormatUint(uint64(seq), 36)
-	}
-	return page, nil
+	return s.listBySeq(ctx, "list orders", s.key(kindOrderList, accountID), kindOrder, cursor, limit)
 }
 
 // GetAuthz returns the authorization or ErrNotFound.

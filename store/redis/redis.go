@@ -13,9 +13,11 @@
 // of plain fields, because claiming one changes several of them. Indexes are
 // keys of their own: key thumbprint → account ID, serial → certificate ID, a
 // sorted set per account of its order IDs scored by a store-wide sequence
-// (the listing order), a sorted set of jobs ordered by when each is next due,
-// and a sorted set of orders that carry a TTL, so index entries go with the
-// orders.
+// (the listing order), a sorted set per kind (accounts, orders, certificates,
+// EAB keys) of every record's ID scored by the same sequence (the admin
+// listing), a sorted set of unrevoked certificates ordered by NotAfter, a
+// sorted set of jobs ordered by when each is next due, and a sorted set of
+// orders that carry a TTL, so index entries go with the orders.
 //
 // # Atomicity
 //
@@ -51,8 +53,8 @@
 // updated. An order becoming valid loses its TTL, and so do its
 // authorizations: issued orders, certificates, accounts and EAB keys are
 // kept. Listings never grow without bound: creating an order sweeps a few
-// expired orders out of their accounts' listings, and a listing skips and
-// drops entries whose order has expired. A job whose order expired is
+// expired orders out of their accounts' listings and the listing of all
+// orders, and a listing skips and drops entries whose order has expired. A job whose order expired is
 // dropped when ClaimJob meets it.
 //
 // # Running Redis for it
@@ -257,13 +259,15 @@ const (
 	kindCert       = "cert"    // hash: v, d, serial
 	kindSerial     = "serial"  // string: certificate ID (built in Lua)
 	kindJob        = "job"     // hash: job fields (built in Lua)
+	kindList       = "list"    // zset: a store.Kind's record IDs by sequence
 )
 
 // Store-wide keys.
 const (
-	keyJobQueue = "jobs"     // zset, all scores 0: due key ":" order ID
-	keyOrderSeq = "orderseq" // counter: the listing sequence
-	keyExpiring = "expiring" // zset: orders with a TTL by expiry (ms)
+	keyJobQueue   = "jobs"     // zset, all scores 0: due key ":" order ID
+	keyOrderSeq   = "orderseq" // counter: the sequence of every listing
+	keyExpiring   = "expiring" // zset: orders with a TTL by expiry (ms)
+	keyCertExpiry = "certexp"  // zset, all scores 0: expiry key ":" certificate ID
 )
 
 // key returns the name of the key of kind for id.

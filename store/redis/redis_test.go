@@ -201,6 +201,20 @@ func TestErrors(t *testing.T) {
 	_, err = s.ListOrders(ctx, "acct", "not a cursor!", 10)
 	require.ErrorIs(t, err, store.ErrNotFound)
 	require.ErrorContains(t, err, "store/redis: ")
+	for _, kind := range []store.Kind{store.KindAccount, "authz"} {
+		_, err = s.List(ctx, kind, "not a cursor!", 10)
+		require.ErrorIs(t, err, store.ErrNotFound)
+		require.ErrorContains(t, err, "store/redis: ")
+	}
+	_, err = s.List(ctx, store.KindOrder, "", 0)
+	require.ErrorContains(t, err, "store/redis: ")
+	_, err = s.ListExpiring(ctx, time.Now(), "", -1)
+	require.ErrorContains(t, err, "store/redis: ")
+	// A cursor must decode to an index member: lower-case hex time, ':', an ID.
+	for _, bad := range []string{"x", "AAAA", "MDEyMzQ1Njc4OUFCQ0RFRjAxMjM0NTY3Omlk", "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3Og"} {
+		_, err = s.ListExpiring(ctx, time.Now(), bad, 10)
+		require.ErrorIs(t, err, store.ErrNotFound, bad)
+	}
 	require.ErrorContains(t, s.UpdateJob(ctx, &store.Job{OrderID: "o", Owner: "b"}, "a"), "store/redis: ")
 	require.ErrorContains(t, s.EnqueueJob(ctx, &store.Job{OrderID: "o"}, &store.Order{ID: "p"}), "store/redis: ")
 

@@ -64,10 +64,11 @@ end
 
 -- sweep looks at up to n members of the expiring set whose deadline (ms) is
 -- at or before now. Each is "<length of account ID>:<account ID><order ID>".
--- An order that is gone leaves its account's listing; one that lives on
--- (clock skew, or it became permanent) is rescheduled or dropped from the
--- set. Keys are built from base, the store's tagged prefix.
-local function sweep(expiring, base, now, n)
+-- An order that is gone leaves its account's listing and the listing of
+-- all orders (all); one that lives on (clock skew, or it became permanent)
+-- is rescheduled or dropped from the set. Keys are built from base, the
+-- store's tagged prefix.
+local function sweep(expiring, all, base, now, n)
   local due = redis.call('ZRANGEBYSCORE', expiring, '-inf', now, 'LIMIT', 0, n)
   for _, m in ipairs(due) do
     local len, rest = string.match(m, '^(%d+):(.*)$')
@@ -79,6 +80,7 @@ local function sweep(expiring, base, now, n)
       local left = redis.call('PTTL', base .. 'order:' .. oid)
       if left == -2 then
         redis.call('ZREM', base .. 'orders:' .. acct, oid)
+        redis.call('ZREM', all, oid)
         redis.call('ZREM', expiring, m)
       elseif left == -1 then
         redis.call('ZREM', expiring, m)

@@ -37,6 +37,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Authz", authzCases},
 		{"Certificate", certCases},
 		{"Job", jobCases},
+		{"List", listingCases},
+		{"ListExpiring", expiringCases},
 		{"Misc", miscCases},
 	}
 	for _, g := range groups {

@@ -1,0 +1,168 @@
+// Package audit writes and reads acmebridge's audit log: one JSON line per
+// security-relevant event (accounts, EAB bindings, orders and policy
+// decisions, validations, issuance, revocation, admin actions, refusals).
+// A line is written before the response that depends on it; it never holds
+// a secret (no keys, tokens, MACs or CSRs).
+package audit
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Event types.
+const (
+	AccountCreated     = "account.created"
+	AccountUpdated     = "account.updated"
+	AccountDeactivated = "account.deactivated"
+	AccountKeyRolled   = "account.key_rolled"
+	EABBound           = "eab.bound"
+	EABCreated         = "eab.created"
+	EABRevoked         = "eab.revoked"
+	OrderCreated       = "order.created"
+	OrderRefused       = "order.refused"
+	OrderInvalid       = "order.invalid"
+	ChallengeValid     = "challenge.valid"
+	ChallengeInvalid   = "challenge.invalid"
+	CertIssued         = "certificate.issued"
+	CertRevoked        = "certificate.revoked"
+	FinalizeRefused    = "finalize.refused"
+	AdminAction        = "admin.action"
+)
+
+// Event is one audit line.
+type Event struct {
+	Time      time.Time `json:"time"`
+	Event     string    `json:"event"`
+	RequestID string    `json:"request_id,omitempty"`
+	Remote    string    `json:"remote,omitempty"`
+	Account   string    `json:"account,omitempty"`
+	EABKey    string    `json:"eab_key,omitempty"`
+	Order     string    `json:"order,omitempty"`
+	Names     []string  `json:"names,omitempty"`
+	Rule      string    `json:"rule,omitempty"`
+	Upstream  string    `json:"upstream,omitempty"`
+	Upstreams []string  `json:"upstreams,omitempty"`
+	Challenge string    `json:"challenge,omitempty"`
+	Serial    string    `json:"serial,omitempty"`
+	NotAfter  time.Time `json:"not_after,omitzero"`
+	// Reason is a refusal's problem type and detail, a revocation reason,
+	// or an admin action's description.
+	Reason string `json:"reason,omitempty"`
+	Actor  string `json:"actor,omitempty"`
+}
+
+// Log appends events to a writer, one JSON line each, serialised.
+type Log struct {
+	mu  sync.Mutex
+	w   io.Writer
+	c   io.Closer
+	now func() time.Time
+}
+
+// Open returns a Log appending to path ("-" is standard output; "" discards).
+// The file is created 0600.
+func Open(path string) (*Log, error) {
+	switch path {
+	case "":
+		return &Log{w: io.Discard, now: time.Now}, nil
+	case "-":
+		return &Log{w: os.Stdout, now: time.Now}, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
+	return &Log{w: f, c: f, now: time.Now}, nil
+}
+
+// New returns a Log writing to w (tests).
+func New(w io.Writer) *Log { return &Log{w: w, now: time.Now} }
+
+// Record writes one event; Time is set when zero. The line is written with
+// one write call, so lines from concurrent requests never interleave.
+func (l *Log) Record(e Event) error {
+	if l == nil {
+		return nil
+	}
+	if e.Time.IsZero() {
+		e.Time = l.now().UTC()
+	}
+	b, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	b = append(b, '\n')
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_, err = l.w.Write(b)
+	return err
+}
+
+// Close closes the file.
+func (l *Log) Close() error {
+	if l == nil || l.c == nil {
+		return nil
+	}
+	return l.c.Close()
+}
+
+// Filter selects events when reading a log back.
+type Filter struct {
+	Since, Until time.Time
+	Account      string
+	// Name matches an event naming it (exact, case-insensitive).
+	Name string
+	// Events limits the event types.
+	Events []string
+}
+
+// Match reports whether e passes the filter.
+func (f Filter) Match(e Event) bool {
+	switch {
+	case !f.Since.IsZero() && e.Time.Before(f.Since):
+		return false
+	case !f.Until.IsZero() && e.Time.After(f.Until):
+		return false
+	case f.Account != "" && e.Account != f.Account:
+		return false
+	case len(f.Events) > 0 && !slices.Contains(f.Events, e.Event):
+		return false
+	case f.Name != "" && !slices.ContainsFunc(e.Names, func(n string) bool { return strings.EqualFold(n, f.Name) }):
+		return false
+	}
+	return true
+}
+
+// Read calls fn for every event in r that passes f. A line that is not an
+// event (a torn last line after a crash) is reported, not fatal.
+func Read(r io.Reader, f Filter, fn func(Event)) (bad int, err error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		var e Event
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil || e.Event == "" {
+			bad++
+			continue
+		}
+		if f.Match(e) {
+			fn(e)
+		}
+	}
+	if err := sc.Err(); err != nil && !errors.Is(err, io.EOF) {
+		return bad, fmt.Errorf("audit: %w", err)
+	}
+	return bad, nil
+}

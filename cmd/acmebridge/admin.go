@@ -1,0 +1,308 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// adminFlags are the flags every admin command takes.
+type adminFlags struct {
+	server    *string
+	tokenFile *string
+	asJSON    *bool
+}
+
+func newAdminFlags(name string, stderr io.Writer) (*flag.FlagSet, adminFlags) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs, adminFlags{
+		server:    fs.String("server", envOr("ACMEBRIDGE_ADMIN", "http://127.0.0.1:8556"), "admin API base URL (env ACMEBRIDGE_ADMIN)"),
+		tokenFile: fs.String("token-file", envOr("ACMEBRIDGE_ADMIN_TOKEN_FILE", "acmebridge-data/admin.token"), "bearer token file (env ACMEBRIDGE_ADMIN_TOKEN_FILE)"),
+		asJSON:    fs.Bool("json", false, "print JSON"),
+	}
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+// adminClient calls the admin API.
+type adminClient struct {
+	base  string
+	token string
+	http  *http.Client
+}
+
+func (f adminFlags) client() (*adminClient, error) {
+	b, err := os.ReadFile(*f.tokenFile)
+	if err != nil {
+		return nil, fmt.Errorf("reading the admin token: %w (use --token-file)", err)
+	}
+	return &adminClient{base: strings.TrimSuffix(*f.server, "/"), token: strings.TrimSpace(string(b)),
+		http: &http.Client{Timeout: 30 * time.Second}}, nil
+}
+
+// call sends a request and decodes a JSON answer into out; an API error
+// becomes an error with the server's message.
+func (c *adminClient) call(method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, c.base+path, rd)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("admin API at %s: %w", c.base, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode >= 300 {
+		var e struct{ Error string }
+		if json.Unmarshal(b, &e) == nil && e.Error != "" {
+			return fmt.Errorf("%s (HTTP %d)", e.Error, resp.StatusCode)
+		}
+		return fmt.Errorf("admin API answered HTTP %d", resp.StatusCode)
+	}
+	return json.Unmarshal(b, out)
+}
+
+// adminCommand runs `acmebridge eab|account|order|cert ...`.
+func adminCommand(args []string, stdout, stderr io.Writer) int {
+	group := args[0]
+	if len(args) < 2 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	verb := args[1]
+	fs, f := newAdminFlags(group+" "+verb, stderr)
+	var (
+		eabGroup  = new(string)
+		eabAllow  = new(string)
+		eabExpire = new(string)
+		eabNote   = new(string)
+		status    = new(string)
+		account   = new(string)
+		ident     = new(string)
+		expiring  = new(string)
+		reason    = new(int)
+		limit     = fs.Int("limit", 100, "page size")
+		cursor    = fs.String("cursor", "", "continue a listing")
+	)
+	switch group + " " + verb {
+	case "eab create":
+		eabGroup = fs.String("group", "", "policy group the bound account joins")
+		eabAllow = fs.String("allow", "", "comma-separated identifier patterns the account may order")
+		eabExpire = fs.String("expires", "", "key lifetime, e.g. 720h (default: no expiry)")
+		eabNote = fs.String("note", "", "free text")
+	case "account list":
+		status = fs.String("status", "", "only accounts in this status")
+	case "order list":
+		status = fs.String("state", "", "only orders in this state")
+		account = fs.String("account", "", "only this account's orders")
+		ident = fs.String("identifier", "", "only orders for this name")
+	case "cert list":
+		expiring = fs.String("expiring", "", "only certificates expiring within, e.g. 30d")
+		account = fs.String("account", "", "only this account's certificates")
+		ident = fs.String("name", "", "only certificates for this name")
+	case "cert revoke":
+		reason = fs.Int("reason", 0, "RFC 5280 reason code")
+	}
+	if err := fs.Parse(args[2:]); err != nil {
+		return 2
+	}
+	c, err := f.client()
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	arg := func() (string, bool) {
+		if fs.NArg() != 1 {
+			fmt.Fprintf(stderr, "%s %s: name exactly one ID\n", group, verb)
+			return "", false
+		}
+		return url.PathEscape(fs.Arg(0)), true
+	}
+	page := url.Values{"limit": {fmt.Sprint(*limit)}, "cursor": {*cursor}}
+	var out any
+	var path, method = "", http.MethodGet
+	var body any
+	switch group + " " + verb {
+	case "eab create":
+		method, path = http.MethodPost, "/api/v1/eab"
+		var allow []string
+		if *eabAllow != "" {
+			allow = strings.Split(*eabAllow, ",")
+		}
+		body = map[string]any{"group": *eabGroup, "allow": allow, "expires": *eabExpire, "note": *eabNote}
+	case "eab list":
+		path = "/api/v1/eab?" + page.Encode()
+	case "eab revoke":
+		id, ok := arg()
+		if !ok {
+			return 2
+		}
+		method, path = http.MethodPost, "/api/v1/eab/"+id+"/revoke"
+	case "account list":
+		page.Set("status", *status)
+		path = "/api/v1/accounts?" + page.Encode()
+	case "account show", "order show", "cert show":
+		id, ok := arg()
+		if !ok {
+			return 2
+		}
+		path = map[string]string{"account": "/api/v1/accounts/", "order": "/api/v1/orders/", "cert": "/api/v1/certificates/"}[group] + id
+	case "account deactivate":
+		id, ok := arg()
+		if !ok {
+			return 2
+		}
+		method, path = http.MethodPost, "/api/v1/accounts/"+id+"/deactivate"
+	case "order list":
+		page.Set("state", *status)
+		page.Set("account", *account)
+		page.Set("identifier", *ident)
+		path = "/api/v1/orders?" + page.Encode()
+	case "cert list":
+		page.Set("expiring", *expiring)
+		page.Set("account", *account)
+		page.Set("name", *ident)
+		path = "/api/v1/certificates?" + page.Encode()
+	case "cert revoke":
+		id, ok := arg()
+		if !ok {
+			return 2
+		}
+		method, path, body = http.MethodPost, "/api/v1/certificates/"+id+"/revoke", map[string]int{"reason": *reason}
+	default:
+		fmt.Fprintf(stderr, "acmebridge: unknown command %q\n\n%s", group+" "+verb, usage)
+		return 2
+	}
+	if err := c.call(method, path, body, &out); err != nil {
+		fmt.Fprintf(stderr, "%s %s: %v\n", group, verb, err)
+		return 1
+	}
+	if *f.asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(out)
+		return 0
+	}
+	printTable(stdout, group, verb, out)
+	return 0
+}
+
+// columns are the fields shown, per record kind, in tables.
+var columns = map[string][]string{
+	"eab":     {"id", "status", "group", "allow", "account_id", "expires_at", "note"},
+	"account": {"id", "status", "group", "eab_key", "contact", "created_at"},
+	"order":   {"id", "status", "identifiers", "rule", "upstream", "account", "created_at"},
+	"cert":    {"serial", "names", "upstream", "not_after", "revoked_at", "account"},
+}
+
+// printTable prints records as a table for people.
+func printTable(w io.Writer, group, verb string, out any) {
+	var items []any
+	switch v := out.(type) {
+	case map[string]any:
+		if list, ok := v["items"].([]any); ok {
+			items = list
+			defer func() {
+				if next, _ := v["next"].(string); next != "" {
+					fmt.Fprintf(w, "(more: --cursor %s)\n", next)
+				}
+			}()
+		} else {
+			items = []any{v}
+		}
+	case []any:
+		items = v
+	}
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	defer tw.Flush()
+	cols := columns[group]
+	if verb == "show" || (group == "eab" && verb == "create") {
+		// One record: every field, one per line.
+		for _, it := range items {
+			m, _ := it.(map[string]any)
+			for _, k := range sortedKeys(m) {
+				fmt.Fprintf(tw, "%s\t%s\n", k, cell(m[k]))
+			}
+		}
+		if group == "eab" && verb == "create" {
+			fmt.Fprintln(tw, "\nThe HMAC key is shown only now; give it to the client with the key ID (lego --eab --kid ID --hmac KEY, certbot --eab-kid ID --eab-hmac-key KEY).")
+		}
+		return
+	}
+	fmt.Fprintln(tw, strings.ToUpper(strings.Join(cols, "\t")))
+	for _, it := range items {
+		m, _ := it.(map[string]any)
+		row := make([]string, len(cols))
+		for i, c := range cols {
+			row[i] = cell(m[c])
+		}
+		fmt.Fprintln(tw, strings.Join(row, "\t"))
+	}
+}
+
+func sortedKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+func cell(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return "-"
+	case string:
+		if x == "" {
+			return "-"
+		}
+		return x
+	case []any:
+		var parts []string
+		for _, e := range x {
+			if m, ok := e.(map[string]any); ok {
+				parts = append(parts, cell(m["value"]))
+			} else {
+				parts = append(parts, cell(e))
+			}
+		}
+		return strings.Join(parts, ",")
+	case map[string]any:
+		b, _ := json.Marshal(x)
+		return string(b)
+	default:
+		return fmt.Sprint(x)
+	}
+}

@@ -1,0 +1,178 @@
+package admin
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/acmebridge/acmebridge/audit"
+	"github.com/acmebridge/acmebridge/policy"
+	"github.com/acmebridge/acmebridge/store"
+	"github.com/acmebridge/acmebridge/upstream"
+)
+
+// Explainer answers `policy explain` (implemented by policy.Engine).
+type Explainer interface {
+	Explain(name string, req policy.Request) policy.Explanation
+}
+
+// Auditor records admin actions (implemented by audit.Log).
+type Auditor interface {
+	Record(e audit.Event) error
+}
+
+// APIOptions are the admin API's dependencies.
+type APIOptions struct {
+	// Token is the bearer token every API request must carry.
+	Token  string
+	Store  store.Store
+	Policy Explainer
+	// Issuers are the upstreams by name (revocation, health); Types their
+	// configured types.
+	Issuers map[string]upstream.Issuer
+	Types   map[string]string
+	Audit   Auditor
+	Clock   func() time.Time
+}
+
+// api serves /api/v1/.
+type api struct {
+	APIOptions
+}
+
+// apiError is the API's error body.
+type apiError struct {
+	Error string `json:"error"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func fail(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, apiError{Error: msg})
+}
+
+// storeFail answers a store error: not found, conflict, or unavailable.
+func storeFail(w http.ResponseWriter, err error, what string) {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		fail(w, http.StatusNotFound, what+" not found")
+	case errors.Is(err, store.ErrConflict):
+		fail(w, http.StatusConflict, what+" was changed concurrently; retry")
+	default:
+		fail(w, http.StatusServiceUnavailable, "store unavailable")
+	}
+}
+
+// authorize checks the bearer token in constant time.
+func (a *api) authorize(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(tok)), []byte(a.Token)) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="acmebridge-admin"`)
+			fail(w, http.StatusUnauthorized, "missing or wrong bearer token")
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+		next(w, r)
+	}
+}
+
+func (a *api) routes(mux *http.ServeMux) {
+	h := func(pattern string, fn http.HandlerFunc) { mux.HandleFunc(pattern, a.authorize(fn)) }
+	h("GET /api/v1/eab", a.listEAB)
+	h("POST /api/v1/eab", a.createEAB)
+	h("POST /api/v1/eab/{kid}/revoke", a.revokeEAB)
+	h("GET /api/v1/accounts", a.listAccounts)
+	h("GET /api/v1/accounts/{id}", a.showAccount)
+	h("POST /api/v1/accounts/{id}/deactivate", a.deactivateAccount)
+	h("GET /api/v1/orders", a.listOrders)
+	h("GET /api/v1/orders/{id}", a.showOrder)
+	h("GET /api/v1/certificates", a.listCertificates)
+	h("GET /api/v1/certificates/{id}", a.showCertificate)
+	h("POST /api/v1/certificates/{id}/revoke", a.revokeCertificate)
+	h("GET /api/v1/upstreams", a.listUpstreams)
+	h("GET /api/v1/policy/explain", a.explain)
+}
+
+func (a *api) now() time.Time {
+	if a.Clock != nil {
+		return a.Clock()
+	}
+	return time.Now()
+}
+
+// record audits an admin action.
+func (a *api) record(r *http.Request, e audit.Event) {
+	if a.Audit == nil {
+		return
+	}
+	e.Actor = "admin"
+	e.Remote = r.RemoteAddr
+	_ = a.Audit.Record(e)
+}
+
+// pageParams reads ?cursor= and ?limit= (default 100, at most 1000).
+func pageParams(r *http.Request) (string, int, error) {
+	limit := 100
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			return "", 0, errors.New("limit must be 1 to 1000")
+		}
+		limit = n
+	}
+	return r.URL.Query().Get("cursor"), limit, nil
+}
+
+// listing is one page of records.
+type listing[T any] struct {
+	Items []T    `json:"items"`
+	Next  string `json:"next,omitempty"`
+}
+
+// scan walks a listing from cursor in pages of limit, keeping records that
+// pass keep, and stops at the end of the first page where limit records
+// are kept (a page may add more) or maxScan were read, so a filter that
+// matches little cannot make one request unbounded. It returns the cursor
+// to go on from.
+func scan[T any](ctx context.Context, list func(cursor string, limit int) (store.Page, error),
+	get func(ctx context.Context, id string) (T, error), keep func(T) bool, cursor string, limit int) ([]T, string, error) {
+	const maxScan = 5000
+	out := []T{}
+	scanned := 0
+	for {
+		page, err := list(cursor, limit)
+		if err != nil {
+			return nil, "", err
+		}
+		for _, id := range page.IDs {
+			scanned++
+			rec, err := get(ctx, id)
+			if errors.Is(err, store.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return nil, "", err
+			}
+			if keep(rec) {
+				out = append(out, rec)
+			}
+		}
+		if page.Next == "" || len(out) >= limit || scanned >= maxScan {
+			return out, page.Next, nil
+		}
+		cursor = page.Next
+	}
+}

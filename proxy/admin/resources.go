@@ -1,0 +1,445 @@
+package admin
+
+import (
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"net/http"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/acmebridge/acmebridge/audit"
+	"github.com/acmebridge/acmebridge/policy"
+	"github.com/acmebridge/acmebridge/store"
+)
+
+// eabView is an EAB key without its secret.
+type eabView struct {
+	ID        string    `json:"id"`
+	Group     string    `json:"group,omitempty"`
+	Allow     []string  `json:"allow,omitempty"`
+	Note      string    `json:"note,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
+	RevokedAt time.Time `json:"revoked_at,omitzero"`
+	AccountID string    `json:"account_id,omitempty"`
+	BoundAt   time.Time `json:"bound_at,omitzero"`
+	Status    string    `json:"status"`
+}
+
+func (a *api) eabView(k *store.EABKey) eabView {
+	st := "unused"
+	switch {
+	case !k.RevokedAt.IsZero():
+		st = "revoked"
+	case k.AccountID != "":
+		st = "bound"
+	case !k.ExpiresAt.IsZero() && a.now().After(k.ExpiresAt):
+		st = "expired"
+	}
+	return eabView{ID: k.ID, Group: k.Group, Allow: k.Allow, Note: k.Note, CreatedAt: k.CreatedAt, ExpiresAt: k.ExpiresAt,
+		RevokedAt: k.RevokedAt, AccountID: k.AccountID, BoundAt: k.BoundAt, Status: st}
+}
+
+func (a *api) listEAB(w http.ResponseWriter, r *http.Request) {
+	cursor, limit, err := pageParams(r)
+	if err != nil {
+		fail(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	keys, next, err := scan(r.Context(), func(c string, l int) (store.Page, error) { return a.Store.List(r.Context(), store.KindEABKey, c, l) },
+		a.Store.GetEABKey, func(*store.EABKey) bool { return true }, cursor, limit)
+	if err != nil {
+		storeFail(w, err, "listing")
+		return
+	}
+	out := listing[eabView]{Items: []eabView{}, Next: next}
+	for _, k := range keys {
+		out.Items = append(out.Items, a.eabView(k))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// createEABReq is the body of POST /api/v1/eab.
+type createEABReq struct {
+	Group string   `json:"group"`
+	Allow []string `json:"allow"`
+	// Expires is a duration such as "720h"; empty never expires.
+	Expires string `json:"expires"`
+	Note    string `json:"note"`
+}
+
+// createdEAB is the answer: the only time the secret is shown.
+type createdEAB struct {
+	eabView
+	HMACKey string `json:"hmac_key"`
+}
+
+func (a *api) createEAB(w http.ResponseWriter, r *http.Request) {
+	var req createEABReq
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		fail(w, http.StatusBadRequest, "body must be {group, allow, expires, note}: "+err.Error())
+		return
+	}
+	k := &store.EABKey{Group: req.Group, Note: req.Note, CreatedAt: a.now()}
+	for _, p := range req.Allow {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			continue
+		}
+		if !validAllow(p) {
+			fail(w, http.StatusBadRequest, "allow pattern "+p+" is not a name, *.suffix, glob or CIDR")
+			return
+		}
+		k.Allow = append(k.Allow, p)
+	}
+	if req.Expires != "" {
+		d, err := time.ParseDuration(req.Expires)
+		if err != nil || d <= 0 {
+			fail(w, http.StatusBadRequest, "expires must be a positive duration such as 720h")
+			return
+		}
+		k.ExpiresAt = k.CreatedAt.Add(d)
+	}
+	id := make([]byte, 12)
+	mac := make([]byte, 32)
+	_, _ = rand.Read(id)
+	_, _ = rand.Read(mac)
+	k.ID, k.HMACKey = "kid-"+base64.RawURLEncoding.EncodeToString(id), mac
+	if err := a.Store.PutEABKey(r.Context(), k); err != nil {
+		storeFail(w, err, "EAB key")
+		return
+	}
+	a.record(r, audit.Event{Event: audit.EABCreated, EABKey: k.ID, Reason: "group=" + k.Group + " allow=" + strings.Join(k.Allow, ",")})
+	writeJSON(w, http.StatusCreated, createdEAB{eabView: a.eabView(k), HMACKey: base64.RawURLEncoding.EncodeToString(mac)})
+}
+
+// validAllow accepts what policy.MatchDomain and a CIDR understand.
+func validAllow(p string) bool {
+	if strings.Contains(p, "/") {
+		_, err := netip.ParsePrefix(p)
+		return err == nil
+	}
+	return !strings.ContainsAny(p, " ,") && strings.Count(p, "*") <= 1 && !strings.HasSuffix(p, ".")
+}
+
+func (a *api) revokeEAB(w http.ResponseWriter, r *http.Request) {
+	k, err := a.Store.GetEABKey(r.Context(), r.PathValue("kid"))
+	if err != nil {
+		storeFail(w, err, "EAB key")
+		return
+	}
+	if k.RevokedAt.IsZero() {
+		k.RevokedAt = a.now()
+		if err := a.Store.UpdateEABKey(r.Context(), k); err != nil {
+			storeFail(w, err, "EAB key")
+			return
+		}
+		a.record(r, audit.Event{Event: audit.EABRevoked, EABKey: k.ID, Account: k.AccountID})
+	}
+	writeJSON(w, http.StatusOK, a.eabView(k))
+}
+
+// accountView is an account for operators.
+type accountView struct {
+	ID        string    `json:"id"`
+	Status    string    `json:"status"`
+	Contact   []string  `json:"contact,omitempty"`
+	EABKey    string    `json:"eab_key,omitempty"`
+	Group     string    `json:"group,omitempty"`
+	Allow     []string  `json:"allow,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	Remote    string    `json:"created_from,omitempty"`
+	KeyTP     string    `json:"key_thumbprint"`
+}
+
+func accountOf(a *store.Account) accountView {
+	return accountView{ID: a.ID, Status: a.Status, Contact: a.Contact, EABKey: a.EABKeyID, Group: a.Group, Allow: a.Allow,
+		CreatedAt: a.CreatedAt, Remote: a.CreatedFrom, KeyTP: a.KeyThumbprint}
+}
+
+func (a *api) listAccounts(w http.ResponseWriter, r *http.Request) {
+	cursor, limit, err := pageParams(r)
+	if err != nil {
+		fail(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	q := r.URL.Query()
+	accts, next, err := scan(r.Context(), func(c string, l int) (store.Page, error) { return a.Store.List(r.Context(), store.KindAccount, c, l) },
+		a.Store.GetAccount, func(x *store.Account) bool {
+			return (q.Get("status") == "" || x.Status == q.Get("status")) && (q.Get("group") == "" || x.Group == q.Get("group"))
+		}, cursor, limit)
+	if err != nil {
+		storeFail(w, err, "listing")
+		return
+	}
+	out := listing[accountView]{Items: []accountView{}, Next: next}
+	for _, x := range accts {
+		out.Items = append(out.Items, accountOf(x))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (a *api) showAccount(w http.ResponseWriter, r *http.Request) {
+	x, err := a.Store.GetAccount(r.Context(), r.PathValue("id"))
+	if err != nil {
+		storeFail(w, err, "account")
+		return
+	}
+	writeJSON(w, http.StatusOK, accountOf(x))
+}
+
+func (a *api) deactivateAccount(w http.ResponseWriter, r *http.Request) {
+	x, err := a.Store.GetAccount(r.Context(), r.PathValue("id"))
+	if err != nil {
+		storeFail(w, err, "account")
+		return
+	}
+	if x.Status == store.StatusValid {
+		x.Status = store.StatusDeactivated
+		if err := a.Store.UpdateAccount(r.Context(), x); err != nil {
+			storeFail(w, err, "account")
+			return
+		}
+		a.record(r, audit.Event{Event: audit.AccountDeactivated, Account: x.ID})
+	}
+	writeJSON(w, http.StatusOK, accountOf(x))
+}
+
+// orderView is an order with its policy decision.
+type orderView struct {
+	ID          string             `json:"id"`
+	Account     string             `json:"account"`
+	Status      string             `json:"status"`
+	Identifiers []store.Identifier `json:"identifiers"`
+	Profile     string             `json:"profile,omitempty"`
+	Rule        string             `json:"rule"`
+	Upstreams   []string           `json:"upstreams"`
+	Upstream    string             `json:"upstream,omitempty"`
+	Certificate string             `json:"certificate,omitempty"`
+	Error       *store.Problem     `json:"error,omitempty"`
+	CreatedAt   time.Time          `json:"created_at"`
+	Expires     time.Time          `json:"expires"`
+}
+
+func orderOf(o *store.Order) orderView {
+	return orderView{ID: o.ID, Account: o.AccountID, Status: o.Status, Identifiers: o.Identifiers, Profile: o.Profile,
+		Rule: o.Rule, Upstreams: o.Upstreams, Upstream: o.Upstream, Certificate: o.CertificateID, Error: o.Error,
+		CreatedAt: o.CreatedAt, Expires: o.Expires}
+}
+
+func hasName(ids []store.Identifier, name string) bool {
+	return slices.ContainsFunc(ids, func(id store.Identifier) bool { return strings.EqualFold(id.Value, name) })
+}
+
+func (a *api) listOrders(w http.ResponseWriter, r *http.Request) {
+	cursor, limit, err := pageParams(r)
+	if err != nil {
+		fail(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	q := r.URL.Query()
+	list := func(c string, l int) (store.Page, error) { return a.Store.List(r.Context(), store.KindOrder, c, l) }
+	if acct := q.Get("account"); acct != "" {
+		list = func(c string, l int) (store.Page, error) { return a.Store.ListOrders(r.Context(), acct, c, l) }
+	}
+	orders, next, err := scan(r.Context(), list, a.Store.GetOrder, func(o *store.Order) bool {
+		return (q.Get("state") == "" || o.Status == q.Get("state")) && (q.Get("identifier") == "" || hasName(o.Identifiers, q.Get("identifier")))
+	}, cursor, limit)
+	if err != nil {
+		storeFail(w, err, "listing")
+		return
+	}
+	out := listing[orderView]{Items: []orderView{}, Next: next}
+	for _, o := range orders {
+		out.Items = append(out.Items, orderOf(o))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (a *api) showOrder(w http.ResponseWriter, r *http.Request) {
+	o, err := a.Store.GetOrder(r.Context(), r.PathValue("id"))
+	if err != nil {
+		storeFail(w, err, "order")
+		return
+	}
+	writeJSON(w, http.StatusOK, orderOf(o))
+}
+
+// certView is a certificate for operators.
+type certView struct {
+	ID        string    `json:"id"`
+	Serial    string    `json:"serial"`
+	Account   string    `json:"account"`
+	Order     string    `json:"order"`
+	Names     []string  `json:"names"`
+	Upstream  string    `json:"upstream"`
+	NotBefore time.Time `json:"not_before"`
+	NotAfter  time.Time `json:"not_after"`
+	IssuedAt  time.Time `json:"issued_at"`
+	RevokedAt time.Time `json:"revoked_at,omitzero"`
+	Reason    int       `json:"revocation_reason,omitempty"`
+	ChainPEM  string    `json:"chain_pem,omitempty"`
+}
+
+func certOf(c *store.Certificate, withPEM bool) certView {
+	v := certView{ID: c.ID, Serial: c.Serial, Account: c.AccountID, Order: c.OrderID, Names: c.Names, Upstream: c.Upstream,
+		NotBefore: c.NotBefore, NotAfter: c.NotAfter, IssuedAt: c.IssuedAt, RevokedAt: c.RevokedAt, Reason: c.RevocationReason}
+	if withPEM {
+		v.ChainPEM = string(c.ChainPEM)
+	}
+	return v
+}
+
+func (a *api) listCertificates(w http.ResponseWriter, r *http.Request) {
+	cursor, limit, err := pageParams(r)
+	if err != nil {
+		fail(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	q := r.URL.Query()
+	list := func(c string, l int) (store.Page, error) {
+		return a.Store.List(r.Context(), store.KindCertificate, c, l)
+	}
+	if e := q.Get("expiring"); e != "" {
+		d, err := parseDays(e)
+		if err != nil {
+			fail(w, http.StatusBadRequest, "expiring must be a duration such as 30d or 720h")
+			return
+		}
+		before := a.now().Add(d)
+		list = func(c string, l int) (store.Page, error) { return a.Store.ListExpiring(r.Context(), before, c, l) }
+	}
+	certs, next, err := scan(r.Context(), list, a.Store.GetCertificate, func(c *store.Certificate) bool {
+		return (q.Get("account") == "" || c.AccountID == q.Get("account")) &&
+			(q.Get("name") == "" || slices.ContainsFunc(c.Names, func(n string) bool { return strings.EqualFold(n, q.Get("name")) })) &&
+			(q.Get("upstream") == "" || c.Upstream == q.Get("upstream"))
+	}, cursor, limit)
+	if err != nil {
+		storeFail(w, err, "listing")
+		return
+	}
+	out := listing[certView]{Items: []certView{}, Next: next}
+	for _, c := range certs {
+		out.Items = append(out.Items, certOf(c, false))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// parseDays accepts Go durations and a whole number of days ("30d").
+func parseDays(s string) (time.Duration, error) {
+	if d, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := time.ParseDuration(d + "h")
+		return n * 24, err
+	}
+	return time.ParseDuration(s)
+}
+
+// certificate finds a certificate by ID or serial.
+func (a *api) certificate(r *http.Request) (*store.Certificate, error) {
+	id := r.PathValue("id")
+	c, err := a.Store.GetCertificate(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		c, err = a.Store.GetCertificateBySerial(r.Context(), strings.ToLower(strings.ReplaceAll(id, ":", "")))
+	}
+	return c, err
+}
+
+func (a *api) showCertificate(w http.ResponseWriter, r *http.Request) {
+	c, err := a.certificate(r)
+	if err != nil {
+		storeFail(w, err, "certificate")
+		return
+	}
+	writeJSON(w, http.StatusOK, certOf(c, true))
+}
+
+// revokeReq is the body of a revocation (optional).
+type revokeReq struct {
+	Reason int `json:"reason"`
+}
+
+func (a *api) revokeCertificate(w http.ResponseWriter, r *http.Request) {
+	var req revokeReq
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil && err.Error() != "EOF" {
+		fail(w, http.StatusBadRequest, "body must be {reason}")
+		return
+	}
+	if req.Reason < 0 || req.Reason > 10 || req.Reason == 7 || req.Reason == 8 {
+		fail(w, http.StatusBadRequest, "reason must be an RFC 5280 reason code (0-6, 9, 10)")
+		return
+	}
+	c, err := a.certificate(r)
+	if err != nil {
+		storeFail(w, err, "certificate")
+		return
+	}
+	if !c.RevokedAt.IsZero() {
+		fail(w, http.StatusConflict, "certificate is already revoked")
+		return
+	}
+	iss, ok := a.Issuers[c.Upstream]
+	if !ok {
+		fail(w, http.StatusConflict, "upstream "+c.Upstream+" is not configured")
+		return
+	}
+	blk, _ := pem.Decode(c.ChainPEM)
+	if blk == nil {
+		fail(w, http.StatusInternalServerError, "stored chain is unreadable")
+		return
+	}
+	leaf, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		fail(w, http.StatusInternalServerError, "stored certificate is unreadable")
+		return
+	}
+	if err := iss.Revoke(r.Context(), leaf, req.Reason); err != nil && !strings.Contains(err.Error(), "already revoked") {
+		fail(w, http.StatusBadGateway, "upstream "+c.Upstream+" refused the revocation")
+		return
+	}
+	c.RevokedAt, c.RevocationReason = a.now(), req.Reason
+	if err := a.Store.UpdateCertificate(r.Context(), c); err != nil {
+		storeFail(w, err, "certificate")
+		return
+	}
+	a.record(r, audit.Event{Event: audit.CertRevoked, Account: c.AccountID, Order: c.OrderID, Names: c.Names,
+		Upstream: c.Upstream, Serial: c.Serial, Reason: "admin"})
+	writeJSON(w, http.StatusOK, certOf(c, false))
+}
+
+// upstreamView is an upstream's name and type.
+type upstreamView struct {
+	Name string `json:"name"`
+	Type string `json:"type"`
+}
+
+func (a *api) listUpstreams(w http.ResponseWriter, r *http.Request) {
+	out := []upstreamView{}
+	for name := range a.Issuers {
+		out = append(out, upstreamView{Name: name, Type: a.Types[name]})
+	}
+	slices.SortFunc(out, func(x, y upstreamView) int { return strings.Compare(x.Name, y.Name) })
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (a *api) explain(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	names := q["name"]
+	if len(names) == 0 {
+		fail(w, http.StatusBadRequest, "name at least one ?name=")
+		return
+	}
+	req := policy.Request{EABKey: q.Get("eab_key"), Group: q.Get("group"), Profile: q.Get("profile")}
+	out := []policy.Explanation{}
+	for _, n := range names {
+		out = append(out, a.Policy.Explain(n, req))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
