@@ -183,7 +183,13 @@ func (e *Engine) Route(req Request) (*Decision, error) {
 		}
 	}
 	if len(subs) > 0 {
-		return nil, &acmeerr.Error{Kind: acmeerr.RejectedIdentifier, Detail: "policy forbids some identifiers of this order", Sub: subs}
+		// The first refusal's reason is in the top-level detail too, for
+		// clients that show only that.
+		detail := "policy forbids " + subs[0].Identifier.Value + " (" + subs[0].Detail + ")"
+		if len(subs) > 1 {
+			detail += fmt.Sprintf(" and %d more identifiers", len(subs)-1)
+		}
+		return nil, &acmeerr.Error{Kind: acmeerr.RejectedIdentifier, Detail: detail, Sub: subs}
 	}
 	if split {
 		for i, id := range req.Identifiers {

@@ -159,3 +159,11 @@ func TestRevokeByAuthorizedAccount(t *testing.T) {
 	rec := holder.post(pathRevoke, map[string]any{"certificate": b64(blk.Bytes)})
 	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
 }
+
+func TestRandomIDNeverLooksLikeAFlag(t *testing.T) {
+	for i := 0; i < 2000; i++ {
+		id := randomID()
+		require.Len(t, id, 22)
+		require.NotContains(t, "-_", id[:1])
+	}
+}

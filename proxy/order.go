@@ -160,8 +160,13 @@ func identValues(ids []store.Identifier) []string {
 // with the problem.
 func (s *Server) refuse(w http.ResponseWriter, r *http.Request, event, account, order string, ids []store.Identifier, err error) {
 	p := toProblem(err, requestID(r))
-	s.record(r, audit.Event{Event: event, Account: account, Order: order, Names: identValues(ids),
-		Reason: strings.TrimPrefix(p.Type, errNS) + ": " + p.Detail})
+	reason := strings.TrimPrefix(p.Type, errNS) + ": " + p.Detail
+	for _, sp := range p.Subproblems {
+		if sp.Identifier != nil {
+			reason += "; " + sp.Identifier.Value + ": " + sp.Detail
+		}
+	}
+	s.record(r, audit.Event{Event: event, Account: account, Order: order, Names: identValues(ids), Reason: reason})
 	s.writeProblem(w, r, err)
 }
 
@@ -271,6 +276,11 @@ func (s *Server) refreshOrder(r *http.Request, o *store.Order) (*store.Order, er
 		o.Status, o.Error = next, prob
 		err := s.store.UpdateOrder(r.Context(), o)
 		if err == nil {
+			s.metrics.order(next)
+			if next == store.StatusInvalid {
+				s.record(r, audit.Event{Event: audit.OrderInvalid, Account: o.AccountID, Order: o.ID, Names: identValues(o.Identifiers),
+					Rule: o.Rule, Reason: strings.TrimPrefix(prob.Type, errNS) + ": " + prob.Detail})
+			}
 			return o, nil
 		}
 		if !errors.Is(err, store.ErrConflict) {

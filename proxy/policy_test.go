@@ -145,8 +145,12 @@ func TestAuditAndMetrics(t *testing.T) {
 	require.Equal(t, http.StatusOK, c.post(pathRevoke, map[string]any{"certificate": b64(blk.Bytes), "reason": 1}).Code)
 	e.va.fail["bad.example.com"] = true
 	rec := c.post(pathNewOrder, map[string]any{"identifiers": dnsIDs("bad.example.com")})
+	badURL := rec.Header().Get("Location")
 	a := decode[authzJSON](t, c.post(decode[orderJSON](t, rec).Authorizations[0], nil))
 	c.post(a.Challenges[0].URL, struct{}{})
+	require.Equal(t, "invalid", decode[orderJSON](t, c.post(badURL, nil)).Status)
+	require.Equal(t, 1.0, testutil.ToFloat64(e.metrics.orders.WithLabelValues("invalid")))
+	require.Len(t, e.audit.of(audit.OrderInvalid), 1)
 
 	require.Len(t, e.audit.of(audit.AccountCreated), 1)
 	created := e.audit.of(audit.OrderCreated)

@@ -291,11 +291,16 @@ func (headWriter) Write(b []byte) (int, error) { return len(b), nil }
 
 func link(u, rel string) string { return "<" + u + `>;rel="` + rel + `"` }
 
-// randomID returns 128 random bits, base64url without padding.
+// randomID returns 128 random bits, base64url without padding. It never
+// starts with '-' or '_', so an ID is never mistaken for a command-line flag.
 func randomID() string {
 	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	return base64.RawURLEncoding.EncodeToString(b)
+	for {
+		_, _ = rand.Read(b)
+		if id := base64.RawURLEncoding.EncodeToString(b); id[0] != '-' && id[0] != '_' {
+			return id
+		}
+	}
 }
 
 // URL builders.

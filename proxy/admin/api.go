@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -120,6 +121,9 @@ func (a *api) record(r *http.Request, e audit.Event) {
 	}
 	e.Actor = "admin"
 	e.Remote = r.RemoteAddr
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		e.Remote = host
+	}
 	_ = a.Audit.Record(e)
 }
 
