@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"sync"
 	"time"
@@ -19,6 +20,7 @@ type Metrics struct {
 	issuance       *prometheus.HistogramVec
 	upstreamErrors *prometheus.CounterVec
 	validations    *prometheus.CounterVec
+	storeOps       *prometheus.HistogramVec
 }
 
 // expiryCounter is the part of the store the expiry gauges read.
@@ -42,8 +44,11 @@ func NewMetrics(reg prometheus.Registerer, st expiryCounter) *Metrics {
 			Help: "Failed upstream issuance attempts, by upstream and error kind (transient or permanent)."}, []string{"upstream", "kind"}),
 		validations: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "acmebridge_validations_total",
 			Help: "Challenge validations by type and result."}, []string{"type", "result"}),
+		storeOps: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "acmebridge_store_seconds",
+			Help: "Store operation latency by operation and outcome.", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)},
+			[]string{"op", "result"}),
 	}
-	reg.MustRegister(m.requests, m.problems, m.orders, m.issuance, m.upstreamErrors, m.validations)
+	reg.MustRegister(m.requests, m.problems, m.orders, m.issuance, m.upstreamErrors, m.validations, m.storeOps)
 	if st != nil {
 		c := &expiryCache{st: st}
 		for _, days := range []int{7, 30} {
@@ -54,6 +59,22 @@ func NewMetrics(reg prometheus.Registerer, st expiryCounter) *Metrics {
 		}
 	}
 	return m
+}
+
+// ObserveStore records one store operation (a store.Observer).
+func (m *Metrics) ObserveStore(op string, d time.Duration, err error) {
+	if m == nil {
+		return
+	}
+	result := "ok"
+	switch {
+	case err == nil:
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrNoJob):
+		result = "miss"
+	default:
+		result = "error"
+	}
+	m.storeOps.WithLabelValues(op, result).Observe(d.Seconds())
 }
 
 func (m *Metrics) request(endpoint, method string, code int) {

@@ -179,6 +179,8 @@ func TestAuditAndMetrics(t *testing.T) {
 	require.Equal(t, 1.0, testutil.ToFloat64(e.metrics.validations.WithLabelValues("http-01", "invalid")))
 	require.Equal(t, 2.0, testutil.ToFloat64(e.metrics.requests.WithLabelValues(pathNewOrder, "POST", "201")))
 	require.Equal(t, 1, testutil.CollectAndCount(e.metrics.issuance))
+	e.metrics.ObserveStore("GetOrder", time.Millisecond, nil)
+	require.Equal(t, 1, testutil.CollectAndCount(e.metrics.storeOps))
 	// The revoked certificate is not counted as expiring.
 	n, err := testutil.GatherAndCount(e.reg, "acmebridge_certificates_expiring")
 	require.NoError(t, err)

@@ -768,7 +768,7 @@ func TestMetricsScraped(t *testing.T) {
 	require.Equal(t, 0.0, m.sum(t, "acmebridge_certificates_expiring", labels("within", "7d")))
 	require.True(t, m.has("acmebridge_certificates_expiring", labels("within", "30d")), "the 30d gauge is exported")
 
-	for _, name := range []string{"go_goroutines", "go_memstats_alloc_bytes", "process_cpu_seconds_total", "process_resident_memory_bytes"} {
+	for _, name := range []string{"go_goroutines", "go_memstats_alloc_bytes", "process_cpu_seconds_total", "process_resident_memory_bytes", "acmebridge_store_seconds"} {
 		require.Contains(t, fams, name, "%s is exported", name)
 	}
 }

@@ -1,0 +1,254 @@
+package store
+
+import (
+	"context"
+	"time"
+)
+
+// Observer receives the duration and outcome of each store operation.
+type Observer func(op string, d time.Duration, err error)
+
+// Observed wraps a store so that every operation is timed and reported to
+// obs (the store-latency metric). The wrapper adds no behaviour otherwise.
+func Observed(inner Store, obs Observer) Store {
+	return &observed{Store: inner, obs: obs}
+}
+
+type observed struct {
+	Store
+	obs Observer
+}
+
+func (w *observed) done(op string, start time.Time, err error) { w.obs(op, time.Since(start), err) }
+
+// AddNonce times the inner AddNonce.
+func (w *observed) AddNonce(ctx context.Context, nonce string, exp time.Time) error {
+	start := time.Now()
+	err := w.Store.AddNonce(ctx, nonce, exp)
+	w.done("AddNonce", start, err)
+	return err
+}
+
+// ConsumeNonce times the inner ConsumeNonce.
+func (w *observed) ConsumeNonce(ctx context.Context, nonce string, now time.Time) (bool, error) {
+	start := time.Now()
+	v, err := w.Store.ConsumeNonce(ctx, nonce, now)
+	w.done("ConsumeNonce", start, err)
+	return v, err
+}
+
+// CreateAccount times the inner CreateAccount.
+func (w *observed) CreateAccount(ctx context.Context, a *Account) error {
+	start := time.Now()
+	err := w.Store.CreateAccount(ctx, a)
+	w.done("CreateAccount", start, err)
+	return err
+}
+
+// GetAccount times the inner GetAccount.
+func (w *observed) GetAccount(ctx context.Context, id string) (*Account, error) {
+	start := time.Now()
+	v, err := w.Store.GetAccount(ctx, id)
+	w.done("GetAccount", start, err)
+	return v, err
+}
+
+// GetAccountByKey times the inner GetAccountByKey.
+func (w *observed) GetAccountByKey(ctx context.Context, tp string) (*Account, error) {
+	start := time.Now()
+	v, err := w.Store.GetAccountByKey(ctx, tp)
+	w.done("GetAccountByKey", start, err)
+	return v, err
+}
+
+// UpdateAccount times the inner UpdateAccount.
+func (w *observed) UpdateAccount(ctx context.Context, a *Account) error {
+	start := time.Now()
+	err := w.Store.UpdateAccount(ctx, a)
+	w.done("UpdateAccount", start, err)
+	return err
+}
+
+// CreateOrder times the inner CreateOrder.
+func (w *observed) CreateOrder(ctx context.Context, o *Order, authzs []*Authorization) error {
+	start := time.Now()
+	err := w.Store.CreateOrder(ctx, o, authzs)
+	w.done("CreateOrder", start, err)
+	return err
+}
+
+// GetOrder times the inner GetOrder.
+func (w *observed) GetOrder(ctx context.Context, id string) (*Order, error) {
+	start := time.Now()
+	v, err := w.Store.GetOrder(ctx, id)
+	w.done("GetOrder", start, err)
+	return v, err
+}
+
+// UpdateOrder times the inner UpdateOrder.
+func (w *observed) UpdateOrder(ctx context.Context, o *Order) error {
+	start := time.Now()
+	err := w.Store.UpdateOrder(ctx, o)
+	w.done("UpdateOrder", start, err)
+	return err
+}
+
+// ListOrders times the inner ListOrders.
+func (w *observed) ListOrders(ctx context.Context, accountID, cursor string, limit int) (Page, error) {
+	start := time.Now()
+	v, err := w.Store.ListOrders(ctx, accountID, cursor, limit)
+	w.done("ListOrders", start, err)
+	return v, err
+}
+
+// GetAuthz times the inner GetAuthz.
+func (w *observed) GetAuthz(ctx context.Context, id string) (*Authorization, error) {
+	start := time.Now()
+	v, err := w.Store.GetAuthz(ctx, id)
+	w.done("GetAuthz", start, err)
+	return v, err
+}
+
+// UpdateAuthz times the inner UpdateAuthz.
+func (w *observed) UpdateAuthz(ctx context.Context, a *Authorization) error {
+	start := time.Now()
+	err := w.Store.UpdateAuthz(ctx, a)
+	w.done("UpdateAuthz", start, err)
+	return err
+}
+
+// PutCertificate times the inner PutCertificate.
+func (w *observed) PutCertificate(ctx context.Context, c *Certificate, o *Order) error {
+	start := time.Now()
+	err := w.Store.PutCertificate(ctx, c, o)
+	w.done("PutCertificate", start, err)
+	return err
+}
+
+// GetCertificate times the inner GetCertificate.
+func (w *observed) GetCertificate(ctx context.Context, id string) (*Certificate, error) {
+	start := time.Now()
+	v, err := w.Store.GetCertificate(ctx, id)
+	w.done("GetCertificate", start, err)
+	return v, err
+}
+
+// GetCertificateBySerial times the inner GetCertificateBySerial.
+func (w *observed) GetCertificateBySerial(ctx context.Context, serial string) (*Certificate, error) {
+	start := time.Now()
+	v, err := w.Store.GetCertificateBySerial(ctx, serial)
+	w.done("GetCertificateBySerial", start, err)
+	return v, err
+}
+
+// UpdateCertificate times the inner UpdateCertificate.
+func (w *observed) UpdateCertificate(ctx context.Context, c *Certificate) error {
+	start := time.Now()
+	err := w.Store.UpdateCertificate(ctx, c)
+	w.done("UpdateCertificate", start, err)
+	return err
+}
+
+// PutEABKey times the inner PutEABKey.
+func (w *observed) PutEABKey(ctx context.Context, k *EABKey) error {
+	start := time.Now()
+	err := w.Store.PutEABKey(ctx, k)
+	w.done("PutEABKey", start, err)
+	return err
+}
+
+// GetEABKey times the inner GetEABKey.
+func (w *observed) GetEABKey(ctx context.Context, id string) (*EABKey, error) {
+	start := time.Now()
+	v, err := w.Store.GetEABKey(ctx, id)
+	w.done("GetEABKey", start, err)
+	return v, err
+}
+
+// UpdateEABKey times the inner UpdateEABKey.
+func (w *observed) UpdateEABKey(ctx context.Context, k *EABKey) error {
+	start := time.Now()
+	err := w.Store.UpdateEABKey(ctx, k)
+	w.done("UpdateEABKey", start, err)
+	return err
+}
+
+// EnqueueJob times the inner EnqueueJob.
+func (w *observed) EnqueueJob(ctx context.Context, j *Job, o *Order) error {
+	start := time.Now()
+	err := w.Store.EnqueueJob(ctx, j, o)
+	w.done("EnqueueJob", start, err)
+	return err
+}
+
+// ClaimJob times the inner ClaimJob.
+func (w *observed) ClaimJob(ctx context.Context, owner string, now time.Time, lease time.Duration) (*Job, error) {
+	start := time.Now()
+	v, err := w.Store.ClaimJob(ctx, owner, now, lease)
+	w.done("ClaimJob", start, err)
+	return v, err
+}
+
+// UpdateJob times the inner UpdateJob.
+func (w *observed) UpdateJob(ctx context.Context, j *Job, owner string) error {
+	start := time.Now()
+	err := w.Store.UpdateJob(ctx, j, owner)
+	w.done("UpdateJob", start, err)
+	return err
+}
+
+// GetJob times the inner GetJob.
+func (w *observed) GetJob(ctx context.Context, orderID string) (*Job, error) {
+	start := time.Now()
+	v, err := w.Store.GetJob(ctx, orderID)
+	w.done("GetJob", start, err)
+	return v, err
+}
+
+// DeleteJob times the inner DeleteJob.
+func (w *observed) DeleteJob(ctx context.Context, orderID string) error {
+	start := time.Now()
+	err := w.Store.DeleteJob(ctx, orderID)
+	w.done("DeleteJob", start, err)
+	return err
+}
+
+// List times the inner List.
+func (w *observed) List(ctx context.Context, kind Kind, cursor string, limit int) (Page, error) {
+	start := time.Now()
+	v, err := w.Store.List(ctx, kind, cursor, limit)
+	w.done("List", start, err)
+	return v, err
+}
+
+// ListExpiring times the inner ListExpiring.
+func (w *observed) ListExpiring(ctx context.Context, before time.Time, cursor string, limit int) (Page, error) {
+	start := time.Now()
+	v, err := w.Store.ListExpiring(ctx, before, cursor, limit)
+	w.done("ListExpiring", start, err)
+	return v, err
+}
+
+// PutSecret times the inner PutSecret.
+func (w *observed) PutSecret(ctx context.Context, name string, value []byte) error {
+	start := time.Now()
+	err := w.Store.PutSecret(ctx, name, value)
+	w.done("PutSecret", start, err)
+	return err
+}
+
+// GetSecret times the inner GetSecret.
+func (w *observed) GetSecret(ctx context.Context, name string) ([]byte, error) {
+	start := time.Now()
+	v, err := w.Store.GetSecret(ctx, name)
+	w.done("GetSecret", start, err)
+	return v, err
+}
+
+// Ping times the inner Ping.
+func (w *observed) Ping(ctx context.Context) error {
+	start := time.Now()
+	err := w.Store.Ping(ctx)
+	w.done("Ping", start, err)
+	return err
+}
