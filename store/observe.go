@@ -229,21 +229,7 @@ func (w *observed) ListExpiring(ctx context.Context, before time.Time, cursor st
 	return v, err
 }
 
-// PutSecret times the inner PutSecret.
-func (w *observed) PutSecret(ctx context.Context, name string, value []byte) error {
-	start := time.Now()
-	err := w.Store.PutSecret(ctx, name, value)
-	w.done("PutSecret", start, err)
-	return err
-}
 
-// GetSecret times the inner GetSecret.
-func (w *observed) GetSecret(ctx context.Context, name string) ([]byte, error) {
-	start := time.Now()
-	v, err := w.Store.GetSecret(ctx, name)
-	w.done("GetSecret", start, err)
-	return v, err
-}
 
 // Ping times the inner Ping.
 func (w *observed) Ping(ctx context.Context) error {

@@ -27,6 +27,7 @@ import (
 	"github.com/acmebridge/acmebridge/proxy"
 	"github.com/acmebridge/acmebridge/proxy/admin"
 	"github.com/acmebridge/acmebridge/proxy/va"
+	"github.com/acmebridge/acmebridge/store"
 	"github.com/acmebridge/acmebridge/upstream"
 	"github.com/acmebridge/acmebridge/upstream/local"
 	"github.com/acmebridge/acmebridge/upstream/vault"
@@ -115,8 +116,10 @@ func serve(ctx context.Context, cfg *configs.Config, stdout, stderr io.Writer) e
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	engine := policy.New(cfg.Policy)
-	srv, err := proxy.New(proxy.Options{Config: cfg, Store: st, Validator: v, Router: engine, Issuers: issuers, Logger: log,
-		Audit: auditLog, Metrics: proxy.NewMetrics(reg, st)})
+	metrics := proxy.NewMetrics(reg, st)
+	observed := store.Observed(st, metrics.ObserveStore)
+	srv, err := proxy.New(proxy.Options{Config: cfg, Store: observed, Validator: v, Router: engine, Issuers: issuers, Logger: log,
+		Audit: auditLog, Metrics: metrics})
 	if err != nil {
 		return err
 	}
