@@ -229,8 +229,6 @@ func (w *observed) ListExpiring(ctx context.Context, before time.Time, cursor st
 	return v, err
 }
 
-
-
 // Ping times the inner Ping.
 func (w *observed) Ping(ctx context.Context) error {
 	start := time.Now()
