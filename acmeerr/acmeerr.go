@@ -45,6 +45,12 @@ const (
 	MethodNotAllowed
 	UnsupportedMediaType
 	PayloadTooLarge
+	// AlreadyReplaced: newOrder's "replaces" names a certificate already
+	// replaced (RFC 9773 §7.4).
+	AlreadyReplaced
+	// InvalidProfile: newOrder names a profile the server does not offer
+	// (draft-ietf-acme-profiles).
+	InvalidProfile
 )
 
 // Identifier names the identifier a subproblem is about (RFC 8555 §6.7.1).

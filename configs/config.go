@@ -144,6 +144,12 @@ type Orders struct {
 	// JobLease is how long a replica holds an issuance job before another
 	// may take it over (a replica that died loses its jobs after this).
 	JobLease Duration `yaml:"job_lease"`
+	// Profiles are the certificate profiles offered in the directory's
+	// meta.profiles (draft-ietf-acme-profiles), name → description. An
+	// order may name one of them; policy rules match on it.
+	Profiles map[string]string `yaml:"profiles"`
+	// RenewalRetryAfter is the Retry-After of ARI answers (RFC 9773 §4.2).
+	RenewalRetryAfter Duration `yaml:"renewal_retry_after"`
 }
 
 // Validation configures challenge validation (RFC 8555 §8).
@@ -281,6 +287,7 @@ func Default() *Config {
 			FinalizeWait:         Duration(5 * time.Second),
 			ValidationWait:       Duration(5 * time.Second),
 			JobLease:             Duration(2 * time.Minute),
+			RenewalRetryAfter:    Duration(6 * time.Hour),
 		},
 		Validation: Validation{
 			HTTPPort:              80,
@@ -447,6 +454,14 @@ func (c *Config) Validate() error {
 	}
 	if c.Orders.MaxIdentifiers < 1 {
 		bad("orders.max_identifiers", "must be at least 1")
+	}
+	for name := range c.Orders.Profiles {
+		if name == "" || len(name) > 64 || strings.ContainsAny(name, " \t\"") {
+			bad("orders.profiles", "%q is not a profile name", name)
+		}
+	}
+	if c.Orders.RenewalRetryAfter < Duration(time.Minute) {
+		bad("orders.renewal_retry_after", "must be at least 1m")
 	}
 	if c.Orders.JobLease < Duration(time.Second) {
 		bad("orders.job_lease", "must be at least 1s")

@@ -7,15 +7,19 @@ type directoryMeta struct {
 	Website                 string   `json:"website,omitempty"`
 	CAAIdentities           []string `json:"caaIdentities,omitempty"`
 	ExternalAccountRequired bool     `json:"externalAccountRequired"`
+	// Profiles lists the offered profiles (draft-ietf-acme-profiles).
+	Profiles map[string]string `json:"profiles,omitempty"`
 }
 
 type directory struct {
-	NewNonce   string        `json:"newNonce"`
-	NewAccount string        `json:"newAccount"`
-	NewOrder   string        `json:"newOrder"`
-	RevokeCert string        `json:"revokeCert"`
-	KeyChange  string        `json:"keyChange"`
-	Meta       directoryMeta `json:"meta"`
+	NewNonce   string `json:"newNonce"`
+	NewAccount string `json:"newAccount"`
+	NewOrder   string `json:"newOrder"`
+	RevokeCert string `json:"revokeCert"`
+	KeyChange  string `json:"keyChange"`
+	// RenewalInfo is the ARI resource (RFC 9773 §3).
+	RenewalInfo string        `json:"renewalInfo"`
+	Meta        directoryMeta `json:"meta"`
 }
 
 // handleDirectory serves the directory (RFC 8555 §7.1.1). GET is allowed
@@ -25,16 +29,18 @@ type directory struct {
 func (s *Server) handleDirectory(w http.ResponseWriter, r *http.Request) {
 	c := s.cfg.Server
 	writeJSON(w, http.StatusOK, directory{
-		NewNonce:   s.base + pathNewNonce,
-		NewAccount: s.base + pathNewAccount,
-		NewOrder:   s.base + pathNewOrder,
-		RevokeCert: s.base + pathRevoke,
-		KeyChange:  s.base + pathKeyChange,
+		NewNonce:    s.base + pathNewNonce,
+		NewAccount:  s.base + pathNewAccount,
+		NewOrder:    s.base + pathNewOrder,
+		RevokeCert:  s.base + pathRevoke,
+		KeyChange:   s.base + pathKeyChange,
+		RenewalInfo: s.base + pathRenewalInfo,
 		Meta: directoryMeta{
 			TermsOfService:          c.TermsOfService,
 			Website:                 c.Website,
 			CAAIdentities:           c.CAAIdentities,
 			ExternalAccountRequired: s.cfg.Accounts.EAB == "required",
+			Profiles:                s.cfg.Orders.Profiles,
 		},
 	})
 }

@@ -29,6 +29,7 @@ type orderJSON struct {
 	Authorizations []string           `json:"authorizations"`
 	Finalize       string             `json:"finalize"`
 	Certificate    string             `json:"certificate,omitempty"`
+	Profile        string             `json:"profile,omitempty"`
 }
 
 func rfc3339(t time.Time) string {
@@ -42,7 +43,7 @@ func (s *Server) orderJSON(o *store.Order) orderJSON {
 	j := orderJSON{
 		Status: o.Status, Expires: rfc3339(o.Expires), Identifiers: o.Identifiers,
 		NotBefore: rfc3339(o.NotBefore), NotAfter: rfc3339(o.NotAfter), Error: o.Error,
-		Finalize: s.orderURL(o.ID) + "/finalize",
+		Finalize: s.orderURL(o.ID) + "/finalize", Profile: o.Profile,
 	}
 	for _, a := range o.AuthzIDs {
 		j.Authorizations = append(j.Authorizations, s.authzURL(a))
@@ -60,6 +61,7 @@ type newOrderReq struct {
 	NotBefore   *time.Time         `json:"notBefore"`
 	NotAfter    *time.Time         `json:"notAfter"`
 	Profile     string             `json:"profile"`
+	Replaces    string             `json:"replaces"`
 }
 
 // handleNewOrder creates an order and its authorizations (RFC 8555 §7.4).
@@ -103,9 +105,18 @@ func (s *Server) handleNewOrder(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if len(req.Profile) > 64 {
-		s.writeProblem(w, r, acmeerr.New(acmeerr.Malformed, "profile name is too long"))
-		return
+	if req.Profile != "" {
+		if _, ok := s.cfg.Orders.Profiles[req.Profile]; !ok {
+			s.writeProblem(w, r, acmeerr.New(acmeerr.InvalidProfile, "profile %s is not offered (see the directory's meta.profiles)", quote(req.Profile)))
+			return
+		}
+	}
+	var replaced *store.Certificate
+	if req.Replaces != "" {
+		if replaced, err = s.checkReplaces(r, v.Account, req.Replaces, idents); err != nil {
+			s.writeProblem(w, r, err)
+			return
+		}
 	}
 	if err := accountAllows(v.Account, idents); err != nil {
 		s.refuse(w, r, audit.OrderRefused, v.Account.ID, "", idents, err)
@@ -122,6 +133,9 @@ func (s *Server) handleNewOrder(w http.ResponseWriter, r *http.Request) {
 		NotBefore: nb, NotAfter: na, Expires: now.Add(s.cfg.Orders.OrderLifetime.D()), Profile: req.Profile,
 		Rule: dec.Rule, Upstreams: dec.Upstreams, UpstreamProfile: dec.UpstreamProfile, MaxValidity: dec.MaxValidity,
 		CreatedAt: now,
+	}
+	if replaced != nil {
+		o.Replaces = replaced.ID
 	}
 	var authzs []*store.Authorization
 	for _, id := range idents {
@@ -144,6 +158,14 @@ func (s *Server) handleNewOrder(w http.ResponseWriter, r *http.Request) {
 	s.record(r, audit.Event{Event: audit.OrderCreated, Account: o.AccountID, EABKey: v.Account.EABKeyID, Order: o.ID,
 		Names: identValues(idents), Rule: o.Rule, Upstreams: o.Upstreams})
 	s.metrics.order(store.StatusPending)
+	if replaced != nil {
+		// Best effort: the replacement is on the order either way; the mark
+		// on the certificate makes a second "replaces" of it alreadyReplaced.
+		replaced.ReplacedBy = o.ID
+		if err := s.store.UpdateCertificate(r.Context(), replaced); err != nil {
+			s.log.Warn("replaces: mark certificate", "certificate", replaced.ID, "err", err)
+		}
+	}
 	w.Header().Set("Location", s.orderURL(o.ID))
 	writeJSON(w, http.StatusCreated, s.orderJSON(o))
 }

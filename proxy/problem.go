@@ -58,6 +58,8 @@ var kindInfo = map[acmeerr.Kind]struct {
 	acmeerr.MethodNotAllowed:        {"malformed", http.StatusMethodNotAllowed},
 	acmeerr.UnsupportedMediaType:    {"malformed", http.StatusUnsupportedMediaType},
 	acmeerr.PayloadTooLarge:         {"malformed", http.StatusRequestEntityTooLarge},
+	acmeerr.AlreadyReplaced:         {"alreadyReplaced", http.StatusConflict},
+	acmeerr.InvalidProfile:          {"invalidProfile", http.StatusBadRequest},
 }
 
 // toProblem turns an error into a problem document. Internal errors keep

@@ -174,6 +174,9 @@ func (s *Server) routes() http.Handler {
 	h(pathAuthz+"{id}", get, s.handleAuthz)
 	h(pathChallenge+"{authz}/{id}", get, s.handleChallenge)
 	h(pathCert+"{id}", post, s.handleCertificate)
+	// RFC 9773 §4.2: renewal information is fetched with an
+	// unauthenticated GET.
+	h(pathRenewalInfo+"/{id}", []string{http.MethodGet}, s.handleRenewalInfo)
 	r.NotFoundHandler = s.wrap("other", nil, func(w http.ResponseWriter, r *http.Request) {
 		s.writeProblem(w, r, acmeerr.New(acmeerr.NotFound, "no resource at %s", r.URL.Path))
 	})

@@ -99,6 +99,9 @@ type Order struct {
 	CSR           []byte    `json:"csr,omitempty"`
 	CertificateID string    `json:"certificateID,omitempty"`
 	CreatedAt     time.Time `json:"createdAt"`
+	// Replaces is the ID of the certificate this order renews (RFC 9773
+	// §5), when the client said so.
+	Replaces string `json:"replaces,omitempty"`
 }
 
 // Challenge is an ACME challenge (RFC 8555 §7.1.5, §8).
@@ -147,6 +150,12 @@ type Certificate struct {
 	IssuedAt         time.Time `json:"issuedAt"`
 	RevokedAt        time.Time `json:"revokedAt,omitzero"`
 	RevocationReason int       `json:"revocationReason,omitempty"`
+	// RenewBy, when set by an operator, moves the certificate's ARI
+	// renewal window to end at that time (RFC 9773: forced early renewal).
+	RenewBy time.Time `json:"renewBy,omitzero"`
+	// ReplacedBy is the order that named this certificate in "replaces"
+	// (RFC 9773 §5).
+	ReplacedBy string `json:"replacedBy,omitempty"`
 }
 
 // EABKey is an External Account Binding key (RFC 8555 §7.3.4).

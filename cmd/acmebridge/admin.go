@@ -133,6 +133,8 @@ func adminCommand(args []string, stdout, stderr io.Writer) int {
 		ident = fs.String("name", "", "only certificates for this name")
 	case "cert revoke":
 		reason = fs.Int("reason", 0, "RFC 5280 reason code")
+	case "cert renew-now":
+		ident = fs.String("upstream", "", "every valid certificate of this upstream instead of one ID")
 	}
 	if err := fs.Parse(args[2:]); err != nil {
 		return 2
@@ -200,6 +202,17 @@ func adminCommand(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		method, path, body = http.MethodPost, "/api/v1/certificates/"+id+"/revoke", map[string]int{"reason": *reason}
+	case "cert renew-now":
+		method = http.MethodPost
+		if *ident != "" {
+			path = "/api/v1/upstreams/" + url.PathEscape(*ident) + "/renew-now"
+			break
+		}
+		id, ok := arg()
+		if !ok {
+			return 2
+		}
+		path = "/api/v1/certificates/" + id + "/renew-now"
 	default:
 		fmt.Fprintf(stderr, "acmebridge: unknown command %q\n\n%s", group+" "+verb, usage)
 		return 2

@@ -29,6 +29,8 @@ Admin commands (talk to a running server's admin API; --server URL,
   acmebridge order list [--account ID] [--state S] [--identifier NAME] | order show ID
   acmebridge cert list [--expiring 30d] [--account ID] [--name NAME] | cert show ID|SERIAL
   acmebridge cert revoke [--reason N] ID|SERIAL
+  acmebridge cert renew-now ID|SERIAL | cert renew-now --upstream NAME
+                                             move ARI renewal windows into the past
   acmebridge audit [--file F] [--since 24h] [--account ID] [--name NAME] [--event E] [--json]
 `
 

@@ -103,6 +103,8 @@ func (a *api) routes(mux *http.ServeMux) {
 	h("GET /api/v1/certificates", a.listCertificates)
 	h("GET /api/v1/certificates/{id}", a.showCertificate)
 	h("POST /api/v1/certificates/{id}/revoke", a.revokeCertificate)
+	h("POST /api/v1/certificates/{id}/renew-now", a.renewNow)
+	h("POST /api/v1/upstreams/{name}/renew-now", a.renewUpstreamNow)
 	h("GET /api/v1/upstreams", a.listUpstreams)
 	h("GET /api/v1/policy/explain", a.explain)
 }

@@ -223,3 +223,21 @@ func TestAPIAccountsOrdersCertificates(t *testing.T) {
 	require.Equal(t, "deny", ex[1].Action)
 	require.Equal(t, http.StatusBadRequest, e.do(http.MethodGet, "/api/v1/policy/explain", nil).Code)
 }
+
+func TestAPIRenewNow(t *testing.T) {
+	e := newAPI(t)
+	_, c1 := e.seed("r1.corp.example.com", 60*24*time.Hour)
+	_, c2 := e.seed("r2.corp.example.com", 60*24*time.Hour)
+	w := e.do(http.MethodPost, "/api/v1/certificates/"+c1.Serial+"/renew-now", nil)
+	require.Equal(t, http.StatusOK, w.Code, w.Body.String())
+	got, err := e.st.GetCertificate(context.Background(), c1.ID)
+	require.NoError(t, err)
+	require.False(t, got.RenewBy.IsZero())
+	w = e.do(http.MethodPost, "/api/v1/upstreams/dev/renew-now", nil)
+	require.Equal(t, http.StatusOK, w.Code)
+	require.JSONEq(t, `{"marked": 2}`, w.Body.String())
+	got, err = e.st.GetCertificate(context.Background(), c2.ID)
+	require.NoError(t, err)
+	require.False(t, got.RenewBy.IsZero())
+	require.Equal(t, http.StatusNotFound, e.do(http.MethodPost, "/api/v1/upstreams/nope/renew-now", nil).Code)
+}

@@ -286,12 +286,14 @@ type certView struct {
 	IssuedAt  time.Time `json:"issued_at"`
 	RevokedAt time.Time `json:"revoked_at,omitzero"`
 	Reason    int       `json:"revocation_reason,omitempty"`
+	RenewBy   time.Time `json:"renew_by,omitzero"`
 	ChainPEM  string    `json:"chain_pem,omitempty"`
 }
 
 func certOf(c *store.Certificate, withPEM bool) certView {
 	v := certView{ID: c.ID, Serial: c.Serial, Account: c.AccountID, Order: c.OrderID, Names: c.Names, Upstream: c.Upstream,
-		NotBefore: c.NotBefore, NotAfter: c.NotAfter, IssuedAt: c.IssuedAt, RevokedAt: c.RevokedAt, Reason: c.RevocationReason}
+		NotBefore: c.NotBefore, NotAfter: c.NotAfter, IssuedAt: c.IssuedAt, RevokedAt: c.RevokedAt, Reason: c.RevocationReason,
+		RenewBy: c.RenewBy}
 	if withPEM {
 		v.ChainPEM = string(c.ChainPEM)
 	}
@@ -442,4 +444,63 @@ func (a *api) explain(w http.ResponseWriter, r *http.Request) {
 		out = append(out, a.Policy.Explain(n, req))
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// markRenew moves a certificate's ARI window into the past (RFC 9773 §4.2),
+// so clients polling renewal-info renew it now.
+func (a *api) markRenew(r *http.Request, c *store.Certificate) error {
+	c.RenewBy = a.now()
+	if err := a.Store.UpdateCertificate(r.Context(), c); err != nil {
+		return err
+	}
+	a.record(r, audit.Event{Event: audit.AdminAction, Account: c.AccountID, Names: c.Names, Serial: c.Serial,
+		Upstream: c.Upstream, Reason: "early renewal requested"})
+	return nil
+}
+
+func (a *api) renewNow(w http.ResponseWriter, r *http.Request) {
+	c, err := a.certificate(r)
+	if err != nil {
+		storeFail(w, err, "certificate")
+		return
+	}
+	if err := a.markRenew(r, c); err != nil {
+		storeFail(w, err, "certificate")
+		return
+	}
+	writeJSON(w, http.StatusOK, certOf(c, false))
+}
+
+// renewUpstreamNow asks for early renewal of every valid certificate one
+// upstream issued (after an incident at that CA).
+func (a *api) renewUpstreamNow(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if _, ok := a.Issuers[name]; !ok {
+		fail(w, http.StatusNotFound, "no upstream "+name)
+		return
+	}
+	now, n, cursor := a.now(), 0, ""
+	for {
+		page, err := a.Store.List(r.Context(), store.KindCertificate, cursor, 500)
+		if err != nil {
+			storeFail(w, err, "listing")
+			return
+		}
+		for _, id := range page.IDs {
+			c, err := a.Store.GetCertificate(r.Context(), id)
+			if err != nil || c.Upstream != name || !c.RevokedAt.IsZero() || !c.NotAfter.After(now) {
+				continue
+			}
+			if err := a.markRenew(r, c); err != nil {
+				storeFail(w, err, "certificate")
+				return
+			}
+			n++
+		}
+		if page.Next == "" {
+			break
+		}
+		cursor = page.Next
+	}
+	writeJSON(w, http.StatusOK, map[string]int{"marked": n})
 }
