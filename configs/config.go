@@ -150,6 +150,9 @@ type Orders struct {
 	Profiles map[string]string `yaml:"profiles"`
 	// RenewalRetryAfter is the Retry-After of ARI answers (RFC 9773 §4.2).
 	RenewalRetryAfter Duration `yaml:"renewal_retry_after"`
+	// PreAuthorization offers newAuthz (RFC 8555 §7.4.1); authorizations
+	// made that way are used by later orders within valid_authz_reuse.
+	PreAuthorization bool `yaml:"pre_authorization"`
 }
 
 // Validation configures challenge validation (RFC 8555 §8).
@@ -459,6 +462,12 @@ func (c *Config) Validate() error {
 		if name == "" || len(name) > 64 || strings.ContainsAny(name, " \t\"") {
 			bad("orders.profiles", "%q is not a profile name", name)
 		}
+	}
+	if c.Orders.PreAuthorization && c.Orders.ValidAuthzReuse <= 0 {
+		bad("orders.pre_authorization", "needs orders.valid_authz_reuse > 0, or pre-authorizations are never used")
+	}
+	if c.Orders.ValidAuthzReuse < 0 {
+		bad("orders.valid_authz_reuse", "must not be negative")
 	}
 	if c.Orders.RenewalRetryAfter < Duration(time.Minute) {
 		bad("orders.renewal_retry_after", "must be at least 1m")

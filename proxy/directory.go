@@ -15,6 +15,8 @@ type directory struct {
 	NewNonce   string `json:"newNonce"`
 	NewAccount string `json:"newAccount"`
 	NewOrder   string `json:"newOrder"`
+	// NewAuthz is offered with orders.pre_authorization (§7.4.1).
+	NewAuthz   string `json:"newAuthz,omitempty"`
 	RevokeCert string `json:"revokeCert"`
 	KeyChange  string `json:"keyChange"`
 	// RenewalInfo is the ARI resource (RFC 9773 §3).
@@ -34,6 +36,7 @@ func (s *Server) handleDirectory(w http.ResponseWriter, r *http.Request) {
 		NewOrder:    s.base + pathNewOrder,
 		RevokeCert:  s.base + pathRevoke,
 		KeyChange:   s.base + pathKeyChange,
+		NewAuthz:    s.newAuthzURL(),
 		RenewalInfo: s.base + pathRenewalInfo,
 		Meta: directoryMeta{
 			TermsOfService:          c.TermsOfService,

@@ -139,6 +139,10 @@ func (s *Server) handleNewOrder(w http.ResponseWriter, r *http.Request) {
 	}
 	var authzs []*store.Authorization
 	for _, id := range idents {
+		if reused := s.reusableAuthz(r, v.Account.ID, id, dec.Challenges); reused != "" {
+			o.AuthzIDs = append(o.AuthzIDs, reused)
+			continue
+		}
 		a := s.newAuthz(v.Account.ID, id, dec.Challenges, now)
 		if len(a.Challenges) == 0 {
 			s.writeProblem(w, r, acmeerr.New(acmeerr.RejectedIdentifier, "rule %s allows no challenge type that can validate %s", dec.Rule, id.Value).For(id.Type, id.Value))

@@ -93,6 +93,7 @@ const (
 	pathNewNonce   = "/acme/new-nonce"
 	pathNewAccount = "/acme/new-account"
 	pathNewOrder   = "/acme/new-order"
+	pathNewAuthz   = "/acme/new-authz"
 	pathRevoke     = "/acme/revoke-cert"
 	pathKeyChange  = "/acme/key-change"
 	pathAccount    = "/acme/account/"
@@ -162,6 +163,9 @@ func (s *Server) routes() http.Handler {
 	h(pathNewNonce, []string{http.MethodGet, http.MethodPost}, s.handleNewNonce)
 	h(pathNewAccount, post, s.handleNewAccount)
 	h(pathNewOrder, post, s.handleNewOrder)
+	if s.cfg.Orders.PreAuthorization {
+		h(pathNewAuthz, post, s.handleNewAuthz)
+	}
 	h(pathRevoke, post, s.handleRevoke)
 	h(pathKeyChange, post, s.handleKeyChange)
 	h(pathAccount+"{id}", post, s.handleAccount)

@@ -101,6 +101,22 @@ func (w *observed) ListOrders(ctx context.Context, accountID, cursor string, lim
 	return v, err
 }
 
+// CreateAuthz times the inner CreateAuthz.
+func (w *observed) CreateAuthz(ctx context.Context, a *Authorization) error {
+	start := time.Now()
+	err := w.Store.CreateAuthz(ctx, a)
+	w.done("CreateAuthz", start, err)
+	return err
+}
+
+// FindValidAuthz times the inner FindValidAuthz.
+func (w *observed) FindValidAuthz(ctx context.Context, accountID string, id Identifier, wildcard bool, now time.Time) (*Authorization, error) {
+	start := time.Now()
+	v, err := w.Store.FindValidAuthz(ctx, accountID, id, wildcard, now)
+	w.done("FindValidAuthz", start, err)
+	return v, err
+}
+
 // GetAuthz times the inner GetAuthz.
 func (w *observed) GetAuthz(ctx context.Context, id string) (*Authorization, error) {
 	start := time.Now()

@@ -14,7 +14,8 @@ import (
 const sealVersion = 1
 
 // Sealed wraps a driver so that secrets are encrypted at rest with
-// AES-256-GCM under key (32 bytes): today the HMAC keys of EAB keys. Each
+// AES-256-GCM under key (32 bytes): the HMAC keys of EAB keys and the named
+// secrets of PutSecret (upstream account keys). Each
 // sealed value is bound to its record (the record's ID is the additional
 // data), so a ciphertext cannot be moved to another record.
 func Sealed(inner Store, key []byte) (Store, error) {
@@ -89,4 +90,24 @@ func (s *sealed) GetEABKey(ctx context.Context, id string) (*EABKey, error) {
 		return nil, fmt.Errorf("eab key %s: %w", id, err)
 	}
 	return k, nil
+}
+
+func secretAAD(name string) string { return "secret:" + name }
+
+// PutSecret seals the value before it reaches the driver.
+func (s *sealed) PutSecret(ctx context.Context, name string, value []byte) error {
+	return s.Store.PutSecret(ctx, name, s.seal(value, secretAAD(name)))
+}
+
+// GetSecret opens the value the driver returns.
+func (s *sealed) GetSecret(ctx context.Context, name string) ([]byte, error) {
+	ct, err := s.Store.GetSecret(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	plain, err := s.open(ct, secretAAD(name))
+	if err != nil {
+		return nil, fmt.Errorf("secret %s: %w", name, err)
+	}
+	return plain, nil
 }

@@ -66,6 +66,34 @@ func TestSecretsEncryptedAtRest(t *testing.T) {
 	require.Error(t, err)
 }
 
+// TestNamedSecretsSealed: PutSecret values are ciphertext in the driver,
+// bound to their name, and unreadable with another key.
+func TestNamedSecretsSealed(t *testing.T) {
+	raw, err := bolt.Open(bolt.Options{Path: filepath.Join(t.TempDir(), "db")})
+	require.NoError(t, err)
+	defer raw.Close()
+	s, err := store.Sealed(raw, key(t))
+	require.NoError(t, err)
+	secret := []byte("-----BEGIN EC PRIVATE KEY----- account key")
+	require.NoError(t, s.PutSecret(t.Context(), "upstream-acme/le", secret))
+	got, err := s.GetSecret(t.Context(), "upstream-acme/le")
+	require.NoError(t, err)
+	require.Equal(t, secret, got)
+
+	stored, err := raw.GetSecret(t.Context(), "upstream-acme/le")
+	require.NoError(t, err)
+	require.False(t, bytes.Contains(stored, secret), "the driver must not see the secret")
+	require.ErrorIs(t, s.PutSecret(t.Context(), "upstream-acme/le", []byte("other")), store.ErrConflict)
+
+	require.NoError(t, raw.PutSecret(t.Context(), "upstream-acme/moved", stored))
+	_, err = s.GetSecret(t.Context(), "upstream-acme/moved")
+	require.ErrorIs(t, err, store.ErrUnseal)
+	other, err := store.Sealed(raw, key(t))
+	require.NoError(t, err)
+	_, err = other.GetSecret(t.Context(), "upstream-acme/le")
+	require.ErrorIs(t, err, store.ErrUnseal)
+}
+
 // TestObservedPassesSuite: the timing wrapper is transparent to the
 // contract and reports every call.
 func TestObservedPassesSuite(t *testing.T) {

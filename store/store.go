@@ -248,6 +248,15 @@ type Store interface {
 	// pages of at most limit, starting after the cursor ("" for the start).
 	ListOrders(ctx context.Context, accountID, cursor string, limit int) (Page, error)
 
+	// CreateAuthz stores a new authorization on its own, without an order
+	// (pre-authorization, RFC 8555 §7.4.1). ErrConflict if the ID exists.
+	CreateAuthz(ctx context.Context, a *Authorization) error
+	// FindValidAuthz returns the account's most recently validated
+	// authorization for the identifier (Wildcard as given) that is valid
+	// and expires after now, or ErrNotFound. Drivers index authorizations
+	// when UpdateAuthz (or CreateOrder/CreateAuthz) stores them valid, so
+	// this is one lookup, not a scan.
+	FindValidAuthz(ctx context.Context, accountID string, id Identifier, wildcard bool, now time.Time) (*Authorization, error)
 	// GetAuthz returns the authorization or ErrNotFound.
 	GetAuthz(ctx context.Context, id string) (*Authorization, error)
 	// UpdateAuthz stores a (compare-and-set on Version).
@@ -303,6 +312,16 @@ type Store interface {
 	// pages as List. Revoking a certificate (UpdateCertificate with
 	// RevokedAt set) removes it from this listing.
 	ListExpiring(ctx context.Context, before time.Time, cursor string, limit int) (Page, error)
+
+	// PutSecret stores a new named secret (e.g. an upstream ACME account
+	// key); ErrConflict if a secret of that name exists, which is left
+	// as it was. The first writer wins, so replicas racing to create the
+	// same secret all end up using the winner's (read back with
+	// GetSecret). Secrets are never overwritten; the Sealed wrapper
+	// encrypts them at rest.
+	PutSecret(ctx context.Context, name string, value []byte) error
+	// GetSecret returns the secret stored under name or ErrNotFound.
+	GetSecret(ctx context.Context, name string) ([]byte, error)
 
 	// Ping reports whether the store is reachable (readiness).
 	Ping(ctx context.Context) error

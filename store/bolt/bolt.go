@@ -5,7 +5,8 @@
 // Records are stored as JSON, one bucket per kind, with secondary indexes in
 // buckets of their own (account key thumbprint, certificate serial, an
 // account's orders in creation order, the job queue in due order, every
-// record of a kind in creation order, unrevoked certificates by expiry),
+// record of a kind in creation order, unrevoked certificates by expiry,
+// valid authorizations by account, identifier and validation order),
 // each written in the transaction that writes its record. Writes
 // from concurrent requests are committed in groups with bbolt's Batch, so
 // durability costs one disk sync per group rather than per request.
@@ -49,13 +50,20 @@ var (
 	bucketCertList    = []byte("cert_list")    // seq (8 bytes BE) → certificate ID
 	bucketEABList     = []byte("eab_list")     // seq (8 bytes BE) → EAB key ID
 	bucketCertExpiry  = []byte("cert_expiry")  // NotAfter (12 bytes), certificate ID → empty; unrevoked only
+	// Named secrets (see secrets.go); a new bucket needs no schema change,
+	// since Open creates every missing bucket.
+	bucketSecrets = []byte("secrets") // name → value (sealed by store.Sealed)
+	// Valid authorizations for reuse (see authzreuse.go); Open builds them
+	// for a file that predates them.
+	bucketAuthzValid    = []byte("authz_valid")     // account, identifier, wildcard (authzValidPrefix), seq (8 bytes BE) → Expires (12 bytes), authorization ID
+	bucketAuthzValidPos = []byte("authz_valid_pos") // authorization ID → its authz_valid key
 
 	allBuckets = [][]byte{
 		bucketMeta, bucketAccounts, bucketAccountKeys, bucketOrders,
 		bucketOrderIndex, bucketOrderPos, bucketAuthzs, bucketCerts,
 		bucketCertSerials, bucketEABKeys, bucketJobs, bucketJobQueue,
 		bucketAccountList, bucketOrderList, bucketCertList, bucketEABList,
-		bucketCertExpiry,
+		bucketCertExpiry, bucketSecrets, bucketAuthzValid, bucketAuthzValidPos,
 	}
 
 	keySchema = []byte("schema")
@@ -121,9 +129,15 @@ func Open(opts Options) (*Store, error) {
 		return nil, errorf("open %s: %w", opts.Path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
+		backfill := tx.Bucket(bucketMeta) != nil && tx.Bucket(bucketAuthzValid) == nil
 		for _, name := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("create bucket %s: %w", name, err)
+			}
+		}
+		if backfill {
+			if err := backfillAuthzValid(tx); err != nil {
+				return fmt.Errorf("index valid authorizations: %w", err)
 			}
 		}
 		meta := tx.Bucket(bucketMeta)

@@ -460,3 +460,58 @@ func TestListCursors(t *testing.T) {
 	_, err = s.ListExpiring(ctx, time.Now(), "", 0)
 	require.ErrorContains(t, err, "store/bolt: ")
 }
+
+// TestBackfillAuthzIndex: a file written before the index of valid
+// authorizations existed gets one when opened: valid, unexpired
+// authorizations in the order their challenges were validated.
+func TestBackfillAuthzIndex(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "acmebridge.db")
+	now := time.Now().UTC()
+	s, err := Open(Options{Path: path})
+	require.NoError(t, err)
+	id := store.Identifier{Type: "dns", Value: "a.example.com"}
+	mk := func(name, status string, validated, expires time.Time) *store.Authorization {
+		az := &store.Authorization{ID: name, AccountID: "acct", Status: status, Identifier: id, Expires: expires,
+			Challenges: []store.Challenge{{ID: "c-" + name, Type: "http-01", Status: status, Token: "t", Validated: validated}}}
+		require.NoError(t, s.CreateAuthz(ctx, az))
+		return az
+	}
+	// Created (and so indexed) in an order that is not the validation
+	// order, so the backfill is seen to sort.
+	mk("az-late", store.StatusValid, now.Add(-time.Minute), now.Add(time.Hour))
+	mk("az-early", store.StatusValid, now.Add(-time.Hour), now.Add(2*time.Hour))
+	mk("az-expired", store.StatusValid, now, now.Add(-time.Second))
+	mk("az-off", store.StatusDeactivated, now, now.Add(time.Hour))
+	require.NoError(t, s.Close())
+
+	db, err := bbolt.Open(path, 0o600, nil)
+	require.NoError(t, err)
+	require.NoError(t, db.Update(func(tx *bbolt.Tx) error {
+		for _, b := range [][]byte{bucketAuthzValid, bucketAuthzValidPos} {
+			if err := tx.DeleteBucket(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+	require.NoError(t, db.Close())
+
+	s, err = Open(Options{Path: path})
+	require.NoError(t, err)
+	defer s.Close()
+	got, err := s.FindValidAuthz(ctx, "acct", id, false, now)
+	require.NoError(t, err)
+	require.Equal(t, "az-late", got.ID)
+	got, err = s.FindValidAuthz(ctx, "acct", id, false, now.Add(90*time.Minute))
+	require.NoError(t, err)
+	require.Equal(t, "az-early", got.ID)
+	got.Status = store.StatusDeactivated
+	require.NoError(t, s.UpdateAuthz(ctx, got))
+	_, err = s.FindValidAuthz(ctx, "acct", id, false, now.Add(90*time.Minute))
+	require.ErrorIs(t, err, store.ErrNotFound)
+	require.NoError(t, s.db.View(func(tx *bbolt.Tx) error {
+		require.Equal(t, 1, tx.Bucket(bucketAuthzValid).Stats().KeyN, "only az-late stays indexed")
+		return nil
+	}))
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -20,8 +21,9 @@ func orderIndexPrefix(accountID string) []byte {
 	return append(p, 0)
 }
 
-// CreateOrder stores a new order, its new authorizations and its places in
-// the account's listing and the listing of all orders in one transaction. Every authorization passed must
+// CreateOrder stores a new order, its new authorizations (indexing the
+// valid ones for reuse) and its places in the account's listing and the
+// listing of all orders in one transaction. Every authorization passed must
 // be listed in o.AuthzIDs; the IDs listed but not passed must exist
 // (ErrNotFound otherwise). ErrConflict if the order ID or a new
 // authorization's ID is taken.
@@ -50,6 +52,7 @@ func (s *Store) CreateOrder(ctx context.Context, o *store.Order, authzs []*store
 	if err != nil {
 		return err
 	}
+	now := time.Now()
 	return s.write(ctx, func(tx *bolt.Tx) error {
 		if exists(tx, bucketOrders, o.ID) {
 			return store.ErrConflict
@@ -82,6 +85,9 @@ func (s *Store) CreateOrder(ctx context.Context, o *store.Order, authzs []*store
 		}
 		for i, a := range authzs {
 			if err := put(tx, bucketAuthzs, a.ID, authzData[i]); err != nil {
+				return err
+			}
+			if err := indexAuthz(tx, a, now); err != nil {
 				return err
 			}
 		}
@@ -168,6 +174,7 @@ func (s *Store) GetAuthz(ctx context.Context, id string) (*store.Authorization, 
 
 // UpdateAuthz stores a if the stored Version equals a.Version, then
 // increments a.Version. ErrNotFound if the authorization does not exist.
+// The index of valid authorizations follows in the same transaction.
 func (s *Store) UpdateAuthz(ctx context.Context, a *store.Authorization) error {
 	next := *a
 	next.Version++
@@ -175,7 +182,17 @@ func (s *Store) UpdateAuthz(ctx context.Context, a *store.Authorization) error {
 	if err != nil {
 		return err
 	}
-	if err := s.casUpdate(ctx, bucketAuthzs, a.ID, a.Version, data); err != nil {
+	now := time.Now()
+	err = s.write(ctx, func(tx *bolt.Tx) error {
+		if err := checkVersion(tx, bucketAuthzs, a.ID, a.Version); err != nil {
+			return err
+		}
+		if err := put(tx, bucketAuthzs, a.ID, data); err != nil {
+			return err
+		}
+		return indexAuthz(tx, &next, now)
+	})
+	if err != nil {
 		return err
 	}
 	a.Version = next.Version

@@ -280,3 +280,62 @@ func testClaimJobDropsOrphans(t *testing.T, s *Store) {
 	_, err = s.ClaimJob(ctx, "worker", now, time.Minute)
 	require.ErrorIs(t, err, store.ErrNoJob)
 }
+
+// TestAuthzIndexTTL: the index of valid authorizations carries the longest
+// TTL of the authorizations added to it, loses an entry whose
+// authorization stops being valid, and goes with its authorizations.
+func TestAuthzIndexTTL(t *testing.T) {
+	eachBackend(t, testAuthzIndexTTL)
+}
+
+func testAuthzIndexTTL(t *testing.T, s *Store) {
+	ctx := context.Background()
+	now := time.Now().UTC()
+	week := 7 * 24 * time.Hour
+
+	o, az := newPending(now, now.Add(week))
+	require.NoError(t, s.CreateOrder(ctx, o, []*store.Authorization{az}))
+	index := s.authzIndexKey(az.AccountID, az.Identifier, az.Wildcard)
+	require.EqualValues(t, 0, s.c.Exists(ctx, index).Val(), "pending authorization indexed")
+	az.Status = store.StatusValid
+	require.NoError(t, s.UpdateAuthz(ctx, az))
+	requireTTL(t, s, index, 2*week)
+	require.Equal(t, []string{az.ID}, s.c.ZRange(ctx, index, 0, -1).Val())
+
+	// A longer-lived authorization extends the index; a shorter one does
+	// not shorten it.
+	long := &store.Authorization{ID: "az-" + freshPrefix(), AccountID: az.AccountID, Status: store.StatusValid,
+		Identifier: az.Identifier, Expires: now.Add(4 * week)}
+	require.NoError(t, s.CreateAuthz(ctx, long))
+	requireTTL(t, s, index, 5*week)
+	short := &store.Authorization{ID: "az-" + freshPrefix(), AccountID: az.AccountID, Status: store.StatusValid,
+		Identifier: az.Identifier, Expires: now.Add(time.Hour)}
+	require.NoError(t, s.CreateAuthz(ctx, short))
+	requireTTL(t, s, index, 5*week)
+	require.Equal(t, []string{az.ID, long.ID, short.ID}, s.c.ZRange(ctx, index, 0, -1).Val())
+
+	// Leaving valid leaves the index.
+	for _, a := range []*store.Authorization{az, long, short} {
+		a.Status = store.StatusDeactivated
+		require.NoError(t, s.UpdateAuthz(ctx, a))
+	}
+	require.EqualValues(t, 0, s.c.Exists(ctx, index).Val(), "deactivated authorizations left in the index")
+
+	// An entry whose authorization is gone is dropped when read.
+	gone := &store.Authorization{ID: "az-" + freshPrefix(), AccountID: "acct-" + freshPrefix(), Status: store.StatusValid,
+		Identifier: az.Identifier, Expires: now.Add(time.Hour)}
+	require.NoError(t, s.CreateAuthz(ctx, gone))
+	goneIndex := s.authzIndexKey(gone.AccountID, gone.Identifier, false)
+	require.NoError(t, s.c.Del(ctx, s.key(kindAuthz, gone.ID)).Err())
+	_, err := s.FindValidAuthz(ctx, gone.AccountID, gone.Identifier, false, now)
+	require.ErrorIs(t, err, store.ErrNotFound)
+	require.EqualValues(t, 0, s.c.Exists(ctx, goneIndex).Val(), "entry of a missing authorization not dropped")
+
+	// Short-lived: the index expires with its authorization.
+	shortLived(s, 300*time.Millisecond)
+	brief := &store.Authorization{ID: "az-" + freshPrefix(), AccountID: "acct-" + freshPrefix(), Status: store.StatusValid,
+		Identifier: az.Identifier, Expires: time.Now().Add(time.Second)}
+	require.NoError(t, s.CreateAuthz(ctx, brief))
+	require.EqualValues(t, 1, s.c.Exists(ctx, s.authzIndexKey(brief.AccountID, brief.Identifier, false)).Val())
+	waitGone(t, s, s.key(kindAuthz, brief.ID), s.authzIndexKey(brief.AccountID, brief.Identifier, false))
+}

@@ -13,20 +13,24 @@ import (
 // the backlog shrinks whenever orders are being created.
 const sweepBatch = 16
 
-// createOrderScript stores a new order, its new authorizations and its
-// place in the account's listing and in the listing of all orders, then
-// sweeps a few expired orders out of their listings.
+// createOrderScript stores a new order, its new authorizations (indexing
+// the valid ones for reuse) and its place in the account's listing and in
+// the listing of all orders, then sweeps a few expired orders out of their
+// listings.
 //
 // KEYS: order, account's listing, sequence, expiring set, listing of all
-// orders, then the authorizations: the n new ones first, then the reused
-// ones. ARGV: the six order arguments of write_order, n, order ID, base, now
-// in ms, then for each new authorization its JSON, version and TTL in ms.
+// orders, then the n new authorizations' indexes of valid authorizations
+// (authzIndexKey), then the n new authorizations, then the reused ones.
+// ARGV: the six order arguments of write_order, n, order ID, base, now in
+// ms, the authorization key's name up to the ID, the expiry key of now,
+// then for each new authorization its JSON, version, TTL in ms, status,
+// expiry key and ID.
 var createOrderScript = newScript("create order", `
 if redis.call('EXISTS', KEYS[1]) == 1 then return 'conflict' end
 local n = tonumber(ARGV[7])
-for i = 6, #KEYS do
+for i = 6 + n, #KEYS do
   local found = redis.call('EXISTS', KEYS[i]) == 1
-  if i < 6 + n then
+  if i < 6 + 2 * n then
     if found then return 'conflict' end
   elseif not found then
     return 'notfound'
@@ -36,11 +40,15 @@ local seq = redis.call('INCR', KEYS[3])
 redis.call('ZADD', KEYS[2], seq, ARGV[8])
 redis.call('ZADD', KEYS[5], seq, ARGV[8])
 for i = 1, n do
-  local a = 11 + (i - 1) * 3
-  redis.call('HSET', KEYS[5 + i], 'v', ARGV[a + 1], 'd', ARGV[a])
-  redis.call('PEXPIRE', KEYS[5 + i], ARGV[a + 2])
+  local a = 13 + (i - 1) * 6
+  local akey = KEYS[5 + n + i]
+  redis.call('HSET', akey, 'v', ARGV[a + 1], 'd', ARGV[a], 'st', ARGV[a + 3], 'exp', ARGV[a + 4])
+  redis.call('PEXPIRE', akey, ARGV[a + 2])
+  if ARGV[a + 3] == 'valid' then
+    index_authz(akey, ARGV[a + 5], 'valid', KEYS[5 + i], KEYS[3], ARGV[a + 2], ARGV[11], ARGV[12])
+  end
 end
-write_order(KEYS[1], KEYS[4], 1, 6)
+write_order(KEYS[1], KEYS[4], 1, 6 + 2 * n)
 sweep(KEYS[4], KEYS[5], ARGV[9], ARGV[10], `+strconv.Itoa(sweepBatch)+`)
 return 'ok'
 `)
@@ -56,8 +64,9 @@ write_order(KEYS[1], KEYS[2], 1, 3)
 return 'ok'
 `)
 
-// CreateOrder stores a new order, its new authorizations and its places in
-// the account's listing and the listing of all orders in one script. Every authorization passed must be
+// CreateOrder stores a new order, its new authorizations (indexing the
+// valid ones for reuse) and its places in the account's listing and the
+// listing of all orders in one script. Every authorization passed must be
 // listed in o.AuthzIDs; the IDs listed but not passed must exist
 // (ErrNotFound otherwise). ErrConflict if the order ID or a new
 // authorization's ID is taken. The order and the new authorizations get
@@ -71,6 +80,7 @@ func (s *Store) CreateOrder(ctx context.Context, o *store.Order, authzs []*store
 		listed[id] = true
 	}
 	isNew := make(map[string]bool, len(authzs))
+	indexKeys := make([]string, 0, len(authzs))
 	newKeys := make([]string, 0, len(authzs))
 	var authzArgs []any
 	for _, a := range authzs {
@@ -82,11 +92,14 @@ func (s *Store) CreateOrder(ctx context.Context, o *store.Order, authzs []*store
 		if err != nil {
 			return err
 		}
+		indexKeys = append(indexKeys, s.authzIndexKey(a.AccountID, a.Identifier, a.Wildcard))
 		newKeys = append(newKeys, s.key(kindAuthz, a.ID))
-		authzArgs = append(authzArgs, d, version(a.Version), millis(s.recordTTL(a.Expires)))
+		authzArgs = append(authzArgs, d, version(a.Version), millis(s.recordTTL(a.Expires)),
+			a.Status, expiryKey(a.Expires), a.ID)
 	}
 	keys := []string{s.key(kindOrder, o.ID), s.key(kindOrderList, o.AccountID), s.global(keyOrderSeq),
 		s.global(keyExpiring), s.listKey(store.KindOrder)}
+	keys = append(keys, indexKeys...)
 	keys = append(keys, newKeys...)
 	for _, id := range o.AuthzIDs {
 		if !isNew[id] {
@@ -97,7 +110,9 @@ func (s *Store) CreateOrder(ctx context.Context, o *store.Order, authzs []*store
 	if err != nil {
 		return err
 	}
-	args = append(args, len(authzs), o.ID, s.base, strconv.FormatInt(time.Now().UnixMilli(), 10))
+	now := time.Now()
+	args = append(args, len(authzs), o.ID, s.base, strconv.FormatInt(now.UnixMilli(), 10),
+		s.key(kindAuthz, ""), expiryKey(now))
 	args = append(args, authzArgs...)
 	return s.exec(ctx, createOrderScript, keys, args...)
 }
@@ -152,7 +167,8 @@ func (s *Store) GetAuthz(ctx context.Context, id string) (*store.Authorization, 
 // UpdateAuthz stores a if the stored Version equals a.Version, then
 // increments a.Version. ErrNotFound if the authorization does not exist.
 // Its TTL is refreshed from a.Expires, unless it belongs to a valid order
-// and is kept for good.
+// and is kept for good. The index of valid authorizations follows in the
+// same script.
 func (s *Store) UpdateAuthz(ctx context.Context, a *store.Authorization) error {
 	next := *a
 	next.Version++
@@ -160,8 +176,9 @@ func (s *Store) UpdateAuthz(ctx context.Context, a *store.Authorization) error {
 	if err != nil {
 		return err
 	}
-	err = s.exec(ctx, casScript, []string{s.key(kindAuthz, a.ID)},
-		version(a.Version), millis(s.recordTTL(a.Expires)), "v", version(next.Version), "d", d)
+	err = s.exec(ctx, updateAuthzScript, s.authzKeys(a),
+		version(a.Version), millis(s.recordTTL(a.Expires)), version(next.Version), d,
+		a.Status, expiryKey(a.Expires), a.ID, s.key(kindAuthz, ""), expiryKey(time.Now()))
 	if err != nil {
 		return err
 	}

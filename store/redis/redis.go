@@ -9,7 +9,8 @@
 // Every key is KeyPrefix + "{acmebridge}:" + kind + ":" + id. Records are
 // hashes: field "v" holds the Version and "d" the record as JSON, plus the
 // fields a script must read or change without decoding JSON (an account's key
-// thumbprint, a certificate's serial, an EAB key's binding). Jobs are hashes
+// thumbprint, a certificate's serial, an EAB key's binding, an
+// authorization's status and expiry). Jobs are hashes
 // of plain fields, because claiming one changes several of them. Indexes are
 // keys of their own: key thumbprint → account ID, serial → certificate ID, a
 // sorted set per account of its order IDs scored by a store-wide sequence
@@ -17,7 +18,9 @@
 // EAB keys) of every record's ID scored by the same sequence (the admin
 // listing), a sorted set of unrevoked certificates ordered by NotAfter, a
 // sorted set of jobs ordered by when each is next due, and a sorted set of
-// orders that carry a TTL, so index entries go with the orders.
+// orders that carry a TTL, so index entries go with the orders, and a sorted
+// set per account, identifier and wildcard flag of the valid authorizations
+// in the order they became valid, for reuse (see authzreuse.go).
 //
 // # Atomicity
 //
@@ -42,8 +45,9 @@
 // Redis master serves. Scripts receive their keys in KEYS so clients route
 // them; the few keys a script can only find while it runs (the job it picks
 // from the queue, the old index entry of a moved key, an order found by the
-// expiry sweep) are built in Lua from the same tagged prefix, so they are in
-// the same slot.
+// expiry sweep, the authorizations of an index of valid ones) are built in
+// Lua from the same tagged prefix, or read from a field a script wrote
+// (the index an authorization was in), so they are in the same slot.
 //
 // # Expiry
 //
@@ -55,7 +59,10 @@
 // kept. Listings never grow without bound: creating an order sweeps a few
 // expired orders out of their accounts' listings and the listing of all
 // orders, and a listing skips and drops entries whose order has expired. A job whose order expired is
-// dropped when ClaimJob meets it.
+// dropped when ClaimJob meets it. An index of valid authorizations carries
+// the longest TTL of the authorizations added to it, and drops entries
+// whose authorization expired or stopped being valid when it is written
+// or read.
 //
 // # Running Redis for it
 //
@@ -255,7 +262,8 @@ const (
 	kindEAB        = "eab"     // hash: v, d, acct, bound
 	kindOrder      = "order"   // hash: v, d (built in Lua)
 	kindOrderList  = "orders"  // zset: order ID by sequence (built in Lua)
-	kindAuthz      = "authz"   // hash: v, d
+	kindAuthz      = "authz"   // hash: v, d, st, exp, vi
+	kindAuthzValid = "authzok" // zset: valid authorization IDs by sequence
 	kindCert       = "cert"    // hash: v, d, serial
 	kindSerial     = "serial"  // string: certificate ID (built in Lua)
 	kindJob        = "job"     // hash: job fields (built in Lua)

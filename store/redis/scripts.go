@@ -55,6 +55,44 @@ local function write_order(okey, expiring, a, first_authz)
   end
 end
 
+-- prune_authzs drops from the index of valid authorizations ikey the
+-- entries whose authorization (abase .. ID) is gone, not valid, or expired
+-- at drop (an expiry key, see expiryKey).
+local function prune_authzs(ikey, abase, drop)
+  for _, m in ipairs(redis.call('ZRANGE', ikey, 0, -1)) do
+    local f = redis.call('HMGET', abase .. m, 'st', 'exp')
+    if f[1] ~= 'valid' or not f[2] or f[2] <= drop then
+      redis.call('ZREM', ikey, m)
+    end
+  end
+end
+
+-- index_authz brings the index of valid authorizations in step with the
+-- authorization hash akey (ID id) just written with status st: a valid one
+-- is a member of ikey, added last (scored by the next value of seqkey) if
+-- it was not there already, and the hash's field "vi" names ikey; any other
+-- is in no index. ikey lives at least ttl ms, the authorization's TTL, and
+-- loses the entries prune_authzs drops.
+local function index_authz(akey, id, st, ikey, seqkey, ttl, abase, drop)
+  local old = redis.call('HGET', akey, 'vi')
+  if st ~= 'valid' then
+    if old then
+      redis.call('ZREM', old, id)
+      redis.call('HDEL', akey, 'vi')
+    end
+    return
+  end
+  if old and old ~= ikey then redis.call('ZREM', old, id) end
+  if not redis.call('ZSCORE', ikey, id) then
+    redis.call('ZADD', ikey, redis.call('INCR', seqkey), id)
+  end
+  redis.call('HSET', akey, 'vi', ikey)
+  prune_authzs(ikey, abase, drop)
+  if redis.call('PTTL', ikey) < tonumber(ttl) then
+    redis.call('PEXPIRE', ikey, ttl)
+  end
+end
+
 -- remove_job deletes the job hash at jkey and its entry in the queue.
 local function remove_job(jkey, queue)
   local q = redis.call('HGET', jkey, 'q')

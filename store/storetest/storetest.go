@@ -35,10 +35,12 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Order", orderCases},
 		{"ListOrders", listCases},
 		{"Authz", authzCases},
+		{"AuthzReuse", authzReuseCases},
 		{"Certificate", certCases},
 		{"Job", jobCases},
 		{"List", listingCases},
 		{"ListExpiring", expiringCases},
+		{"Secret", secretCases},
 		{"Misc", miscCases},
 	}
 	for _, g := range groups {
@@ -89,6 +91,7 @@ func testGettersNotFound(t *testing.T, s store.Store) {
 		"GetCertificateBySerial": func() error { _, err := s.GetCertificateBySerial(ctx, missing); return err },
 		"GetEABKey":              func() error { _, err := s.GetEABKey(ctx, missing); return err },
 		"GetJob":                 func() error { _, err := s.GetJob(ctx, missing); return err },
+		"GetSecret":              func() error { _, err := s.GetSecret(ctx, missing); return err },
 	}
 	for name, get := range getters {
 		require.ErrorIs(t, get(), store.ErrNotFound, name)
