@@ -2,7 +2,25 @@
 GO ?= go
 BIN := bin/acmebridge
 
-.PHONY: build run test deps unit e2e fmt vet
+.PHONY: build run test deps unit e2e fmt vet vault-dev bench
+
+# The Vault dev server the Vault tests run (test/vaultdev, its own Go module
+# linking Vault's packages): built once into the cache, named by a hash of
+# its sources, reused while they are unchanged. The tests find it through
+# ACMEBRIDGE_VAULT_BIN (and build it themselves when it is unset and absent).
+VAULT_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/acmebridge
+VAULT_DEV_HASH := $(shell cat test/vaultdev/go.mod test/vaultdev/go.sum test/vaultdev/main.go | sha256sum | cut -c1-12)
+VAULT_DEV_BIN := $(VAULT_CACHE)/vault-dev-$(VAULT_DEV_HASH)
+ACMEBRIDGE_VAULT_BIN ?= $(VAULT_DEV_BIN)
+export ACMEBRIDGE_VAULT_BIN
+
+# Pebble, the ACME CA the upstream/acme and relay tests run (Let's
+# Encrypt's test server), installed once; the tests find it through
+# ACMEBRIDGE_PEBBLE_DIR (and install it themselves when it is absent).
+PEBBLE_VERSION := v2.10.3
+ACMEBRIDGE_PEBBLE_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/acmebridge/pebble-$(PEBBLE_VERSION)
+PEBBLE_DIR := $(ACMEBRIDGE_PEBBLE_DIR)
+export ACMEBRIDGE_PEBBLE_DIR
 
 build:
 	$(GO) build -o $(BIN) ./cmd/acmebridge
@@ -11,7 +29,7 @@ build:
 run: build
 	./$(BIN) serve
 
-## deps: install the real servers and clients the tests drive (Debian packages).
+## deps: install the real servers and clients the tests drive (Debian packages, Pebble).
 deps:
 	@missing=""; \
 	command -v certbot >/dev/null || missing="$$missing certbot"; \
@@ -22,10 +40,32 @@ deps:
 	  echo "installing from Debian:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
+	@test -x $(PEBBLE_DIR)/pebble -a -x $(PEBBLE_DIR)/pebble-challtestsrv || { \
+	  echo "installing Pebble $(PEBBLE_VERSION) into $(PEBBLE_DIR)"; \
+	  GOBIN=$(PEBBLE_DIR) GOWORK=off GOFLAGS= $(GO) install \
+	    github.com/letsencrypt/pebble/v2/cmd/pebble@$(PEBBLE_VERSION) \
+	    github.com/letsencrypt/pebble/v2/cmd/pebble-challtestsrv@$(PEBBLE_VERSION); }
 
-## test: every test: vet, unit and integration tests with -race, end-to-end with real clients.
-test: deps vet
+## vault-dev: build the Vault dev server once (6 to 9 minutes cold on 2 cores; seconds after an edit).
+vault-dev: $(ACMEBRIDGE_VAULT_BIN)
+
+$(VAULT_DEV_BIN):
+	@mkdir -p $(VAULT_CACHE)
+	@echo "building the Vault dev server into $@ (6 to 9 minutes the first time)"
+	@start=$$(date +%s); \
+	cd test/vaultdev && GOWORK=off $(GO) build -trimpath -ldflags "-s -w" -o $@.tmp . && mv $@.tmp $@ && \
+	echo "built the Vault dev server in $$(( $$(date +%s) - start ))s"
+
+## test: every test: vet, unit and integration tests with -race, end-to-end with real clients
+## (Vault tests against the real dev server built by vault-dev).
+test: deps vet vault-dev
 	$(GO) test -race -count=1 -timeout 20m ./...
+
+## bench: issuance throughput and CPU side by side with step-ca, Vault's own ACME
+## and Pebble (test/bench/run.sh: CLIENTS, ORDERS, ROUNDS, CHALLENGE, SERVERS, OUT).
+## A measurement, not a test: never part of `make test`.
+bench: deps vault-dev
+	test/bench/run.sh
 
 vet:
 	$(GO) vet ./...

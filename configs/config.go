@@ -170,6 +170,7 @@ type Upstream struct {
 	Type  string `yaml:"type"`
 	Local Local  `yaml:"local"`
 	Vault Vault  `yaml:"vault"`
+	ACME  ACME   `yaml:"acme"`
 }
 
 // Vault configures a HashiCorp Vault PKI secrets engine as an upstream: the
@@ -514,8 +515,13 @@ func (c *Config) Validate() error {
 			if u.Local != (Local{}) {
 				bad(f+".local", "only an upstream of type local takes a local block")
 			}
+		case "acme":
+			validateACME(f, u, bad)
 		default:
-			bad(f+".type", "%q is not supported (local, vault)", u.Type)
+			bad(f+".type", "%q is not supported (local, vault, acme)", u.Type)
+		}
+		if u.Type != "acme" && u.ACME.set() {
+			bad(f+".acme", "only an upstream of type acme takes an acme block")
 		}
 	}
 	errs = append(errs, c.Policy.validate(names)...)

@@ -75,9 +75,12 @@ func toProblem(err error, requestID string) problemDoc {
 	}
 	p := problemDoc{Type: errNS + info.typ, Detail: e.Detail, Status: info.status, Identifier: e.Identifier, Algorithms: e.Algorithms}
 	if info.status >= 500 {
-		p.Detail = "internal error; request id " + requestID
+		p.Detail = "internal error"
 		if e.Kind == acmeerr.Unavailable && e.Detail != "" {
-			p.Detail = e.Detail + "; request id " + requestID
+			p.Detail = e.Detail
+		}
+		if requestID != "" {
+			p.Detail += "; request id " + requestID
 		}
 	}
 	for _, s := range e.Sub {

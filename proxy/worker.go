@@ -47,9 +47,14 @@ func (s *Server) Run(ctx context.Context) {
 			s.workLoop(ctx)
 		}()
 	}
-	for i := 0; i < workers; i++ {
+	go func() {
+		defer func() { done <- struct{}{} }()
+		s.probeLoop(ctx)
+	}()
+	for i := 0; i < workers+1; i++ {
 		<-done
 	}
+	breakers.Delete(s)
 }
 
 // kickWorker wakes a worker for a job just queued.
@@ -132,11 +137,20 @@ func (s *Server) processJob(ctx context.Context, job *store.Job) {
 	}
 	lease := s.leaseKeeper(ctx, job)
 	defer lease.stop()
+	br := s.breaker()
 	var lastErr error
-	for _, name := range o.Upstreams {
+	for i, name := range o.Upstreams {
 		iss, ok := s.issuers[name]
 		if !ok {
 			lastErr = acmeerr.New(acmeerr.Internal, "upstream %s is not configured", name)
+			continue
+		}
+		if br.isOpen(name) && s.anyHealthy(br, o.Upstreams[i+1:]) {
+			// Failover without waiting on an upstream known to be down.
+			s.log.Info("worker: skipping unhealthy upstream", "order", o.ID, "upstream", name)
+			if lastErr == nil {
+				lastErr = acmeerr.New(acmeerr.Unavailable, "upstream %s is unhealthy", name)
+			}
 			continue
 		}
 		ictx, cancel := context.WithTimeout(lease.ctx, issueDeadline)
@@ -149,9 +163,13 @@ func (s *Server) processJob(ctx context.Context, job *store.Job) {
 			return
 		}
 		if err == nil {
+			br.success(name)
 			s.metrics.issued(name, s.now().Sub(start))
 			s.storeCertificate(ctx, o, name, res, s.now().Sub(start))
 			return
+		}
+		if transient(err) && ctx.Err() == nil && br.failure(name) {
+			s.log.Warn("worker: upstream marked unhealthy", "upstream", name, "failures", breakerThreshold, "err", err)
 		}
 		s.metrics.upstreamError(name, transient(err))
 		lastErr = err
@@ -161,14 +179,39 @@ func (s *Server) processJob(ctx context.Context, job *store.Job) {
 			return
 		}
 	}
-	if job.Attempts >= maxJobAttempts || s.now().After(o.Expires) {
-		s.failOrder(ctx, o, acmeerr.Wrap(acmeerr.Internal, lastErr, "no upstream could issue"))
+	backoff := time.Duration(1<<min(job.Attempts, 8)) * time.Second
+	// An upstream's Retry-After (a CA's rateLimited, RFC 8555 §6.6) is
+	// waited out rather than retried into.
+	var last *acmeerr.Error
+	if errors.As(lastErr, &last) && last.RetryAfter > backoff {
+		backoff = last.RetryAfter
+	}
+	if job.Attempts >= maxJobAttempts || s.now().After(o.Expires) || s.now().Add(backoff).After(o.Expires) {
+		s.failOrder(ctx, o, giveUpError(o.Upstreams, lastErr))
 		return
 	}
 	lease.stop()
-	backoff := time.Duration(1<<min(job.Attempts, 8)) * time.Second
 	job.NotBefore = s.now().Add(backoff)
 	s.releaseJob(ctx, job)
+}
+
+// giveUpError is the problem of an order no upstream could issue: the
+// upstream's rateLimited passes through as it is (the client learns when
+// to try again); otherwise serverInternal naming the upstreams, with the
+// last one's detail when it is meant for clients.
+func giveUpError(upstreams []string, lastErr error) error {
+	var last *acmeerr.Error
+	if !errors.As(lastErr, &last) {
+		return acmeerr.Wrap(acmeerr.Internal, lastErr, "no upstream could issue")
+	}
+	switch last.Kind {
+	case acmeerr.RateLimited:
+		return lastErr
+	case acmeerr.Unavailable, acmeerr.Connection:
+		e := acmeerr.Wrap(acmeerr.Unavailable, lastErr, "no upstream could issue (tried %s): %s", strings.Join(upstreams, ", "), last.Detail)
+		return e
+	}
+	return acmeerr.Wrap(acmeerr.Internal, lastErr, "no upstream could issue")
 }
 
 // lease keeps a claimed job's lease alive while an upstream works, and
@@ -282,3 +325,129 @@ func (s *Server) storeCertificate(ctx context.Context, o *store.Order, upstreamN
 }
 
 func serialHex(c *x509.Certificate) string { return hex.EncodeToString(c.SerialNumber.Bytes()) }
+
+// Circuit breaker: an upstream that failed transiently breakerThreshold
+// times in a row is skipped, while a later upstream of the route is
+// healthy, until a probe of it succeeds (every breakerProbe, for upstreams
+// that can be checked) or breakerCooldown passes; then the next order tries
+// it again.
+const (
+	breakerThreshold = 3
+	breakerCooldown  = time.Minute
+	breakerProbe     = 15 * time.Second
+	probeTimeout     = 10 * time.Second
+)
+
+// breakers holds each running Server's breaker (Run removes it).
+var breakers sync.Map
+
+// breaker is the health of a server's upstreams.
+type breaker struct {
+	mu     sync.Mutex
+	now    func() time.Time
+	health map[string]*upstreamHealth
+}
+
+type upstreamHealth struct {
+	failures  int
+	openUntil time.Time
+}
+
+// breaker returns the server's breaker.
+func (s *Server) breaker() *breaker {
+	b, _ := breakers.LoadOrStore(s, &breaker{now: s.now, health: map[string]*upstreamHealth{}})
+	return b.(*breaker)
+}
+
+// isOpen reports whether the upstream is being skipped.
+func (b *breaker) isOpen(name string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	h := b.health[name]
+	return h != nil && b.now().Before(h.openUntil)
+}
+
+// failure counts a transient failure and reports whether it opened the
+// breaker.
+func (b *breaker) failure(name string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	h := b.health[name]
+	if h == nil {
+		h = &upstreamHealth{}
+		b.health[name] = h
+	}
+	h.failures++
+	if h.failures < breakerThreshold {
+		return false
+	}
+	wasOpen := b.now().Before(h.openUntil)
+	h.openUntil = b.now().Add(breakerCooldown)
+	return !wasOpen
+}
+
+// success closes the breaker.
+func (b *breaker) success(name string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.health, name)
+}
+
+// open lists the upstreams being skipped.
+func (b *breaker) open() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []string
+	for name, h := range b.health {
+		if b.now().Before(h.openUntil) {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// anyHealthy reports whether one of the upstreams is configured and not
+// skipped: only then is skipping an unhealthy one a failover rather than
+// giving up.
+func (s *Server) anyHealthy(b *breaker, names []string) bool {
+	for _, n := range names {
+		if _, ok := s.issuers[n]; ok && !b.isOpen(n) {
+			return true
+		}
+	}
+	return false
+}
+
+// checker is an upstream that can be probed (a directory fetch, a token
+// lookup) without issuing.
+type checker interface {
+	Check(ctx context.Context) (string, error)
+}
+
+// probeLoop probes the upstreams being skipped and closes the breaker of
+// those that answer again.
+func (s *Server) probeLoop(ctx context.Context) {
+	t := time.NewTicker(breakerProbe)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		br := s.breaker()
+		for _, name := range br.open() {
+			c, ok := s.issuers[name].(checker)
+			if !ok {
+				continue // closed by the cool-down
+			}
+			pctx, cancel := context.WithTimeout(ctx, probeTimeout)
+			_, err := c.Check(pctx)
+			cancel()
+			if err == nil {
+				br.success(name)
+				s.log.Info("worker: upstream healthy again", "upstream", name)
+			}
+		}
+	}
+}

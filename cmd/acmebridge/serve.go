@@ -29,6 +29,7 @@ import (
 	"github.com/acmebridge/acmebridge/proxy/va"
 	"github.com/acmebridge/acmebridge/store"
 	"github.com/acmebridge/acmebridge/upstream"
+	"github.com/acmebridge/acmebridge/upstream/acme"
 	"github.com/acmebridge/acmebridge/upstream/local"
 	"github.com/acmebridge/acmebridge/upstream/vault"
 )
@@ -96,6 +97,14 @@ func serve(ctx context.Context, cfg *configs.Config, stdout, stderr io.Writer) e
 			// Closed after the worker stopped (defers run last to first).
 			defer v.Close()
 			issuers[u.Name] = v
+		case "acme":
+			useLegoLogger(log)
+			a, err := acme.New(acmeOptions(u, st, log))
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			issuers[u.Name] = a
 		}
 	}
 	tlsCfg, bundle, err := serverTLS(cfg, localCAs, log)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/acmebridge/acmebridge/configs"
+	"github.com/acmebridge/acmebridge/upstream/acme"
 	"github.com/acmebridge/acmebridge/upstream/local"
 	"github.com/acmebridge/acmebridge/upstream/vault"
 )
@@ -89,6 +90,10 @@ func checkUpstream(ctx context.Context, u configs.Upstream, log *slog.Logger) (s
 		}
 		defer v.Close()
 		return v.Check(ctx)
+	case "acme":
+		// The account lives in the running server's store; this checks the
+		// directory, EAB and profile without touching it.
+		return acme.CheckOptions(ctx, acmeOptions(u, nil, log))
 	case "local":
 		if !hasAny(u.Local.Dir, localCAFiles) {
 			// serve creates the CA on first start; creating it here would

@@ -152,16 +152,26 @@ func createRootToken(ctx context.Context, core *vault.Core, generated, id string
 	return nil
 }
 
-// noBuiltins is an empty plugin registry: the dev server registers its
-// backends directly in CoreConfig, and external plugins are not used.
+// noBuiltins is an empty plugin registry (vault.CoreConfig.BuiltinRegistry,
+// five methods): the dev server registers its backends directly in
+// CoreConfig, and external plugins are not used.
 type noBuiltins struct{}
 
+// Contains reports no builtin plugin.
 func (noBuiltins) Contains(string, consts.PluginType) bool { return false }
+
+// Get finds no builtin plugin.
 func (noBuiltins) Get(string, consts.PluginType) (func() (interface{}, error), bool) {
 	return nil, false
 }
+
+// Keys lists no builtin plugin.
 func (noBuiltins) Keys(consts.PluginType) []string { return nil }
+
+// DeprecationStatus knows no builtin plugin.
 func (noBuiltins) DeprecationStatus(string, consts.PluginType) (consts.DeprecationStatus, bool) {
 	return consts.Unknown, false
 }
+
+// IsBuiltinEntPlugin reports no enterprise plugin.
 func (noBuiltins) IsBuiltinEntPlugin(string, consts.PluginType) bool { return false }

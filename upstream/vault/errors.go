@@ -14,8 +14,14 @@ import (
 	"github.com/acmebridge/acmebridge/upstream"
 )
 
-// unavailableRetry is the Retry-After given with Unavailable errors.
-const unavailableRetry = 30 * time.Second
+// Retry-After hints of Unavailable errors (the worker waits at least this
+// long before the next attempt): a Vault that is down or failing often
+// comes back within seconds (a restart, a leader election); a sealed one
+// waits for operators to unseal it.
+const (
+	unavailableRetry = 5 * time.Second
+	sealedRetry      = 30 * time.Second
+)
 
 // Vault's messages (builtin/logical/pki/issuing) for names a role refuses:
 // "common name %s not allowed by this role", "subject alternate name %s not
@@ -122,7 +128,9 @@ func (u *Upstream) callError(op string, err error) error {
 	msg := strings.Join(re.Errors, "; ")
 	switch {
 	case re.StatusCode == 503 && strings.Contains(msg, "sealed"):
-		return unavailable(err, "vault: Vault is sealed")
+		e := acmeerr.Wrap(acmeerr.Unavailable, err, "vault: Vault is sealed")
+		e.RetryAfter = sealedRetry
+		return e
 	case re.StatusCode >= 500:
 		return unavailable(err, "vault: Vault is unavailable")
 	case re.StatusCode == 429:

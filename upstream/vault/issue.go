@@ -50,6 +50,7 @@ func (u *Upstream) parseRef(s string) (r ref, ok bool) {
 	return r, r.Signing != 0 || r.Serial != ""
 }
 
+// String encodes the reference as setRef stores it.
 func (r ref) String() string {
 	b, _ := json.Marshal(r)
 	return string(b)

@@ -113,9 +113,12 @@ func (u *Upstream) recover(ctx context.Context, req *upstream.Request, csr *x509
 		return newResult(found, chain), nil
 	}
 	if wait := since.Add(u.grace).Sub(u.clock()); wait > 0 {
-		// Vault may still be working on that request.
-		return nil, acmeerr.New(acmeerr.Unavailable,
+		// Vault may still be working on that request: come back when
+		// the grace period is over.
+		e := acmeerr.New(acmeerr.Unavailable,
 			"vault: waiting up to %s for the outcome of an earlier signing request before signing again", wait.Round(time.Second))
+		e.RetryAfter = wait
+		return nil, e
 	}
 	u.log.Info("vault: an earlier signing request left no certificate; signing now", "order", req.OrderID,
 		"searched", len(serials))

@@ -1,13 +1,7 @@
 package vault
 
 import (
-	"bytes"
-	"io"
-	"net/http"
-	"net/http/httptest"
-	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,65 +10,6 @@ import (
 	"github.com/acmebridge/acmebridge/acmeerr"
 	"github.com/acmebridge/acmebridge/upstream/vault/vaulttest"
 )
-
-// Modes of lossyProxy for sign requests.
-const (
-	pass         = iota
-	signThenDrop // Vault signs; the answer is lost
-	dropUnsent   // the request is read, never forwarded, the connection dropped
-)
-
-// lossyProxy stands between the upstream and Vault and loses sign
-// requests' answers on demand.
-type lossyProxy struct {
-	*httptest.Server
-	mode atomic.Int32
-}
-
-func newLossyProxy(t *testing.T, target string) *lossyProxy {
-	p := &lossyProxy{}
-	client := &http.Client{Timeout: 30 * time.Second}
-	p.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		mode := p.mode.Load()
-		if strings.Contains(r.URL.Path, "/sign/") && mode == dropUnsent {
-			drop(w)
-			return
-		}
-		out, err := http.NewRequest(r.Method, target+r.URL.RequestURI(), bytes.NewReader(body))
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadGateway)
-			return
-		}
-		out.Header = r.Header.Clone()
-		resp, err := client.Do(out)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadGateway)
-			return
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		if strings.Contains(r.URL.Path, "/sign/") && mode == signThenDrop {
-			drop(w)
-			return
-		}
-		for k, v := range resp.Header {
-			w.Header()[k] = v
-		}
-		w.WriteHeader(resp.StatusCode)
-		_, _ = w.Write(b)
-	}))
-	t.Cleanup(p.Close)
-	return p
-}
-
-// drop closes the client's connection without an answer.
-func drop(w http.ResponseWriter) {
-	conn, _, err := w.(http.Hijacker).Hijack()
-	if err == nil {
-		conn.Close()
-	}
-}
 
 // fakeClock is a settable clock.
 type fakeClock struct {
@@ -101,7 +36,7 @@ func (c *fakeClock) Advance(d time.Duration) {
 // token with only the minimum policy.
 func TestLostAnswer(t *testing.T) {
 	e := newEnv(t, vaulttest.PKIOptions{})
-	p := newLossyProxy(t, e.srv.URL)
+	p := vaulttest.StartProxy(t, e.srv.URL)
 	clock := &fakeClock{t: time.Now()}
 	u := e.upstream(t, func(o *Options) { o.Address, o.Clock = p.URL, clock.Now })
 	ctx := ctxT(t)
@@ -109,13 +44,13 @@ func TestLostAnswer(t *testing.T) {
 	t.Run("signed, answer lost", func(t *testing.T) {
 		req := newRequest(t, csrOptions{}, "lost.example.test")
 		var refs refLog
-		p.mode.Store(signThenDrop)
+		p.SetMode(vaulttest.SignThenDrop)
 		_, err := u.Issue(ctx, req, refs.set)
 		require.Equal(t, acmeerr.Unavailable, acmeerr.KindOf(err), "%v", err)
 		require.Contains(t, refs.last(), `"signing":`, "the mark stays: the outcome is unknown")
 		require.Equal(t, 1, e.leavesFor(t, req.CSR.RawSubjectPublicKeyInfo), "Vault did sign")
 
-		p.mode.Store(pass)
+		p.SetMode(vaulttest.Pass)
 		req.Ref = refs.last()
 		res, err := u.Issue(ctx, req, refs.set)
 		require.NoError(t, err)
@@ -128,16 +63,17 @@ func TestLostAnswer(t *testing.T) {
 	t.Run("never reached Vault", func(t *testing.T) {
 		req := newRequest(t, csrOptions{}, "unsent.example.test")
 		var refs refLog
-		p.mode.Store(dropUnsent)
+		p.SetMode(vaulttest.DropUnsent)
 		_, err := u.Issue(ctx, req, refs.set)
 		require.Equal(t, acmeerr.Unavailable, acmeerr.KindOf(err))
 		require.Contains(t, refs.last(), `"signing":`, "from here the request looked sent")
 
-		p.mode.Store(pass)
+		p.SetMode(vaulttest.Pass)
 		req.Ref = refs.last()
 		_, err = u.Issue(ctx, req, refs.set)
 		require.Equal(t, acmeerr.Unavailable, acmeerr.KindOf(err), "within the grace period Vault may still be signing")
 		require.Contains(t, err.Error(), "waiting")
+		require.InDelta(t, DefaultRecoveryGrace.Seconds(), err.(*acmeerr.Error).RetryAfter.Seconds(), 5, "retry when the grace period ends")
 		require.Zero(t, e.leavesFor(t, req.CSR.RawSubjectPublicKeyInfo))
 
 		clock.Advance(DefaultRecoveryGrace + time.Second)

@@ -25,7 +25,6 @@ package vault
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -338,13 +337,4 @@ func (u *Upstream) signPath() string {
 		return u.path("issuer/" + url.PathEscape(u.issuerRef) + "/" + op + "/" + url.PathEscape(u.role))
 	}
 	return u.path(op + "/" + url.PathEscape(u.role))
-}
-
-// String describes the upstream for logs and `upstream check`.
-func (u *Upstream) String() string {
-	s := fmt.Sprintf("%s at %s, mount %s, role %s, mode %s", u.name, u.address, u.mount, u.role, u.mode)
-	if u.issuerRef != "" {
-		s += ", issuer " + u.issuerRef
-	}
-	return s
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -218,6 +219,16 @@ func TestCheck(t *testing.T) {
 	require.NoError(t, err)
 	require.Contains(t, summary, "token valid")
 	require.Contains(t, summary, "role pki/acme readable")
+	require.Contains(t, summary, "may sign (mode sign) and revoke")
+
+	vaulttest.PutPolicy(t, e.root, "no-sign", `
+path "pki/roles/acme" { capabilities = ["read"] }
+path "sys/capabilities-self" { capabilities = ["update"] }
+`)
+	e.writeToken(t, vaulttest.CreateToken(t, e.root, vaulttest.TokenOptions{Policies: []string{"no-sign"}}))
+	_, err = e.upstream(t, nil).Check(ctx)
+	require.Equal(t, acmeerr.Unauthorized, acmeerr.KindOf(err), "%v", err)
+	require.ErrorContains(t, err, "may not write pki/sign/acme")
 
 	e.writeToken(t, "not-a-token")
 	_, err = e.upstream(t, nil).Check(ctx)
@@ -319,4 +330,13 @@ func TestHTTPProblemText(t *testing.T) {
 		require.Equal(t, acmeerr.Unavailable, acmeerr.KindOf(err))
 		require.False(t, strings.Contains(err.(*acmeerr.Error).Detail, "secret internal"), "status %d", status)
 	}
+}
+
+// TestREADMEPolicy: the policy the README shows is the one the tests run
+// with.
+func TestREADMEPolicy(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	require.Contains(t, string(b), "```hcl\n"+vaulttest.MinimumPolicy("pki", "acme")+"```",
+		"README's Vault policy differs from vaulttest.MinimumPolicy")
 }

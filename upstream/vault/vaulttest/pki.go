@@ -158,11 +158,15 @@ path "%[1]s/issuers/" {
 path "%[1]s/issuer/+/json" {
   capabilities = ["read"]
 }
-# The token's own upkeep (also in Vault's default policy).
+# The token's own upkeep, and upstream check's question "may I sign?"
+# (all three are also in Vault's default policy).
 path "auth/token/lookup-self" {
   capabilities = ["read"]
 }
 path "auth/token/renew-self" {
+  capabilities = ["update"]
+}
+path "sys/capabilities-self" {
   capabilities = ["update"]
 }
 `, mount, role)

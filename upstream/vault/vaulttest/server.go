@@ -5,7 +5,7 @@
 // The binary comes from $ACMEBRIDGE_VAULT_BIN (what `make vault-dev`
 // exports), else from the build cache
 // ($XDG_CACHE_HOME or ~/.cache)/acmebridge/vault-dev-HASH, else it is built
-// there on demand (about 9 minutes cold on 2 cores). A test is skipped only
+// there on demand (6 to 9 minutes cold on 2 cores). A test is skipped only
 // when CI is unset and no binary can be had.
 package vaulttest
 
@@ -229,7 +229,7 @@ func Binary(t testing.TB) string {
 	if os.Getenv(EnvBuild) == "0" {
 		unavailable(t, "%s is not built and %s=0 forbids building it (run `make vault-dev`)", bin, EnvBuild)
 	}
-	t.Logf("building the Vault dev server into %s (about 9 minutes the first time; `make vault-dev` does it ahead)", bin)
+	t.Logf("building the Vault dev server into %s (6 to 9 minutes the first time; `make vault-dev` does it ahead)", bin)
 	start := time.Now()
 	if err := build(src, bin); err != nil {
 		unavailable(t, "building the Vault dev server: %v", err)
@@ -337,12 +337,14 @@ type syncBuffer struct {
 	buf bytes.Buffer
 }
 
+// Write appends p.
 func (b *syncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
+// String returns what was written.
 func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
