@@ -3,6 +3,7 @@ package proxy
 import (
 	"errors"
 	"net/http"
+	"strconv"
 
 	"github.com/gorilla/mux"
 
@@ -36,7 +37,30 @@ func (s *Server) handleCertificate(w http.ResponseWriter, r *http.Request) {
 		s.writeProblem(w, r, acmeerr.New(acmeerr.Unauthorized, "the certificate belongs to another account"))
 		return
 	}
+	// §7.4.2: "The server MAY provide one or more link relation header
+	// fields [RFC8288] with relation "alternate". Each such field SHOULD
+	// express an alternative certificate chain starting with the same
+	// end-entity certificate."
+	chain, alt := c.ChainPEM, 0
+	if v := mux.Vars(r)["alt"]; v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > len(c.Alternates) {
+			s.writeProblem(w, r, acmeerr.New(acmeerr.NotFound, "no such alternate chain"))
+			return
+		}
+		chain, alt = c.Alternates[n-1], n
+	}
+	for i := 0; i <= len(c.Alternates); i++ {
+		if i == alt {
+			continue
+		}
+		u := s.certURL(c.ID)
+		if i > 0 {
+			u += "/" + strconv.Itoa(i)
+		}
+		w.Header().Add("Link", link(u, "alternate"))
+	}
 	w.Header().Set("Content-Type", "application/pem-certificate-chain")
 	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(c.ChainPEM)
+	_, _ = w.Write(chain)
 }

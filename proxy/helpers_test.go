@@ -99,6 +99,9 @@ func newEnv(t *testing.T, mutate func(*configs.Config)) *env {
 	return newEnvWith(t, mutate, nil)
 }
 
+// wrapIssuer, when set by a test, wraps every upstream of the next envs.
+var wrapIssuer func(upstream.Issuer) upstream.Issuer
+
 // newEnvWith is newEnv with the store wrapped by wrap (for fault injection).
 func newEnvWith(t *testing.T, mutate func(*configs.Config), wrap func(store.Store) store.Store) *env {
 	t.Helper()
@@ -117,6 +120,9 @@ func newEnvWith(t *testing.T, mutate func(*configs.Config), wrap func(store.Stor
 		c, err := local.New(local.Options{Name: u.Name, Dir: filepath.Join(cfg.DataDir, "ca", u.Name), Validity: u.Local.Validity.D()})
 		require.NoError(t, err)
 		issuers[u.Name] = c
+		if wrapIssuer != nil {
+			issuers[u.Name] = wrapIssuer(c)
+		}
 		if ca == nil {
 			ca = c
 		}

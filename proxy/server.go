@@ -178,6 +178,7 @@ func (s *Server) routes() http.Handler {
 	h(pathAuthz+"{id}", get, s.handleAuthz)
 	h(pathChallenge+"{authz}/{id}", get, s.handleChallenge)
 	h(pathCert+"{id}", post, s.handleCertificate)
+	h(pathCert+"{id}/{alt:[0-9]+}", post, s.handleCertificate)
 	// RFC 9773 §4.2: renewal information is fetched with an
 	// unauthenticated GET.
 	h(pathRenewalInfo+"/{id}", []string{http.MethodGet}, s.handleRenewalInfo)

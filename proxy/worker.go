@@ -310,7 +310,7 @@ func (s *Server) storeCertificate(ctx context.Context, o *store.Order, upstreamN
 	c := &store.Certificate{
 		ID: randomID(), AccountID: o.AccountID, OrderID: o.ID, Serial: serialHex(leaf),
 		Names: identValues(o.Identifiers), NotBefore: leaf.NotBefore, NotAfter: leaf.NotAfter,
-		Upstream: upstreamName, ChainPEM: res.ChainPEM, KeyThumbprint: hex.EncodeToString(sum[:]), IssuedAt: s.now(),
+		Upstream: upstreamName, ChainPEM: res.ChainPEM, Alternates: res.Alternates, KeyThumbprint: hex.EncodeToString(sum[:]), IssuedAt: s.now(),
 	}
 	o.Status, o.CertificateID, o.Upstream, o.Error = store.StatusValid, c.ID, upstreamName, nil
 	if err := s.store.PutCertificate(ctx, c, o); err != nil {

@@ -144,6 +144,8 @@ type Certificate struct {
 	Upstream  string    `json:"upstream"`
 	// ChainPEM is the leaf followed by its issuers, PEM encoded.
 	ChainPEM []byte `json:"chainPEM"`
+	// Alternates are other chains for the same leaf (RFC 8555 §7.4.2).
+	Alternates [][]byte `json:"alternates,omitempty"`
 	// KeyThumbprint is the SHA-256 of the certificate's SubjectPublicKeyInfo,
 	// hex, so a key can be refused as an account key and vice versa.
 	KeyThumbprint    string    `json:"keyThumbprint"`

@@ -41,6 +41,9 @@ type Result struct {
 	// ChainPEM is the leaf followed by the chain, PEM encoded, as served to
 	// the client.
 	ChainPEM []byte
+	// Alternates are other PEM chains for the same leaf that the CA offers
+	// (RFC 8555 §7.4.2), served to clients as Link rel="alternate".
+	Alternates [][]byte
 }
 
 // Issuer is a certificate authority acmebridge forwards orders to.

@@ -8,6 +8,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"slices"
+	"sort"
 	"strings"
 	"time"
 
@@ -397,7 +398,21 @@ func (u *Upstream) download(ctx context.Context, s *session, order legoacme.Exte
 	if !sameNames(leaf, req) {
 		return nil, u.errorf(acmeerr.Internal, nil, "the certificate the CA served does not name exactly the order's identifiers")
 	}
-	return &upstream.Result{Leaf: leaf, Chain: certs[1:], ChainPEM: chainPEM}, nil
+	res := &upstream.Result{Leaf: leaf, Chain: certs[1:], ChainPEM: chainPEM}
+	// The other chains, in a stable order, for clients that want them.
+	links := make([]string, 0, len(chains))
+	for link := range chains {
+		links = append(links, link)
+	}
+	sort.Strings(links)
+	for _, link := range links {
+		if c := chains[link]; c != chosen {
+			if alt, altPEM, err := parseChain(c.Cert); err == nil && bytes.Equal(alt[0].Raw, leaf.Raw) {
+				res.Alternates = append(res.Alternates, altPEM)
+			}
+		}
+	}
+	return res, nil
 }
 
 // topIssuerCN is the issuer Common Name of the last certificate of a PEM
