@@ -153,6 +153,9 @@ type Orders struct {
 	// PreAuthorization offers newAuthz (RFC 8555 §7.4.1); authorizations
 	// made that way are used by later orders within valid_authz_reuse.
 	PreAuthorization bool `yaml:"pre_authorization"`
+	// Workers is the number of issuance workers per replica: how many
+	// orders are taken to upstreams at once.
+	Workers int `yaml:"workers"`
 }
 
 // Validation configures challenge validation (RFC 8555 §8).
@@ -292,6 +295,7 @@ func Default() *Config {
 			ValidationWait:       Duration(5 * time.Second),
 			JobLease:             Duration(2 * time.Minute),
 			RenewalRetryAfter:    Duration(6 * time.Hour),
+			Workers:              16,
 		},
 		Validation: Validation{
 			HTTPPort:              80,
@@ -466,6 +470,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Orders.PreAuthorization && c.Orders.ValidAuthzReuse <= 0 {
 		bad("orders.pre_authorization", "needs orders.valid_authz_reuse > 0, or pre-authorizations are never used")
+	}
+	if c.Orders.Workers < 1 || c.Orders.Workers > 1024 {
+		bad("orders.workers", "%d must be 1 to 1024", c.Orders.Workers)
 	}
 	if c.Orders.ValidAuthzReuse < 0 {
 		bad("orders.valid_authz_reuse", "must not be negative")

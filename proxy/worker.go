@@ -21,7 +21,6 @@ import (
 const (
 	jobPoll        = time.Second
 	maxJobAttempts = 10
-	workers        = 4
 	// issueDeadline bounds one upstream attempt; the lease is renewed
 	// while it runs.
 	issueDeadline = 10 * time.Minute
@@ -41,6 +40,7 @@ func (s *Server) Run(ctx context.Context) {
 		}
 	}()
 	done := make(chan struct{})
+	workers := s.cfg.Orders.Workers
 	for i := 0; i < workers; i++ {
 		go func() {
 			defer func() { done <- struct{}{} }()

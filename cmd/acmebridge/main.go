@@ -19,6 +19,11 @@ Usage:
   acmebridge upstream check [--config FILE] [--timeout D]
                                              whether each upstream is reachable and acmebridge
                                              authorised (Vault: token lookup, role read); exit 1 if not
+  acmebridge bench --directory URL [--ca-bundle F] [--clients 16] [--orders 10]
+                   [--challenge http-01|dns-01] [--http-port P] [--dns-server ADDR]
+                   [--eab-kid K --eab-hmac H] [--server-pid PID]... [--json]
+                                             load-test any ACME server: issuances/s, latency
+                                             per step, errors by type, CPU per issuance
   acmebridge version                         print the version
 
 Admin commands (talk to a running server's admin API; --server URL,
@@ -73,6 +78,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		return cmdUpstreamCheck(args[2:], stdout, stderr)
+	case "bench":
+		return cmdBench(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "acmebridge", version)
 		return 0
