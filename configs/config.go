@@ -174,6 +174,28 @@ type Upstream struct {
 	Local Local  `yaml:"local"`
 	Vault Vault  `yaml:"vault"`
 	ACME  ACME   `yaml:"acme"`
+	// CAAIdentities are the issuer domain names by which CAA records
+	// (RFC 8659) name this upstream; empty means server.caa_identities.
+	CAAIdentities []string `yaml:"caa_identities"`
+	// CAA says whether acmebridge checks CAA before sending an order here.
+	CAA CAA `yaml:"caa"`
+}
+
+// CAA configures the CAA check of one upstream.
+type CAA struct {
+	// Check is whether acmebridge checks CAA (RFC 8659, with the RFC 8657
+	// accounturi and validationmethods parameters) at finalize. Unset
+	// means true for local and vault upstreams, which check nothing
+	// themselves, and false for acme ones, whose CA checks CAA itself.
+	Check *bool `yaml:"check"`
+}
+
+// ChecksCAA reports whether acmebridge checks CAA for orders routed to u.
+func (u Upstream) ChecksCAA() bool {
+	if u.CAA.Check != nil {
+		return *u.CAA.Check
+	}
+	return u.Type != "acme"
 }
 
 // Vault configures a HashiCorp Vault PKI secrets engine as an upstream: the
@@ -530,6 +552,19 @@ func (c *Config) Validate() error {
 		if u.Type != "acme" && u.ACME.set() {
 			bad(f+".acme", "only an upstream of type acme takes an acme block")
 		}
+		for j, id := range u.CAAIdentities {
+			if !caaIdentity(id) {
+				bad(fmt.Sprintf("%s.caa_identities[%d]", f, j), "%q is not a domain name as CAA records name a CA (e.g. ca.example.com)", id)
+			}
+		}
+		if len(u.CAAIdentities) > 0 && !u.ChecksCAA() {
+			bad(f+".caa_identities", "has no effect while caa.check is false (an acme upstream leaves CAA to its CA unless caa: {check: true})")
+		}
+	}
+	for j, id := range c.Server.CAAIdentities {
+		if !caaIdentity(id) {
+			bad(fmt.Sprintf("server.caa_identities[%d]", j), "%q is not a domain name as CAA records name a CA (e.g. ca.example.com)", id)
+		}
 	}
 	errs = append(errs, c.Policy.validate(names)...)
 	switch c.Log.Level {
@@ -623,6 +658,22 @@ func vaultPath(s string) bool {
 	for _, seg := range strings.Split(s, "/") {
 		if !vaultName(seg) {
 			return false
+		}
+	}
+	return true
+}
+
+// caaIdentity accepts an issuer-domain-name of RFC 8659 §4.2:
+// label *("." label), label = (ALPHA / DIGIT) *( *("-") (ALPHA / DIGIT)).
+func caaIdentity(s string) bool {
+	for _, l := range strings.Split(s, ".") {
+		if l == "" || strings.HasPrefix(l, "-") || strings.HasSuffix(l, "-") {
+			return false
+		}
+		for _, c := range l {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+				return false
+			}
 		}
 	}
 	return true

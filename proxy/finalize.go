@@ -74,6 +74,18 @@ func (s *Server) handleFinalize(w http.ResponseWriter, r *http.Request) {
 	if dec.MaxValidity > 0 && (o.MaxValidity == 0 || dec.MaxValidity < o.MaxValidity) {
 		o.MaxValidity = dec.MaxValidity
 	}
+	// CAA, last, just before issuance (proxy/caa.go): the route keeps the
+	// upstreams CAA lets issue; none left is a caa (or dns) problem.
+	ups, err := s.caaRoute(r.Context(), o)
+	if err != nil {
+		if k := acmeerr.KindOf(err); k == acmeerr.CAA || k == acmeerr.DNS {
+			s.refuse(w, r, audit.FinalizeRefused, o.AccountID, o.ID, o.Identifiers, err)
+		} else {
+			s.writeProblem(w, r, err)
+		}
+		return
+	}
+	o.Upstreams = ups
 	o.Status, o.CSR = store.StatusProcessing, der
 	done := s.subscribe("order:" + o.ID)
 	defer s.unsubscribe("order:"+o.ID, done)

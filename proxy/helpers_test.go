@@ -42,6 +42,19 @@ type fakeVA struct {
 	mu    sync.Mutex
 	fail  map[string]bool
 	calls int
+	// caa, when set, answers CheckCAA; nil allows every name.
+	caa func(name string, wildcard bool, identities []string, accountURL, method string) error
+}
+
+// CheckCAA implements CAAChecker.
+func (f *fakeVA) CheckCAA(_ context.Context, name string, wildcard bool, identities []string, accountURL, method string) error {
+	f.mu.Lock()
+	check := f.caa
+	f.mu.Unlock()
+	if check == nil {
+		return nil
+	}
+	return check(name, wildcard, identities, accountURL, method)
 }
 
 func (f *fakeVA) Validate(_ context.Context, _, value, _, _, _ string) error {

@@ -48,6 +48,9 @@ type Options struct {
 	Store  store.Store
 	// Validator validates challenges.
 	Validator Validator
+	// CAA checks CAA at finalize for the upstreams that need it
+	// (configs.Upstream.ChecksCAA); nil means the Validator, when it can.
+	CAA CAAChecker
 	// Router takes the policy decision at newOrder and finalize.
 	Router Router
 	// Issuers are the upstreams by name.
@@ -70,6 +73,7 @@ type Server struct {
 	cfg       *configs.Config
 	store     store.Store
 	va        Validator
+	caa       CAAChecker
 	router    Router
 	issuers   map[string]upstream.Issuer
 	now       func() time.Time
@@ -126,6 +130,14 @@ func New(opts Options) (*Server, error) {
 		waiters:  map[string][]chan struct{}{},
 		auditLog: opts.Audit,
 		metrics:  opts.Metrics,
+	}
+	if s.caa = opts.CAA; s.caa == nil {
+		s.caa, _ = opts.Validator.(CAAChecker)
+	}
+	for _, u := range opts.Config.Upstreams {
+		if u.ChecksCAA() && s.caa == nil {
+			return nil, fmt.Errorf("proxy: upstream %s checks CAA, and neither Options.CAA nor the Validator can", u.Name)
+		}
 	}
 	if s.now == nil {
 		s.now = time.Now

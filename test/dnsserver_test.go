@@ -18,9 +18,10 @@ import (
 
 // dnsServer is the test DNS server: it answers A 127.0.0.1 for every name,
 // an empty AAAA, SOA and NS for zone apexes (the last two labels of a name)
-// and the TXT records the tests set. It is authoritative and claims
-// recursion, so it serves both as the "recursive resolver" of acmebridge's
-// validator and of the clients' propagation checks.
+// and the TXT and CAA records the tests set (SERVFAIL for the names set
+// so). It is authoritative and claims recursion, so it serves both as the
+// "recursive resolver" of acmebridge's validator and of the clients'
+// propagation checks.
 //
 // It also serves lego's httpreq DNS provider protocol over HTTP:
 // POST /present and /cleanup with {"fqdn": "...", "value": "..."}.
@@ -32,6 +33,55 @@ type dnsServer struct {
 
 	mu  sync.Mutex
 	txt map[string][]string // canonical fqdn -> values
+	// caa and servfail are set by SetCAA and SetServfail (nil until then).
+	caa      map[string][]*dns.CAA // canonical fqdn -> records
+	servfail map[string]bool       // canonical fqdn -> answer SERVFAIL
+}
+
+// SetCAA adds a CAA record (RFC 8659) to fqdn, e.g.
+// SetCAA("example.test", 0, "issue", "ca.example; accounturi=...").
+func (d *dnsServer) SetCAA(fqdn string, flag uint8, tag, value string) {
+	name := dns.CanonicalName(fqdn)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.caa == nil {
+		d.caa = map[string][]*dns.CAA{}
+	}
+	d.caa[name] = append(d.caa[name], &dns.CAA{
+		Hdr:  dns.RR_Header{Name: name, Rrtype: dns.TypeCAA, Class: dns.ClassINET, Ttl: 0},
+		Flag: flag, Tag: tag, Value: value,
+	})
+}
+
+// ClearCAA removes the CAA records of fqdn.
+func (d *dnsServer) ClearCAA(fqdn string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.caa, dns.CanonicalName(fqdn))
+}
+
+// SetServfail makes every query for fqdn answer SERVFAIL (on) or not.
+func (d *dnsServer) SetServfail(fqdn string, on bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.servfail == nil {
+		d.servfail = map[string]bool{}
+	}
+	d.servfail[dns.CanonicalName(fqdn)] = on
+}
+
+// caaOf returns the CAA records of name (a canonical fqdn), with the owner
+// name as asked, and whether name answers SERVFAIL.
+func (d *dnsServer) caaOf(name, asked string) ([]dns.RR, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []dns.RR
+	for _, rr := range d.caa[name] {
+		c := *rr
+		c.Hdr.Name = asked
+		out = append(out, &c)
+	}
+	return out, d.servfail[name]
 }
 
 // startDNSServer starts a DNS server on a free 127.0.0.1 port (UDP and TCP)
@@ -186,8 +236,16 @@ func (d *dnsServer) serveDNS(w dns.ResponseWriter, req *dns.Msg) {
 	hdr := func(t uint16) dns.RR_Header {
 		return dns.RR_Header{Name: q.Name, Rrtype: t, Class: dns.ClassINET, Ttl: 0}
 	}
+	if _, fail := d.caaOf(name, q.Name); fail {
+		m.Rcode = dns.RcodeServerFailure
+		_ = w.WriteMsg(m)
+		return
+	}
 	if q.Qclass == dns.ClassINET {
 		switch q.Qtype {
+		case dns.TypeCAA:
+			rrs, _ := d.caaOf(name, q.Name)
+			m.Answer = append(m.Answer, rrs...)
 		case dns.TypeA:
 			m.Answer = append(m.Answer, &dns.A{Hdr: hdr(dns.TypeA), A: net.IPv4(127, 0, 0, 1).To4()})
 		case dns.TypeTXT:

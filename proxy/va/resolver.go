@@ -21,6 +21,9 @@ type resolver interface {
 	lookupAddrs(ctx context.Context, name string) ([]netip.Addr, *acmeerr.Error)
 	// lookupTXT returns the TXT records of name, each one's strings joined.
 	lookupTXT(ctx context.Context, name string) ([]string, *acmeerr.Error)
+	// lookupCAA returns the CAA records of name, CNAMEs followed; none
+	// for NXDOMAIN or NODATA (caa.go).
+	lookupCAA(ctx context.Context, name string) ([]*dns.CAA, *acmeerr.Error)
 }
 
 // newResolver returns a resolver querying servers, or the system's.
