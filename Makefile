@@ -2,7 +2,7 @@
 GO ?= go
 BIN := bin/acmebridge
 
-.PHONY: build run test deps unit e2e fmt vet vault-dev bench
+.PHONY: build run test deps unit e2e fmt vet vault-dev bench matrix
 
 # The Vault dev server the Vault tests run (test/vaultdev, its own Go module
 # linking Vault's packages): built once into the cache, named by a hash of
@@ -45,6 +45,13 @@ deps:
 	  GOBIN=$(PEBBLE_DIR) GOWORK=off GOFLAGS= $(GO) install \
 	    github.com/letsencrypt/pebble/v2/cmd/pebble@$(PEBBLE_VERSION) \
 	    github.com/letsencrypt/pebble/v2/cmd/pebble-challtestsrv@$(PEBBLE_VERSION); }
+	@GO="$(GO)" bash test/matrix-deps.sh
+
+## matrix: the client matrix (every ACME client x upstream kind, test/matrix_test.go),
+## recorded in test/matrix.json and rendered into README.md by test/matrixgen.
+matrix: deps vault-dev
+	@ACMEBRIDGE_MATRIX_OUT=$(CURDIR)/test/matrix.json $(GO) test -count=1 -timeout 15m -run TestMatrix ./test/; \
+	status=$$?; $(GO) run ./test/matrixgen -in test/matrix.json -readme README.md && exit $$status
 
 ## vault-dev: build the Vault dev server once (6 to 9 minutes cold on 2 cores; seconds after an edit).
 vault-dev: $(ACMEBRIDGE_VAULT_BIN)
@@ -62,7 +69,7 @@ test: deps vet vault-dev
 	$(GO) test -race -count=1 -timeout 20m ./...
 
 ## bench: issuance throughput and CPU side by side with step-ca, Vault's own ACME
-## and Pebble (test/bench/run.sh: CLIENTS, ORDERS, ROUNDS, CHALLENGE, SERVERS, OUT).
+## and Pebble (test/bench/run.sh: CLIENTS, ORDERS, ROUNDS, CHALLENGE, SERVERS, OUT, WAIT_IDLE, RUN_TIMEOUT).
 ## A measurement, not a test: never part of `make test`.
 bench: deps vault-dev
 	test/bench/run.sh

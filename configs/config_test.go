@@ -72,6 +72,7 @@ func TestStrictAndValidated(t *testing.T) {
 		{"policy:\n  rules:\n    - {name: r, match: {domains: [a.x]}, action: deny, upstreams: [dev]}\n", "a deny rule names no upstream"},
 		{"policy:\n  rules:\n    - {match: {domains: [a.x]}, upstreams: [dev]}\n", "policy.rules[0].name"},
 		{"log:\n  level: loud\n", "log.level"},
+		{"policy:\n  rules:\n    - {name: r, match: {domains: [a.x]}, upstreams: [dev], max_validity: 40s}\n", "policy.rules[0].max_validity"},
 		{vaultUp("role: r, token_file: t"), "upstreams[0].vault.address: must not be empty"},
 		{vaultUp("address: 'vault:8200', role: r, token_file: t"), "upstreams[0].vault.address"},
 		{vaultUp("address: 'https://v/v1', role: r, token_file: t"), "upstreams[0].vault.address"},

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"time"
 )
 
 // Policy routes orders to upstreams: ordered rules, first match wins; the
@@ -121,8 +122,10 @@ func (p Policy) validate(upstreams map[string]bool) []error {
 		if r.MinRSABits != 0 && (r.MinRSABits < 2048 || r.MinRSABits > 8192) {
 			bad(f+".min_rsa_bits", "%d must be 2048 to 8192", r.MinRSABits)
 		}
-		if r.MaxValidity < 0 {
-			bad(f+".max_validity", "must not be negative")
+		// A lifetime shorter than this cannot be issued reliably: the
+		// upstream sees the cap only after the order's round trips.
+		if r.MaxValidity < 0 || (r.MaxValidity > 0 && r.MaxValidity < Duration(90*time.Second)) {
+			bad(f+".max_validity", "must be 0 (the upstream's default) or at least 90s")
 		}
 	}
 	seen := map[string]bool{}
