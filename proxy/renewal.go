@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"context"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/pem"
@@ -9,12 +10,14 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gorilla/mux"
 
 	"github.com/acmebridge/acmebridge/acmeerr"
 	"github.com/acmebridge/acmebridge/store"
+	"github.com/acmebridge/acmebridge/upstream"
 )
 
 // pathRenewalInfo is the ARI resource (RFC 9773).
@@ -86,18 +89,123 @@ func (s *Server) window(c *store.Certificate) (time.Time, time.Time) {
 
 // handleRenewalInfo answers GET renewal-info/{certID} (RFC 9773 §4.2).
 func (s *Server) handleRenewalInfo(w http.ResponseWriter, r *http.Request) {
-	c, _, err := s.certByARIID(r, mux.Vars(r)["id"])
+	c, leaf, err := s.certByARIID(r, mux.Vars(r)["id"])
 	if err != nil {
 		s.writeProblem(w, r, err)
 		return
 	}
-	start, end := s.window(c)
+	start, end, retry := s.suggestedWindow(r.Context(), c, leaf)
 	var ri renewalInfo
 	ri.SuggestedWindow.Start, ri.SuggestedWindow.End = start.UTC().Format(time.RFC3339), end.UTC().Format(time.RFC3339)
 	// §4.2: "The server SHOULD include a Retry-After header indicating the
 	// polling interval that the ACME server recommends."
-	w.Header().Set("Retry-After", strconv.Itoa(int(s.cfg.Orders.RenewalRetryAfter.D().Seconds())))
+	w.Header().Set("Retry-After", strconv.Itoa(int(retry.Seconds())))
 	writeJSON(w, http.StatusOK, ri)
+}
+
+// Caching of the upstream CAs' ARI answers.
+const (
+	// ariCacheMin and ariCacheMax bound how long a CA's answer is kept
+	// (its Retry-After, RFC 9773 §4.2, within these bounds).
+	ariCacheMin = time.Hour
+	ariCacheMax = 24 * time.Hour
+	// ariFailCache is how long an unreachable CA is not asked again (the
+	// computed window is served meanwhile).
+	ariFailCache = 10 * time.Minute
+	// ariTimeout bounds the question to the CA, so the client's GET
+	// does not wait long on a slow CA.
+	ariTimeout = 5 * time.Second
+	// ariCacheSize bounds the entries kept per replica.
+	ariCacheSize = 100_000
+)
+
+// ariCache keeps the upstream CAs' ARI answers by certificate ID, in
+// memory (each replica asks the CA on its own).
+type ariCache struct {
+	mu sync.Mutex
+	m  map[string]ariEntry
+}
+
+// ariEntry is a CA's answer, or (ok false) its lack of one.
+type ariEntry struct {
+	start, end time.Time
+	ok         bool
+	until      time.Time
+}
+
+func (a *ariCache) get(id string, now time.Time) (ariEntry, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	e, ok := a.m[id]
+	if !ok || !now.Before(e.until) {
+		return ariEntry{}, false
+	}
+	return e, true
+}
+
+func (a *ariCache) put(id string, e ariEntry, now time.Time) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.m == nil {
+		a.m = map[string]ariEntry{}
+	}
+	if len(a.m) >= ariCacheSize {
+		for k, v := range a.m {
+			if !now.Before(v.until) {
+				delete(a.m, k)
+			}
+		}
+		if len(a.m) >= ariCacheSize {
+			clear(a.m)
+		}
+	}
+	a.m[id] = e
+}
+
+// suggestedWindow is the window served for a certificate and the
+// Retry-After to serve with it: the issuing upstream CA's own ARI answer
+// (cached) when it offers one, else the computed window. Revocation and
+// an operator's early renewal take precedence over the CA's answer.
+func (s *Server) suggestedWindow(ctx context.Context, c *store.Certificate, leaf *x509.Certificate) (time.Time, time.Time, time.Duration) {
+	retry := s.cfg.Orders.RenewalRetryAfter.D()
+	start, end := s.window(c)
+	if !c.RevokedAt.IsZero() || (!c.RenewBy.IsZero() && c.RenewBy.Before(c.NotAfter)) {
+		return start, end, retry
+	}
+	ri, ok := s.issuers[c.Upstream].(upstream.RenewalInfoer)
+	if !ok {
+		return start, end, retry
+	}
+	now := s.now()
+	e, hit := s.ari.get(c.ID, now)
+	if !hit {
+		e = s.askARI(ctx, ri, c, leaf, now)
+		s.ari.put(c.ID, e, now)
+	}
+	if !e.ok {
+		return start, end, retry
+	}
+	// Clients come back no later than the cached answer expires.
+	return e.start, e.end, max(time.Minute, min(retry, e.until.Sub(now)))
+}
+
+// askARI asks the upstream CA for a certificate's window.
+func (s *Server) askARI(ctx context.Context, ri upstream.RenewalInfoer, c *store.Certificate, leaf *x509.Certificate, now time.Time) ariEntry {
+	// A client hanging up does not make the CA look unreachable.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ariTimeout)
+	defer cancel()
+	start, end, retryAfter, err := ri.RenewalInfo(ctx, leaf)
+	switch {
+	case errors.Is(err, upstream.ErrNoRenewalInfo):
+		return ariEntry{until: now.Add(ariCacheMax)}
+	case err != nil:
+		s.log.Warn("renewal-info: upstream CA did not answer; serving the computed window", "cert", c.ID, "upstream", c.Upstream, "err", err)
+		return ariEntry{until: now.Add(ariFailCache)}
+	case !start.Before(end):
+		// RFC 9773 §4.2: such a window is invalid.
+		return ariEntry{until: now.Add(ariFailCache)}
+	}
+	return ariEntry{start: start, end: end, ok: true, until: now.Add(min(ariCacheMax, max(ariCacheMin, retryAfter)))}
 }
 
 // checkReplaces validates newOrder's "replaces" (RFC 9773 §5): the

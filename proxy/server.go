@@ -89,6 +89,8 @@ type Server struct {
 	handler   http.Handler
 	auditLog  Auditor
 	metrics   *Metrics
+	// ari caches the upstream CAs' renewal windows (renewal.go).
+	ari ariCache
 }
 
 // Paths of the ACME resources, relative to the external URL.

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"net"
 	"strings"
@@ -135,6 +136,7 @@ func (s *Server) processJob(ctx context.Context, job *store.Job) {
 			req.DNSNames = append(req.DNSNames, id.Value)
 		}
 	}
+	replaced, replacedBy := s.replacedLeaf(ctx, o)
 	lease := s.leaseKeeper(ctx, job)
 	defer lease.stop()
 	br := s.breaker()
@@ -144,6 +146,12 @@ func (s *Server) processJob(ctx context.Context, job *store.Job) {
 		if !ok {
 			lastErr = acmeerr.New(acmeerr.Internal, "upstream %s is not configured", name)
 			continue
+		}
+		// RFC 9773 §5: only the CA that issued the replaced certificate
+		// knows it.
+		req.Replaces = nil
+		if replacedBy == name {
+			req.Replaces = replaced
 		}
 		if br.isOpen(name) && s.anyHealthy(br, o.Upstreams[i+1:]) {
 			// Failover without waiting on an upstream known to be down.
@@ -193,6 +201,31 @@ func (s *Server) processJob(ctx context.Context, job *store.Job) {
 	lease.stop()
 	job.NotBefore = s.now().Add(backoff)
 	s.releaseJob(ctx, job)
+}
+
+// replacedLeaf is the certificate the order replaces (RFC 9773 §5) and
+// the upstream that issued it; nil when the order replaces none or the
+// certificate cannot be read (the order goes on without "replaces").
+func (s *Server) replacedLeaf(ctx context.Context, o *store.Order) (*x509.Certificate, string) {
+	if o.Replaces == "" {
+		return nil, ""
+	}
+	c, err := s.store.GetCertificate(ctx, o.Replaces)
+	if err != nil {
+		s.log.Warn("worker: replaced certificate not loaded; ordering without replaces", "order", o.ID, "cert", o.Replaces, "err", err)
+		return nil, ""
+	}
+	blk, _ := pem.Decode(c.ChainPEM)
+	if blk == nil {
+		s.log.Warn("worker: replaced certificate unreadable; ordering without replaces", "order", o.ID, "cert", o.Replaces)
+		return nil, ""
+	}
+	leaf, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		s.log.Warn("worker: replaced certificate unreadable; ordering without replaces", "order", o.ID, "cert", o.Replaces, "err", err)
+		return nil, ""
+	}
+	return leaf, c.Upstream
 }
 
 // giveUpError is the problem of an order no upstream could issue: the

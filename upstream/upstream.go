@@ -7,6 +7,7 @@ package upstream
 import (
 	"context"
 	"crypto/x509"
+	"errors"
 	"net"
 	"time"
 )
@@ -31,6 +32,9 @@ type Request struct {
 	// Ref is the upstream reference stored by an earlier attempt of the same
 	// order ("" on the first attempt); see Issuer.Issue.
 	Ref string
+	// Replaces is the certificate this order renews (RFC 9773 §5), set
+	// only when this same upstream issued it; nil otherwise.
+	Replaces *x509.Certificate
 }
 
 // Result is an issued certificate.
@@ -58,4 +62,18 @@ type Issuer interface {
 	// Revoke revokes a certificate this upstream issued, with an RFC 5280
 	// reason code.
 	Revoke(ctx context.Context, cert *x509.Certificate, reason int) error
+}
+
+// ErrNoRenewalInfo is returned by RenewalInfo when the CA offers no
+// renewal information (RFC 9773) for the certificate.
+var ErrNoRenewalInfo = errors.New("the CA offers no renewal information")
+
+// RenewalInfoer is an Issuer that can ask its CA for a certificate's
+// suggested renewal window (RFC 9773 §4.2), optional: the proxy computes a
+// window itself for upstreams without it.
+type RenewalInfoer interface {
+	// RenewalInfo returns the CA's window for a certificate this upstream
+	// issued and the CA's Retry-After (zero when it sent none). It returns
+	// ErrNoRenewalInfo when the CA has no ARI.
+	RenewalInfo(ctx context.Context, cert *x509.Certificate) (start, end time.Time, retryAfter time.Duration, err error)
 }

@@ -148,11 +148,22 @@ func identifiers(req *upstream.Request) []string {
 // placeOrder creates a new order at the CA and records its URL.
 func (u *Upstream) placeOrder(ctx context.Context, s *session, names []string, req *upstream.Request,
 	setRef func(string) error) (legoacme.ExtendedOrder, error) {
-	opts := &api.OrderOptions{Profile: cmpOr(req.Profile, u.profile)}
+	// RFC 9773 §5: "replaces" names the certificate this order renews
+	// (lego sends it only when the CA's directory has renewalInfo).
+	opts := &api.OrderOptions{Profile: cmpOr(req.Profile, u.profile), ReplacesCertID: u.replacesID(req)}
 	if u.forwardValidity {
 		opts.NotBefore, opts.NotAfter = req.NotBefore, req.NotAfter
 	}
 	order, err := s.core.Orders.New(ctx, names, opts)
+	var pd *legoacme.ProblemDetails
+	if err != nil && opts.ReplacesCertID != "" && errors.As(err, &pd) && pd.Type != errNS+"rateLimited" {
+		// The CA refused the replacement (a certificate it no longer
+		// knows, another account): "replaces" is a courtesy, not a
+		// condition of the order, so order without it.
+		u.log.Warn("acme CA refused replaces; ordering without it", "order", req.OrderID, "err", err)
+		opts.ReplacesCertID = ""
+		order, err = s.core.Orders.New(ctx, names, opts)
+	}
 	if err != nil {
 		return order, u.mapError("placing the order", err, req)
 	}
