@@ -2,7 +2,7 @@
 GO ?= go
 BIN := bin/acmebridge
 
-.PHONY: build run test deps unit e2e fmt vet vault-dev bench matrix
+.PHONY: build run test deps unit e2e fmt vet vault-dev bench matrix fuzz fuzz-short security-report
 
 # The Vault dev server the Vault tests run (test/vaultdev, its own Go module
 # linking Vault's packages): built once into the cache, named by a hash of
@@ -64,9 +64,23 @@ $(VAULT_DEV_BIN):
 	echo "built the Vault dev server in $$(( $$(date +%s) - start ))s"
 
 ## test: every test: vet, unit and integration tests with -race, end-to-end with real clients
-## (Vault tests against the real dev server built by vault-dev).
+## (Vault tests against the real dev server built by vault-dev), then the short fuzz pass.
 test: deps vet vault-dev
 	$(GO) test -race -count=1 -timeout 20m ./...
+	$(MAKE) fuzz-short
+
+## fuzz-short: every fuzz target for 5 seconds (about a minute in all; the end of `make test`).
+## fuzz: every fuzz target for 10 minutes. FUZZ_TARGETS=regexp limits either (test/fuzz.sh).
+fuzz-short:
+	GO=$(GO) FUZZTIME=5s FUZZMINIMIZETIME=100x test/fuzz.sh
+
+fuzz:
+	GO=$(GO) FUZZTIME=10m test/fuzz.sh
+
+## security-report: run the hostile-request suite, the fuzz targets, the SSRF tests and the
+## chaos tests, and write SECURITY.md from their results (test/security_report.sh).
+security-report: deps
+	GO=$(GO) test/security_report.sh
 
 ## bench: issuance throughput and CPU side by side with step-ca, Vault's own ACME
 ## and Pebble (test/bench/run.sh: CLIENTS, ORDERS, ROUNDS, CHALLENGE, SERVERS, OUT, WAIT_IDLE, RUN_TIMEOUT).

@@ -142,9 +142,15 @@ func TestEmptyFileIsQuickstart(t *testing.T) {
 	require.True(t, strings.HasPrefix(c.Server.ExternalURL, "https://127.0.0.1:8555"))
 }
 
+// FuzzLoad: config loading (strict YAML, defaults, validation) of any file
+// content never panics, and a file Load accepts is valid.
 func FuzzLoad(f *testing.F) {
-	b, _ := os.ReadFile("quickstart.yaml")
-	f.Add(string(b))
+	// Seeds: every example configuration shipped (the files users copy).
+	examples, _ := filepath.Glob("*.yaml")
+	for _, name := range examples {
+		b, _ := os.ReadFile(name)
+		f.Add(string(b))
+	}
 	f.Add("server: {listen: ':1'}\n")
 	f.Add("upstreams: [{name: x}]\n")
 	f.Fuzz(func(t *testing.T, body string) {

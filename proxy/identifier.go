@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"strings"
 
+	"golang.org/x/net/idna"
+
 	"github.com/acmebridge/acmebridge/acmeerr"
 	"github.com/acmebridge/acmebridge/store"
 )
@@ -103,6 +105,24 @@ func checkDNSName(v string) *acmeerr.Error {
 		if len(label) >= 4 && label[2:4] == "--" && !strings.HasPrefix(label, "xn--") {
 			return acmeerr.New(acmeerr.RejectedIdentifier, "%s has a reserved label form", quote(v))
 		}
+		if strings.HasPrefix(label, "xn--") && !validALabel(label) {
+			return acmeerr.New(acmeerr.RejectedIdentifier, "%s has a label that is not a valid IDNA A-label", quote(v))
+		}
 	}
 	return nil
+}
+
+// validALabel reports whether an "xn--" label is a real A-label: its
+// Punycode decodes to a U-label valid for registration under IDNA2008, which
+// encodes back to the same label (RFC 5890 §2.3.2.1: an A-label is the
+// ASCII form of a U-label, and the two convert into each other; a label
+// with the "xn--" prefix that does not is a "fake A-label"). "xn--a", which
+// decodes to the control character U+0080, is refused.
+func validALabel(label string) bool {
+	u, err := idna.Registration.ToUnicode(label)
+	if err != nil {
+		return false
+	}
+	a, err := idna.Registration.ToASCII(u)
+	return err == nil && a == label
 }

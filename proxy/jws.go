@@ -9,6 +9,7 @@ import (
 	"crypto/rsa"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -169,6 +170,9 @@ func parseJWS(body []byte) (*jose.JSONWebSignature, jose.Header, error) {
 	if err := dec.Decode(&flat); err != nil || dec.More() {
 		return nil, jose.Header{}, acmeerr.New(acmeerr.Malformed, "request body is not a JWS in JSON serialization")
 	}
+	if err := checkUniqueKeys(body); err != nil {
+		return nil, jose.Header{}, acmeerr.New(acmeerr.Malformed, "JWS: %s", err)
+	}
 	if flat.Signatures != nil {
 		return nil, jose.Header{}, acmeerr.New(acmeerr.Malformed, "JWS must use the flattened serialization with one signature")
 	}
@@ -180,13 +184,23 @@ func parseJWS(body []byte) (*jose.JSONWebSignature, jose.Header, error) {
 	}
 	// Read "alg" ourselves first so a refused algorithm is reported as
 	// badSignatureAlgorithm with the list (§6.2), not as a parse error.
-	alg, err := protectedAlg(*flat.Protected)
+	alg, jwk, err := protectedAlg(*flat.Protected)
 	if err != nil {
 		return nil, jose.Header{}, err
 	}
 	if !algAllowed(alg) {
 		return nil, jose.Header{}, &acmeerr.Error{Kind: acmeerr.BadSignatureAlgorithm,
 			Detail: "JWS algorithm " + quote(alg) + " is not accepted", Algorithms: algNames()}
+	}
+	// Likewise a "jwk" go-jose cannot load (an unsupported curve or key
+	// type, a point off its curve, a private key) is badPublicKey, not a
+	// parse error (§6.7: "badPublicKey: The JWS was signed by a public key
+	// the server does not support").
+	if jwk != nil {
+		var k jose.JSONWebKey
+		if err := k.UnmarshalJSON(jwk); err != nil || !k.IsPublic() {
+			return nil, jose.Header{}, acmeerr.New(acmeerr.BadPublicKey, "JWS jwk is not a supported public key")
+		}
 	}
 	jws, err := jose.ParseSignedJSON(string(body), allowedAlgs)
 	if err != nil {
@@ -198,18 +212,32 @@ func parseJWS(body []byte) (*jose.JSONWebSignature, jose.Header, error) {
 	return jws, jws.Signatures[0].Protected, nil
 }
 
-func protectedAlg(protected string) (string, error) {
+// protectedAlg returns the "alg" of a protected header and its "jwk", if
+// any, unparsed.
+func protectedAlg(protected string) (string, json.RawMessage, error) {
 	raw, err := decodeB64(protected)
 	if err != nil {
-		return "", acmeerr.New(acmeerr.Malformed, "JWS protected header is not base64url")
+		return "", nil, acmeerr.New(acmeerr.Malformed, "JWS protected header is not base64url")
 	}
 	var h struct {
-		Alg *string `json:"alg"`
+		Alg *string         `json:"alg"`
+		JWK json.RawMessage `json:"jwk"`
 	}
 	if err := json.Unmarshal(raw, &h); err != nil || h.Alg == nil {
-		return "", acmeerr.New(acmeerr.Malformed, "JWS protected header has no alg")
+		return "", nil, acmeerr.New(acmeerr.Malformed, "JWS protected header has no alg")
 	}
-	return *h.Alg, nil
+	// RFC 7515 §4: "The Header Parameter names within the JOSE Header MUST
+	// be unique; JWS parsers MUST either reject JWSs with duplicate Header
+	// Parameter names or use a JSON parser that returns only the lexically
+	// last duplicate member name". We reject: "alg" or "url" read one way
+	// here and another way by go-jose would be a confusion.
+	if err := checkUniqueKeys(raw); err != nil {
+		return "", nil, acmeerr.New(acmeerr.Malformed, "JWS protected header: %s", err)
+	}
+	if string(h.JWK) == "null" {
+		h.JWK = nil
+	}
+	return *h.Alg, h.JWK, nil
 }
 
 func algAllowed(alg string) bool {
@@ -327,7 +355,71 @@ func decodePayload(p []byte, v any) error {
 	if dec.More() {
 		return acmeerr.New(acmeerr.Malformed, "payload has data after the JSON object")
 	}
+	if err := checkUniqueKeys(p); err != nil {
+		return acmeerr.New(acmeerr.Malformed, "payload: %s", err)
+	}
 	return nil
+}
+
+// maxJSONDepth bounds the nesting of a JSON value checkUniqueKeys walks:
+// ACME objects nest four levels at most (an EAB's JWS inside newAccount).
+const maxJSONDepth = 32
+
+// checkUniqueKeys refuses a JSON value in which an object has the same
+// member name twice, or which nests deeper than maxJSONDepth. RFC 8259 §4:
+// "The names within an object SHOULD be unique. ... When the names within an
+// object are not unique, the behavior of software that receives such an
+// object is unpredictable." encoding/json keeps the last duplicate, go-jose
+// refuses them, a proxy or log in front of us may keep the first: a payload
+// read differently by two parsers (e.g. two "identifiers", one of them
+// forbidden) is refused as malformed, as RFC 7515 §4 allows for headers.
+// Names are compared after unescaping, so "a" and "\u0061" are the same.
+func checkUniqueKeys(b []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	type frame struct {
+		keys    map[string]bool // nil for an array
+		wantKey bool
+	}
+	var stack []frame
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return errors.New("invalid JSON")
+		}
+		if n := len(stack); n > 0 && stack[n-1].keys != nil && stack[n-1].wantKey {
+			if tok == json.Delim('}') {
+				stack = stack[:n-1]
+			} else {
+				k, _ := tok.(string)
+				if stack[n-1].keys[k] {
+					return fmt.Errorf("duplicate member name %s", quote(k))
+				}
+				stack[n-1].keys[k], stack[n-1].wantKey = true, false
+				continue
+			}
+		} else {
+			switch tok {
+			case json.Delim('{'), json.Delim('['):
+				if len(stack) >= maxJSONDepth {
+					return fmt.Errorf("JSON nested deeper than %d levels", maxJSONDepth)
+				}
+				f := frame{}
+				if tok == json.Delim('{') {
+					f = frame{keys: map[string]bool{}, wantKey: true}
+				}
+				stack = append(stack, f)
+				continue
+			case json.Delim(']'):
+				stack = stack[:len(stack)-1]
+			}
+		}
+		// A value ended: the object it is in wants its next name.
+		if n := len(stack); n == 0 {
+			return nil
+		} else if stack[n-1].keys != nil {
+			stack[n-1].wantKey = true
+		}
+	}
 }
 
 func jsonErr(err error) string {

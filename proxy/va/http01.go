@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -171,7 +172,7 @@ func (v *Validator) checkRedirect(req *http.Request, via []*http.Request, dialer
 		return acmeerr.New(acmeerr.Connection, "redirect to %s refused: no host", target)
 	}
 	if err := dialer.pin(req.Context(), host); err != nil {
-		return acmeerr.Wrap(err.Kind, err, "redirect to %s refused: %s", target, err.Detail)
+		return &acmeerr.Error{Kind: err.Kind, Detail: fmt.Sprintf("redirect to %s refused: %s", target, err.Detail), Err: err.Err}
 	}
 	return nil
 }

@@ -404,6 +404,8 @@ func TestValidateRejectsBadInput(t *testing.T) {
 	}
 }
 
+// FuzzHTTPBody: the http-01 body comparison accepts exactly the key
+// authorization followed by whitespace (RFC 8555 §8.3).
 func FuzzHTTPBody(f *testing.F) {
 	f.Add([]byte(testKeyAuth), testKeyAuth)
 	f.Add([]byte(testKeyAuth+"\r\n"), testKeyAuth)
