@@ -30,6 +30,8 @@ import (
 
 	"github.com/go-acme/lego/v5/acme"
 	"github.com/go-acme/lego/v5/acme/api"
+
+	"github.com/acmebridge/acmebridge/upstream"
 )
 
 // Challenge types the bench answers.
@@ -465,7 +467,7 @@ func orderErr(o acme.Order) error {
 // checkLeaf requires the first certificate of chainPEM to name name and to
 // hold the key the CSR was made with.
 func checkLeaf(chainPEM []byte, name string, pub crypto.PublicKey) error {
-	certs, err := parseCerts(chainPEM)
+	certs, err := upstream.ParsePEMCertificates(chainPEM)
 	if err != nil || len(certs) == 0 {
 		return fmt.Errorf("download: no certificate in the answer: %v", err)
 	}

@@ -7,6 +7,7 @@ package upstream
 import (
 	"context"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"net"
 	"time"
@@ -76,4 +77,25 @@ type RenewalInfoer interface {
 	// issued and the CA's Retry-After (zero when it sent none). It returns
 	// ErrNoRenewalInfo when the CA has no ARI.
 	RenewalInfo(ctx context.Context, cert *x509.Certificate) (start, end time.Time, retryAfter time.Duration, err error)
+}
+
+// ParsePEMCertificates parses every CERTIFICATE block of a PEM text, in
+// order (other blocks are skipped).
+func ParsePEMCertificates(b []byte) ([]*x509.Certificate, error) {
+	var certs []*x509.Certificate
+	for {
+		var blk *pem.Block
+		blk, b = pem.Decode(b)
+		if blk == nil {
+			return certs, nil
+		}
+		if blk.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			return nil, err
+		}
+		certs = append(certs, c)
+	}
 }

@@ -237,7 +237,7 @@ func (u *Upstream) result(ctx context.Context, s *api.Secret, csr *x509.Certific
 	}
 	var pool []*x509.Certificate
 	for _, p := range append(stringList(s.Data["ca_chain"]), stringOf(s.Data["issuing_ca"])) {
-		certs, err := parseCerts([]byte(p))
+		certs, err := upstream.ParsePEMCertificates([]byte(p))
 		if err != nil {
 			return nil, acmeerr.Wrap(acmeerr.Internal, err, "vault: Vault's ca_chain cannot be parsed")
 		}
@@ -319,29 +319,9 @@ func vaultSerial(n *big.Int) string {
 	return strings.Join(parts, ":")
 }
 
-// parseCerts parses every CERTIFICATE block of a PEM text.
-func parseCerts(b []byte) ([]*x509.Certificate, error) {
-	var certs []*x509.Certificate
-	for {
-		var blk *pem.Block
-		blk, b = pem.Decode(b)
-		if blk == nil {
-			return certs, nil
-		}
-		if blk.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := x509.ParseCertificate(blk.Bytes)
-		if err != nil {
-			return nil, err
-		}
-		certs = append(certs, c)
-	}
-}
-
 // parseOneCert parses a PEM text holding exactly one certificate.
 func parseOneCert(s string) (*x509.Certificate, error) {
-	certs, err := parseCerts([]byte(s))
+	certs, err := upstream.ParsePEMCertificates([]byte(s))
 	if err != nil {
 		return nil, err
 	}

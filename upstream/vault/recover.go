@@ -226,7 +226,7 @@ func (u *Upstream) chainFor(ctx context.Context, leaf *x509.Certificate) ([]*x50
 			continue
 		}
 		for _, p := range append(stringList(s.Data["ca_chain"]), stringOf(s.Data["certificate"])) {
-			certs, err := parseCerts([]byte(p))
+			certs, err := upstream.ParsePEMCertificates([]byte(p))
 			if err != nil {
 				return nil, acmeerr.Wrap(acmeerr.Internal, err, "vault: issuer %s cannot be parsed", r)
 			}

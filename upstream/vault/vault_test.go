@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/acmebridge/acmebridge/acmeerr"
+	"github.com/acmebridge/acmebridge/upstream"
 	"github.com/acmebridge/acmebridge/upstream/vault/vaulttest"
 )
 
@@ -34,7 +35,7 @@ func TestIssueAndRevoke(t *testing.T) {
 		require.Equal(t, []string{"a.example.test", "b.example.test"}, res.Leaf.DNSNames)
 		require.Len(t, res.Chain, 1, "the chain is the intermediate; the root is the relying party's anchor")
 		require.True(t, res.Chain[0].Equal(e.pki.Intermediate))
-		certs, err := parseCerts(res.ChainPEM)
+		certs, err := upstream.ParsePEMCertificates(res.ChainPEM)
 		require.NoError(t, err)
 		require.Len(t, certs, 2)
 		require.True(t, certs[0].Equal(res.Leaf), "leaf first")
