@@ -4,13 +4,11 @@
 package test
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -18,13 +16,13 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/acmebridge/acmebridge/internal/testutil"
 	"github.com/acmebridge/acmebridge/upstream"
 )
 
@@ -68,24 +66,6 @@ func runMain(m *testing.M) int {
 	return m.Run()
 }
 
-// syncBuffer is a bytes.Buffer safe for the writers exec starts.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // server is one running acmebridge process.
 type server struct {
 	// Dir is the test's temporary directory (config, data, client state).
@@ -110,26 +90,6 @@ type server struct {
 	cmd  *exec.Cmd
 	done chan struct{}
 	err  error // the process's exit, valid after done
-}
-
-// freePorts returns n distinct free TCP ports on 127.0.0.1 (held open
-// together while they are picked, so they differ).
-func freePorts(t testing.TB, n int) []int {
-	t.Helper()
-	var ports []int
-	var lns []net.Listener
-	defer func() {
-		for _, l := range lns {
-			l.Close()
-		}
-	}()
-	for len(ports) < n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		lns = append(lns, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports
 }
 
 // startServer writes a config (extraYAML is appended: top-level sections
@@ -389,3 +349,9 @@ func itoa(i int) string { return strconv.Itoa(i) }
 func parsePEMCerts(b []byte) ([]*x509.Certificate, error) {
 	return upstream.ParsePEMCertificates(b)
 }
+
+// freePorts returns n distinct free TCP ports on 127.0.0.1.
+func freePorts(t testing.TB, n int) []int { return testutil.FreePorts(t, n) }
+
+// syncBuffer is a log buffer safe for the writers exec starts.
+type syncBuffer = testutil.SyncBuffer

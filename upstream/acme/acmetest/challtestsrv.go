@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/acmebridge/acmebridge/internal/testutil"
 )
 
 // ChallSrv is a running pebble-challtestsrv: a DNS server answering A
@@ -165,25 +167,6 @@ func (c *ChallSrv) serveHTTPReq(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 }
 
-// freePorts returns n distinct free TCP ports on 127.0.0.1.
-func freePorts(t testing.TB, n int) []int {
-	t.Helper()
-	var ports []int
-	var lns []net.Listener
-	defer func() {
-		for _, l := range lns {
-			l.Close()
-		}
-	}()
-	for len(ports) < n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		lns = append(lns, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports
-}
-
 // freeUDPAndTCPPort returns a port free for both UDP and TCP.
 func freeUDPAndTCPPort(t testing.TB) int {
 	t.Helper()
@@ -224,20 +207,8 @@ func waitTCP(addr string, exited <-chan struct{}, d time.Duration) error {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for the writers exec starts.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
+// freePorts returns n distinct free TCP ports on 127.0.0.1.
+func freePorts(t testing.TB, n int) []int { return testutil.FreePorts(t, n) }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// syncBuffer is a log buffer safe for the writers exec starts.
+type syncBuffer = testutil.SyncBuffer

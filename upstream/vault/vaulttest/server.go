@@ -30,6 +30,8 @@ import (
 
 	"github.com/hashicorp/vault/api"
 	"github.com/stretchr/testify/require"
+
+	"github.com/acmebridge/acmebridge/internal/testutil"
 )
 
 // Environment and defaults.
@@ -331,22 +333,5 @@ func lastLines(b []byte, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// syncBuffer is a bytes.Buffer safe for the writers exec starts.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-// Write appends p.
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// String returns what was written.
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// syncBuffer is a log buffer safe for the writers exec starts.
+type syncBuffer = testutil.SyncBuffer
