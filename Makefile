@@ -22,6 +22,13 @@ ACMEBRIDGE_PEBBLE_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/acmebridge/pebbl
 PEBBLE_DIR := $(ACMEBRIDGE_PEBBLE_DIR)
 export ACMEBRIDGE_PEBBLE_DIR
 
+# helm, which lints and renders the chart in deploy/helm (test/packaging_test.go
+# finds it through ACMEBRIDGE_HELM_BIN), installed once from the Go module proxy.
+HELM_VERSION := v3.22.0
+HELM_DIR := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/acmebridge/helm-$(HELM_VERSION)
+ACMEBRIDGE_HELM_BIN ?= $(HELM_DIR)/helm
+export ACMEBRIDGE_HELM_BIN
+
 build:
 	$(GO) build -o $(BIN) ./cmd/acmebridge
 
@@ -29,13 +36,16 @@ build:
 run: build
 	./$(BIN) serve
 
-## deps: install the real servers and clients the tests drive (Debian packages, Pebble).
+## deps: install the real servers and clients the tests drive (Debian packages: certbot, lego,
+## redis, chromium, prometheus's promtool; Pebble and helm from the Go module proxy).
 deps:
 	@missing=""; \
 	command -v certbot >/dev/null || missing="$$missing certbot"; \
 	command -v lego >/dev/null || missing="$$missing lego"; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	command -v redis-cli >/dev/null || missing="$$missing redis-tools"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing from Debian:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
@@ -45,6 +55,9 @@ deps:
 	  GOBIN=$(PEBBLE_DIR) GOWORK=off GOFLAGS= $(GO) install \
 	    github.com/letsencrypt/pebble/v2/cmd/pebble@$(PEBBLE_VERSION) \
 	    github.com/letsencrypt/pebble/v2/cmd/pebble-challtestsrv@$(PEBBLE_VERSION); }
+	@test -x $(HELM_DIR)/helm || { \
+	  echo "installing helm $(HELM_VERSION) into $(HELM_DIR)"; \
+	  GOBIN=$(HELM_DIR) GOWORK=off GOFLAGS= $(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION); }
 	@GO="$(GO)" bash test/matrix-deps.sh
 
 ## matrix: the client matrix (every ACME client x upstream kind, test/matrix_test.go),
