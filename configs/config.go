@@ -32,6 +32,7 @@ type Config struct {
 	Validation Validation `yaml:"validation"`
 	Upstreams  []Upstream `yaml:"upstreams"`
 	Policy     Policy     `yaml:"policy"`
+	RateLimits RateLimits `yaml:"rate_limits"`
 	Audit      Audit      `yaml:"audit"`
 	Log        Log        `yaml:"log"`
 }
@@ -444,6 +445,7 @@ func (c *Config) Validate() error {
 			bad(fmt.Sprintf("server.trusted_proxies[%d]", i), "%q is not a CIDR", p)
 		}
 	}
+	validateRateLimits(c.RateLimits, bad)
 	if _, _, err := net.SplitHostPort(c.Admin.Listen); err != nil {
 		bad("admin.listen", "%q is not host:port", c.Admin.Listen)
 	}

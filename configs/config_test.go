@@ -177,3 +177,26 @@ func TestPolicyReplacesDefaults(t *testing.T) {
 	_, err = Load(write(t, "upstreams:\n  - {name: a, type: local}\n"))
 	require.ErrorContains(t, err, `unknown upstream "dev"`, "the quickstart's default route needs its dev upstream")
 }
+
+// TestRateLimitsValidated: a rate limit needs a count with a positive
+// period; exemptions must be CIDRs.
+func TestRateLimitsValidated(t *testing.T) {
+	cfg := Default()
+	cfg.RateLimits.NewOrdersPerAccount = RateLimit{Count: 10}
+	cfg.RateLimits.CertificatesPerDomain = RateLimit{Period: Duration(time.Hour)}
+	cfg.RateLimits.NewAccountsPerIP = RateLimit{Count: 1e9, Period: Duration(time.Second)}
+	cfg.RateLimits.Exempt.IPs = []string{"10.0.0.1"}
+	err := cfg.Validate()
+	require.Error(t, err)
+	for _, want := range []string{
+		"rate_limits.new_orders_per_account.period: must be a positive duration",
+		"rate_limits.certificates_per_domain: set count",
+		"rate_limits.new_accounts_per_ip: count 1000000000 per 1s is more than one event per microsecond",
+		`rate_limits.exempt.ips[0]: "10.0.0.1" is not a CIDR`,
+	} {
+		require.Contains(t, err.Error(), want)
+	}
+	cfg = Default()
+	cfg.RateLimits.FailedValidationsPerName = RateLimit{Count: 5, Period: Duration(time.Hour), Burst: 2}
+	require.NoError(t, cfg.Validate())
+}

@@ -117,7 +117,13 @@ func (s *Server) handleNewAccount(w http.ResponseWriter, r *http.Request) {
 		kid = eab.ID
 		acct.EABKeyID, acct.Group, acct.Allow = eab.ID, eab.Group, eab.Allow
 	}
+	spent, err := s.limits.newAccount(r.Context(), acct.CreatedFrom, acct.Group)
+	if err != nil {
+		s.writeProblem(w, r, err)
+		return
+	}
 	if err := s.store.CreateAccount(r.Context(), acct); err != nil {
+		s.limits.refund(r.Context(), spent)
 		switch {
 		case errors.Is(err, store.ErrConflict) && kid != "":
 			s.writeProblem(w, r, acmeerr.New(acmeerr.Unauthorized, "external account key %q is already bound to an account", kid))

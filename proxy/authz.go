@@ -121,7 +121,8 @@ func (s *Server) handleAuthz(w http.ResponseWriter, r *http.Request) {
 		s.writeProblem(w, r, acmeerr.New(acmeerr.Malformed, "an authorization may only be deactivated"))
 		return
 	}
-	if st := authzStatus(a, s.now()); st != store.StatusPending && st != store.StatusValid {
+	st := authzStatus(a, s.now())
+	if st != store.StatusPending && st != store.StatusValid {
 		s.writeProblem(w, r, acmeerr.New(acmeerr.Malformed, "an authorization that is %s cannot be deactivated", st))
 		return
 	}
@@ -129,6 +130,9 @@ func (s *Server) handleAuthz(w http.ResponseWriter, r *http.Request) {
 	if err := s.store.UpdateAuthz(r.Context(), a); err != nil {
 		s.writeProblem(w, r, storeErr(err, "authorization"))
 		return
+	}
+	if st == store.StatusPending {
+		s.limits.deactivated(r.Context(), a.AccountID)
 	}
 	writeJSON(w, http.StatusOK, s.authzJSON(a))
 }

@@ -158,6 +158,7 @@ func (s *Server) validate(authzID, chalID, keyAuth string) {
 		result, event = "invalid", audit.ChallengeInvalid
 		reason = ch0Reason(a, idx)
 	}
+	s.limits.validated(ctx, a.AccountID, a.Identifier, verr != nil)
 	s.metrics.validation(c.Type, result)
 	s.record(nil, audit.Event{Event: event, Account: a.AccountID, Names: []string{a.Identifier.Value}, Challenge: c.Type, Reason: reason})
 	s.log.Info("challenge validated", "authz", authzID, "account", a.AccountID, "type", c.Type,

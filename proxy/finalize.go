@@ -85,11 +85,17 @@ func (s *Server) handleFinalize(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
+	spent, err := s.limits.finalize(r.Context(), v.Account, o.Identifiers)
+	if err != nil {
+		s.refuse(w, r, audit.FinalizeRefused, o.AccountID, o.ID, o.Identifiers, err)
+		return
+	}
 	o.Upstreams = ups
 	o.Status, o.CSR = store.StatusProcessing, der
 	done := s.subscribe("order:" + o.ID)
 	defer s.unsubscribe("order:"+o.ID, done)
 	if err := s.store.EnqueueJob(r.Context(), &store.Job{OrderID: o.ID, NotBefore: s.now()}, o); err != nil {
+		s.limits.refund(r.Context(), spent)
 		if errors.Is(err, store.ErrConflict) {
 			// Another finalize won the race (§7.1.6 allows one).
 			s.writeProblem(w, r, acmeerr.New(acmeerr.OrderNotReady, "order is already being finalized"))

@@ -154,7 +154,13 @@ func (s *Server) handleNewOrder(w http.ResponseWriter, r *http.Request) {
 		authzs = append(authzs, a)
 		o.AuthzIDs = append(o.AuthzIDs, a.ID)
 	}
+	spent, err := s.limits.newOrder(r.Context(), v.Account, idents, len(authzs))
+	if err != nil {
+		s.refuse(w, r, audit.OrderRefused, v.Account.ID, "", idents, err)
+		return
+	}
 	if err := s.store.CreateOrder(r.Context(), o, authzs); err != nil {
+		s.limits.refund(r.Context(), spent)
 		s.writeProblem(w, r, storeErr(err, "order"))
 		return
 	}

@@ -88,7 +88,13 @@ func (s *Server) handleNewAuthz(w http.ResponseWriter, r *http.Request) {
 		s.writeProblem(w, r, acmeerr.New(acmeerr.RejectedIdentifier, "rule %s allows no challenge type that can validate %s", dec.Rule, id.Value).For(id.Type, id.Value))
 		return
 	}
+	spent, err := s.limits.newAuthz(r.Context(), v.Account, id)
+	if err != nil {
+		s.refuse(w, r, audit.OrderRefused, v.Account.ID, "", ids, err)
+		return
+	}
 	if err := s.store.CreateAuthz(r.Context(), a); err != nil {
+		s.limits.refund(r.Context(), spent)
 		s.writeProblem(w, r, storeErr(err, "authorization"))
 		return
 	}

@@ -91,6 +91,8 @@ type Server struct {
 	metrics   *Metrics
 	// ari caches the upstream CAs' renewal windows (renewal.go).
 	ari ariCache
+	// limits applies the rate limits (ratelimit.go).
+	limits *limiter
 }
 
 // Paths of the ACME resources, relative to the external URL.
@@ -133,6 +135,7 @@ func New(opts Options) (*Server, error) {
 		auditLog: opts.Audit,
 		metrics:  opts.Metrics,
 	}
+	s.limits = newLimiter(opts.Config.RateLimits, opts.Store, func() time.Time { return s.now() })
 	if s.caa = opts.CAA; s.caa == nil {
 		s.caa, _ = opts.Validator.(CAAChecker)
 	}

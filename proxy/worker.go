@@ -329,6 +329,10 @@ func (s *Server) failOrder(ctx context.Context, o *store.Order, cause error) {
 		return
 	}
 	_ = s.store.DeleteJob(ctx, o.ID)
+	if acct, err := s.store.GetAccount(ctx, o.AccountID); err == nil {
+		// No certificate: give back what finalize spent.
+		s.limits.notIssued(ctx, acct, o.Identifiers)
+	}
 	s.log.Warn("order invalid", "order", o.ID, "account", o.AccountID, "err", cause)
 	s.metrics.order(store.StatusInvalid)
 	s.record(nil, audit.Event{Event: audit.OrderInvalid, Account: o.AccountID, Order: o.ID, Names: identValues(o.Identifiers),

@@ -252,3 +252,11 @@ func (w *observed) Ping(ctx context.Context) error {
 	w.done("Ping", start, err)
 	return err
 }
+
+// SpendRates times the inner SpendRates.
+func (w *observed) SpendRates(ctx context.Context, spends []RateSpend, now time.Time) ([]RateDecision, error) {
+	start := time.Now()
+	v, err := w.Store.SpendRates(ctx, spends, now)
+	w.done("SpendRates", start, err)
+	return v, err
+}

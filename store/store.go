@@ -325,6 +325,14 @@ type Store interface {
 	// GetSecret returns the secret stored under name or ErrNotFound.
 	GetSecret(ctx context.Context, name string) ([]byte, error)
 
+	// SpendRates decides a batch of rate-limit spends (GCRA, see SpendAll)
+	// at now, atomically across every replica sharing the store: either
+	// every spend is allowed and recorded (check-only ones are not), or
+	// none is recorded. A bucket's key is kept until its TAT, after which
+	// it is full again and may be forgotten. Decisions are in the order of
+	// spends.
+	SpendRates(ctx context.Context, spends []RateSpend, now time.Time) ([]RateDecision, error)
+
 	// Ping reports whether the store is reachable (readiness).
 	Ping(ctx context.Context) error
 	// Close releases the store.

@@ -57,6 +57,8 @@ var (
 	// for a file that predates them.
 	bucketAuthzValid    = []byte("authz_valid")     // account, identifier, wildcard (authzValidPrefix), seq (8 bytes BE) → Expires (12 bytes), authorization ID
 	bucketAuthzValidPos = []byte("authz_valid_pos") // authorization ID → its authz_valid key
+	// Rate-limit buckets (see ratelimit.go).
+	bucketRates = []byte("rates") // bucket key → TAT (Unix ns, 8 bytes BE)
 
 	allBuckets = [][]byte{
 		bucketMeta, bucketAccounts, bucketAccountKeys, bucketOrders,
@@ -64,6 +66,7 @@ var (
 		bucketCertSerials, bucketEABKeys, bucketJobs, bucketJobQueue,
 		bucketAccountList, bucketOrderList, bucketCertList, bucketEABList,
 		bucketCertExpiry, bucketSecrets, bucketAuthzValid, bucketAuthzValidPos,
+		bucketRates,
 	}
 
 	keySchema = []byte("schema")
@@ -106,6 +109,9 @@ type Store struct {
 	// writers counts write transactions in flight, to choose between Update
 	// and Batch (see write).
 	writers atomic.Int64
+	// rateSpends counts SpendRates calls, to sweep full buckets now and then
+	// (see ratelimit.go).
+	rateSpends atomic.Int64
 }
 
 var _ store.Store = (*Store)(nil)

@@ -41,6 +41,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"List", listingCases},
 		{"ListExpiring", expiringCases},
 		{"Secret", secretCases},
+		{"RateLimit", rateCases},
 		{"Misc", miscCases},
 	}
 	for _, g := range groups {
