@@ -47,6 +47,8 @@ type replicaOptions struct {
 	JobLease time.Duration
 	// FinalizeWait is orders.finalize_wait (default 1s).
 	FinalizeWait time.Duration
+	// Extra is YAML appended to every replica's configuration.
+	Extra string
 }
 
 // replicaSet is several `acmebridge serve` processes sharing one Redis, one
@@ -166,6 +168,7 @@ log:
   level: info
 `, filepath.Join(rs.Dir, fmt.Sprintf("replica%d-data", i)), ports[0], rs.Proxy.URL, ports[1], rs.KeyFile, opts.Redis.Addr,
 			opts.JobLease, opts.FinalizeWait, ports[2], ports[3], rs.DNS.Addr, rs.CADir, opts.Delay)
+		r.Config += opts.Extra
 		require.NoError(t, os.WriteFile(r.ConfigPath, []byte(r.Config), 0o600))
 		rs.Replicas = append(rs.Replicas, r)
 		backends = append(backends, r.BaseURL)

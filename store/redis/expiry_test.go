@@ -339,3 +339,22 @@ func testAuthzIndexTTL(t *testing.T, s *Store) {
 	require.EqualValues(t, 1, s.c.Exists(ctx, s.authzIndexKey(brief.AccountID, brief.Identifier, false)).Val())
 	waitGone(t, s, s.key(kindAuthz, brief.ID), s.authzIndexKey(brief.AccountID, brief.Identifier, false))
 }
+
+// TestRateBucketTTL: a rate-limit bucket expires when it is full again (at
+// its TAT), so Redis keeps only buckets in debt; one filled by a refund is
+// deleted at once.
+func TestRateBucketTTL(t *testing.T) {
+	eachBackend(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		lim := store.Limit{Count: 4, Period: time.Hour} // 15 minutes per event
+		d, err := s.SpendRates(ctx, []store.RateSpend{{Key: "ttl", Cost: 2, Limit: lim}}, time.Now())
+		require.NoError(t, err)
+		require.True(t, d[0].Allowed)
+		requireTTL(t, s, s.key(kindRate, "ttl"), 30*time.Minute)
+		_, err = s.SpendRates(ctx, []store.RateSpend{{Key: "ttl", Cost: -2, Limit: lim}}, time.Now())
+		require.NoError(t, err)
+		n, err := s.c.Exists(ctx, s.key(kindRate, "ttl")).Result()
+		require.NoError(t, err)
+		require.Zero(t, n, "a full bucket is deleted")
+	})
+}
