@@ -37,6 +37,10 @@ Admin commands (talk to a running server's admin API; --server URL,
   acmebridge cert renew-now ID|SERIAL | cert renew-now --upstream NAME
                                              move ARI renewal windows into the past
   acmebridge audit [--file F] [--since 24h] [--account ID] [--name NAME] [--event E] [--json]
+  acmebridge report [--since 30d] [--until T] [--expiring 30d] [--bucket 1d] [--config F]
+                    [--file F]... [--json | --csv]
+                                             issuance by upstream, account and domain, refusals,
+                                             revocations (audit log) and certificates expiring
 `
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -72,6 +76,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return adminCommand(args, stdout, stderr)
 	case "audit":
 		return cmdAudit(args[1:], stdout, stderr)
+	case "report":
+		return cmdReport(args[1:], stdout, stderr)
 	case "upstream":
 		if len(args) < 2 || args[1] != "check" {
 			fmt.Fprintln(stderr, "usage: acmebridge upstream check [--config FILE] [--timeout D]")
