@@ -1,0 +1,103 @@
+{{/* Names and labels. */}}
+{{- define "acmebridge.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "acmebridge.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "acmebridge.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "acmebridge.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "acmebridge.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "acmebridge.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{- define "acmebridge.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "acmebridge.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Paths inside the container. */}}
+{{- define "acmebridge.configPath" -}}/etc/acmebridge/config/config.yaml{{- end -}}
+{{- define "acmebridge.adminTokenPath" -}}/etc/acmebridge/secrets/admin/token{{- end -}}
+
+{{/* The ACME Service's port: 443 when the pods serve TLS, else 80. */}}
+{{- define "acmebridge.acmeServicePort" -}}
+{{- if .Values.service.acme.port -}}
+{{- .Values.service.acme.port -}}
+{{- else if .Values.tls.existingSecret -}}
+443
+{{- else -}}
+80
+{{- end -}}
+{{- end -}}
+
+{{/*
+acmebridge.config renders config.yaml: .Values.config verbatim, with the
+keys the chart owns (data_dir, server listener and TLS, admin, store) set
+from the other values, then upstreams and policy.
+*/}}
+{{- define "acmebridge.config" -}}
+{{- $v := .Values -}}
+{{- if not $v.externalURL -}}{{- fail "externalURL must be set (server.external_url)" -}}{{- end -}}
+{{- if not $v.redis.addrs -}}{{- fail "redis.addrs must name at least one Redis host:port" -}}{{- end -}}
+{{- if not $v.storeKey.existingSecret -}}{{- fail "storeKey.existingSecret must name the Secret holding the store key" -}}{{- end -}}
+{{- $cfg := deepCopy ($v.config | default dict) -}}
+{{- $_ := set $cfg "data_dir" "/var/lib/acmebridge" -}}
+{{- $tls := dict "disabled" true -}}
+{{- if $v.tls.existingSecret -}}
+{{- $tls = dict "cert_file" "/etc/acmebridge/tls/tls.crt" "key_file" "/etc/acmebridge/tls/tls.key" -}}
+{{- end -}}
+{{- $server := dict "listen" (printf ":%d" (int $v.ports.acme)) "external_url" $v.externalURL "tls" $tls -}}
+{{- with $v.trustedProxies -}}{{- $_ := set $server "trusted_proxies" . -}}{{- end -}}
+{{- $_ := set $cfg "server" (merge $server (get $cfg "server" | default dict)) -}}
+{{- $admin := dict "listen" (printf ":%d" (int $v.ports.admin)) "token_file" (include "acmebridge.adminTokenPath" .) -}}
+{{- $_ := set $cfg "admin" (merge $admin (get $cfg "admin" | default dict)) -}}
+{{- $r := $v.redis -}}
+{{- $redis := dict "addrs" $r.addrs "db" (int $r.db) "key_prefix" $r.keyPrefix -}}
+{{- with $r.masterName -}}{{- $_ := set $redis "master_name" . -}}{{- end -}}
+{{- with $r.username -}}{{- $_ := set $redis "username" . -}}{{- end -}}
+{{- if $r.password.existingSecret -}}{{- $_ := set $redis "password_env" "ACMEBRIDGE_REDIS_PASSWORD" -}}{{- end -}}
+{{- if $r.tls.enabled -}}
+{{- $rtls := dict "enabled" true -}}
+{{- with $r.tls.serverName -}}{{- $_ := set $rtls "server_name" . -}}{{- end -}}
+{{- if $r.tls.existingSecret -}}
+{{- $_ := set $rtls "ca_file" "/etc/acmebridge/redis-tls/ca.crt" -}}
+{{- if $r.tls.clientCertificate -}}
+{{- $_ := set $rtls "cert_file" "/etc/acmebridge/redis-tls/tls.crt" -}}
+{{- $_ := set $rtls "key_file" "/etc/acmebridge/redis-tls/tls.key" -}}
+{{- end -}}
+{{- end -}}
+{{- $_ := set $redis "tls" $rtls -}}
+{{- end -}}
+{{- $store := deepCopy (get $cfg "store" | default dict) -}}
+{{- $_ := set $store "driver" "redis" -}}
+{{- $_ := set $store "redis" (merge $redis (get $store "redis" | default dict)) -}}
+{{- $_ := set $cfg "store" $store -}}
+{{- with $v.upstreams -}}{{- $_ := set $cfg "upstreams" . -}}{{- end -}}
+{{- if $v.policy -}}
+{{- $_ := set $cfg "policy" $v.policy -}}
+{{- else if $v.upstreams -}}
+{{- $_ := set $cfg "policy" (dict "default" (dict "upstreams" (list (index $v.upstreams 0).name))) -}}
+{{- end -}}
+{{- toYaml $cfg -}}
+{{- end -}}
