@@ -3,8 +3,11 @@ package proxy
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -12,7 +15,9 @@ import (
 	"github.com/acmebridge/acmebridge/store"
 )
 
-// Metrics are the server's Prometheus measurements.
+// Metrics are the server's Prometheus measurements. The alerting rules in
+// configs/alerts.yaml are written against these names; a test scrapes a
+// running server for every name they use.
 type Metrics struct {
 	requests       *prometheus.CounterVec
 	problems       *prometheus.CounterVec
@@ -21,16 +26,49 @@ type Metrics struct {
 	upstreamErrors *prometheus.CounterVec
 	validations    *prometheus.CounterVec
 	storeOps       *prometheus.HistogramVec
+	upstreams      *upstreamCollector
+	// renewal is nil without a store.
+	renewal *renewalCache
 }
 
-// expiryCounter is the part of the store the expiry gauges read.
-type expiryCounter interface {
+// metricsStore is the part of the store the gauges read: expiring
+// certificates, the orders that replace them, and reachability.
+type metricsStore interface {
 	ListExpiring(ctx context.Context, before time.Time, cursor string, limit int) (store.Page, error)
+	GetCertificate(ctx context.Context, id string) (*store.Certificate, error)
+	GetOrder(ctx context.Context, id string) (*store.Order, error)
+	Ping(ctx context.Context) error
+}
+
+// readyTimeout bounds the store ping behind acmebridge_ready (as /readyz).
+const readyTimeout = 2 * time.Second
+
+// Label values set to zero at start, so that rate() and increase() see a
+// series' first event (a series born at 1 has no increase to show).
+var (
+	challengeTypes    = []string{"http-01", "dns-01", "tls-alpn-01"}
+	validationResults = []string{"valid", "invalid"}
+	orderStates       = []string{store.StatusPending, store.StatusProcessing, store.StatusValid, store.StatusInvalid}
+	zeroProblems      = []string{errNS + "rateLimited"}
+)
+
+// unrenewedWindows are the windows of acmebridge_certificates_expiring_unrenewed:
+// a certificate is counted once less than the window remains, or, when it
+// is short-lived, less than share of its lifetime (7d: the end of its ARI
+// renewal window, see Server.window; 2d: half of that).
+var unrenewedWindows = []struct {
+	label string
+	d     time.Duration
+	share float64
+}{
+	{"7d", 7 * 24 * time.Hour, 2.0 / 9},
+	{"2d", 2 * 24 * time.Hour, 1.0 / 9},
 }
 
 // NewMetrics registers the server's metrics with reg. The gauges of
-// certificates expiring within 7 and 30 days read st (cached for a minute).
-func NewMetrics(reg prometheus.Registerer, st expiryCounter) *Metrics {
+// certificates expiring within 7 and 30 days, of those nothing renews, and
+// of readiness read st (the expiry gauges are cached for a minute).
+func NewMetrics(reg prometheus.Registerer, st metricsStore) *Metrics {
 	m := &Metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "acmebridge_requests_total",
 			Help: "ACME requests by endpoint, method and HTTP status."}, []string{"endpoint", "method", "code"}),
@@ -38,8 +76,10 @@ func NewMetrics(reg prometheus.Registerer, st expiryCounter) *Metrics {
 			Help: "Problem documents sent, by ACME error type."}, []string{"type"}),
 		orders: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "acmebridge_orders_total",
 			Help: "Orders entering each state (pending at creation, processing at finalize, valid, invalid)."}, []string{"state"}),
+		// 5 ms to 11 minutes: a local CA answers in milliseconds, a public
+		// CA solving dns-01 in minutes (an attempt is cut at issueDeadline).
 		issuance: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "acmebridge_issuance_seconds",
-			Help: "Time an upstream took to issue, by upstream.", Buckets: prometheus.ExponentialBuckets(0.005, 2, 14)}, []string{"upstream"}),
+			Help: "Time an upstream took to issue, by upstream.", Buckets: prometheus.ExponentialBuckets(0.005, 2, 18)}, []string{"upstream"}),
 		upstreamErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "acmebridge_upstream_errors_total",
 			Help: "Failed upstream issuance attempts, by upstream and error kind (transient or permanent)."}, []string{"upstream", "kind"}),
 		validations: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "acmebridge_validations_total",
@@ -47,17 +87,51 @@ func NewMetrics(reg prometheus.Registerer, st expiryCounter) *Metrics {
 		storeOps: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "acmebridge_store_seconds",
 			Help: "Store operation latency by operation and outcome.", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)},
 			[]string{"op", "result"}),
+		upstreams: &upstreamCollector{desc: prometheus.NewDesc("acmebridge_upstream_up",
+			"1 while the upstream is healthy, 0 from its circuit breaker's opening (3 transient failures in a row) "+
+				"until an issuance or a health probe succeeds; as this replica's workers saw it.", []string{"upstream"}, nil)},
 	}
-	reg.MustRegister(m.requests, m.problems, m.orders, m.issuance, m.upstreamErrors, m.validations, m.storeOps)
-	if st != nil {
-		c := &expiryCache{st: st}
-		for _, days := range []int{7, 30} {
-			reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "acmebridge_certificates_expiring",
-				Help:        "Unrevoked certificates expiring within the window (or already expired).",
-				ConstLabels: prometheus.Labels{"within": strconv.Itoa(days) + "d"}},
-				func() float64 { return c.count(time.Duration(days) * 24 * time.Hour) }))
+	reg.MustRegister(m.requests, m.problems, m.orders, m.issuance, m.upstreamErrors, m.validations, m.storeOps, m.upstreams)
+	for _, typ := range challengeTypes {
+		for _, res := range validationResults {
+			m.validations.WithLabelValues(typ, res)
 		}
 	}
+	for _, state := range orderStates {
+		m.orders.WithLabelValues(state)
+	}
+	for _, typ := range zeroProblems {
+		m.problems.WithLabelValues(typ)
+	}
+	if st == nil {
+		return m
+	}
+	c := &expiryCache{st: st}
+	for _, days := range []int{7, 30} {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "acmebridge_certificates_expiring",
+			Help:        "Unrevoked certificates expiring within the window (or already expired).",
+			ConstLabels: prometheus.Labels{"within": strconv.Itoa(days) + "d"}},
+			func() float64 { return c.count(time.Duration(days) * 24 * time.Hour) }))
+	}
+	m.renewal = &renewalCache{st: st, now: time.Now}
+	for i, w := range unrenewedWindows {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "acmebridge_certificates_expiring_unrenewed",
+			Help: "Unrevoked, unexpired certificates with less than the window left (for short-lived ones: past the end " +
+				"of their ARI renewal window) that nothing renews: no live order names them in replaces, and no newer " +
+				"certificate carries all their names. Recomputed at most once a minute.",
+			ConstLabels: prometheus.Labels{"within": w.label}},
+			func() float64 { return m.renewal.count(i) }))
+	}
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "acmebridge_ready",
+		Help: "1 while the store answers a ping (what /readyz checks), 0 while it does not; checked at each scrape."},
+		func() float64 {
+			ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
+			defer cancel()
+			if st.Ping(ctx) != nil {
+				return 0
+			}
+			return 1
+		}))
 	return m
 }
 
@@ -122,9 +196,70 @@ func (m *Metrics) validation(typ, result string) {
 	}
 }
 
+// watchUpstreams makes acmebridge_upstream_up report s's upstreams (Run
+// calls it) and starts their error counters and issuance histograms at
+// zero, so an alert's rate() sees the first failure.
+func (m *Metrics) watchUpstreams(s *Server) {
+	if m == nil {
+		return
+	}
+	for name := range s.issuers {
+		m.issuance.WithLabelValues(name)
+		m.upstreamErrors.WithLabelValues(name, "transient")
+		m.upstreamErrors.WithLabelValues(name, "permanent")
+	}
+	m.upstreams.src.Store(s)
+}
+
+// upstreamCollector exports acmebridge_upstream_up from the circuit
+// breaker of the server being watched.
+type upstreamCollector struct {
+	desc *prometheus.Desc
+	src  atomic.Pointer[Server]
+}
+
+// Describe implements prometheus.Collector.
+func (c *upstreamCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+// Collect implements prometheus.Collector.
+func (c *upstreamCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.src.Load()
+	if s == nil {
+		return
+	}
+	names := make([]string, 0, len(s.issuers))
+	for name := range s.issuers {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		up := 1.0
+		if s.upstreamFailing(name) {
+			up = 0
+		}
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, up, name)
+	}
+}
+
+// upstreamFailing reports whether the upstream has failed transiently
+// breakerThreshold times in a row since its last success: its breaker
+// opened and nothing has worked since (the cool-down letting an order try
+// it again does not make it healthy).
+func (s *Server) upstreamFailing(name string) bool {
+	v, ok := breakers.Load(s)
+	if !ok {
+		return false // the workers are not running
+	}
+	b := v.(*breaker)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	h := b.health[name]
+	return h != nil && h.failures >= breakerThreshold
+}
+
 // expiryCache counts expiring certificates at most once a minute per window.
 type expiryCache struct {
-	st expiryCounter
+	st metricsStore
 	mu sync.Mutex
 	at map[time.Duration]time.Time
 	n  map[time.Duration]float64
@@ -158,4 +293,200 @@ func (c *expiryCache) count(window time.Duration) float64 {
 	}
 	c.at[window], c.n[window] = time.Now(), float64(n)
 	return float64(n)
+}
+
+// Bounds of the renewal pass.
+const (
+	// renewalEvery is how often the unrenewed counts are recomputed.
+	renewalEvery = time.Minute
+	// renewalBudget bounds one pass; a pass cut short keeps what it
+	// learnt and the previous counts, and the next scrape goes on.
+	renewalBudget = 5 * time.Second
+	// listHorizon reaches past every certificate's expiry.
+	listHorizon = 100 * 365 * 24 * time.Hour
+)
+
+// renewalCache counts the certificates expiring soon that nothing renews.
+// A pass lists every unrevoked certificate by expiry (IDs only), reads the
+// ones it has not seen before (their names and lifetime are kept, so a
+// steady state costs the listing and the few certificates in a window),
+// and for each certificate in a window checks whether a newer certificate
+// carries all its names or a live order replaces it (RFC 9773 §5). The
+// listing is bounded by maxCounted certificates, soonest expiry first.
+type renewalCache struct {
+	st  metricsStore
+	now func() time.Time
+	mu  sync.Mutex
+	at  time.Time
+	n   []float64
+	// meta is what a pass needs of each certificate, by ID; certificates
+	// that left the listing (revoked) are dropped.
+	meta map[string]certMeta
+}
+
+// certMeta is the part of a certificate a renewal pass keeps.
+type certMeta struct {
+	names               []string // lower case; nil once expired
+	notBefore, notAfter time.Time
+}
+
+// count returns the count of window i, recomputing all windows when the
+// last pass is older than renewalEvery.
+func (c *renewalCache) count(i int) float64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.now()
+	if c.n != nil && now.Sub(c.at) < renewalEvery && !now.Before(c.at) {
+		return c.n[i]
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), renewalBudget)
+	defer cancel()
+	n, err := c.pass(ctx, now)
+	if err != nil {
+		if c.n == nil {
+			return 0
+		}
+		return c.n[i]
+	}
+	c.at, c.n = now, n
+	return n[i]
+}
+
+// pass computes the count of every window.
+func (c *renewalCache) pass(ctx context.Context, now time.Time) ([]float64, error) {
+	if c.meta == nil {
+		c.meta = map[string]certMeta{}
+	}
+	seen := map[string]bool{}
+	for cursor := ""; len(seen) < maxCounted; {
+		p, err := c.st.ListExpiring(ctx, now.Add(listHorizon), cursor, 1000)
+		if err != nil {
+			return nil, err
+		}
+		for _, id := range p.IDs {
+			if _, ok := c.meta[id]; !ok {
+				cert, err := c.st.GetCertificate(ctx, id)
+				if errors.Is(err, store.ErrNotFound) {
+					continue
+				}
+				if err != nil {
+					return nil, err
+				}
+				c.meta[id] = metaOf(cert)
+			}
+			seen[id] = true
+		}
+		if p.Next == "" {
+			break
+		}
+		cursor = p.Next
+	}
+	// The latest expiry of each name among the live certificates.
+	latest := map[string]time.Time{}
+	for id, m := range c.meta {
+		if !seen[id] {
+			delete(c.meta, id)
+			continue
+		}
+		if !m.notAfter.After(now) {
+			m.names = nil
+			c.meta[id] = m
+			continue
+		}
+		for _, name := range m.names {
+			if m.notAfter.After(latest[name]) {
+				latest[name] = m.notAfter
+			}
+		}
+	}
+	n := make([]float64, len(unrenewedWindows))
+	for id, m := range c.meta {
+		in := inWindows(m, now)
+		if in == 0 || renewedByNewer(m, latest) {
+			continue
+		}
+		replaced, err := c.replaced(ctx, id, now)
+		if err != nil {
+			return nil, err
+		}
+		if replaced {
+			continue
+		}
+		for i := range in {
+			n[i]++
+		}
+	}
+	return n, nil
+}
+
+// metaOf keeps what a pass needs of a certificate.
+func metaOf(c *store.Certificate) certMeta {
+	names := make([]string, len(c.Names))
+	for i, n := range c.Names {
+		names[i] = strings.ToLower(n)
+	}
+	return certMeta{names: names, notBefore: c.NotBefore, notAfter: c.NotAfter}
+}
+
+// inWindows returns how many of unrenewedWindows (which shrink from the
+// first) the unexpired certificate is in: 0 for none.
+func inWindows(m certMeta, now time.Time) int {
+	left := m.notAfter.Sub(now)
+	if left <= 0 {
+		return 0
+	}
+	life := m.notAfter.Sub(m.notBefore)
+	in := 0
+	for _, w := range unrenewedWindows {
+		if left > min(w.d, time.Duration(float64(life)*w.share)) {
+			break
+		}
+		in++
+	}
+	return in
+}
+
+// renewedByNewer reports whether every name of the certificate is on a
+// certificate that expires later.
+func renewedByNewer(m certMeta, latest map[string]time.Time) bool {
+	for _, name := range m.names {
+		if !latest[name].After(m.notAfter) {
+			return false
+		}
+	}
+	return len(m.names) > 0
+}
+
+// replaced reports whether a live order replaces the certificate (RFC 9773
+// §5: the order that named it in "replaces"), or it is gone or revoked.
+// The certificate is read again: ReplacedBy is set after issuance.
+func (c *renewalCache) replaced(ctx context.Context, id string, now time.Time) (bool, error) {
+	cert, err := c.st.GetCertificate(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if !cert.RevokedAt.IsZero() {
+		return true, nil
+	}
+	if cert.ReplacedBy == "" {
+		return false, nil
+	}
+	o, err := c.st.GetOrder(ctx, cert.ReplacedBy)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	switch o.Status {
+	case store.StatusValid, store.StatusProcessing:
+		return true, nil
+	case store.StatusPending, store.StatusReady:
+		// An order the client abandoned renews nothing.
+		return o.Expires.After(now), nil
+	}
+	return false, nil
 }

@@ -31,6 +31,7 @@ const (
 // worker claims due jobs from the store with a lease, so jobs left by a
 // replica that died are taken over once its lease ends.
 func (s *Server) Run(ctx context.Context) {
+	s.metrics.watchUpstreams(s)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {
