@@ -74,8 +74,13 @@ func (ca *CA) Issue(ctx context.Context, req *upstream.Request, setRef func(ref 
 		return nil, err
 	}
 
+	res, err := ca.reserve(req.OrderID)
+	if err != nil {
+		return nil, err
+	}
 	serial, err := randomSerial()
 	if err != nil {
+		res.abort()
 		return nil, err
 	}
 	tmpl := &x509.Certificate{
@@ -92,17 +97,20 @@ func (ca *CA) Issue(ctx context.Context, req *upstream.Request, setRef func(ref 
 	}
 	leaf, err := ca.sign(tmpl, csr.PublicKey)
 	if err != nil {
+		res.abort()
+		return nil, err
+	}
+	chainPEM := make([]byte, 0, 2*len(ca.interPEM)+len(leaf.Raw))
+	chainPEM = append(chainPEM, pemCert(leaf.Raw)...)
+	chainPEM = append(chainPEM, ca.interPEM...)
+	if err := res.commit(chainPEM); err != nil {
+		// Signed but not recorded: never handed out (the retry signs anew).
+		ca.log.Error("local certificate discarded: the issuance ledger was not written", "order", req.OrderID,
+			"serial", serialKey(leaf.SerialNumber), "err", err)
 		return nil, err
 	}
 	ca.log.Info("local certificate issued", "order", req.OrderID, "serial", serialKey(leaf.SerialNumber),
 		"dns_names", req.DNSNames, "ip_addresses", req.IPAddresses, "not_after", leaf.NotAfter)
-
-	chainPEM := make([]byte, 0, 2*len(ca.interPEM)+len(leaf.Raw))
-	chainPEM = append(chainPEM, pemCert(leaf.Raw)...)
-	chainPEM = append(chainPEM, ca.interPEM...)
-	if err := ca.record(req.OrderID, chainPEM); err != nil {
-		return nil, err
-	}
 	return &upstream.Result{
 		Leaf:     leaf,
 		Chain:    []*x509.Certificate{ca.inter},

@@ -65,17 +65,81 @@ func (ca *CA) issued(orderID string) (*upstream.Result, error) {
 	return res, nil
 }
 
-// record writes the chain issued for orderID to the ledger, atomically.
-func (ca *CA) record(orderID string, chainPEM []byte) error {
+// reservation is a ledger entry's temporary file, written to its full size
+// before the certificate is signed: a full disk refuses the issuance
+// before anything is signed, instead of after (when the signed certificate
+// could only be thrown away, and a retry would sign another).
+type reservation struct {
+	f         *os.File
+	dir, name string
+}
+
+// reserveSlack is room for the leaf beyond the intermediate's size: a leaf
+// with the most names and an RSA-4096 key is well under it.
+const reserveSlack = 16 << 10
+
+// reserve creates orderID's ledger file, as a temporary file of the size
+// the entry will take, synced. A nil reservation (and no error) means the
+// order ID takes no ledger entry.
+func (ca *CA) reserve(orderID string) (*reservation, error) {
 	if !validOrderID(orderID) {
-		return nil
+		return nil, nil
 	}
 	dir := filepath.Join(ca.dir, ledgerDir)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return acmeerr.Wrap(acmeerr.Internal, err, "local: creating the issuance ledger")
+		return nil, acmeerr.Wrap(acmeerr.Internal, err, "local: creating the issuance ledger")
 	}
-	if err := writeAtomic(dir, orderID+".pem", chainPEM); err != nil {
+	name := orderID + ".pem"
+	f, err := os.CreateTemp(dir, "."+name+".tmp-*")
+	if err != nil {
+		return nil, acmeerr.Wrap(acmeerr.Internal, err, "local: reserving %s in the issuance ledger", name)
+	}
+	r := &reservation{f: f, dir: dir, name: name}
+	if _, err := f.Write(make([]byte, len(ca.interPEM)+reserveSlack)); err != nil {
+		r.abort()
+		return nil, acmeerr.Wrap(acmeerr.Internal, err, "local: reserving %s in the issuance ledger", name)
+	}
+	if err := f.Sync(); err != nil {
+		r.abort()
+		return nil, acmeerr.Wrap(acmeerr.Internal, err, "local: reserving %s in the issuance ledger", name)
+	}
+	return r, nil
+}
+
+// commit writes the chain over the reserved space and moves the file to
+// its name, atomically.
+func (r *reservation) commit(chainPEM []byte) error {
+	if r == nil {
+		return nil
+	}
+	fail := func(err error) error {
+		r.abort()
 		return acmeerr.Wrap(acmeerr.Internal, err, "local: writing the issuance ledger")
 	}
-	return nil
+	if _, err := r.f.WriteAt(chainPEM, 0); err != nil {
+		return fail(err)
+	}
+	if err := r.f.Truncate(int64(len(chainPEM))); err != nil {
+		return fail(err)
+	}
+	if err := r.f.Sync(); err != nil {
+		return fail(err)
+	}
+	if err := r.f.Close(); err != nil {
+		return fail(err)
+	}
+	if err := os.Rename(r.f.Name(), filepath.Join(r.dir, r.name)); err != nil {
+		_ = os.Remove(r.f.Name())
+		return acmeerr.Wrap(acmeerr.Internal, err, "local: writing the issuance ledger")
+	}
+	return syncDir(r.dir)
+}
+
+// abort removes the reservation.
+func (r *reservation) abort() {
+	if r == nil {
+		return
+	}
+	_ = r.f.Close()
+	_ = os.Remove(r.f.Name())
 }
