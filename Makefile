@@ -22,7 +22,7 @@ ACMEBRIDGE_PEBBLE_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/acmebridge/pebbl
 PEBBLE_DIR := $(ACMEBRIDGE_PEBBLE_DIR)
 export ACMEBRIDGE_PEBBLE_DIR
 
-# helm, which lints and renders the chart in deploy/helm (test/packaging_test.go
+# helm, which lints and renders the chart in deploy/helm (deploy/packaging_test.go
 # finds it through ACMEBRIDGE_HELM_BIN), installed once from the Go module proxy.
 HELM_VERSION := v3.22.0
 HELM_DIR := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/acmebridge/helm-$(HELM_VERSION)

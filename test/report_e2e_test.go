@@ -159,7 +159,7 @@ func TestReport(t *testing.T) {
 	defer cancel()
 	superseded := uint(4)
 	require.NoError(t, alice.Certificate.RevokeWithReason(ctx, plan[2].chain, &superseded))
-	s.admin(t, "cert", "revoke", plan[3].serial)
+	s.admin(t, "cert", "revoke", "--reason", "5", plan[3].serial)
 	revokedSerials := []string{plan[2].serial, plan[3].serial}
 
 	// The audit log of this run, read independently of acmebridge's audit
@@ -238,7 +238,7 @@ func TestReport(t *testing.T) {
 		require.Equal(t, map[string]int{"no-legacy": 1, "default": 1}, asMap(doc.Refused.ByRule))
 
 		require.Equal(t, 2, doc.Revoked.Total)
-		require.Equal(t, map[string]int{"superseded": 1, "admin": 1}, asMap(doc.Revoked.ByReason))
+		require.Equal(t, map[string]int{"superseded": 1, "cessationOfOperation": 1}, asMap(doc.Revoked.ByReason))
 		var serials []string
 		for _, e := range doc.Revoked.Certificates {
 			serials = append(serials, e.Serial)
@@ -330,7 +330,7 @@ func TestReport(t *testing.T) {
 		require.Regexp(t, `(?m)^  `+regexp.QuoteMeta(aliceID)+`\s+3\s+60\.0%$`, out)
 		require.Regexp(t, `(?m)^  acme\.co\.uk\s+1$`, out)
 		require.Regexp(t, `(?m)^  no-legacy\s+1\s+50\.0%$`, out)
-		require.Regexp(t, `(?m)^  \S+\s+`+plan[3].serial+`\s+y\.gamma\.test\s+public\s+`+regexp.QuoteMeta(bobID)+`\s+admin\s+admin$`, out)
+		require.Regexp(t, `(?m)^  \S+\s+`+plan[3].serial+`\s+y\.gamma\.test\s+public\s+`+regexp.QuoteMeta(bobID)+`\s+cessationOfOperation\s+admin$`, out)
 		require.Regexp(t, `(?m)^  certificates expiring within 30d\s+0$`, out)
 		require.Contains(t, out, "from the admin API")
 	})

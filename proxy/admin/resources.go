@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -227,12 +228,14 @@ type orderView struct {
 	Error       *store.Problem     `json:"error,omitempty"`
 	CreatedAt   time.Time          `json:"created_at"`
 	Expires     time.Time          `json:"expires"`
+	// Replaces is the certificate this order renews (ARI "replaces").
+	Replaces string `json:"replaces,omitempty"`
 }
 
 func orderOf(o *store.Order) orderView {
 	return orderView{ID: o.ID, Account: o.AccountID, Status: o.Status, Identifiers: o.Identifiers, Profile: o.Profile,
 		Rule: o.Rule, Upstreams: o.Upstreams, Upstream: o.Upstream, Certificate: o.CertificateID, Error: o.Error,
-		CreatedAt: o.CreatedAt, Expires: o.Expires}
+		CreatedAt: o.CreatedAt, Expires: o.Expires, Replaces: o.Replaces}
 }
 
 func hasName(ids []store.Identifier, name string) bool {
@@ -287,13 +290,15 @@ type certView struct {
 	RevokedAt time.Time `json:"revoked_at,omitzero"`
 	Reason    int       `json:"revocation_reason,omitempty"`
 	RenewBy   time.Time `json:"renew_by,omitzero"`
-	ChainPEM  string    `json:"chain_pem,omitempty"`
+	// ReplacedBy is the order that renews it (ARI "replaces").
+	ReplacedBy string `json:"replaced_by,omitempty"`
+	ChainPEM   string `json:"chain_pem,omitempty"`
 }
 
 func certOf(c *store.Certificate, withPEM bool) certView {
 	v := certView{ID: c.ID, Serial: c.Serial, Account: c.AccountID, Order: c.OrderID, Names: c.Names, Upstream: c.Upstream,
 		NotBefore: c.NotBefore, NotAfter: c.NotAfter, IssuedAt: c.IssuedAt, RevokedAt: c.RevokedAt, Reason: c.RevocationReason,
-		RenewBy: c.RenewBy}
+		RenewBy: c.RenewBy, ReplacedBy: c.ReplacedBy}
 	if withPEM {
 		v.ChainPEM = string(c.ChainPEM)
 	}
@@ -412,7 +417,7 @@ func (a *api) revokeCertificate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.record(r, audit.Event{Event: audit.CertRevoked, Account: c.AccountID, Order: c.OrderID, Names: c.Names,
-		Upstream: c.Upstream, Serial: c.Serial, Reason: "admin"})
+		Upstream: c.Upstream, Serial: c.Serial, Reason: strconv.Itoa(req.Reason)})
 	writeJSON(w, http.StatusOK, certOf(c, false))
 }
 
