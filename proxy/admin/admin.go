@@ -36,6 +36,9 @@ type Options struct {
 	// API, when set, serves the admin API under /api/v1/ with its bearer
 	// token.
 	API *APIOptions
+	// Dashboard, when set with API, serves the operator dashboard at
+	// /dashboard behind the API's token.
+	Dashboard *DashboardOptions
 }
 
 // Server is the admin HTTP handler.
@@ -60,7 +63,11 @@ func New(opts Options) *Server {
 	s.mux.HandleFunc("GET /readyz", s.ready)
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{}))
 	if opts.API != nil {
-		(&api{APIOptions: *opts.API}).routes(s.mux)
+		a := &api{APIOptions: *opts.API}
+		a.routes(s.mux)
+		if opts.Dashboard != nil {
+			newDashboard(a, *opts.Dashboard, opts.Registry, opts.Logger).routes(s.mux)
+		}
 	}
 	return s
 }
