@@ -4,8 +4,12 @@
 #   - the hostile-request suite (proxy/hostile_test.go),
 #   - every fuzz target for FUZZTIME (test/fuzz.sh; 5s by default),
 #   - the SSRF tests of proxy/va (names matching SSRF_TESTS),
+#   - the rate-limit tests (proxy, the store suites on bolt and Redis, and
+#     two replicas sharing limits on one Redis with lego as the client),
 #   - the chaos runs of test/ (CHAOS_TESTS): real replicas on Redis, one
-#     killed with SIGKILL mid-issuance, Redis killed and restarted mid-run.
+#     killed with SIGKILL mid-issuance, Redis killed and restarted mid-run,
+#     a replica killed while relaying to Pebble, the upstream CA stopped
+#     and restarted, the bolt store's disk full.
 # The e2e tests need Redis and the clients `make deps` installs.
 # OUT=file writes elsewhere. The exit status is 1 if any suite failed (the
 # file is written all the same, showing which).
@@ -16,7 +20,7 @@ GO="${GO:-go}"
 FUZZTIME="${FUZZTIME:-5s}"
 OUT="${OUT:-SECURITY.md}"
 SSRF_TESTS="${SSRF_TESTS:-Private|Redirect|Rebind|Oversize|Slow|Loris|Pinned|IsPublic|CheckAddr|SSRF|Metadata}"
-CHAOS_TESTS="${CHAOS_TESTS:-^(TestReplicaKilledMidIssuance|TestRedisRestartMidRun)\$}"
+CHAOS_TESTS="${CHAOS_TESTS:-^(TestReplicaKilledMidIssuance|TestRedisRestartMidRun|TestRelayReplicaKilled|TestRelayFailover|TestDiskFullBolt)\$}"
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -33,6 +37,12 @@ FUZZ_REPORT="$work/fuzz.txt" FUZZTIME="$FUZZTIME" FUZZMINIMIZETIME="${FUZZMINIMI
 echo "security report: SSRF tests of proxy/va"
 "$GO" test -json -count=1 -run "$SSRF_TESTS" ./proxy/va >"$work/ssrf.json" || status=1
 
+echo "security report: rate limits"
+"$GO" test -json -count=1 -run '^(TestRateLimit.*|TestRegisteredDomains)$' ./proxy >"$work/rl-proxy.json" || status=1
+"$GO" test -json -count=1 -run '^TestRateLimitsAcrossReplicas$' ./test >"$work/rl-e2e.json" || status=1
+"$GO" test -json -count=1 -run '^TestStore$/^RateLimit$' ./store/bolt >"$work/rl-bolt.json" || status=1
+"$GO" test -json -count=1 -run '^(TestStore|TestStoreCluster|TestStoreSentinel)$/^RateLimit$' ./store/redis >"$work/rl-redis.json" || status=1
+
 echo "security report: chaos runs"
 "$GO" test -json -count=1 -timeout 30m -run "$CHAOS_TESTS" ./test >"$work/chaos.json" || status=1
 
@@ -41,7 +51,8 @@ if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then
 	commit="$commit with local changes"
 fi
 "$GO" run ./test/securityreport -hostile "$work/hostile.json" -fuzz "$work/fuzz.txt" -fuzztime "$FUZZTIME" \
-	-ssrf "$work/ssrf.json" -chaos "$work/chaos.json" -commit "$commit" \
+	-ssrf "$work/ssrf.json" -chaos "$work/chaos.json" \
+	-ratelimit "$work/rl-proxy.json,$work/rl-e2e.json" -ratelimit-bolt "$work/rl-bolt.json" -ratelimit-redis "$work/rl-redis.json" -commit "$commit" \
 	-go "$("$GO" env GOVERSION)" -cpus "$(nproc 2>/dev/null || echo ?)" >"$work/SECURITY.md" || status=1
 mv "$work/SECURITY.md" "$OUT"
 echo "security report: wrote $OUT"

@@ -138,6 +138,9 @@ func main() {
 	fuzzTime := flag.String("fuzztime", "", "the -fuzztime of each target")
 	ssrf := flag.String("ssrf", "", "go test -json output of the SSRF tests of proxy/va")
 	chaos := flag.String("chaos", "", "go test -json output of the chaos tests of test/")
+	rateLimit := flag.String("ratelimit", "", "go test -json outputs (comma-separated) of the rate-limit tests of proxy/ and test/")
+	rateBolt := flag.String("ratelimit-bolt", "", "go test -json output of the bolt store suite's rate-limit cases")
+	rateRedis := flag.String("ratelimit-redis", "", "go test -json output of the Redis store suites' rate-limit cases")
 	commit := flag.String("commit", "", "the commit tested")
 	goVersion := flag.String("go", "", "go version")
 	cpus := flag.String("cpus", "", "CPUs of the machine")
@@ -308,13 +311,65 @@ func main() {
 	p("%d tests.", n)
 	p("")
 
+	// --- rate limits ---
+	p("## Rate limits")
+	p("")
+	p("GCRA buckets in the store (as Boulder's `ratelimits`), one all-or-nothing batch per request, 429")
+	p("`rateLimited` with Retry-After; each test asserts the refusal and that nothing else was spent:")
+	p("")
+	p("| test | what it proves | time (s) | result |")
+	p("| --- | --- | ---: | --- |")
+	n = 0
+	for _, file := range strings.Split(*rateLimit, ",") {
+		rres, rorder, err := readEvents(file)
+		must(err)
+		for _, name := range rorder {
+			r := rres[name]
+			if strings.Contains(name, "/") {
+				continue
+			}
+			n++
+			if r.Action != "pass" {
+				failed = true
+			}
+			dir := "proxy"
+			if strings.HasSuffix(r.Package, "/test") {
+				dir = "test"
+			}
+			p("| %s | %s | %.2f | %s |", name, cell(docOf(dir, name)), r.Elapsed, result(r.Action))
+		}
+	}
+	for _, st := range []struct{ name, file string }{{"bolt", *rateBolt}, {"Redis (single, Cluster, Sentinel)", *rateRedis}} {
+		rres, rorder, err := readEvents(st.file)
+		must(err)
+		pass, all := 0, 0
+		for _, name := range rorder {
+			if strings.Count(name, "/") != 2 {
+				continue // the cases, not their parents
+			}
+			all++
+			if rres[name].Action == "pass" {
+				pass++
+			} else {
+				failed = true
+			}
+		}
+		n++
+		p("| store suite, %s | the contract's rate-limit cases (burst and refill, all-or-nothing batches, check-only and refunds, decisions equal to the Go model, racing replicas) | | %d of %d pass |", st.name, pass, all)
+	}
+	p("")
+	p("%d rows.", n)
+	p("")
+
 	// --- chaos ---
 	cres, corder, err := readEvents(*chaos)
 	must(err)
 	p("## Chaos runs")
 	p("")
 	p("End-to-end tests with real processes on loopback (`test/`): the built binary, several replicas on one")
-	p("Redis, lego clients. Each asserts that no order is lost and none is issued twice.")
+	p("Redis (killed, restarted), Pebble as the upstream CA (stopped, restarted), the bolt store on a tmpfs")
+	p("filled to its last block; lego and x/crypto/acme clients. Each asserts that no order is lost and none is")
+	p("issued twice, that clients get clear problems while degraded, and recovery without a restart.")
 	p("")
 	p("| run | time (s) | result | what was lost |")
 	p("| --- | ---: | --- | --- |")
