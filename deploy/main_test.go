@@ -12,12 +12,13 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/acmebridge/acmebridge/internal/testutil"
 )
 
 // repoRoot is the repository's top directory, relative to this package.
@@ -31,25 +32,13 @@ func TestMain(m *testing.M) {
 }
 
 func runMain(m *testing.M) int {
-	if p := os.Getenv("ACMEBRIDGE_BIN"); p != "" {
-		binPath = p
-		return m.Run()
-	}
-	dir, err := os.MkdirTemp("", "acmebridge-deploy-")
+	path, cleanup, err := testutil.BuildBinary(repoRoot)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "deploy:", err)
 		return 1
 	}
-	defer os.RemoveAll(dir)
-	binPath = filepath.Join(dir, "acmebridge")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", binPath, "./cmd/acmebridge")
-	cmd.Dir = repoRoot
-	if out, err := cmd.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "deploy: go build ./cmd/acmebridge: %v\n%s", err, out)
-		return 1
-	}
+	defer cleanup()
+	binPath = path
 	return m.Run()
 }
 

@@ -43,26 +43,13 @@ func TestMain(m *testing.M) {
 }
 
 func runMain(m *testing.M) int {
-	if p := os.Getenv("ACMEBRIDGE_BIN"); p != "" {
-		// A prebuilt binary (e.g. a CI artefact).
-		binPath = p
-		return m.Run()
-	}
-	dir, err := os.MkdirTemp("", "acmebridge-e2e-")
+	path, cleanup, err := testutil.BuildBinary("..")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
-	defer os.RemoveAll(dir)
-	binPath = filepath.Join(dir, "acmebridge")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", binPath, "./cmd/acmebridge")
-	cmd.Dir = ".."
-	if out, err := cmd.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "e2e: go build ./cmd/acmebridge: %v\n%s", err, out)
-		return 1
-	}
+	defer cleanup()
+	binPath = path
 	return m.Run()
 }
 

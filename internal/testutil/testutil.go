@@ -1,7 +1,8 @@
 // Package testutil holds the helpers the test harnesses share (the e2e
 // tests in test/, the Pebble helper upstream/acme/acmetest and the Vault
-// helper upstream/vault/vaulttest): free loopback ports, a log buffer safe
-// for subprocess writers, and TLS files for a loopback server.
+// helper upstream/vault/vaulttest, the packaging tests in deploy/): free
+// loopback ports, a log buffer safe for subprocess writers, TLS files for a
+// loopback server, and the acmebridge binary built once per test binary.
 package testutil
 
 import (
