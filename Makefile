@@ -37,7 +37,7 @@ run: build
 	./$(BIN) serve
 
 ## deps: install the real servers and clients the tests drive (Debian packages: certbot, lego,
-## redis, chromium, prometheus's promtool; Pebble and helm from the Go module proxy).
+## redis, chromium, prometheus's promtool, systemd's systemd-analyze; Pebble and helm from the Go module proxy).
 deps:
 	@missing=""; \
 	command -v certbot >/dev/null || missing="$$missing certbot"; \
@@ -46,6 +46,7 @@ deps:
 	command -v redis-cli >/dev/null || missing="$$missing redis-tools"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	command -v systemd-analyze >/dev/null || missing="$$missing systemd"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing from Debian:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
