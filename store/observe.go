@@ -260,3 +260,11 @@ func (w *observed) SpendRates(ctx context.Context, spends []RateSpend, now time.
 	w.done("SpendRates", start, err)
 	return v, err
 }
+
+// ListNewest times the inner ListNewest.
+func (w *observed) ListNewest(ctx context.Context, kind Kind, cursor string, limit int) (Page, error) {
+	start := time.Now()
+	p, err := w.Store.ListNewest(ctx, kind, cursor, limit)
+	w.done("ListNewest", start, err)
+	return p, err
+}

@@ -309,6 +309,10 @@ type Store interface {
 	// It serves the admin API; filtering by account, state or name is the
 	// caller's.
 	List(ctx context.Context, kind Kind, cursor string, limit int) (Page, error)
+	// ListNewest is List in the reverse order, newest first, with cursors
+	// of its own: what a page of "the latest orders" reads without walking
+	// the whole listing.
+	ListNewest(ctx context.Context, kind Kind, cursor string, limit int) (Page, error)
 	// ListExpiring lists the IDs of certificates that are not revoked and
 	// whose NotAfter is before the given time, soonest expiry first, in
 	// pages as List. Revoking a certificate (UpdateCertificate with

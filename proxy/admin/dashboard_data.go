@@ -119,12 +119,11 @@ type orderRow struct {
 
 // ordersView is a page of the latest orders.
 type ordersView struct {
-	Rows                     []orderRow
-	Total                    int
-	Page, Pages              int
-	PrevLink, NextLink       string
-	HasPrev, HasNext         bool
-	Approximate, Unavailable bool
+	Rows               []orderRow
+	Page               int
+	PrevLink, NextLink string
+	HasPrev, HasNext   bool
+	Unavailable        bool
 }
 
 // issuanceView is issuance over the window.
@@ -513,6 +512,25 @@ func orderRowOf(o *store.Order) orderRow {
 	return r
 }
 
+// newestIDs reads up to n IDs of a newest-first listing (store.ListNewest)
+// and reports whether it holds more.
+func newestIDs(list func(cursor string, limit int) (store.Page, error), n int) ([]string, bool, error) {
+	var ids []string
+	cursor := ""
+	for len(ids) < n {
+		page, err := list(cursor, min(n-len(ids), 1000))
+		if err != nil {
+			return nil, false, err
+		}
+		ids = append(ids, page.IDs...)
+		if page.Next == "" {
+			return ids, false, nil
+		}
+		cursor = page.Next
+	}
+	return ids, true, nil
+}
+
 // tailIDs walks a listing (oldest first) and returns its last n IDs,
 // newest first, and how many it walked (at most maxIDWalk: more is
 // approximate).
@@ -561,17 +579,16 @@ func orderRing(ring []string, total, n int) []string {
 func (d *dashboard) latestOrders(ctx context.Context, p *pageData, q url.Values, col *colors) error {
 	page, _ := strconv.Atoi(q.Get("page"))
 	page = min(max(page, 0), maxOrderPages-1)
-	ids, total, approx, err := tailIDs(func(c string, l int) (store.Page, error) {
-		return d.api.Store.List(ctx, store.KindOrder, c, l)
+	ids, more, err := newestIDs(func(c string, l int) (store.Page, error) {
+		return d.api.Store.ListNewest(ctx, store.KindOrder, c, l)
 	}, (page+1)*ordersPerPage)
 	if err != nil {
 		return err
 	}
 	v := &p.Orders
-	v.Total, v.Approximate = total, approx
-	v.Pages = min((total+ordersPerPage-1)/ordersPerPage, maxOrderPages)
-	if page >= v.Pages {
-		page = max(v.Pages-1, 0)
+	pages := (len(ids) + ordersPerPage - 1) / ordersPerPage
+	if page >= pages {
+		page = max(pages-1, 0)
 	}
 	v.Page = page
 	lo, hi := min(page*ordersPerPage, len(ids)), min((page+1)*ordersPerPage, len(ids))
@@ -602,7 +619,7 @@ func (d *dashboard) latestOrders(ctx context.Context, p *pageData, q url.Values,
 		}
 		return "/dashboard?" + u.Encode() + "#orders"
 	}
-	v.HasPrev, v.HasNext = page > 0, page+1 < v.Pages
+	v.HasPrev, v.HasNext = page > 0, (more || page+1 < pages) && page+1 < maxOrderPages
 	v.PrevLink, v.NextLink = link(page-1), link(page+1)
 	return nil
 }

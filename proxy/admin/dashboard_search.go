@@ -106,8 +106,8 @@ func (d *dashboard) search(ctx context.Context, q string, col *colors) (*searchV
 			return nil, err
 		}
 	} else {
-		ids, total, _, err := tailIDs(func(c string, l int) (store.Page, error) {
-			return d.api.Store.List(ctx, store.KindOrder, c, l)
+		ids, more, err := newestIDs(func(c string, l int) (store.Page, error) {
+			return d.api.Store.ListNewest(ctx, store.KindOrder, c, l)
 		}, searchOrderScan)
 		if err != nil {
 			return nil, err
@@ -121,7 +121,7 @@ func (d *dashboard) search(ctx context.Context, q string, col *colors) (*searchV
 				orders = append(orders, o)
 			}
 		}
-		if total > searchOrderScan {
+		if more {
 			v.Notes = append(v.Notes, fmt.Sprintf("The store's newest %d orders were searched, and those the audit log names.", searchOrderScan))
 		}
 	}

@@ -31,8 +31,8 @@ type latencies struct {
 // to the certificate.
 func (d *dashboard) latencies(ctx context.Context, now time.Time) (*latencies, error) {
 	since := now.Add(-window).Truncate(time.Hour)
-	ids, _, _, err := tailIDs(func(c string, l int) (store.Page, error) {
-		return d.api.Store.List(ctx, store.KindCertificate, c, l)
+	ids, _, err := newestIDs(func(c string, l int) (store.Page, error) {
+		return d.api.Store.ListNewest(ctx, store.KindCertificate, c, l)
 	}, maxLatencySample)
 	if err != nil {
 		return nil, err

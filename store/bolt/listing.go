@@ -125,6 +125,59 @@ func (s *Store) List(ctx context.Context, kind store.Kind, cursor string, limit 
 	return page, nil
 }
 
+// ListNewest is List newest first: the listing bucket read backwards. Its
+// cursor is the base-36 sequence of the last record of the previous page,
+// as List's.
+func (s *Store) ListNewest(ctx context.Context, kind store.Kind, cursor string, limit int) (store.Page, error) {
+	bucket, ok := listBuckets[kind]
+	if !ok {
+		return store.Page{}, store.ErrNotFound
+	}
+	if limit < 1 {
+		return store.Page{}, errorf("list newest %s: limit %d is not positive", kind, limit)
+	}
+	var before []byte
+	if cursor != "" {
+		seq, err := strconv.ParseUint(cursor, 36, 64)
+		if err != nil {
+			return store.Page{}, store.ErrNotFound
+		}
+		before = seqKey(seq)
+	}
+	var page store.Page
+	err := s.read(ctx, func(tx *bolt.Tx) error {
+		page = store.Page{}
+		c := tx.Bucket(bucket).Cursor()
+		var k, v []byte
+		switch {
+		case before == nil:
+			k, v = c.Last()
+		default:
+			// The first key at or after the cursor; the one before it is
+			// the newest older than the cursor.
+			if k, _ = c.Seek(before); k == nil {
+				k, v = c.Last()
+			} else {
+				k, v = c.Prev()
+			}
+		}
+		var last []byte
+		for ; k != nil; k, v = c.Prev() {
+			if len(page.IDs) == limit {
+				page.Next = strconv.FormatUint(binary.BigEndian.Uint64(last), 36)
+				return nil
+			}
+			page.IDs = append(page.IDs, string(v))
+			last = k
+		}
+		return nil
+	})
+	if err != nil {
+		return store.Page{}, err
+	}
+	return page, nil
+}
+
 // ListExpiring lists the IDs of the certificates that are not revoked and
 // whose NotAfter is before before, soonest expiry first (ties by ID), at
 // most limit (which must be positive) per page. The cursor is "" for the

@@ -232,6 +232,14 @@ func testListSkipsExpiredOrders(t *testing.T, s *Store) {
 	require.EqualValues(t, 5, s.c.ZCard(ctx, all).Val())
 	waitGone(t, s, s.key(kindOrder, orders[1].ID), s.key(kindOrder, orders[2].ID), s.key(kindOrder, orders[4].ID))
 
+	newest, err := s.ListNewest(ctx, store.KindOrder, "", 1)
+	require.NoError(t, err)
+	require.Equal(t, []string{orders[3].ID}, newest.IDs, "newest first skips the expired newest")
+	newest, err = s.ListNewest(ctx, store.KindOrder, newest.Next, 5)
+	require.NoError(t, err)
+	require.Equal(t, store.Page{IDs: []string{orders[0].ID}}, newest)
+	require.EqualValues(t, 2, s.c.ZCard(ctx, all).Val(), "expired entries not dropped")
+
 	page, err := s.List(ctx, store.KindOrder, "", 1)
 	require.NoError(t, err)
 	require.Equal(t, []string{orders[0].ID}, page.IDs)

@@ -44,17 +44,24 @@ func (s *Store) listKey(kind store.Kind) string {
 }
 
 // listScript returns up to want (ID, sequence) pairs of a listing after a
-// sequence, skipping and dropping entries whose record is gone (an order
-// that expired).
+// sequence (before it, newest first, when ARGV[4] is "1"), skipping and
+// dropping entries whose record is gone (an order that expired).
 //
-// KEYS: listing. ARGV: lowest score ("-inf" or "(" sequence), want, the
-// record key's name up to the ID.
+// KEYS: listing. ARGV: the bound ("-inf", or "+inf" newest first, or "("
+// sequence), want, the record key's name up to the ID, "1" for newest
+// first.
 var listScript = newScript("list", `
 local want = tonumber(ARGV[2])
 local min = ARGV[1]
+local rev = ARGV[4] == '1'
 local out = {}
 while #out < 2 * want do
-  local batch = redis.call('ZRANGEBYSCORE', KEYS[1], min, '+inf', 'WITHSCORES', 'LIMIT', 0, want)
+  local batch
+  if rev then
+    batch = redis.call('ZREVRANGEBYSCORE', KEYS[1], min, '-inf', 'WITHSCORES', 'LIMIT', 0, want)
+  else
+    batch = redis.call('ZRANGEBYSCORE', KEYS[1], min, '+inf', 'WITHSCORES', 'LIMIT', 0, want)
+  end
   for i = 1, #batch, 2 do
     if redis.call('EXISTS', ARGV[3] .. batch[i]) == 1 then
       out[#out + 1] = batch[i]
@@ -74,12 +81,15 @@ return out
 // records of kind scored by sequence, in one script. The cursor is "" or
 // the base-36 sequence of the last record of the previous page; a malformed
 // one gives an error matching ErrNotFound.
-func (s *Store) listBySeq(ctx context.Context, op, key, kind, cursor string, limit int) (store.Page, error) {
+func (s *Store) listBySeq(ctx context.Context, op, key, kind, cursor string, limit int, newest bool) (store.Page, error) {
 	if limit < 1 {
 		return store.Page{}, errorf("%s: limit %d is not positive", op, limit)
 	}
 	limit = min(limit, maxPage)
-	lowest := "-inf"
+	lowest, rev := "-inf", "0"
+	if newest {
+		lowest, rev = "+inf", "1"
+	}
 	if cursor != "" {
 		seq, err := strconv.ParseUint(cursor, 36, 64)
 		if err != nil {
@@ -87,7 +97,7 @@ func (s *Store) listBySeq(ctx context.Context, op, key, kind, cursor string, lim
 		}
 		lowest = "(" + strconv.FormatUint(seq, 10)
 	}
-	v, err := s.run(ctx, listScript, []string{key}, lowest, limit+1, s.key(kind, ""))
+	v, err := s.run(ctx, listScript, []string{key}, lowest, limit+1, s.key(kind, ""), rev)
 	if err != nil {
 		return store.Page{}, err
 	}
@@ -117,7 +127,18 @@ func (s *Store) List(ctx context.Context, kind store.Kind, cursor string, limit 
 	if !ok {
 		return store.Page{}, fmt.Errorf("store/redis: list: unknown kind %q: %w", kind, store.ErrNotFound)
 	}
-	return s.listBySeq(ctx, "list "+string(kind), s.listKey(kind), recordKind, cursor, limit)
+	return s.listBySeq(ctx, "list "+string(kind), s.listKey(kind), recordKind, cursor, limit, false)
+}
+
+// ListNewest is List newest first (one script, ZREVRANGEBYSCORE); its
+// cursor is the sequence of the last record of the previous page, as
+// List's.
+func (s *Store) ListNewest(ctx context.Context, kind store.Kind, cursor string, limit int) (store.Page, error) {
+	recordKind, ok := listKinds[kind]
+	if !ok {
+		return store.Page{}, fmt.Errorf("store/redis: list newest: unknown kind %q: %w", kind, store.ErrNotFound)
+	}
+	return s.listBySeq(ctx, "list newest "+string(kind), s.listKey(kind), recordKind, cursor, limit, true)
 }
 
 // expiryKey encodes t as 24 hex digits whose byte order is time order: the

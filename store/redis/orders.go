@@ -152,7 +152,7 @@ func (s *Store) UpdateOrder(ctx context.Context, o *store.Order) error {
 // have expired are left out. A malformed cursor gives an error matching
 // ErrNotFound.
 func (s *Store) ListOrders(ctx context.Context, accountID, cursor string, limit int) (store.Page, error) {
-	return s.listBySeq(ctx, "list orders", s.key(kindOrderList, accountID), kindOrder, cursor, limit)
+	return s.listBySeq(ctx, "list orders", s.key(kindOrderList, accountID), kindOrder, cursor, limit, false)
 }
 
 // GetAuthz returns the authorization or ErrNotFound.

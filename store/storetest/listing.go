@@ -21,6 +21,7 @@ var listingCases = []testCase{
 	{"EveryKindOldestFirst", testListingEveryKind},
 	{"Pages", testListingPages},
 	{"CursorContinuesAfterNewRecords", testListingCursorStable},
+	{"NewestCursorContinuesBelow", testListingNewestCursor},
 	{"LimitNotPositive", testListingLimitNotPositive},
 	{"UnknownKind", testListingUnknownKind},
 	{"MalformedCursor", testListingMalformedCursor},
@@ -53,6 +54,12 @@ type lister func(cursor string, limit int) (store.Page, error)
 func listKind(t *testing.T, s store.Store, kind store.Kind) lister {
 	return func(cursor string, limit int) (store.Page, error) {
 		return s.List(t.Context(), kind, cursor, limit)
+	}
+}
+
+func listNewest(t *testing.T, s store.Store, kind store.Kind) lister {
+	return func(cursor string, limit int) (store.Page, error) {
+		return s.ListNewest(t.Context(), kind, cursor, limit)
 	}
 }
 
@@ -123,11 +130,15 @@ func requireListing(t *testing.T, list lister, want []string, name string) {
 	}
 }
 
-// requireKinds checks the listing of every kind against want.
+// requireKinds checks the listing of every kind against want, oldest first
+// (List) and newest first (ListNewest).
 func requireKinds(t *testing.T, s store.Store, want map[store.Kind][]string) {
 	t.Helper()
 	for _, kind := range allKinds {
 		requireListing(t, listKind(t, s, kind), want[kind], "List "+string(kind))
+		newest := slices.Clone(want[kind])
+		slices.Reverse(newest)
+		requireListing(t, listNewest(t, s, kind), newest, "ListNewest "+string(kind))
 	}
 }
 
@@ -268,6 +279,33 @@ func testListingPages(t *testing.T, s store.Store) {
 	requireKinds(t, s, map[store.Kind][]string{store.KindEABKey: want})
 }
 
+// testListingNewestCursor: a newest-first page's Next continues with the
+// records older than that page; records created in between are not in
+// the following pages (they are on a new first page).
+func testListingNewestCursor(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	base := wallNow()
+	var ids []string
+	create := func(i int) {
+		o, _ := createOrder(t, s, newID("acct"), base.Add(time.Duration(i)*time.Second))
+		ids = append(ids, o.ID)
+	}
+	for i := range 5 {
+		create(i)
+	}
+	page, err := s.ListNewest(ctx, store.KindOrder, "", 2)
+	require.NoError(t, err)
+	require.Equal(t, []string{ids[4], ids[3]}, page.IDs)
+	create(5)
+	rest, err := s.ListNewest(ctx, store.KindOrder, page.Next, 10)
+	require.NoError(t, err)
+	require.Equal(t, []string{ids[2], ids[1], ids[0]}, rest.IDs)
+	require.Empty(t, rest.Next)
+	first, err := s.ListNewest(ctx, store.KindOrder, "", 1)
+	require.NoError(t, err)
+	require.Equal(t, []string{ids[5]}, first.IDs, "the new record heads a new first page")
+}
+
 // testListingCursorStable: a page's Next continues after that page when
 // records were created in between, which list after it.
 func testListingCursorStable(t *testing.T, s store.Store) {
@@ -343,6 +381,8 @@ func testListingUnknownKind(t *testing.T, s store.Store) {
 		for _, kind := range unknown {
 			_, err := s.List(ctx, kind, "", 10)
 			require.ErrorIs(t, err, store.ErrNotFound, "kind %q", kind)
+			_, err = s.ListNewest(ctx, kind, "", 10)
+			require.ErrorIs(t, err, store.ErrNotFound, "ListNewest, kind %q", kind)
 		}
 	}
 	check()
@@ -364,6 +404,8 @@ func testListingMalformedCursor(t *testing.T, s store.Store) {
 			for _, kind := range allKinds {
 				_, err := s.List(ctx, kind, cursor, 10)
 				require.ErrorIs(t, err, store.ErrNotFound, "List %s, cursor %q", kind, cursor)
+				_, err = s.ListNewest(ctx, kind, cursor, 10)
+				require.ErrorIs(t, err, store.ErrNotFound, "ListNewest %s, cursor %q", kind, cursor)
 			}
 			_, err := s.ListExpiring(ctx, now.Add(365*24*time.Hour), cursor, 10)
 			require.ErrorIs(t, err, store.ErrNotFound, "ListExpiring, cursor %q", cursor)
