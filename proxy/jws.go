@@ -147,7 +147,7 @@ func (s *Server) verifyPOST(r *http.Request, mode keyMode) (*verified, error) {
 	if hdr.Nonce == "" {
 		return nil, acmeerr.New(acmeerr.BadNonce, "JWS has no nonce")
 	}
-	fresh, err := s.store.ConsumeNonce(r.Context(), hdr.Nonce, s.now())
+	fresh, err := s.useNonce(r.Context(), hdr.Nonce)
 	if err != nil {
 		return nil, storeDown(err)
 	}

@@ -93,6 +93,8 @@ type Server struct {
 	ari ariCache
 	// limits applies the rate limits (ratelimit.go).
 	limits *limiter
+	// nonces caches the nonce key (nonce.go).
+	nonces nonceKeys
 }
 
 // Paths of the ACME resources, relative to the external URL.

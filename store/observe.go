@@ -21,19 +21,19 @@ type observed struct {
 
 func (w *observed) done(op string, start time.Time, err error) { w.obs(op, time.Since(start), err) }
 
-// AddNonce times the inner AddNonce.
-func (w *observed) AddNonce(ctx context.Context, nonce string, exp time.Time) error {
+// NonceKey times the inner NonceKey.
+func (w *observed) NonceKey(ctx context.Context) ([]byte, error) {
 	start := time.Now()
-	err := w.Store.AddNonce(ctx, nonce, exp)
-	w.done("AddNonce", start, err)
-	return err
+	k, err := w.Store.NonceKey(ctx)
+	w.done("NonceKey", start, err)
+	return k, err
 }
 
-// ConsumeNonce times the inner ConsumeNonce.
-func (w *observed) ConsumeNonce(ctx context.Context, nonce string, now time.Time) (bool, error) {
+// UseNonce times the inner UseNonce.
+func (w *observed) UseNonce(ctx context.Context, nonce string, until time.Time) (bool, error) {
 	start := time.Now()
-	v, err := w.Store.ConsumeNonce(ctx, nonce, now)
-	w.done("ConsumeNonce", start, err)
+	v, err := w.Store.UseNonce(ctx, nonce, until)
+	w.done("UseNonce", start, err)
 	return v, err
 }
 

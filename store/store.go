@@ -216,12 +216,16 @@ type Page struct {
 // concurrent use, and every method that changes state does so atomically:
 // either the whole change is stored or none of it.
 type Store interface {
-	// AddNonce records a fresh nonce that expires at exp.
-	AddNonce(ctx context.Context, nonce string, exp time.Time) error
-	// ConsumeNonce removes the nonce and reports whether it existed and had
-	// not expired at now. Across all replicas sharing the store, exactly one
-	// call returns true for a given nonce.
-	ConsumeNonce(ctx context.Context, nonce string, now time.Time) (bool, error)
+	// NonceKey returns the key the server mints nonces under (they carry
+	// their expiry and a MAC, so minting one writes nothing): the same for
+	// every replica sharing the store, and a new one whenever the store
+	// has forgotten which nonces were used (a bolt store: at every start),
+	// so a nonce can never be accepted twice.
+	NonceKey(ctx context.Context) ([]byte, error)
+	// UseNonce records that nonce was used, until the time it expires, and
+	// reports whether this is its first use. Across all replicas sharing
+	// the store, exactly one call returns true for a given nonce.
+	UseNonce(ctx context.Context, nonce string, until time.Time) (bool, error)
 
 	// CreateAccount stores a new account. ErrConflict if another account
 	// has the same KeyThumbprint. If a.EABKeyID is set, the EAB key is

@@ -14,6 +14,7 @@ package bolt
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -97,15 +98,18 @@ type Options struct {
 // Store is the bbolt driver of store.Store. It is safe for concurrent use
 // within one process; the file lock keeps other processes out.
 //
-// Nonces are not written to the file: a bolt file serves exactly one process
-// (see Open), so "consumed once across all replicas" is "consumed once in
+// Used nonces are not written to the file: a bolt file serves exactly one
+// process (see Open), so "used once across all replicas" is "used once in
 // this process", and an in-memory map gives that without a disk sync per
-// request. Nonces therefore do not survive a restart; clients answer the
-// resulting badNonce by retrying with a fresh one (RFC 8555 §6.5).
+// request. The nonce key is made at Open and never stored, so nonces do
+// not survive a restart; clients answer the resulting badNonce by retrying
+// with a fresh one (RFC 8555 §6.5).
 type Store struct {
 	db     *bolt.DB
 	log    *slog.Logger
 	nonces *nonceCache
+	// nonceKey is this process's nonce key (see NonceKey).
+	nonceKey []byte
 	// writers counts write transactions in flight, to choose between Update
 	// and Batch (see write).
 	writers atomic.Int64
@@ -174,7 +178,12 @@ func Open(opts Options) (*Store, error) {
 		return nil, errorf("initialise %s: %w", opts.Path, err)
 	}
 	log.Debug("bolt store opened", "path", opts.Path)
-	return &Store{db: db, log: log, nonces: newNonceCache(log)}, nil
+	nonceKey := make([]byte, 32)
+	if _, err := rand.Read(nonceKey); err != nil {
+		_ = db.Close()
+		return nil, errorf("nonce key: %w", err)
+	}
+	return &Store{db: db, log: log, nonces: newNonceCache(log), nonceKey: nonceKey}, nil
 }
 
 // Ping reports whether the database is open.

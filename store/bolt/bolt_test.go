@@ -169,7 +169,11 @@ func TestReopen(t *testing.T) {
 	j, err := s.ClaimJob(ctx, "w1", now, time.Minute)
 	require.NoError(t, err)
 	require.Equal(t, "o1", j.OrderID)
-	require.NoError(t, s.AddNonce(ctx, "n", now.Add(time.Hour)))
+	ok, err := s.UseNonce(ctx, "n", now.Add(time.Hour))
+	require.NoError(t, err)
+	require.True(t, ok)
+	key1, err := s.NonceKey(ctx)
+	require.NoError(t, err)
 	require.NoError(t, s.Close())
 
 	s, err = Open(Options{Path: path})
@@ -208,29 +212,38 @@ func TestReopen(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{"o1", "o2", "o0"}, page.IDs)
 
-	ok, err := s.ConsumeNonce(ctx, "n", now)
+	// Used nonces are kept in memory only, so the nonce key is new: every
+	// nonce minted before the restart is invalid.
+	key2, err := s.NonceKey(ctx)
 	require.NoError(t, err)
-	require.False(t, ok, "nonces are kept in memory only")
+	require.NotEqual(t, key1, key2, "a reopened store must not accept the nonces of the last run")
+	ok, err = s.UseNonce(ctx, "n", now.Add(time.Hour))
+	require.NoError(t, err)
+	require.True(t, ok, "the record of used nonces was not kept (the key changed instead)")
 }
 
-// TestNonceCacheBounded: expired nonces are swept as new ones arrive, and
-// the map never passes its cap.
+// TestNonceCacheBounded: expired uses are swept as new ones arrive, and
+// the map never passes its cap: full of live uses, a new use is refused
+// rather than an old one forgotten (which would allow its replay).
 func TestNonceCacheBounded(t *testing.T) {
 	c := newNonceCache(discardLogger())
-	past := time.Now().Add(-time.Second)
+	now := time.Now()
 	for i := range 10 * minSweep {
-		c.add(fmt.Sprint("expired", i), past)
+		require.True(t, c.use(fmt.Sprint("expired", i), now.Add(-time.Second), now))
 		require.LessOrEqual(t, len(c.m), minSweep)
 	}
 
 	c = newNonceCache(discardLogger())
 	c.max = 100
-	future := time.Now().Add(time.Hour)
-	for i := range 1000 {
-		c.add(fmt.Sprint("live", i), future)
-		require.LessOrEqual(t, len(c.m), c.max)
+	future := now.Add(time.Hour)
+	for i := range 100 {
+		require.True(t, c.use(fmt.Sprint("live", i), future, now))
 	}
-	require.True(t, c.consume("live999", time.Now()), "the newest nonce was dropped")
+	require.False(t, c.use("one-more", future, now), "full: refused")
+	for i := range 100 {
+		require.False(t, c.use(fmt.Sprint("live", i), future, now), "live%d forgotten", i)
+	}
+	require.True(t, c.use("one-more", future, future.Add(time.Second)), "once they expire there is room")
 }
 
 // TestBatchedWritesStayAtomic drives many concurrent conflicting writes so
@@ -302,7 +315,7 @@ func BenchmarkCreateOrder(b *testing.B) {
 	})
 }
 
-func BenchmarkConsumeNonce(b *testing.B) {
+func BenchmarkUseNonce(b *testing.B) {
 	s := openTemp(b)
 	defer s.Close()
 	ctx := context.Background()
@@ -312,10 +325,7 @@ func BenchmarkConsumeNonce(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			n := fmt.Sprint("nonce", seq.Add(1))
-			if err := s.AddNonce(ctx, n, now.Add(time.Minute)); err != nil {
-				b.Fatal(err)
-			}
-			if ok, err := s.ConsumeNonce(ctx, n, now); err != nil || !ok {
+			if ok, err := s.UseNonce(ctx, n, now.Add(time.Minute)); err != nil || !ok {
 				b.Fatal("nonce refused", err)
 			}
 		}

@@ -8,26 +8,28 @@ import (
 )
 
 const (
-	// minSweep is the size below which the nonce map is never swept.
+	// minSweep is the size below which the used-nonce map is never swept.
 	minSweep = 1024
-	// maxNonces caps the nonce map. Reaching it, a quarter of the nonces are
-	// dropped even though they have not expired; a client holding one gets
-	// badNonce and retries. This bounds memory when something requests
-	// nonces faster than they expire.
+	// maxNonces caps the used-nonce map. A use that finds it full of
+	// nonces that have not expired is refused (the client gets badNonce
+	// and retries): forgetting a used nonce would let it be replayed.
+	// Only requests whose signature verified record a use.
 	maxNonces = 1 << 20
 )
 
-// nonceCache holds outstanding nonces in memory (see Store for why that is
-// enough for bolt). Expired nonces are swept whenever the map has doubled
-// since the last sweep, so the cost of sweeping is amortised over the adds
-// and the map stays within about twice the number of live nonces, and never
-// above max. Sweeps judge expiry by the wall clock.
+// nonceCache records the nonces used in this process, until they expire
+// (see Store for why memory is enough for bolt: a bolt file serves one
+// process, and the nonce key is made anew at every start, so nonces of an
+// earlier run are invalid). Expired entries are swept whenever the map has
+// doubled since the last sweep, so the cost of sweeping is amortised over
+// the uses and the map stays within about twice the number of live
+// entries.
 type nonceCache struct {
 	log *slog.Logger
 	max int // maxNonces; a field so tests can lower it
 
 	mu        sync.Mutex
-	m         map[string]time.Time // nonce → expiry
+	m         map[string]time.Time // nonce → its expiry
 	nextSweep int                  // sweep when len(m) reaches this
 }
 
@@ -35,33 +37,26 @@ func newNonceCache(log *slog.Logger) *nonceCache {
 	return &nonceCache{log: log, max: maxNonces, m: make(map[string]time.Time), nextSweep: minSweep}
 }
 
-// add records nonce until exp.
-func (c *nonceCache) add(nonce string, exp time.Time) {
+// use records nonce as used until until and reports whether it was its
+// first use (judged at now).
+func (c *nonceCache) use(nonce string, until, now time.Time) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.m)+1 >= min(c.nextSweep, c.max) {
-		// Sweep before adding, so the new nonce is never the one dropped.
-		c.sweepLocked(time.Now())
-	}
-	c.m[nonce] = exp
-}
-
-// consume removes nonce and reports whether it was present and unexpired at
-// now.
-func (c *nonceCache) consume(nonce string, now time.Time) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	exp, ok := c.m[nonce]
-	if !ok {
+	if exp, ok := c.m[nonce]; ok && now.Before(exp) {
 		return false
 	}
-	delete(c.m, nonce)
-	return now.Before(exp)
+	if len(c.m)+1 >= min(c.nextSweep, c.max) {
+		c.sweepLocked(now)
+	}
+	if len(c.m) >= c.max {
+		c.log.Warn("used-nonce record full: nonce refused", "kept", len(c.m))
+		return false
+	}
+	c.m[nonce] = until
+	return true
 }
 
-// sweepLocked drops nonces expired at now and, if the map is still at c.max,
-// arbitrary ones until it is down to three quarters of c.max. c.mu must be
-// held.
+// sweepLocked drops the entries expired at now. c.mu must be held.
 func (c *nonceCache) sweepLocked(now time.Time) {
 	before := len(c.m)
 	for n, exp := range c.m {
@@ -69,39 +64,24 @@ func (c *nonceCache) sweepLocked(now time.Time) {
 			delete(c.m, n)
 		}
 	}
-	expired := before - len(c.m)
-	evicted := 0
-	if len(c.m) >= c.max {
-		for n := range c.m {
-			if len(c.m) <= c.max/4*3 {
-				break
-			}
-			delete(c.m, n)
-			evicted++
-		}
-	}
 	c.nextSweep = min(max(2*len(c.m), minSweep), c.max)
-	if evicted > 0 {
-		c.log.Warn("nonce cache full: dropped live nonces", "dropped", evicted, "kept", len(c.m))
-	}
-	c.log.Debug("nonce cache swept", "expired", expired, "kept", len(c.m))
+	c.log.Debug("used nonces swept", "expired", before-len(c.m), "kept", len(c.m))
 }
 
-// AddNonce records a fresh nonce that expires at exp. Nonces live in memory
-// only (see Store).
-func (s *Store) AddNonce(ctx context.Context, nonce string, exp time.Time) error {
+// NonceKey returns this process's nonce key, made at Open: the record of
+// used nonces is in memory, so a restart must invalidate every nonce.
+func (s *Store) NonceKey(ctx context.Context) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
-		return finish(err)
+		return nil, finish(err)
 	}
-	s.nonces.add(nonce, exp)
-	return nil
+	return s.nonceKey, nil
 }
 
-// ConsumeNonce removes the nonce and reports whether it existed and had not
-// expired at now. Exactly one call returns true for a given nonce.
-func (s *Store) ConsumeNonce(ctx context.Context, nonce string, now time.Time) (bool, error) {
+// UseNonce records the nonce as used until it expires and reports whether
+// this is its first use. Exactly one call returns true for a given nonce.
+func (s *Store) UseNonce(ctx context.Context, nonce string, until time.Time) (bool, error) {
 	if err := ctx.Err(); err != nil {
 		return false, finish(err)
 	}
-	return s.nonces.consume(nonce, now), nil
+	return s.nonces.use(nonce, until, time.Now()), nil
 }

@@ -78,10 +78,9 @@ func countIssuance(t *testing.T, s *Store, log *commandLog) []opCount {
 	}
 	log.take()
 
-	step("AddNonce", s.AddNonce(ctx, "n"+id, now.Add(time.Hour)))
-	ok, err := s.ConsumeNonce(ctx, "n"+id, now)
+	ok, err := s.UseNonce(ctx, "n"+id, now.Add(time.Hour))
 	require.True(t, ok)
-	step("ConsumeNonce", err)
+	step("UseNonce", err)
 	k := &store.EABKey{ID: "kid" + id, HMACKey: []byte("k"), CreatedAt: now}
 	step("PutEABKey", s.PutEABKey(ctx, k))
 	a := &store.Account{ID: "acct" + id, Status: store.StatusValid, KeyThumbprint: "tp" + id, EABKeyID: k.ID, CreatedAt: now}

@@ -2,33 +2,47 @@ package redis
 
 import (
 	"context"
-	"strconv"
+	"crypto/rand"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
-// AddNonce records a fresh nonce that expires at exp: one SET of its expiry
-// (Unix nanoseconds) with a TTL that removes the key once it has expired.
-func (s *Store) AddNonce(ctx context.Context, nonce string, exp time.Time) error {
-	ttl := max(time.Until(exp), minNonceTTL)
-	err := s.c.Set(ctx, s.key(kindNonce, nonce), strconv.FormatInt(exp.UnixNano(), 10), ttl).Err()
-	return wrap("add nonce", err)
+// keyNonceKey holds the key nonces are minted under: 32 random bytes,
+// created by the first replica that asks (SET NX) and kept for good. If
+// Redis loses its data, the key and the record of used nonces go together
+// and a new key makes every earlier nonce invalid.
+const keyNonceKey = "noncekey"
+
+// NonceKey returns the replicas' shared nonce key, creating it on first
+// use: one SET NX and one GET.
+func (s *Store) NonceKey(ctx context.Context) ([]byte, error) {
+	k := make([]byte, 32)
+	_, _ = rand.Read(k)
+	if err := s.c.SetNX(ctx, s.global(keyNonceKey), k, 0).Err(); err != nil {
+		return nil, wrap("nonce key", err)
+	}
+	v, err := s.c.Get(ctx, s.global(keyNonceKey)).Bytes()
+	if err != nil {
+		return nil, wrap("nonce key", err)
+	}
+	if len(v) < 16 {
+		return nil, errorf("nonce key: stored key is %d bytes", len(v))
+	}
+	return v, nil
 }
 
-// ConsumeNonce removes the nonce and reports whether it existed and had not
-// expired at now. The removal is one GETDEL, so across every replica sharing
-// the Redis exactly one call gets the nonce's expiry back; an expired nonce
-// is removed all the same.
-func (s *Store) ConsumeNonce(ctx context.Context, nonce string, now time.Time) (bool, error) {
-	v, err := s.c.GetDel(ctx, s.key(kindNonce, nonce)).Result()
+// UseNonce records the nonce as used until it expires with one SET NX
+// PXAT, so across every replica sharing the Redis exactly one call sets
+// it (and returns true).
+func (s *Store) UseNonce(ctx context.Context, nonce string, until time.Time) (bool, error) {
+	ttl := max(time.Until(until), minNonceTTL)
+	ok, err := s.c.SetArgs(ctx, s.key(kindNonce, nonce), "1", redis.SetArgs{Mode: "NX", TTL: ttl}).Result()
 	if isNil(err) {
 		return false, nil
 	}
 	if err != nil {
-		return false, wrap("consume nonce", err)
+		return false, wrap("use nonce", err)
 	}
-	exp, err := strconv.ParseInt(v, 10, 64)
-	if err != nil {
-		return false, errorf("consume nonce: malformed expiry %q", v)
-	}
-	return now.Before(time.Unix(0, exp)), nil
+	return ok == "OK", nil
 }

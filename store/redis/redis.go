@@ -105,8 +105,9 @@ const (
 	// minRecordTTL is the least TTL an expiring record is stored with, so a
 	// record written after its grace ended is still readable for a while.
 	minRecordTTL = time.Hour
-	// minNonceTTL is the least TTL of a nonce key. Whether a nonce is still
-	// good is decided by the expiry stored in it; the TTL only removes it.
+	// minNonceTTL is the least TTL of a used nonce's key. Whether a nonce
+	// is still good is decided by the expiry it carries; the TTL only
+	// removes the record of its use once that has passed.
 	minNonceTTL = time.Second
 )
 

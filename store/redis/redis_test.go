@@ -114,8 +114,7 @@ func issueOne(t testing.TB, s *Store, now time.Time) *store.Order {
 	t.Helper()
 	ctx := context.Background()
 	nonce := "nonce-" + freshPrefix()
-	require.NoError(t, s.AddNonce(ctx, nonce, now.Add(time.Hour)))
-	ok, err := s.ConsumeNonce(ctx, nonce, now)
+	ok, err := s.UseNonce(ctx, nonce, now.Add(time.Hour))
 	require.NoError(t, err)
 	require.True(t, ok)
 
@@ -231,7 +230,7 @@ func TestErrors(t *testing.T) {
 	for name, err := range map[string]error{
 		"Ping":        s.Ping(ctx),
 		"UpdateOrder": s.UpdateOrder(ctx, &store.Order{ID: "x"}),
-		"AddNonce":    s.AddNonce(ctx, "n", time.Now().Add(time.Minute)),
+		"UseNonce":    useErr(s.UseNonce(ctx, "n", time.Now().Add(time.Minute))),
 	} {
 		require.Error(t, err, name)
 		require.True(t, strings.HasPrefix(err.Error(), "store/redis: "), "%s: %v", name, err)
@@ -316,3 +315,6 @@ func TestClusterOneSeed(t *testing.T) {
 	require.True(t, ok, "got %T", s.c)
 	issueOne(t, s, time.Now().UTC())
 }
+
+// useErr is UseNonce's error.
+func useErr(_ bool, err error) error { return err }

@@ -70,7 +70,7 @@ func TestTwoReplicas(t *testing.T) {
 			defer b.Close()
 			replicas := []*Store{a, b}
 			on := func(i int) *Store { return replicas[i%2] }
-			t.Run("ConsumeNonce", func(t *testing.T) { raceNonce(t, on) })
+			t.Run("UseNonce", func(t *testing.T) { raceNonce(t, on) })
 			t.Run("BindEAB", func(t *testing.T) { raceEAB(t, on) })
 			t.Run("EnqueueJob", func(t *testing.T) { raceEnqueue(t, on) })
 			t.Run("UpdateOrder", func(t *testing.T) { raceOrderCAS(t, on) })
@@ -84,11 +84,10 @@ func raceNonce(t *testing.T, on func(int) *Store) {
 	now := time.Now()
 	for r := range rounds {
 		n := fmt.Sprintf("nonce-%d-%s", r, freshPrefix())
-		require.NoError(t, on(r).AddNonce(ctx, n, now.Add(time.Hour)))
 		got := make([]bool, racers)
 		errs := raceAll(racers, func(i int) error {
 			var err error
-			got[i], err = on(i).ConsumeNonce(ctx, n, now)
+			got[i], err = on(i).UseNonce(ctx, n, now.Add(time.Hour))
 			return err
 		})
 		winners := 0

@@ -10,63 +10,49 @@ import (
 )
 
 var nonceCases = []testCase{
-	{"ConsumedOnce", testNonceConsumedOnce},
-	{"Expired", testNonceExpired},
+	{"Key", testNonceKey},
+	{"UsedOnce", testNonceUsedOnce},
 	{"Race", testNonceRace},
 }
 
-// testNonceConsumedOnce: a nonce is good once; unknown nonces are not.
-func testNonceConsumedOnce(t *testing.T, s store.Store) {
+// testNonceKey: the nonce key is at least 128 bits and the same at every
+// call.
+func testNonceKey(t *testing.T, s store.Store) {
+	k1, err := s.NonceKey(t.Context())
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, len(k1), 16)
+	k2, err := s.NonceKey(t.Context())
+	require.NoError(t, err)
+	require.Equal(t, k1, k2)
+}
+
+// testNonceUsedOnce: a nonce's first use is reported, later ones are not;
+// nonces are independent.
+func testNonceUsedOnce(t *testing.T, s store.Store) {
 	ctx := t.Context()
-	now := wallNow()
+	until := wallNow().Add(time.Hour)
 	n1, n2 := newID("nonce"), newID("nonce")
-	require.NoError(t, s.AddNonce(ctx, n1, now.Add(time.Hour)))
-	require.NoError(t, s.AddNonce(ctx, n2, now.Add(time.Hour)))
-
-	ok, err := s.ConsumeNonce(ctx, n1, now)
+	ok, err := s.UseNonce(ctx, n1, until)
 	require.NoError(t, err)
-	require.True(t, ok, "fresh nonce")
-	ok, err = s.ConsumeNonce(ctx, n1, now)
+	require.True(t, ok, "first use")
+	ok, err = s.UseNonce(ctx, n1, until)
 	require.NoError(t, err)
-	require.False(t, ok, "nonce consumed twice")
-
-	ok, err = s.ConsumeNonce(ctx, newID("nonce"), now)
-	require.NoError(t, err)
-	require.False(t, ok, "unknown nonce")
-
-	ok, err = s.ConsumeNonce(ctx, n2, now.Add(time.Minute))
+	require.False(t, ok, "nonce used twice")
+	ok, err = s.UseNonce(ctx, n2, until)
 	require.NoError(t, err)
 	require.True(t, ok, "second nonce is independent of the first")
 }
 
-// testNonceExpired: a nonce past its expiry is refused, and consuming it
-// removes it.
-func testNonceExpired(t *testing.T, s store.Store) {
-	ctx := t.Context()
-	now := wallNow()
-	n := newID("nonce")
-	exp := now.Add(time.Minute)
-	require.NoError(t, s.AddNonce(ctx, n, exp))
-
-	ok, err := s.ConsumeNonce(ctx, n, exp.Add(time.Second))
-	require.NoError(t, err)
-	require.False(t, ok, "expired nonce accepted")
-	ok, err = s.ConsumeNonce(ctx, n, now)
-	require.NoError(t, err)
-	require.False(t, ok, "an expired nonce is removed when consumed")
-}
-
-// testNonceRace: of racers consuming one nonce at once, exactly one wins.
+// testNonceRace: of racers using one nonce at once, exactly one wins.
 func testNonceRace(t *testing.T, s store.Store) {
 	ctx := t.Context()
-	now := wallNow()
+	until := wallNow().Add(time.Hour)
 	for range 5 {
 		n := newID("nonce")
-		require.NoError(t, s.AddNonce(ctx, n, now.Add(time.Hour)))
 		got := make([]bool, racers)
 		errs := race(racers, func(i int) error {
 			var err error
-			got[i], err = s.ConsumeNonce(ctx, n, now)
+			got[i], err = s.UseNonce(ctx, n, until)
 			return err
 		})
 		winners := 0
@@ -76,6 +62,6 @@ func testNonceRace(t *testing.T, s store.Store) {
 				winners++
 			}
 		}
-		require.Equal(t, 1, winners, "nonce consumed by %d racers", winners)
+		require.Equal(t, 1, winners, "nonce used by %d racers", winners)
 	}
 }
