@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"encoding/base64"
+	"encoding/binary"
 	"net/http"
 	"sync/atomic"
 	"testing"
@@ -83,12 +84,26 @@ func TestNonces(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, ok, "a nonce under another key")
 
-	// Expired: an hour and more later.
-	later := e.srv.now().Add(nonceLifetime + time.Second)
-	e.srv.now = func() time.Time { return later }
-	ok, err = e.srv.useNonce(ctx, minted[3])
+	// Expired, and expiring too far ahead: made with the server's own key,
+	// so only the expiry is wrong.
+	key, err := e.st.NonceKey(ctx)
 	require.NoError(t, err)
-	require.False(t, ok, "an expired nonce")
+	withExpiry := func(exp time.Time) string {
+		b := make([]byte, nonceLen)
+		binary.BigEndian.PutUint64(b, uint64(exp.Unix()))
+		copy(b[8+nonceRandLen:], nonceMAC(key, b[:8+nonceRandLen]))
+		return base64.RawURLEncoding.EncodeToString(b)
+	}
+	now := time.Now()
+	for name, n := range map[string]string{
+		"expired":       withExpiry(now.Add(-time.Second)),
+		"too far out":   withExpiry(now.Add(3 * nonceLifetime)),
+		"control: good": withExpiry(now.Add(time.Minute)),
+	} {
+		ok, err := e.srv.useNonce(ctx, n)
+		require.NoError(t, err, name)
+		require.Equal(t, name == "control: good", ok, name)
+	}
 }
 
 func dedupe(ss []string) map[string]bool {

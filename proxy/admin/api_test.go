@@ -241,3 +241,14 @@ func TestAPIRenewNow(t *testing.T) {
 	require.False(t, got.RenewBy.IsZero())
 	require.Equal(t, http.StatusNotFound, e.do(http.MethodPost, "/api/v1/upstreams/nope/renew-now", nil).Code)
 }
+
+// TestHMACKeyNeverLooksLikeAFlag: EAB HMAC keys are pasted after a flag
+// (certbot --eab-hmac-key KEY), so their base64url form never starts with
+// '-' or '_' (one key in 32 would, drawn uniformly).
+func TestHMACKeyNeverLooksLikeAFlag(t *testing.T) {
+	for range 2000 {
+		k := base64.RawURLEncoding.EncodeToString(newHMACKey())
+		require.Len(t, k, 43)
+		require.NotContains(t, "-_", k[:1], k)
+	}
+}

@@ -110,9 +110,8 @@ func (a *api) createEAB(w http.ResponseWriter, r *http.Request) {
 		k.ExpiresAt = k.CreatedAt.Add(d)
 	}
 	id := make([]byte, 12)
-	mac := make([]byte, 32)
 	_, _ = rand.Read(id)
-	_, _ = rand.Read(mac)
+	mac := newHMACKey()
 	k.ID, k.HMACKey = "kid-"+base64.RawURLEncoding.EncodeToString(id), mac
 	if err := a.Store.PutEABKey(r.Context(), k); err != nil {
 		storeFail(w, err, "EAB key")
@@ -366,6 +365,20 @@ func (a *api) showCertificate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, certOf(c, true))
+}
+
+// newHMACKey returns 256 random bits whose base64url form does not start
+// with '-' or '_': operators paste it after a flag (certbot --eab-hmac-key
+// KEY), and command-line parsers take a value starting with '-' for an
+// option.
+func newHMACKey() []byte {
+	mac := make([]byte, 32)
+	for {
+		_, _ = rand.Read(mac)
+		if c := base64.RawURLEncoding.EncodeToString(mac[:3])[0]; c != '-' && c != '_' {
+			return mac
+		}
+	}
 }
 
 // revokeReq is the body of a revocation (optional).
