@@ -15,9 +15,11 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/acmebridge/acmebridge/acmeerr"
 	"github.com/acmebridge/acmebridge/audit"
 	"github.com/acmebridge/acmebridge/configs"
 	"github.com/acmebridge/acmebridge/store"
+	"github.com/acmebridge/acmebridge/upstream"
 )
 
 func perHour(n int64) configs.RateLimit {
@@ -236,4 +238,35 @@ func TestRegisteredDomains(t *testing.T) {
 		{Type: "dns", Value: "host.corp.internal"}, {Type: "ip", Value: "192.0.2.1"}, {Type: "dns", Value: "com"},
 		{Type: "dns", Value: "x.github.io"}}
 	require.Equal(t, []string{"example.co.uk", "corp.internal", "192.0.2.1", "com", "x.github.io"}, registeredDomains(ids))
+}
+
+// refusingIssuer refuses every issuance for good (a CA's rejectedIdentifier).
+type refusingIssuer struct{ upstream.Issuer }
+
+func (refusingIssuer) Issue(context.Context, *upstream.Request, func(string) error) (*upstream.Result, error) {
+	return nil, acmeerr.New(acmeerr.RejectedIdentifier, "the CA will not issue for this name")
+}
+
+// TestUpstreamRefusalAuditedAndRefunded: an order the upstream refuses for
+// good ends invalid; the audit line names the upstream that refused, and
+// the certificate finalize spent is given back.
+func TestUpstreamRefusalAuditedAndRefunded(t *testing.T) {
+	wrapIssuer = func(i upstream.Issuer) upstream.Issuer { return refusingIssuer{i} }
+	defer func() { wrapIssuer = nil }()
+	e := newEnv(t, func(c *configs.Config) { c.RateLimits.CertificatesPerDomain = perHour(1) })
+	c := e.newClient()
+	c.register()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	orderURL, o := c.readyOrder(dnsIDs("r.example.com")...)
+	c.post(o.Finalize, map[string]string{"csr": b64(makeCSR(t, key, "", []string{"r.example.com"}, nil))})
+	require.Eventually(t, func() bool { return decode[orderJSON](t, c.post(orderURL, nil)).Status == "invalid" },
+		10*time.Second, 20*time.Millisecond)
+	inv := e.audit.of(audit.OrderInvalid)
+	require.Len(t, inv, 1)
+	require.Equal(t, "dev", inv[0].Upstream)
+	require.Equal(t, []string{"dev"}, inv[0].Upstreams)
+	require.Contains(t, inv[0].Reason, "rejectedIdentifier")
+	require.Eventually(t, func() bool { return c.order("again.example.com").Code == http.StatusCreated },
+		10*time.Second, 20*time.Millisecond, "the refused issuance gave its certificate back")
 }

@@ -116,7 +116,7 @@ func (s *Server) processJob(ctx context.Context, job *store.Job) {
 	}
 	csr, err := x509.ParseCertificateRequest(o.CSR)
 	if err != nil {
-		s.failOrder(ctx, o, acmeerr.New(acmeerr.BadCSR, "stored CSR could not be parsed"))
+		s.failOrder(ctx, o, "", acmeerr.New(acmeerr.BadCSR, "stored CSR could not be parsed"))
 		return
 	}
 	req := &upstream.Request{OrderID: o.ID, CSR: csr, CSRDER: o.CSR, NotBefore: o.NotBefore, NotAfter: o.NotAfter,
@@ -142,6 +142,7 @@ func (s *Server) processJob(ctx context.Context, job *store.Job) {
 	defer lease.stop()
 	br := s.breaker()
 	var lastErr error
+	var lastName string
 	for i, name := range o.Upstreams {
 		iss, ok := s.issuers[name]
 		if !ok {
@@ -181,10 +182,10 @@ func (s *Server) processJob(ctx context.Context, job *store.Job) {
 			s.log.Warn("worker: upstream marked unhealthy", "upstream", name, "failures", breakerThreshold, "err", err)
 		}
 		s.metrics.upstreamError(name, transient(err))
-		lastErr = err
+		lastErr, lastName = err, name
 		s.log.Warn("worker: upstream failed", "order", o.ID, "upstream", name, "attempt", job.Attempts, "err", err)
 		if !transient(err) {
-			s.failOrder(ctx, o, err)
+			s.failOrder(ctx, o, name, err)
 			return
 		}
 	}
@@ -196,7 +197,7 @@ func (s *Server) processJob(ctx context.Context, job *store.Job) {
 		backoff = last.RetryAfter
 	}
 	if job.Attempts >= maxJobAttempts || s.now().After(o.Expires) || s.now().Add(backoff).After(o.Expires) {
-		s.failOrder(ctx, o, giveUpError(o.Upstreams, lastErr))
+		s.failOrder(ctx, o, lastName, giveUpError(o.Upstreams, lastErr))
 		return
 	}
 	lease.stop()
@@ -322,8 +323,9 @@ func (s *Server) releaseJob(ctx context.Context, job *store.Job) {
 }
 
 // failOrder makes the order invalid with the error (§7.1.6: processing →
-// invalid) and drops its job.
-func (s *Server) failOrder(ctx context.Context, o *store.Order, cause error) {
+// invalid) and drops its job. upstream is the one whose error ended it (""
+// when none was asked).
+func (s *Server) failOrder(ctx context.Context, o *store.Order, upstream string, cause error) {
 	o.Status, o.Error = store.StatusInvalid, storedProblem(cause)
 	if err := s.store.UpdateOrder(ctx, o); err != nil {
 		s.log.Error("worker: fail order", "order", o.ID, "err", err)
@@ -337,7 +339,7 @@ func (s *Server) failOrder(ctx context.Context, o *store.Order, cause error) {
 	s.log.Warn("order invalid", "order", o.ID, "account", o.AccountID, "err", cause)
 	s.metrics.order(store.StatusInvalid)
 	s.record(nil, audit.Event{Event: audit.OrderInvalid, Account: o.AccountID, Order: o.ID, Names: identValues(o.Identifiers),
-		Rule: o.Rule, Reason: strings.TrimPrefix(o.Error.Type, errNS) + ": " + o.Error.Detail})
+		Rule: o.Rule, Upstream: upstream, Upstreams: o.Upstreams, Reason: strings.TrimPrefix(o.Error.Type, errNS) + ": " + o.Error.Detail})
 }
 
 // storeCertificate records the issued certificate and moves the order to
