@@ -328,7 +328,7 @@ func writeAudit(t testing.TB, path string, now time.Time) {
 	rec(audit.Event{Time: now.Add(-20 * time.Minute), Event: audit.FinalizeRefused, Account: "acct-2", Order: "order-00003", Names: []string{host(3)},
 		Reason: "badCSR: CSR names do not match the order"})
 	rec(audit.Event{Time: now.Add(-10 * time.Minute), Event: audit.OrderInvalid, Account: "acct-3", Order: "order-x", Names: []string{"down.example.com"},
-		Rule: "rule-public", Reason: "serverInternal: upstream public is unavailable"})
+		Rule: "rule-public", Upstream: "public", Reason: "serverInternal: upstream public is unavailable"})
 	rec(audit.Event{Time: now.Add(-5 * time.Minute), Event: audit.CertRevoked, Account: "acct-1", Order: "order-00001", Names: []string{host(1)},
 		Upstream: "public", Serial: "00000002", Reason: "1"})
 }
@@ -367,6 +367,8 @@ func TestDashboardContent(t *testing.T) {
 	require.Regexp(t, `data-upstream="public"[\s\S]*?st-skipped[\s\S]*?3 failures in a row`, body)
 	require.Regexp(t, `data-upstream="internal"[\s\S]*?st-healthy[\s\S]*?<td class="num">10</td>`, body)
 	require.Contains(t, body, "upstream public is unavailable")
+	failures := regexp.MustCompile(`(?s)<table id="failures">.*?</table>`).FindString(body)
+	require.Regexp(t, `down\.example\.com[\s\S]*?<td>rule-public</td><td>public</td>`, failures, "a failed order shows the upstream that failed it")
 
 	// Issuance per hour: 20 certificates in the window.
 	require.Contains(t, body, `<b id="issued-24h">20</b>`)
