@@ -65,7 +65,22 @@ type TLS struct {
 type Admin struct {
 	Listen    string `yaml:"listen"`
 	TokenFile string `yaml:"token_file"`
+	// TLS serves the admin listener (API, dashboard, metrics) over HTTPS.
+	TLS AdminTLS `yaml:"tls"`
 }
+
+// AdminTLS is the admin listener's certificate. Without one the listener
+// speaks plain HTTP, which suits loopback only (the default address).
+type AdminTLS struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// CAFile is what the CLI (admin commands, report) trusts to reach the
+	// listener; the system roots when empty.
+	CAFile string `yaml:"ca_file"`
+}
+
+// On reports whether the admin listener serves HTTPS.
+func (t AdminTLS) On() bool { return t.CertFile != "" }
 
 // Store selects the state driver.
 type Store struct {
@@ -448,6 +463,9 @@ func (c *Config) Validate() error {
 	validateRateLimits(c.RateLimits, bad)
 	if _, _, err := net.SplitHostPort(c.Admin.Listen); err != nil {
 		bad("admin.listen", "%q is not host:port", c.Admin.Listen)
+	}
+	if (c.Admin.TLS.CertFile == "") != (c.Admin.TLS.KeyFile == "") {
+		bad("admin.tls", "cert_file and key_file go together")
 	}
 	switch c.Store.Driver {
 	case "bolt":

@@ -64,7 +64,11 @@ func runCLI(t *testing.T, dir string, args ...string) cliResult {
 
 // adminArgs are the flags that point an admin command at s.
 func (s *server) adminArgs() []string {
-	return []string{"--server", s.AdminURL, "--token-file", s.TokenFile()}
+	args := []string{"--server", s.AdminURL, "--token-file", s.TokenFile()}
+	if s.AdminCAFile != "" {
+		args = append(args, "--ca-file", s.AdminCAFile)
+	}
+	return args
 }
 
 // TokenFile is the admin bearer token file (data_dir/admin.token).

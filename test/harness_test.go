@@ -73,6 +73,11 @@ type server struct {
 	// DNS is the test DNS server acmebridge resolves through.
 	DNS *dnsServer
 
+	// AdminCAFile is the CA of the admin listener's certificate when it
+	// serves HTTPS (startServerAdminTLS); adminClient trusts it.
+	AdminCAFile string
+	adminClient *http.Client
+
 	logs *syncBuffer
 	cmd  *exec.Cmd
 	done chan struct{}
@@ -85,6 +90,19 @@ type server struct {
 // test ends, requiring a clean exit. Its output is printed if the test
 // fails (or always, with E2E_LOGS=1).
 func startServer(t *testing.T, extraYAML string) *server {
+	t.Helper()
+	return startServerWith(t, extraYAML, false)
+}
+
+// startServerAdminTLS is startServer with the admin listener on HTTPS
+// (admin.tls with a certificate for 127.0.0.1 from a test CA, AdminCAFile,
+// which is also the config's admin.tls.ca_file).
+func startServerAdminTLS(t *testing.T, extraYAML string) *server {
+	t.Helper()
+	return startServerWith(t, extraYAML, true)
+}
+
+func startServerWith(t *testing.T, extraYAML string, adminTLS bool) *server {
 	t.Helper()
 	dns := startDNSServer(t)
 	dir := t.TempDir()
@@ -103,20 +121,33 @@ func startServer(t *testing.T, extraYAML string) *server {
 	}
 	s.DirectoryURL = s.BaseURL + "/directory"
 	s.CAFile = filepath.Join(s.DataDir, "ca.pem")
+	s.adminClient = &http.Client{Timeout: 2 * time.Second}
+	adminTLSYAML := ""
+	if adminTLS {
+		ca, cert, key := testutil.TLSFiles(t, dir, "admin", "acmebridge-e2e admin CA", "127.0.0.1")
+		s.AdminURL = strings.Replace(s.AdminURL, "http://", "https://", 1)
+		s.AdminCAFile = ca
+		pool := x509.NewCertPool()
+		pemBytes, err := os.ReadFile(ca)
+		require.NoError(t, err)
+		require.True(t, pool.AppendCertsFromPEM(pemBytes))
+		s.adminClient.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
+		adminTLSYAML = fmt.Sprintf("  tls: {cert_file: %q, key_file: %q, ca_file: %q}\n", cert, key, ca)
+	}
 	cfg := fmt.Sprintf(`data_dir: %q
 server:
   listen: "127.0.0.1:%d"
   external_url: %q
 admin:
   listen: "127.0.0.1:%d"
-validation:
+%svalidation:
   http_port: %d
   tls_alpn_port: %d
   dns_resolvers: [%q]
   allow_private_addresses: true
 log:
   level: debug
-`, s.DataDir, ports[0], s.BaseURL, ports[1], s.HTTPPort, s.TLSALPNPort, dns.Addr)
+`, s.DataDir, ports[0], s.BaseURL, ports[1], adminTLSYAML, s.HTTPPort, s.TLSALPNPort, dns.Addr)
 	cfg += extraYAML
 	require.NoError(t, os.WriteFile(s.ConfigPath, []byte(cfg), 0o600))
 
@@ -155,7 +186,7 @@ log:
 
 func (s *server) waitReady(t *testing.T) {
 	t.Helper()
-	c := &http.Client{Timeout: 2 * time.Second}
+	c := s.adminClient
 	deadline := time.Now().Add(readyTimeout)
 	for {
 		select {

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -19,6 +21,7 @@ import (
 type adminFlags struct {
 	server    *string
 	tokenFile *string
+	caFile    *string
 	asJSON    *bool
 }
 
@@ -28,6 +31,7 @@ func newAdminFlags(name string, stderr io.Writer) (*flag.FlagSet, adminFlags) {
 	return fs, adminFlags{
 		server:    fs.String("server", envOr("ACMEBRIDGE_ADMIN", "http://127.0.0.1:8556"), "admin API base URL (env ACMEBRIDGE_ADMIN)"),
 		tokenFile: fs.String("token-file", envOr("ACMEBRIDGE_ADMIN_TOKEN_FILE", "acmebridge-data/admin.token"), "bearer token file (env ACMEBRIDGE_ADMIN_TOKEN_FILE)"),
+		caFile:    fs.String("ca-file", os.Getenv("ACMEBRIDGE_ADMIN_CA_FILE"), "CA bundle to trust for an https admin API (env ACMEBRIDGE_ADMIN_CA_FILE; default: the system roots)"),
 		asJSON:    fs.Bool("json", false, "print JSON"),
 	}
 }
@@ -47,12 +51,31 @@ type adminClient struct {
 }
 
 func (f adminFlags) client() (*adminClient, error) {
-	b, err := os.ReadFile(*f.tokenFile)
+	return newAdminClient(*f.server, *f.tokenFile, *f.caFile)
+}
+
+// newAdminClient is a client of the admin API at server with the token in
+// tokenFile, trusting the CAs in caFile (the system roots when empty) for
+// an https server.
+func newAdminClient(server, tokenFile, caFile string) (*adminClient, error) {
+	b, err := os.ReadFile(tokenFile)
 	if err != nil {
 		return nil, fmt.Errorf("reading the admin token: %w (use --token-file)", err)
 	}
-	return &adminClient{base: strings.TrimSuffix(*f.server, "/"), token: strings.TrimSpace(string(b)),
-		http: &http.Client{Timeout: 30 * time.Second}}, nil
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if caFile != "" {
+		pemBytes, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("reading the admin CA bundle: %w (use --ca-file)", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pemBytes) {
+			return nil, fmt.Errorf("admin CA bundle %s holds no PEM certificate", caFile)
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	return &adminClient{base: strings.TrimSuffix(server, "/"), token: strings.TrimSpace(string(b)),
+		http: &http.Client{Timeout: 30 * time.Second, Transport: tr}}, nil
 }
 
 // call sends a request and decodes a JSON answer into out; an API error

@@ -32,7 +32,7 @@ import (
 // reportUsage is printed with a usage error of `acmebridge report`.
 const reportUsage = `usage: acmebridge report [--since 30d] [--until T] [--expiring 30d] [--bucket 1d]
                          [--config FILE] [--file AUDIT_LOG]... [--server URL] [--token-file F]
-                         [--json | --csv]
+                         [--ca-file F] [--json | --csv]
   --since and --until take a span back from now (30d, 12h, 2w, 1w2d) or a time
   (RFC 3339, or a date 2006-01-02 meaning 00:00 UTC); the window is [since, until).
 `
@@ -51,6 +51,7 @@ type reportOptions struct {
 	bucket     time.Duration
 	server     string
 	tokenFile  string
+	caFile     string
 	format     string // text, json or csv
 }
 
@@ -132,6 +133,7 @@ func parseReportFlags(args []string, stderr io.Writer, now time.Time) (reportOpt
 	bucket := fs.String("bucket", "1d", "interval of the issuance time series (1d, 1h, ...)")
 	fs.StringVar(&o.server, "server", os.Getenv("ACMEBRIDGE_ADMIN"), "admin API base URL (env ACMEBRIDGE_ADMIN; default: from the config's admin.listen)")
 	fs.StringVar(&o.tokenFile, "token-file", os.Getenv("ACMEBRIDGE_ADMIN_TOKEN_FILE"), "admin bearer token file (env ACMEBRIDGE_ADMIN_TOKEN_FILE; default: the config's admin.token_file)")
+	fs.StringVar(&o.caFile, "ca-file", os.Getenv("ACMEBRIDGE_ADMIN_CA_FILE"), "CA bundle to trust for an https admin API (env ACMEBRIDGE_ADMIN_CA_FILE; default: the config's admin.tls.ca_file)")
 	asJSON := fs.Bool("json", false, "print one JSON document")
 	asCSV := fs.Bool("csv", false, "print one CSV table with a section column")
 	if err := fs.Parse(args); err != nil {
@@ -307,9 +309,9 @@ func (e *expiring) byUpstream() audit.Tally {
 // reads the store directly instead, and says so on stderr.
 func expiringCertificates(ctx context.Context, cfg *configs.Config, opts reportOptions, now time.Time, stderr io.Writer) (*expiring, error) {
 	exp := &expiring{Within: opts.expiring, Before: now.Add(opts.expiring).UTC(), Source: "admin-api"}
-	server := cmp.Or(opts.server, adminURLOf(cfg.Admin.Listen))
+	server := cmp.Or(opts.server, adminURLOf(cfg.Admin))
 	tokenFile := cmp.Or(opts.tokenFile, cfg.Admin.TokenFile)
-	certs, apiErr := expiringFromAPI(server, tokenFile, opts.expiring)
+	certs, apiErr := expiringFromAPI(server, tokenFile, cmp.Or(opts.caFile, cfg.Admin.TLS.CAFile), opts.expiring)
 	var dial *net.OpError
 	var pathErr *os.PathError
 	switch {
@@ -339,12 +341,16 @@ func expiringCertificates(ctx context.Context, cfg *configs.Config, opts reportO
 	return exp, nil
 }
 
-// adminURLOf is the URL of the admin API listening on addr, reached on
-// loopback when it listens on every address.
-func adminURLOf(addr string) string {
-	host, port, err := net.SplitHostPort(addr)
+// adminURLOf is the URL of the admin API of that admin section (https
+// with admin.tls), reached on loopback when it listens on every address.
+func adminURLOf(a configs.Admin) string {
+	scheme := "http://"
+	if a.TLS.On() {
+		scheme = "https://"
+	}
+	host, port, err := net.SplitHostPort(a.Listen)
 	if err != nil {
-		return "http://" + addr
+		return scheme + a.Listen
 	}
 	if ip, err := netip.ParseAddr(host); host == "" || (err == nil && ip.IsUnspecified()) {
 		host = "127.0.0.1"
@@ -352,17 +358,15 @@ func adminURLOf(addr string) string {
 			host = "::1"
 		}
 	}
-	return "http://" + net.JoinHostPort(host, port)
+	return scheme + net.JoinHostPort(host, port)
 }
 
 // expiringFromAPI pages through GET /api/v1/certificates?expiring=.
-func expiringFromAPI(server, tokenFile string, within time.Duration) ([]expiringCert, error) {
-	token, err := os.ReadFile(tokenFile)
+func expiringFromAPI(server, tokenFile, caFile string, within time.Duration) ([]expiringCert, error) {
+	c, err := newAdminClient(server, tokenFile, caFile)
 	if err != nil {
-		return nil, fmt.Errorf("reading the admin token: %w (use --token-file)", err)
+		return nil, err
 	}
-	c := &adminClient{base: strings.TrimSuffix(server, "/"), token: strings.TrimSpace(string(token)),
-		http: &http.Client{Timeout: 30 * time.Second}}
 	var out []expiringCert
 	cursor := ""
 	for {

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/acmebridge/acmebridge/audit"
+	"github.com/acmebridge/acmebridge/configs"
 	"github.com/acmebridge/acmebridge/internal/testutil"
 	"github.com/acmebridge/acmebridge/proxy/admin"
 	"github.com/acmebridge/acmebridge/store"
@@ -428,6 +429,8 @@ func TestAdminURLOf(t *testing.T) {
 		"10.1.2.3:443":    "http://10.1.2.3:443",
 		"not-a-host-port": "http://not-a-host-port",
 	} {
-		require.Equal(t, want, adminURLOf(in), in)
+		require.Equal(t, want, adminURLOf(configs.Admin{Listen: in}), in)
 	}
+	require.Equal(t, "https://127.0.0.1:8556", adminURLOf(configs.Admin{Listen: "0.0.0.0:8556",
+		TLS: configs.AdminTLS{CertFile: "admin.crt", KeyFile: "admin.key"}}), "https with admin.tls")
 }

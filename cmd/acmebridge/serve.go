@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"os/signal"
@@ -145,10 +146,18 @@ func serve(ctx context.Context, cfg *configs.Config, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
+	adminTLS, err := adminTLSConfig(cfg, log)
+	if err != nil {
+		acmeLn.Close()
+		return err
+	}
 	adminLn, err := net.Listen("tcp", cfg.Admin.Listen)
 	if err != nil {
 		acmeLn.Close()
 		return err
+	}
+	if adminTLS != nil {
+		adminLn = tls.NewListener(adminLn, adminTLS)
 	}
 	acmeSrv := &http.Server{Handler: srv.Handler(), TLSConfig: tlsCfg, ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second,
@@ -226,6 +235,27 @@ func serverTLS(cfg *configs.Config, cas []*local.CA, log *slog.Logger) (*tls.Con
 	return &tls.Config{Certificates: []tls.Certificate{*cert}, MinVersion: tls.VersionTLS12}, writeBundle(cfg, cas), nil
 }
 
+// adminTLSConfig is the admin listener's TLS configuration from
+// admin.tls, or nil for plain HTTP, which it warns about on an address
+// other than loopback (the bearer token and the dashboard's session would
+// cross the network in the clear).
+func adminTLSConfig(cfg *configs.Config, log *slog.Logger) (*tls.Config, error) {
+	t := cfg.Admin.TLS
+	if !t.On() {
+		if host, _, err := net.SplitHostPort(cfg.Admin.Listen); err == nil {
+			if ip, err := netip.ParseAddr(host); err != nil || !ip.IsLoopback() {
+				log.Warn("the admin listener speaks plain HTTP on a non-loopback address: set admin.tls", "listen", cfg.Admin.Listen)
+			}
+		}
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("admin.tls: %w", err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+}
+
 // writeBundle writes data_dir/ca.pem with the roots of every local CA.
 func writeBundle(cfg *configs.Config, cas []*local.CA) string {
 	if len(cas) == 0 {
@@ -253,7 +283,7 @@ func printBanner(w io.Writer, cfg *configs.Config, bundle string) {
 		fmt.Fprintf(w, "  CA bundle to trust: %s\n", bundle)
 	}
 	tokenFile, _ := filepath.Abs(cfg.Admin.TokenFile)
-	fmt.Fprintf(w, "  admin: http://%s (token in %s)\n", cfg.Admin.Listen, tokenFile)
+	fmt.Fprintf(w, "  admin: %s (token in %s)\n", adminURLOf(cfg.Admin), tokenFile)
 	if bundle != "" {
 		fmt.Fprintf(w, "\nGet a certificate:\n  LEGO_CA_CERTIFICATES=%s lego --server %s --email you@example.com --accept-tos --domains host.example --http --http.port :80 run\n", bundle, dir)
 		fmt.Fprintf(w, "  REQUESTS_CA_BUNDLE=%s certbot certonly --server %s --standalone -d host.example --agree-tos -m you@example.com\n", bundle, dir)
