@@ -166,6 +166,11 @@ type Orders struct {
 	Profiles map[string]string `yaml:"profiles"`
 	// RenewalRetryAfter is the Retry-After of ARI answers (RFC 9773 §4.2).
 	RenewalRetryAfter Duration `yaml:"renewal_retry_after"`
+	// CAAMaxAge is how old the CAA check made at finalize may be when the
+	// worker issues (a retry can run long after finalize); older, CAA is
+	// checked again. The CA/Browser Forum Baseline Requirements (§3.2.2.8)
+	// allow 8 hours.
+	CAAMaxAge Duration `yaml:"caa_max_age"`
 	// PreAuthorization offers newAuthz (RFC 8555 §7.4.1); authorizations
 	// made that way are used by later orders within valid_authz_reuse.
 	PreAuthorization bool `yaml:"pre_authorization"`
@@ -333,6 +338,7 @@ func Default() *Config {
 			ValidationWait:       Duration(5 * time.Second),
 			JobLease:             Duration(2 * time.Minute),
 			RenewalRetryAfter:    Duration(6 * time.Hour),
+			CAAMaxAge:            Duration(8 * time.Hour),
 			Workers:              16,
 		},
 		Validation: Validation{
@@ -518,6 +524,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Orders.ValidAuthzReuse < 0 {
 		bad("orders.valid_authz_reuse", "must not be negative")
+	}
+	if c.Orders.CAAMaxAge <= 0 || c.Orders.CAAMaxAge > Duration(8*time.Hour) {
+		bad("orders.caa_max_age", "must be more than 0 and at most 8h (CA/Browser Forum Baseline Requirements §3.2.2.8)")
 	}
 	if c.Orders.RenewalRetryAfter < Duration(time.Minute) {
 		bad("orders.renewal_retry_after", "must be at least 1m")

@@ -204,3 +204,19 @@ func TestRateLimitsValidated(t *testing.T) {
 	cfg.RateLimits.FailedValidationsPerName = RateLimit{Count: 5, Period: Duration(time.Hour), Burst: 2}
 	require.NoError(t, cfg.Validate())
 }
+
+// TestCAAMaxAgeValidated: orders.caa_max_age is positive and at most the
+// 8 hours the Baseline Requirements allow.
+func TestCAAMaxAgeValidated(t *testing.T) {
+	for _, d := range []time.Duration{0, -time.Second, 9 * time.Hour} {
+		cfg := Default()
+		cfg.Orders.CAAMaxAge = Duration(d)
+		err := cfg.Validate()
+		require.Error(t, err, d)
+		require.Contains(t, err.Error(), "orders.caa_max_age: must be more than 0 and at most 8h")
+	}
+	cfg := Default()
+	require.Equal(t, Duration(8*time.Hour), cfg.Orders.CAAMaxAge)
+	cfg.Orders.CAAMaxAge = Duration(time.Hour)
+	require.NoError(t, cfg.Validate())
+}

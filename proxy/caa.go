@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/acmebridge/acmebridge/acmeerr"
 	"github.com/acmebridge/acmebridge/configs"
@@ -36,9 +37,11 @@ const caaParallel = 8
 // freshness) names this countermeasure: "revalidating the CAA policy for a
 // domain at certificate issuance time". The CA/Browser Forum Baseline
 // Requirements (§3.2.2.8) let a CA rely on a CAA check made within 8 hours
-// before issuance; the worker issues right after finalize, and its retries
-// (maxJobAttempts, backoff of at most a few minutes each) end well within
-// that.
+// before issuance.
+//
+// The worker checks again before issuing when that check is older than
+// orders.caa_max_age (caaFresh), since a retried issuance (backoff, an
+// upstream's Retry-After) may run long after finalize.
 //
 // RFC 8657 needs the account and the validation method: the account URL is
 // the order's account, the method is the challenge that validated each
@@ -105,6 +108,35 @@ func (s *Server) caaRoute(ctx context.Context, o *store.Order) ([]string, error)
 	first := checked[o.Upstreams[0]]
 	s.log.Info("CAA forbids the order", "order", o.ID, "account", o.AccountID, "upstreams", o.Upstreams, "failures", len(first.failures))
 	return nil, caaProblem(first.failures)
+}
+
+// caaFresh makes sure the order's CAA check is recent enough to issue on
+// (orders.caa_max_age; the CA/Browser Forum Baseline Requirements §3.2.2.8
+// allow 8 hours): an older one, or none recorded, is made again and the
+// route narrowed to what CAA allows now. It reports whether the job may go
+// on: CAA now forbidding every upstream makes the order invalid; a failed
+// lookup or store write puts the job back for a later attempt.
+func (s *Server) caaFresh(ctx context.Context, o *store.Order, job *store.Job) bool {
+	if !o.CAACheckedAt.IsZero() && s.now().Sub(o.CAACheckedAt) <= s.cfg.Orders.CAAMaxAge.D() {
+		return true
+	}
+	ups, err := s.caaRoute(ctx, o)
+	if err == nil {
+		o.Upstreams, o.CAACheckedAt = ups, s.now()
+		err = s.store.UpdateOrder(ctx, o)
+	}
+	switch {
+	case err == nil:
+		s.log.Info("worker: CAA checked again before issuing", "order", o.ID, "upstreams", ups)
+		return true
+	case acmeerr.KindOf(err) == acmeerr.CAA, job.Attempts >= maxJobAttempts || s.now().After(o.Expires):
+		s.failOrder(ctx, o, "", err)
+	default:
+		s.log.Warn("worker: CAA check before issuing", "order", o.ID, "err", err)
+		job.NotBefore = s.now().Add(time.Duration(1<<min(job.Attempts, 8)) * time.Second)
+		s.releaseJob(ctx, job)
+	}
+	return false
 }
 
 // caaProblem is the finalize problem for per-identifier CAA failures

@@ -10,7 +10,9 @@ import (
 	"path"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -18,6 +20,7 @@ import (
 	"github.com/acmebridge/acmebridge/audit"
 	"github.com/acmebridge/acmebridge/configs"
 	"github.com/acmebridge/acmebridge/store"
+	"github.com/acmebridge/acmebridge/upstream"
 )
 
 // caaCall is one CheckCAA call seen by the fake validator.
@@ -249,3 +252,57 @@ func TestFinalizeCAAUnchecked(t *testing.T) {
 type validateOnly struct{}
 
 func (validateOnly) Validate(_ context.Context, _, _, _, _, _ string) error { return nil }
+
+// TestWorkerRechecksStaleCAA: an issuance retried after its finalize's CAA
+// check is older than orders.caa_max_age checks CAA again: a record added
+// meanwhile makes the order invalid with a caa problem and nothing is
+// issued. Within the age, the retry issues without a new check.
+func TestWorkerRechecksStaleCAA(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		maxAge time.Duration
+		want   string
+	}{
+		{"stale", time.Millisecond, "invalid"},
+		{"fresh", 8 * time.Hour, "valid"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			down := &atomic.Bool{}
+			down.Store(true)
+			wrapIssuer = func(i upstream.Issuer) upstream.Issuer { return flakyIssuer{Issuer: i, down: down} }
+			defer func() { wrapIssuer = nil }()
+			e := newEnv(t, func(c *configs.Config) { c.Orders.CAAMaxAge = configs.Duration(tc.maxAge) })
+			caa := e.recordCAA()
+			c := e.newClient()
+			c.register()
+			orderURL, o := c.readyOrder(dnsIDs("late.example.com")...)
+			rec := c.post(o.Finalize, map[string]string{"csr": b64(finalizeCSR(t, "late.example.com"))})
+			require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+			require.Equal(t, "processing", decode[orderJSON](t, rec).Status, "the upstream is down: the job waits for a retry")
+			require.NotEmpty(t, caa.seen(), "checked at finalize")
+
+			// A CAA record forbidding this CA appears; the upstream comes back.
+			caa.mu.Lock()
+			caa.forbid["late.example.com"] = true
+			checks := len(caa.calls)
+			caa.mu.Unlock()
+			down.Store(false)
+			var cur orderJSON
+			require.Eventually(t, func() bool {
+				cur = decode[orderJSON](t, c.post(orderURL, nil))
+				return cur.Status != "processing"
+			}, 30*time.Second, 50*time.Millisecond)
+			require.Equal(t, tc.want, cur.Status)
+			if tc.want == "invalid" {
+				require.Equal(t, errNS+"caa", cur.Error.Type)
+				require.Greater(t, len(caa.seen()), checks, "checked again by the worker")
+				require.Empty(t, cur.Certificate)
+				inv := e.audit.of(audit.OrderInvalid)
+				require.Len(t, inv, 1)
+				require.Contains(t, inv[0].Reason, "caa:")
+			} else {
+				require.Len(t, caa.seen(), 1, "not checked again within caa_max_age")
+			}
+		})
+	}
+}

@@ -90,7 +90,7 @@ func (s *Server) handleFinalize(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, audit.FinalizeRefused, o.AccountID, o.ID, o.Identifiers, err)
 		return
 	}
-	o.Upstreams = ups
+	o.Upstreams, o.CAACheckedAt = ups, s.now()
 	o.Status, o.CSR = store.StatusProcessing, der
 	done := s.subscribe("order:" + o.ID)
 	defer s.unsubscribe("order:"+o.ID, done)

@@ -119,6 +119,9 @@ func (s *Server) processJob(ctx context.Context, job *store.Job) {
 		s.failOrder(ctx, o, "", acmeerr.New(acmeerr.BadCSR, "stored CSR could not be parsed"))
 		return
 	}
+	if !s.caaFresh(ctx, o, job) {
+		return
+	}
 	req := &upstream.Request{OrderID: o.ID, CSR: csr, CSRDER: o.CSR, NotBefore: o.NotBefore, NotAfter: o.NotAfter,
 		Profile: o.UpstreamProfile, Ref: job.UpstreamRef}
 	if o.MaxValidity > 0 {

@@ -102,6 +102,10 @@ type Order struct {
 	// Replaces is the ID of the certificate this order renews (RFC 9773
 	// §5), when the client said so.
 	Replaces string `json:"replaces,omitempty"`
+	// CAACheckedAt is when acmebridge last checked CAA for the order's
+	// route: at finalize, and again by the worker when that is older than
+	// orders.caa_max_age.
+	CAACheckedAt time.Time `json:"caaCheckedAt,omitzero"`
 }
 
 // Challenge is an ACME challenge (RFC 8555 §7.1.5, §8).
