@@ -76,6 +76,20 @@ func TestHelmChartVaultEAB(t *testing.T) {
 	require.Equal(t, 50, dig(t, cfg, "store", "redis", "pool_size"), "config.store.redis merges with the chart's keys")
 	require.Equal(t, "https://pki.example.com/terms", dig(t, cfg, "server", "terms_of_service"))
 	require.Equal(t, "/etc/acmebridge/tls/tls.crt", dig(t, cfg, "server", "tls", "cert_file"))
+	// The admin listener on HTTPS: its files from the admin TLS Secret,
+	// probes over HTTPS, the in-pod CLI pointed at the admin Service's name
+	// with the Secret's CA.
+	require.Equal(t, "/etc/acmebridge/admin-tls/tls.crt", dig(t, cfg, "admin", "tls", "cert_file"))
+	require.Equal(t, "/etc/acmebridge/admin-tls/ca.crt", dig(t, cfg, "admin", "tls", "ca_file"))
+	_, ctr := r.deployment(t)
+	require.Equal(t, "HTTPS", ctr.LivenessProbe.HTTPGet.Scheme)
+	require.Equal(t, "HTTPS", ctr.ReadinessProbe.HTTPGet.Scheme)
+	adminEnv := map[string]string{}
+	for _, e := range ctr.Env {
+		adminEnv[e.Name] = e.Value
+	}
+	require.Equal(t, "https://"+adminService(t, r).Metadata.Name+".pki.svc:8556", adminEnv["ACMEBRIDGE_ADMIN"])
+	require.Equal(t, "/etc/acmebridge/admin-tls/ca.crt", adminEnv["ACMEBRIDGE_ADMIN_CA_FILE"])
 	path := r.writeConfig(t)
 	out := requireConfigOK(t, path)
 	require.Contains(t, out, "vault-internal (vault), zerossl (acme)")
@@ -125,8 +139,15 @@ func TestHelmChartVaultEAB(t *testing.T) {
 		Spec struct {
 			Selector  labelSelector `yaml:"selector"`
 			Endpoints []struct {
-				Port string `yaml:"port"`
-				Path string `yaml:"path"`
+				Port      string `yaml:"port"`
+				Path      string `yaml:"path"`
+				Scheme    string `yaml:"scheme"`
+				TLSConfig struct {
+					ServerName string `yaml:"serverName"`
+					CA         struct {
+						Secret keyRef `yaml:"secret"`
+					} `yaml:"ca"`
+				} `yaml:"tlsConfig"`
 			} `yaml:"endpoints"`
 		} `yaml:"spec"`
 	}
@@ -135,6 +156,9 @@ func TestHelmChartVaultEAB(t *testing.T) {
 	require.Len(t, sm.Spec.Endpoints, 1)
 	require.Equal(t, "admin", sm.Spec.Endpoints[0].Port)
 	require.Equal(t, "/metrics", sm.Spec.Endpoints[0].Path)
+	require.Equal(t, "https", sm.Spec.Endpoints[0].Scheme, "scraped over the admin listener's TLS")
+	require.Equal(t, adminService(t, r).Metadata.Name+".pki.svc", sm.Spec.Endpoints[0].TLSConfig.ServerName)
+	require.Equal(t, keyRef{Name: "acmebridge-admin-tls", Key: "ca.crt"}, sm.Spec.Endpoints[0].TLSConfig.CA.Secret)
 	var selected []string
 	for _, s := range r.all("Service") {
 		if subset(sm.Spec.Selector.MatchLabels, s.Metadata.Labels) {

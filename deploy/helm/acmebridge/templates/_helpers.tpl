@@ -71,6 +71,9 @@ from the other values, then upstreams and policy.
 {{- with $v.trustedProxies -}}{{- $_ := set $server "trusted_proxies" . -}}{{- end -}}
 {{- $_ := set $cfg "server" (merge $server (get $cfg "server" | default dict)) -}}
 {{- $admin := dict "listen" (printf ":%d" (int $v.ports.admin)) "token_file" (include "acmebridge.adminTokenPath" .) -}}
+{{- if $v.adminTLS.existingSecret -}}
+{{- $_ := set $admin "tls" (dict "cert_file" "/etc/acmebridge/admin-tls/tls.crt" "key_file" "/etc/acmebridge/admin-tls/tls.key" "ca_file" "/etc/acmebridge/admin-tls/ca.crt") -}}
+{{- end -}}
 {{- $_ := set $cfg "admin" (merge $admin (get $cfg "admin" | default dict)) -}}
 {{- $r := $v.redis -}}
 {{- $redis := dict "addrs" $r.addrs "db" (int $r.db) "key_prefix" $r.keyPrefix -}}
@@ -100,4 +103,9 @@ from the other values, then upstreams and policy.
 {{- $_ := set $cfg "policy" (dict "default" (dict "upstreams" (list (index $v.upstreams 0).name))) -}}
 {{- end -}}
 {{- toYaml $cfg -}}
+{{- end -}}
+
+{{/* The admin Service's in-cluster host name (the admin certificate's name). */}}
+{{- define "acmebridge.adminHost" -}}
+{{ include "acmebridge.fullname" . }}-admin.{{ .Release.Namespace }}.svc
 {{- end -}}
