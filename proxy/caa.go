@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/acmebridge/acmebridge/acmeerr"
 	"github.com/acmebridge/acmebridge/configs"
@@ -133,7 +132,7 @@ func (s *Server) caaFresh(ctx context.Context, o *store.Order, job *store.Job) b
 		s.failOrder(ctx, o, "", err)
 	default:
 		s.log.Warn("worker: CAA check before issuing", "order", o.ID, "err", err)
-		job.NotBefore = s.now().Add(time.Duration(1<<min(job.Attempts, 8)) * time.Second)
+		job.NotBefore = s.now().Add(jobBackoff(job.Attempts))
 		s.releaseJob(ctx, job)
 	}
 	return false

@@ -297,9 +297,10 @@ func TestWorkerRechecksStaleCAA(t *testing.T) {
 				require.Equal(t, errNS+"caa", cur.Error.Type)
 				require.Greater(t, len(caa.seen()), checks, "checked again by the worker")
 				require.Empty(t, cur.Certificate)
-				inv := e.audit.of(audit.OrderInvalid)
-				require.Len(t, inv, 1)
-				require.Contains(t, inv[0].Reason, "caa:")
+				// The audit line follows the stored state.
+				require.Eventually(t, func() bool { return len(e.audit.of(audit.OrderInvalid)) == 1 },
+					10*time.Second, 10*time.Millisecond)
+				require.Contains(t, e.audit.of(audit.OrderInvalid)[0].Reason, "caa:")
 			} else {
 				require.Len(t, caa.seen(), 1, "not checked again within caa_max_age")
 			}

@@ -262,8 +262,10 @@ func TestUpstreamRefusalAuditedAndRefunded(t *testing.T) {
 	c.post(o.Finalize, map[string]string{"csr": b64(makeCSR(t, key, "", []string{"r.example.com"}, nil))})
 	require.Eventually(t, func() bool { return decode[orderJSON](t, c.post(orderURL, nil)).Status == "invalid" },
 		10*time.Second, 20*time.Millisecond)
+	// The audit line follows the stored state.
+	require.Eventually(t, func() bool { return len(e.audit.of(audit.OrderInvalid)) == 1 },
+		10*time.Second, 10*time.Millisecond)
 	inv := e.audit.of(audit.OrderInvalid)
-	require.Len(t, inv, 1)
 	require.Equal(t, "dev", inv[0].Upstream)
 	require.Equal(t, []string{"dev"}, inv[0].Upstreams)
 	require.Contains(t, inv[0].Reason, "rejectedIdentifier")

@@ -192,7 +192,7 @@ func (s *Server) processJob(ctx context.Context, job *store.Job) {
 			return
 		}
 	}
-	backoff := time.Duration(1<<min(job.Attempts, 8)) * time.Second
+	backoff := jobBackoff(job.Attempts)
 	// An upstream's Retry-After (a CA's rateLimited, RFC 8555 §6.6) is
 	// waited out rather than retried into.
 	var last *acmeerr.Error
@@ -323,6 +323,12 @@ func (s *Server) releaseJob(ctx context.Context, job *store.Job) {
 	if err := s.store.UpdateJob(ctx, job, s.workerID); err != nil {
 		s.log.Error("worker: release job", "order", job.OrderID, "err", err)
 	}
+}
+
+// jobBackoff is how long a job waits before its next attempt: 2^attempts
+// seconds, at most 256.
+func jobBackoff(attempts int) time.Duration {
+	return time.Duration(1<<min(attempts, 8)) * time.Second
 }
 
 // failOrder makes the order invalid with the error (§7.1.6: processing →

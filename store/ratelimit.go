@@ -14,9 +14,6 @@ type Limit struct {
 	Burst  int64
 }
 
-// Valid reports whether the limit is usable (a positive count and period).
-func (l Limit) Valid() bool { return l.Count > 0 && l.Period > 0 }
-
 // Params returns the limit's emission interval (the time one event takes to
 // refill) and burst offset (the debt a full burst makes), in microseconds,
 // the unit of the algorithm's arithmetic: whole numbers that Lua's doubles

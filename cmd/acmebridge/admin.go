@@ -8,13 +8,17 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/acmebridge/acmebridge/configs"
 )
 
 // adminFlags are the flags every admin command takes.
@@ -76,6 +80,26 @@ func newAdminClient(server, tokenFile, caFile string) (*adminClient, error) {
 	}
 	return &adminClient{base: strings.TrimSuffix(server, "/"), token: strings.TrimSpace(string(b)),
 		http: &http.Client{Timeout: 30 * time.Second, Transport: tr}}, nil
+}
+
+// adminURLOf is the URL of the admin API of that admin section (https
+// with admin.tls), reached on loopback when it listens on every address.
+func adminURLOf(a configs.Admin) string {
+	scheme := "http://"
+	if a.TLS.On() {
+		scheme = "https://"
+	}
+	host, port, err := net.SplitHostPort(a.Listen)
+	if err != nil {
+		return scheme + a.Listen
+	}
+	if ip, err := netip.ParseAddr(host); host == "" || (err == nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+		if err == nil && ip.Is6() {
+			host = "::1"
+		}
+	}
+	return scheme + net.JoinHostPort(host, port)
 }
 
 // call sends a request and decodes a JSON answer into out; an API error

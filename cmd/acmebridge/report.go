@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"os"
 	"regexp"
@@ -339,26 +338,6 @@ func expiringCertificates(ctx context.Context, cfg *configs.Config, opts reportO
 		exp.Certificates = []expiringCert{}
 	}
 	return exp, nil
-}
-
-// adminURLOf is the URL of the admin API of that admin section (https
-// with admin.tls), reached on loopback when it listens on every address.
-func adminURLOf(a configs.Admin) string {
-	scheme := "http://"
-	if a.TLS.On() {
-		scheme = "https://"
-	}
-	host, port, err := net.SplitHostPort(a.Listen)
-	if err != nil {
-		return scheme + a.Listen
-	}
-	if ip, err := netip.ParseAddr(host); host == "" || (err == nil && ip.IsUnspecified()) {
-		host = "127.0.0.1"
-		if err == nil && ip.Is6() {
-			host = "::1"
-		}
-	}
-	return scheme + net.JoinHostPort(host, port)
 }
 
 // expiringFromAPI pages through GET /api/v1/certificates?expiring=.

@@ -531,17 +531,16 @@ func newestIDs(list func(cursor string, limit int) (store.Page, error), n int) (
 	return ids, true, nil
 }
 
-// tailIDs walks a listing (oldest first) and returns its last n IDs,
-// newest first, and how many it walked (at most maxIDWalk: more is
-// approximate).
-func tailIDs(list func(cursor string, limit int) (store.Page, error), n int) ([]string, int, bool, error) {
+// tailIDs walks a listing (oldest first, at most maxIDWalk IDs) and
+// returns its last n IDs, newest first.
+func tailIDs(list func(cursor string, limit int) (store.Page, error), n int) ([]string, error) {
 	const pageSize = 1000
 	ring := make([]string, 0, n)
 	total, cursor := 0, ""
-	for {
+	for total < maxIDWalk {
 		page, err := list(cursor, pageSize)
 		if err != nil {
-			return nil, 0, false, err
+			return nil, err
 		}
 		for _, id := range page.IDs {
 			if len(ring) < n {
@@ -554,25 +553,14 @@ func tailIDs(list func(cursor string, limit int) (store.Page, error), n int) ([]
 		if page.Next == "" {
 			break
 		}
-		if total >= maxIDWalk {
-			return orderRing(ring, total, n), total, true, nil
-		}
 		cursor = page.Next
 	}
-	return orderRing(ring, total, n), total, false, nil
-}
-
-// orderRing turns the ring tailIDs filled into newest-first order.
-func orderRing(ring []string, total, n int) []string {
-	out := make([]string, 0, len(ring))
-	if total <= n {
-		out = append(out, ring...)
-	} else {
+	if total > n {
 		k := total % n // the oldest kept
-		out = append(append(out, ring[k:]...), ring[:k]...)
+		ring = append(append(make([]string, 0, n), ring[k:]...), ring[:k]...)
 	}
-	slices.Reverse(out)
-	return out
+	slices.Reverse(ring)
+	return ring, nil
 }
 
 // latestOrders fills the page of latest orders (?page=N, 0 the newest).

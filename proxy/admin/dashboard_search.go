@@ -96,7 +96,7 @@ func (d *dashboard) search(ctx context.Context, q string, col *colors) (*searchV
 	// The store: the account's own orders, or the newest orders naming q.
 	var orders []*store.Order
 	if v.Account != nil {
-		ids, _, _, err := tailIDs(func(c string, l int) (store.Page, error) {
+		ids, err := tailIDs(func(c string, l int) (store.Page, error) {
 			return d.api.Store.ListOrders(ctx, q, c, l)
 		}, maxSearchOrders)
 		if err != nil {

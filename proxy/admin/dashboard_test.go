@@ -600,3 +600,33 @@ func mustAtoi(t *testing.T, s string) int {
 	require.NoError(t, err)
 	return n
 }
+
+// TestTailIDs: the last n IDs of an oldest-first listing, newest first,
+// whether the listing is shorter than n, a multiple of it, or not.
+func TestTailIDs(t *testing.T) {
+	for _, total := range []int{0, 3, 7, 10, 2503} {
+		var all []string
+		for i := range total {
+			all = append(all, fmt.Sprint("id", i))
+		}
+		list := func(cursor string, limit int) (store.Page, error) {
+			from := 0
+			if cursor != "" {
+				from, _ = strconv.Atoi(cursor)
+			}
+			to := min(from+limit, len(all))
+			p := store.Page{IDs: all[from:to]}
+			if to < len(all) {
+				p.Next = strconv.Itoa(to)
+			}
+			return p, nil
+		}
+		got, err := tailIDs(list, 7)
+		require.NoError(t, err)
+		want := []string{}
+		for i := len(all) - 1; i >= 0 && len(want) < 7; i-- {
+			want = append(want, all[i])
+		}
+		require.Equal(t, want, append([]string{}, got...), "total %d", total)
+	}
+}
