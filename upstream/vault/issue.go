@@ -202,9 +202,18 @@ func (u *Upstream) ttlFor(req *upstream.Request) (time.Duration, error) {
 func (u *Upstream) sign(ctx context.Context, data map[string]any) (*api.Secret, bool, error) {
 	var wrote atomic.Bool
 	trace := &httptrace.ClientTrace{
-		// Called once the headers are in the connection's buffer: from
-		// here on the request may reach Vault.
-		WroteHeaders: func() { wrote.Store(true) },
+		// net/http resends a request on a fresh connection only when
+		// nothing of it reached the stale one (nothingWrittenError): a
+		// new connection starts the question afresh.
+		GetConn: func(string) { wrote.Store(false) },
+		// The whole request is in the kernel's hands: from here on it
+		// may reach Vault. A write that failed left Vault an incomplete
+		// request, which it cannot act on.
+		WroteRequest: func(i httptrace.WroteRequestInfo) {
+			if i.Err == nil {
+				wrote.Store(true)
+			}
+		},
 	}
 	var secret *api.Secret
 	err := u.call(ctx, func(ctx context.Context) error {
