@@ -89,19 +89,25 @@ func (s *Server) startValidation(r *http.Request, a *store.Authorization, idx in
 	}
 	// §8.1: "keyAuthorization = token || '.' || base64url(Thumbprint(accountKey))".
 	keyAuth := c.Token + "." + tp
-	done := s.subscribe("authz:" + a.ID)
+	id := a.ID
+	w := s.subscribe("authz:" + id)
+	defer s.unsubscribe("authz:"+id, w)
+	// From here the validation owns a: it starts from what was just
+	// stored rather than reading it back.
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		s.validate(a.ID, c.ID, keyAuth)
+		s.validate(a, c.ID, keyAuth)
 	}()
 	select {
-	case <-done:
+	case <-w.done:
+		if done, _ := w.val.(*store.Authorization); done != nil {
+			return done, nil
+		}
 	case <-time.After(s.cfg.Orders.ValidationWait.D()):
 	case <-r.Context().Done():
 	}
-	s.unsubscribe("authz:"+a.ID, done)
-	return s.getAuthz(r, a.ID, v.Account)
+	return s.getAuthz(r, id, v.Account)
 }
 
 // validate runs one validation and records its outcome on the challenge and
@@ -111,15 +117,16 @@ func (s *Server) startValidation(r *http.Request, a *store.Authorization, idx in
 // challenge and fails, or if there is an error while the authorization is
 // still pending, then the authorization transitions to the "invalid"
 // state").
-func (s *Server) validate(authzID, chalID, keyAuth string) {
-	defer s.notify("authz:" + authzID)
+//
+// a is the authorization as stored with the challenge processing; the
+// waiting request is handed the outcome as stored (nil if none was).
+func (s *Server) validate(a *store.Authorization, chalID, keyAuth string) {
+	authzID := a.ID
+	var stored *store.Authorization
+	defer func() { s.notify("authz:"+authzID, stored) }()
 	ctx, cancel := context.WithTimeout(s.baseCtx, s.cfg.Validation.Timeout.D()+5*time.Second)
 	defer cancel()
-	a, err := s.store.GetAuthz(ctx, authzID)
-	if err != nil {
-		s.log.Error("validation: load authorization", "authz", authzID, "err", err)
-		return
-	}
+	var err error
 	idx := challengeIndex(a, chalID)
 	if idx < 0 {
 		return
@@ -152,6 +159,7 @@ func (s *Server) validate(authzID, chalID, keyAuth string) {
 		s.log.Error("validation: record outcome", "authz", authzID, "err", err)
 		return
 	}
+	stored = a
 	result, event := "valid", audit.ChallengeValid
 	reason := ""
 	if verr != nil {
@@ -165,16 +173,25 @@ func (s *Server) validate(authzID, chalID, keyAuth string) {
 		"identifier", a.Identifier.Value, "result", result, "err", verr)
 }
 
-// subscribe returns a channel closed by the next notify(key).
-func (s *Server) subscribe(key string) chan struct{} {
-	ch := make(chan struct{})
-	s.waitersMu.Lock()
-	s.waiters[key] = append(s.waiters[key], ch)
-	s.waitersMu.Unlock()
-	return ch
+// waiter is a request waiting for an outcome reached in this process (a
+// validation, an issuance): done is closed by the next notify of its key,
+// and val is then the object as stored (the request need not read it
+// back), or nil when the outcome must be read from the store.
+type waiter struct {
+	done chan struct{}
+	val  any
 }
 
-func (s *Server) unsubscribe(key string, ch chan struct{}) {
+// subscribe returns a waiter for the next notify(key).
+func (s *Server) subscribe(key string) *waiter {
+	w := &waiter{done: make(chan struct{})}
+	s.waitersMu.Lock()
+	s.waiters[key] = append(s.waiters[key], w)
+	s.waitersMu.Unlock()
+	return w
+}
+
+func (s *Server) unsubscribe(key string, ch *waiter) {
 	s.waitersMu.Lock()
 	defer s.waitersMu.Unlock()
 	list := s.waiters[key]
@@ -191,13 +208,16 @@ func (s *Server) unsubscribe(key string, ch chan struct{}) {
 	}
 }
 
-func (s *Server) notify(key string) {
+// notify wakes key's waiters with val, which they only read (nil:
+// they read the store).
+func (s *Server) notify(key string, val any) {
 	s.waitersMu.Lock()
 	list := s.waiters[key]
 	delete(s.waiters, key)
 	s.waitersMu.Unlock()
-	for _, c := range list {
-		close(c)
+	for _, w := range list {
+		w.val = val
+		close(w.done)
 	}
 }
 

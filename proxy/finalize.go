@@ -92,8 +92,8 @@ func (s *Server) handleFinalize(w http.ResponseWriter, r *http.Request) {
 	}
 	o.Upstreams, o.CAACheckedAt = ups, s.now()
 	o.Status, o.CSR = store.StatusProcessing, der
-	done := s.subscribe("order:" + o.ID)
-	defer s.unsubscribe("order:"+o.ID, done)
+	wait := s.subscribe("order:" + o.ID)
+	defer s.unsubscribe("order:"+o.ID, wait)
 	if err := s.store.EnqueueJob(r.Context(), &store.Job{OrderID: o.ID, NotBefore: s.now()}, o); err != nil {
 		s.limits.refund(r.Context(), spent)
 		if errors.Is(err, store.ErrConflict) {
@@ -108,11 +108,14 @@ func (s *Server) handleFinalize(w http.ResponseWriter, r *http.Request) {
 	s.metrics.order(store.StatusProcessing)
 	s.kickWorker()
 	select {
-	case <-done:
+	case <-wait.done:
 	case <-time.After(s.cfg.Orders.FinalizeWait.D()):
 	case <-r.Context().Done():
 	}
-	if cur, err := s.store.GetOrder(r.Context(), o.ID); err == nil {
+	if done, _ := wait.val.(*store.Order); done != nil {
+		// This process's worker ended the order and handed it over.
+		o = done
+	} else if cur, err := s.store.GetOrder(r.Context(), o.ID); err == nil {
 		o = cur
 	}
 	s.writeOrder(w, o, http.StatusOK)

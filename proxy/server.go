@@ -85,7 +85,7 @@ type Server struct {
 	wg        sync.WaitGroup
 	kick      chan struct{}
 	waitersMu sync.Mutex
-	waiters   map[string][]chan struct{}
+	waiters   map[string][]*waiter
 	handler   http.Handler
 	auditLog  Auditor
 	metrics   *Metrics
@@ -133,7 +133,7 @@ func New(opts Options) (*Server, error) {
 		base:     strings.TrimSuffix(u.Scheme+"://"+u.Host, "/"),
 		workerID: opts.WorkerID,
 		kick:     make(chan struct{}, max(1, opts.Config.Orders.Workers)),
-		waiters:  map[string][]chan struct{}{},
+		waiters:  map[string][]*waiter{},
 		auditLog: opts.Audit,
 		metrics:  opts.Metrics,
 	}

@@ -98,7 +98,10 @@ func (s *Server) workLoop(ctx context.Context) {
 
 // processJob takes one order to its upstreams, in the route's order.
 func (s *Server) processJob(ctx context.Context, job *store.Job) {
-	defer s.notify("order:" + job.OrderID)
+	// ended is the order as stored once valid or invalid, for a finalize
+	// waiting in this process.
+	var ended *store.Order
+	defer func() { s.notify("order:"+job.OrderID, ended) }()
 	o, err := s.store.GetOrder(ctx, job.OrderID)
 	if errors.Is(err, store.ErrNotFound) {
 		_ = s.store.DeleteJob(ctx, job.OrderID)
@@ -116,7 +119,7 @@ func (s *Server) processJob(ctx context.Context, job *store.Job) {
 	}
 	csr, err := x509.ParseCertificateRequest(o.CSR)
 	if err != nil {
-		s.failOrder(ctx, o, "", acmeerr.New(acmeerr.BadCSR, "stored CSR could not be parsed"))
+		ended = s.failOrder(ctx, o, "", acmeerr.New(acmeerr.BadCSR, "stored CSR could not be parsed"))
 		return
 	}
 	if !s.caaFresh(ctx, o, job) {
@@ -178,7 +181,7 @@ func (s *Server) processJob(ctx context.Context, job *store.Job) {
 		if err == nil {
 			br.success(name)
 			s.metrics.issued(name, s.now().Sub(start))
-			s.storeCertificate(ctx, o, name, res, s.now().Sub(start))
+			ended = s.storeCertificate(ctx, o, name, res, s.now().Sub(start))
 			return
 		}
 		if transient(err) && ctx.Err() == nil && br.failure(name) {
@@ -188,7 +191,7 @@ func (s *Server) processJob(ctx context.Context, job *store.Job) {
 		lastErr, lastName = err, name
 		s.log.Warn("worker: upstream failed", "order", o.ID, "upstream", name, "attempt", job.Attempts, "err", err)
 		if !transient(err) {
-			s.failOrder(ctx, o, name, err)
+			ended = s.failOrder(ctx, o, name, err)
 			return
 		}
 	}
@@ -200,7 +203,7 @@ func (s *Server) processJob(ctx context.Context, job *store.Job) {
 		backoff = last.RetryAfter
 	}
 	if job.Attempts >= maxJobAttempts || s.now().After(o.Expires) || s.now().Add(backoff).After(o.Expires) {
-		s.failOrder(ctx, o, lastName, giveUpError(o.Upstreams, lastErr))
+		ended = s.failOrder(ctx, o, lastName, giveUpError(o.Upstreams, lastErr))
 		return
 	}
 	lease.stop()
@@ -333,12 +336,12 @@ func jobBackoff(attempts int) time.Duration {
 
 // failOrder makes the order invalid with the error (§7.1.6: processing →
 // invalid) and drops its job. upstream is the one whose error ended it (""
-// when none was asked).
-func (s *Server) failOrder(ctx context.Context, o *store.Order, upstream string, cause error) {
+// when none was asked). It returns o once stored, nil if it was not.
+func (s *Server) failOrder(ctx context.Context, o *store.Order, upstream string, cause error) *store.Order {
 	o.Status, o.Error = store.StatusInvalid, storedProblem(cause)
 	if err := s.store.UpdateOrder(ctx, o); err != nil {
 		s.log.Error("worker: fail order", "order", o.ID, "err", err)
-		return
+		return nil
 	}
 	_ = s.store.DeleteJob(ctx, o.ID)
 	if acct, err := s.store.GetAccount(ctx, o.AccountID); err == nil {
@@ -349,11 +352,12 @@ func (s *Server) failOrder(ctx context.Context, o *store.Order, upstream string,
 	s.metrics.order(store.StatusInvalid)
 	s.record(nil, audit.Event{Event: audit.OrderInvalid, Account: o.AccountID, Order: o.ID, Names: identValues(o.Identifiers),
 		Rule: o.Rule, Upstream: upstream, Upstreams: o.Upstreams, Reason: strings.TrimPrefix(o.Error.Type, errNS) + ": " + o.Error.Detail})
+	return o
 }
 
 // storeCertificate records the issued certificate and moves the order to
-// valid in one atomic step.
-func (s *Server) storeCertificate(ctx context.Context, o *store.Order, upstreamName string, res *upstream.Result, took time.Duration) {
+// valid in one atomic step. It returns o once stored, nil if it was not.
+func (s *Server) storeCertificate(ctx context.Context, o *store.Order, upstreamName string, res *upstream.Result, took time.Duration) *store.Order {
 	leaf := res.Leaf
 	sum := sha256.Sum256(leaf.RawSubjectPublicKeyInfo)
 	c := &store.Certificate{
@@ -364,13 +368,14 @@ func (s *Server) storeCertificate(ctx context.Context, o *store.Order, upstreamN
 	o.Status, o.CertificateID, o.Upstream, o.Error = store.StatusValid, c.ID, upstreamName, nil
 	if err := s.store.PutCertificate(ctx, c, o); err != nil {
 		s.log.Error("worker: store certificate", "order", o.ID, "serial", c.Serial, "err", err)
-		return
+		return nil
 	}
 	s.metrics.order(store.StatusValid)
 	s.record(nil, audit.Event{Event: audit.CertIssued, Account: o.AccountID, Order: o.ID, Names: c.Names, Rule: o.Rule,
 		Upstream: upstreamName, Serial: c.Serial, NotAfter: c.NotAfter})
 	s.log.Info("certificate issued", "order", o.ID, "account", o.AccountID, "upstream", upstreamName,
 		"serial", c.Serial, "names", c.Names, "not_after", c.NotAfter, "took_ms", took.Milliseconds())
+	return o
 }
 
 func serialHex(c *x509.Certificate) string { return hex.EncodeToString(c.SerialNumber.Bytes()) }
