@@ -1,22 +1,29 @@
 package test
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/acmebridge/acmebridge/internal/testutil"
 )
 
 // TestAdminTLS: with admin.tls the admin listener (API, dashboard,
 // metrics) speaks HTTPS only. The CLI reaches it with --ca-file and
 // refuses it without (the certificate is not trusted); the report finds
 // it from the config alone (admin.tls.ca_file); a plain-HTTP request gets
-// nothing; the dashboard's session cookie is Secure.
+// nothing; the dashboard's session cookie is Secure; a certificate renewed
+// on disk is served without a restart.
 func TestAdminTLS(t *testing.T) {
 	quietLego(t)
 	s := startServerAdminTLS(t, "")
@@ -83,4 +90,29 @@ func TestAdminTLS(t *testing.T) {
 		}
 	}
 	require.True(t, secure, "session cookie over HTTPS: %v (status %d)", resp.Header.Values("Set-Cookie"), resp.StatusCode)
+
+	// The admin certificate is renewed on disk (a new CA's, to tell them
+	// apart): new connections get it without a restart.
+	newCA, newCert, newKey := testutil.TLSFiles(t, t.TempDir(), "renewed", "acmebridge-e2e renewed admin CA", "127.0.0.1")
+	require.NoError(t, os.Rename(newKey, filepath.Join(s.Dir, "admin-key.pem")))
+	require.NoError(t, os.Rename(newCert, filepath.Join(s.Dir, "admin-cert.pem")))
+	pool := x509.NewCertPool()
+	pemBytes, err := os.ReadFile(newCA)
+	require.NoError(t, err)
+	require.True(t, pool.AppendCertsFromPEM(pemBytes))
+	renewed := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, DisableKeepAlives: true}}
+	require.Eventually(t, func() bool {
+		resp, err := renewed.Get(s.AdminURL + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, 10*time.Second, 100*time.Millisecond, "the renewed certificate is served")
+	require.Contains(t, s.logs.String(), "TLS certificate reloaded")
+	old := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: s.adminClient.Transport.(*http.Transport).TLSClientConfig.Clone(), DisableKeepAlives: true}}
+	_, err = old.Get(s.AdminURL + "/healthz")
+	require.ErrorContains(t, err, "certificate", "the old certificate is no longer served")
 }

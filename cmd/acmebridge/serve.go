@@ -202,19 +202,21 @@ func serve(ctx context.Context, cfg *configs.Config, stdout, stderr io.Writer) e
 
 // serverTLS returns the ACME listener's TLS configuration and the path of
 // the CA bundle clients should trust ("" when the operator brings their own
-// certificate). Without configured files the first local CA (or a dedicated
-// one under data_dir/ca/tls) issues the server's certificate.
+// certificate). Configured files are read again when they change
+// (keyPair). Without them the first local CA (or a dedicated one under
+// data_dir/ca/tls) issues the server's certificate, and a new one before
+// it expires (selfIssued).
 func serverTLS(cfg *configs.Config, cas []*local.CA, log *slog.Logger) (*tls.Config, string, error) {
 	t := cfg.Server.TLS
 	if t.Disabled {
 		return nil, writeBundle(cfg, cas), nil
 	}
 	if t.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		kp, err := loadKeyPair("server.tls", t.CertFile, t.KeyFile, log)
 		if err != nil {
-			return nil, "", fmt.Errorf("server.tls: %w", err)
+			return nil, "", err
 		}
-		return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, writeBundle(cfg, cas), nil
+		return kp.tlsConfig(), writeBundle(cfg, cas), nil
 	}
 	if len(cas) == 0 {
 		ca, err := local.New(local.Options{Name: "tls", Dir: filepath.Join(cfg.DataDir, "ca", "tls"), Logger: log})
@@ -228,15 +230,15 @@ func serverTLS(cfg *configs.Config, cas []*local.CA, log *slog.Logger) (*tls.Con
 	if h, _, err := net.SplitHostPort(cfg.Server.Listen); err == nil && h != "" && h != u.Hostname() {
 		hosts = append(hosts, h)
 	}
-	cert, err := cas[0].ServerCertificate(hosts)
+	si, err := newSelfIssued(cas[0], hosts, log, time.Now)
 	if err != nil {
 		return nil, "", err
 	}
-	return &tls.Config{Certificates: []tls.Certificate{*cert}, MinVersion: tls.VersionTLS12}, writeBundle(cfg, cas), nil
+	return &tls.Config{GetCertificate: si.getCertificate, MinVersion: tls.VersionTLS12}, writeBundle(cfg, cas), nil
 }
 
 // adminTLSConfig is the admin listener's TLS configuration from
-// admin.tls, or nil for plain HTTP, which it warns about on an address
+// admin.tls (files read again when they change), or nil for plain HTTP, which it warns about on an address
 // other than loopback (the bearer token and the dashboard's session would
 // cross the network in the clear).
 func adminTLSConfig(cfg *configs.Config, log *slog.Logger) (*tls.Config, error) {
@@ -249,11 +251,11 @@ func adminTLSConfig(cfg *configs.Config, log *slog.Logger) (*tls.Config, error) 
 		}
 		return nil, nil
 	}
-	cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+	kp, err := loadKeyPair("admin.tls", t.CertFile, t.KeyFile, log)
 	if err != nil {
-		return nil, fmt.Errorf("admin.tls: %w", err)
+		return nil, err
 	}
-	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+	return kp.tlsConfig(), nil
 }
 
 // writeBundle writes data_dir/ca.pem with the roots of every local CA.
