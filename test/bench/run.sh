@@ -98,7 +98,7 @@ BT=$WORK/benchtool
 read -r HTTP_PORT DNS_PORT <<<"$($BT ports 2)"
 DOMAIN=bench.test
 
-declare -A DIR CA PIDOF HTTPP
+declare -A DIR CA PIDOF HTTPP ADMIN
 start_bg() { # name logfile cmd...: start a server in the background, remember its pid
 	local name=$1 logf=$2
 	shift 2
@@ -166,6 +166,7 @@ EOF
 	start_bg "$name" "$d/serve.log" "$AB" serve --config "$d/acmebridge.yaml"
 	$BT wait -url "http://127.0.0.1:$a/readyz" || { cat "$d/serve.log"; die "$name did not start"; }
 	DIR[$name]=https://127.0.0.1:$p/directory
+	ADMIN[$name]=http://127.0.0.1:$a
 	CA[$name]=$d/data/ca.pem
 	HTTPP[$name]=$HTTP_PORT
 	log "$name at ${DIR[$name]} (pid ${PIDOF[$name]})"
@@ -247,12 +248,16 @@ if has vault-acme && [ "$CHALLENGE" = http-01 ] && (exec 3<>/dev/tcp/127.0.0.1/8
 fi
 
 # --- rounds ---------------------------------------------------------------
+store_ops() { # name
+	$BT storeops -url "${ADMIN[$1]}/metrics"
+}
 run_one() { # name round
-	local name=$1 round=$2 f=$OUT/$1-$2.json pids=(--server-pid "${PIDOF[$1]}") rc=0 before after
+	local name=$1 round=$2 f=$OUT/$1-$2.json pids=(--server-pid "${PIDOF[$1]}") rc=0 before after ops_before
 	[ "$name" = acmebridge-redis ] && pids+=(--server-pid "$REDIS_PID")
 	[ "$name" = acmebridge-vault ] && pids+=(--server-pid "${PIDOF[vault]}")
 	[ "$name" = pebble ] && [ "$round" -gt 1 ] && start_pebble && pids=(--server-pid "${PIDOF[pebble]}")
-	[ "$name" = acmebridge-redis ] && before=$(redis-cli -p "$RP" info stats | sed -n 's/^total_commands_processed:\([0-9]*\).*/\1/p')
+	[ "$name" = acmebridge-redis ] && before=$(redis-cli -p "$RP" info stats | sed -n 's/^total_commands_processed:\([0-9]*\).*/\1/p') &&
+		ops_before=$(store_ops "$name")
 	# A server that stops answering costs RUN_TIMEOUT, not an issuance
 	# timeout per order: on SIGTERM the bench prints what it has.
 	timeout -s TERM "${RUN_TIMEOUT:-300}" "$AB" bench --directory "${DIR[$name]}" --ca-bundle "${CA[$name]}" --clients "$CLIENTS" --orders "$ORDERS" \
@@ -260,7 +265,7 @@ run_one() { # name round
 		"${pids[@]}" --label "$name" --json --no-progress >"$f" 2>"$OUT/$name-$round.err" || rc=$?
 	if [ "$name" = acmebridge-redis ]; then
 		after=$(redis-cli -p "$RP" info stats | sed -n 's/^total_commands_processed:\([0-9]*\).*/\1/p')
-		echo "$(( after - before - 1 )) $($BT summary -issued "$f")" >>"$OUT/redis-commands.txt"
+		echo "$(( after - before - 1 )) $($BT summary -issued "$f") $(( $(store_ops "$name") - ops_before ))" >>"$OUT/redis-commands.txt"
 	fi
 	[ -s "$f" ] || { cat "$OUT/$name-$round.err" >&2; die "$name: bench produced no result"; }
 	log "round $round $name: $($BT summary "$f")$([ $rc = 0 ] || echo " (exit $rc)")"
@@ -309,7 +314,7 @@ done
 	echo "$CHALLENGE, $CLIENTS clients x $ORDERS orders, median of $ROUNDS rounds; $(nproc) cores; $(date -u +%Y-%m-%d); CPU busy before the runs: $BUSY_BEFORE%, after: $(busy)%"
 	$BT compare -baseline "$BASELINE" -pair acmebridge-bolt:step-ca -pair acmebridge-vault:vault-acme "$OUT"/*.json
 	if [ -f "$OUT/redis-commands.txt" ]; then
-		awk '{c += $1; n += $2} END {if (n) printf "Redis commands executed per issuance (acmebridge-redis; INFO total_commands_processed, so the calls inside Lua scripts count, and so do registrations and idle worker polls): %.1f\n", c / n}' "$OUT/redis-commands.txt"
+		awk '{c += $1; n += $2; o += $3} END {if (n) printf "Redis commands executed per issuance (acmebridge-redis; INFO total_commands_processed, so the calls inside Lua scripts count, and so do registrations and idle worker polls): %.1f\nRound trips to Redis per issuance (acmebridge-redis; its store operations, one command each once the scripts are cached; registrations included, idle worker polls not): %.1f\n", c / n, o / n}' "$OUT/redis-commands.txt"
 	fi
 } | tee "$OUT/table.txt"
 $BT compare -markdown -baseline "$BASELINE" "$OUT"/*.json >"$OUT/table.md"

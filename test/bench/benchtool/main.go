@@ -16,6 +16,10 @@
 //	    N distinct free TCP ports on 127.0.0.1 (UDP free too).
 //	benchtool wait -url URL [-ca-file F] [-timeout 60s]
 //	    until URL answers 200 over HTTP(S).
+//	benchtool storeops -url METRICS_URL
+//	    the store operations an acmebridge has made (the counts of its
+//	    acmebridge_store_seconds histogram, idle worker polls left out): on
+//	    Redis each is one round trip once the scripts are cached.
 package main
 
 import (
@@ -31,6 +35,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -64,6 +69,8 @@ func main() {
 		err = ports(os.Args[2:])
 	case "wait":
 		err = wait(os.Args[2:])
+	case "storeops":
+		err = storeOps(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}
@@ -433,5 +440,40 @@ func summary(args []string) error {
 		line += " (first: " + r.FirstError + ")"
 	}
 	fmt.Println(line)
+	return nil
+}
+
+func storeOps(args []string) error {
+	fs := flag.NewFlagSet("storeops", flag.ContinueOnError)
+	url := fs.String("url", "", "the admin listener's /metrics URL")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(*url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", *url, resp.Status)
+	}
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	var n float64
+	for _, line := range strings.Split(string(body), "\n") {
+		if !strings.HasPrefix(line, "acmebridge_store_seconds_count{") ||
+			(strings.Contains(line, `op="ClaimJob"`) && strings.Contains(line, `result="miss"`)) {
+			continue
+		}
+		f := strings.Fields(line)
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		if err != nil {
+			return fmt.Errorf("%s: %q: %w", *url, line, err)
+		}
+		n += v
+	}
+	fmt.Printf("%.0f\n", n)
 	return nil
 }
