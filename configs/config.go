@@ -222,7 +222,7 @@ func (u Upstream) ChecksCAA() bool {
 // Vault configures a HashiCorp Vault PKI secrets engine as an upstream: the
 // client's CSR goes to MOUNT/sign/ROLE (mode sign, the role's rules apply)
 // or MOUNT/sign-verbatim/ROLE. Exactly one way to authenticate is given:
-// token_file, token_env or approle.
+// token_file, token_env, approle or kubernetes.
 type Vault struct {
 	// Address is Vault's base URL, e.g. https://vault:8200.
 	Address string `yaml:"address"`
@@ -254,6 +254,26 @@ type Vault struct {
 	TokenEnv string `yaml:"token_env"`
 	// AppRole logs in with a role ID and secret ID read from files.
 	AppRole AppRole `yaml:"approle"`
+	// Kubernetes logs in with the pod's service account token.
+	Kubernetes KubernetesAuth `yaml:"kubernetes"`
+}
+
+// KubernetesAuth configures a login with a Kubernetes service account
+// token: Vault's Kubernetes auth method, or its JWT auth method set up
+// with the cluster's issuer (mount: jwt); both take a role and the token.
+type KubernetesAuth struct {
+	// Role is the auth method's role.
+	Role string `yaml:"role"`
+	// TokenFile holds the token, read at every login (default
+	// /var/run/secrets/kubernetes.io/serviceaccount/token).
+	TokenFile string `yaml:"token_file"`
+	// Mount is the auth method's path (default kubernetes).
+	Mount string `yaml:"mount"`
+}
+
+// Enabled reports whether any Kubernetes login key is set.
+func (k KubernetesAuth) Enabled() bool {
+	return k.Role != "" || k.TokenFile != "" || k.Mount != ""
 }
 
 // AppRole configures Vault's AppRole auth method.
@@ -438,6 +458,14 @@ func (c *Config) fill() {
 			}
 			if v.AppRole.Enabled() && v.AppRole.Mount == "" {
 				v.AppRole.Mount = "approle"
+			}
+			if v.Kubernetes.Enabled() {
+				if v.Kubernetes.Mount == "" {
+					v.Kubernetes.Mount = "kubernetes"
+				}
+				if v.Kubernetes.TokenFile == "" {
+					v.Kubernetes.TokenFile = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+				}
 			}
 		}
 	}
@@ -643,13 +671,21 @@ func validateVault(f string, v Vault, bad func(field, format string, args ...any
 		bad(f+".ttl", "must not be negative")
 	}
 	auths := 0
-	for _, set := range []bool{v.TokenFile != "", v.TokenEnv != "", v.AppRole.Enabled()} {
+	for _, set := range []bool{v.TokenFile != "", v.TokenEnv != "", v.AppRole.Enabled(), v.Kubernetes.Enabled()} {
 		if set {
 			auths++
 		}
 	}
 	if auths != 1 {
-		bad(f, "give exactly one of token_file, token_env and approle")
+		bad(f, "give exactly one of token_file, token_env, approle and kubernetes")
+	}
+	if v.Kubernetes.Enabled() {
+		if !vaultName(v.Kubernetes.Role) {
+			bad(f+".kubernetes.role", "%q is not a role name", v.Kubernetes.Role)
+		}
+		if v.Kubernetes.Mount != "" && !vaultPath(v.Kubernetes.Mount) {
+			bad(f+".kubernetes.mount", "%q is not a mount path (e.g. kubernetes or jwt)", v.Kubernetes.Mount)
+		}
 	}
 	if v.TokenEnv != "" && !envName(v.TokenEnv) {
 		bad(f+".token_env", "%q is not an environment variable name", v.TokenEnv)

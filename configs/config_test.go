@@ -86,7 +86,11 @@ func TestStrictAndValidated(t *testing.T) {
 		{vaultUp("address: 'https://v', role: r, issuer_ref: 'x y', token_file: t"), "upstreams[0].vault.issuer_ref"},
 		{vaultUp("address: 'https://v', role: r, mode: issue, token_file: t"), "upstreams[0].vault.mode"},
 		{vaultUp("address: 'https://v', role: r, ttl: -1h, token_file: t"), "upstreams[0].vault.ttl"},
-		{vaultUp("address: 'https://v', role: r"), "give exactly one of token_file, token_env and approle"},
+		{vaultUp("address: 'https://v', role: r"), "give exactly one of token_file, token_env, approle and kubernetes"},
+		{vaultUp("address: 'https://v', role: r, token_file: t, kubernetes: {role: acme}"), "give exactly one of"},
+		{vaultUp("address: 'https://v', role: r, kubernetes: {mount: jwt}"), "upstreams[0].vault.kubernetes.role"},
+		{vaultUp("address: 'https://v', role: r, kubernetes: {role: 'a/b'}"), "upstreams[0].vault.kubernetes.role"},
+		{vaultUp("address: 'https://v', role: r, kubernetes: {role: acme, mount: '/jwt'}"), "upstreams[0].vault.kubernetes.mount"},
 		{vaultUp("address: 'https://v', role: r, token_file: t, token_env: T"), "give exactly one of"},
 		{vaultUp("address: 'https://v', role: r, token_env: '1X'"), "upstreams[0].vault.token_env"},
 		{vaultUp("address: 'https://v', role: r, approle: {role_id_file: a}"), "upstreams[0].vault.approle.secret_id_file"},
@@ -131,6 +135,13 @@ func TestVaultBlock(t *testing.T) {
 	require.Equal(t, "approle", v.AppRole.Mount)
 	require.Equal(t, "sign-verbatim", v.Mode)
 	require.Equal(t, "pki/int", v.Mount)
+	require.NoError(t, c.Validate(), "a filled config validates again")
+
+	c, err = Load(write(t, vaultUp("address: 'https://vault:8200', role: r, kubernetes: {role: acme}")))
+	require.NoError(t, err)
+	k := c.Upstreams[0].Vault.Kubernetes
+	require.Equal(t, "kubernetes", k.Mount)
+	require.Equal(t, "/var/run/secrets/kubernetes.io/serviceaccount/token", k.TokenFile, "the pod's default token")
 	require.NoError(t, c.Validate(), "a filled config validates again")
 
 	c, err = Load("vault.yaml")

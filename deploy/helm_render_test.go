@@ -161,7 +161,16 @@ type volume struct {
 			Path string `yaml:"path"`
 		} `yaml:"items"`
 	} `yaml:"secret"`
-	EmptyDir *struct{} `yaml:"emptyDir"`
+	EmptyDir  *struct{} `yaml:"emptyDir"`
+	Projected *struct {
+		Sources []struct {
+			ServiceAccountToken *struct {
+				Path              string `yaml:"path"`
+				Audience          string `yaml:"audience"`
+				ExpirationSeconds int    `yaml:"expirationSeconds"`
+			} `yaml:"serviceAccountToken"`
+		} `yaml:"sources"`
+	} `yaml:"projected"`
 }
 
 type service struct {

@@ -93,6 +93,18 @@ func TestHelmChartVaultEAB(t *testing.T) {
 	path := r.writeConfig(t)
 	out := requireConfigOK(t, path)
 	require.Contains(t, out, "vault-internal (vault), zerossl (acme)")
+	// Vault's login: the pod's projected service account token, with the
+	// audience the values give (checked against the mounts by checkChart).
+	ups, ok := dig(t, cfg, "upstreams").([]any)
+	require.True(t, ok)
+	vaultUp, ok := ups[0].(map[string]any)
+	require.True(t, ok)
+	require.Equal(t, "acmebridge", dig(t, vaultUp, "vault", "kubernetes", "role"))
+	d, _ := r.deployment(t)
+	m := mountTable(t, d.Spec.Template.Spec, ctr).find(dig(t, vaultUp, "vault", "kubernetes", "token_file").(string))
+	require.NotNil(t, m)
+	require.Equal(t, "serviceAccountToken:https://vault.corp.example.com", m.source)
+	require.Equal(t, false, *d.Spec.Template.Spec.AutomountServiceAccountToken, "still no Kubernetes API token in the pod")
 
 	// The policy in the ConfigMap routes as the values say.
 	out, code := runCmd(t, nil, "", binPath, "policy", "explain", "--config", path, "--json",
@@ -315,7 +327,11 @@ func checkChart(t *testing.T, r *rendered, want chartExpect) {
 				t.Errorf("%s: %s is in no mounted volume", path, s)
 				return
 			}
-			if !strings.HasPrefix(m.source, "secret:") {
+			if strings.HasSuffix(path, "kubernetes.token_file") {
+				if !strings.HasPrefix(m.source, "serviceAccountToken:") {
+					t.Errorf("%s: %s is in %s, not a projected service account token", path, s, m.source)
+				}
+			} else if !strings.HasPrefix(m.source, "secret:") {
 				t.Errorf("%s: %s is in %s, not a Secret", path, s, m.source)
 			}
 			if m.items != nil && !slices.Contains(m.items, m.rel) {
@@ -338,7 +354,7 @@ func checkChart(t *testing.T, r *rendered, want chartExpect) {
 // mount is one volume mount resolved to its volume.
 type mount struct {
 	path   string
-	source string   // "configMap:NAME", "secret:NAME" or "emptyDir"
+	source string   // "configMap:NAME", "secret:NAME", "serviceAccountToken:AUDIENCE" or "emptyDir"
 	items  []string // a Secret's item paths, nil for all keys
 	rel    string   // set by find: the path inside the mount
 }
@@ -368,6 +384,15 @@ func mountTable(t *testing.T, pod podSpec, c *container) mounts {
 			}
 		case v.EmptyDir != nil:
 			m.source = "emptyDir"
+		case v.Projected != nil:
+			// Only service account tokens are projected (for Vault's
+			// Kubernetes login).
+			require.True(t, vm.ReadOnly, vm.Name)
+			for _, src := range v.Projected.Sources {
+				require.NotNil(t, src.ServiceAccountToken, "volume %s projects something else than a service account token", v.Name)
+				m.source = "serviceAccountToken:" + src.ServiceAccountToken.Audience
+				m.items = append(m.items, src.ServiceAccountToken.Path)
+			}
 		default:
 			t.Fatalf("volume %s: unexpected kind", v.Name)
 		}

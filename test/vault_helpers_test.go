@@ -54,6 +54,9 @@ const (
 	// authRootToken: the dev server's root token, which survives a
 	// restart of the dev server (a created token would not).
 	authRootToken
+	// authKubernetes: a pod's service account token, through Vault's JWT
+	// auth method trusting the cluster issuer's key (mount jwt).
+	authKubernetes
 )
 
 // startVaultBridge starts Vault, sets PKI up as an operator would, and
@@ -92,6 +95,10 @@ func startVaultBridgeVia(t *testing.T, auth vaultAuthKind, proxied bool) *vaultB
 		authYAML = fmt.Sprintf("approle: {role_id_file: %q, secret_id_file: %q}", write("role-id", roleID), write("secret-id", secretID))
 	case authRootToken:
 		authYAML = fmt.Sprintf("token_file: %q", write("token", v.Token))
+	case authKubernetes:
+		sa := vaulttest.ServiceAccount{Namespace: "pki", Name: "acmebridge"}
+		cluster := vaulttest.KubernetesJWTAuth(t, root, "jwt", "acmebridge", sa, []string{"acmebridge"}, "1h", "24h")
+		authYAML = fmt.Sprintf("kubernetes: {role: acmebridge, mount: jwt, token_file: %q}", write("sa-token", cluster.Token(t, sa, time.Hour)))
 	}
 	s := startServer(t, fmt.Sprintf(`upstreams:
   - name: vault

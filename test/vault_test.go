@@ -225,3 +225,23 @@ func TestVaultThroughput(t *testing.T) {
 	require.Equal(t, n, vaultCountLines(b.s.Logs(), `msg="certificate issued"`, "upstream=vault"))
 	require.True(t, strings.Contains(b.s.Logs(), "upstream=dev"))
 }
+
+// TestVaultKubernetesLogin: acmebridge logs in to Vault with a pod's
+// service account token (the config's vault.kubernetes, here against
+// Vault's JWT auth method trusting the cluster issuer's key), and lego's
+// order is signed by Vault under the token that login gave.
+func TestVaultKubernetesLogin(t *testing.T) {
+	vaultQuietLego(t)
+	b := startVaultBridge(t, authKubernetes)
+	c := vaultLegoClient(t, b.s, "vault-k8s@example.com")
+	require.NoError(t, c.Challenge.SetHTTP01Provider(http01.NewProviderServer("127.0.0.1", itoa(b.s.HTTPPort))))
+	name := "k8s." + vaultDomain
+	res := legoObtain(t, c, name)
+	verifyChainPool(t, b.pki.Roots, "Vault's root", res.Certificate, []string{name})
+	require.Contains(t, b.s.logs.String(), "method=Kubernetes", "the token came from the service account login")
+
+	// The check an operator runs before going live goes through the same login.
+	r := runCLI(t, b.s.Dir, "upstream", "check", "--config", b.s.ConfigPath)
+	require.Equal(t, 0, r.Code, r.Stdout+r.Stderr)
+	require.Contains(t, r.Stdout, "token valid")
+}

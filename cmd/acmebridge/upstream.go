@@ -31,6 +31,9 @@ func vaultOptions(u configs.Upstream, log *slog.Logger) vault.Options {
 	if v.AppRole.Enabled() {
 		o.AppRole = &vault.AppRole{RoleIDFile: v.AppRole.RoleIDFile, SecretIDFile: v.AppRole.SecretIDFile, Mount: v.AppRole.Mount}
 	}
+	if v.Kubernetes.Enabled() {
+		o.Kubernetes = &vault.Kubernetes{Role: v.Kubernetes.Role, TokenFile: v.Kubernetes.TokenFile, Mount: v.Kubernetes.Mount}
+	}
 	return o
 }
 

@@ -1,5 +1,6 @@
 // Command vaultdev is a minimal HashiCorp Vault dev server for acmebridge's
-// tests: in-memory storage, the PKI secrets engine and AppRole auth, a fixed
+// tests: in-memory storage, the PKI secrets engine, AppRole and JWT auth
+// (JWT stands in for Kubernetes auth: the same login, role and jwt), a fixed
 // root token and a listen address chosen by the caller. It links Vault's own
 // packages because no Vault binary is installable on the test machines.
 package main
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	hclog "github.com/hashicorp/go-hclog"
+	jwtauth "github.com/hashicorp/vault-plugin-auth-jwt"
 	"github.com/hashicorp/vault/builtin/credential/approle"
 	"github.com/hashicorp/vault/builtin/logical/pki"
 	"github.com/hashicorp/vault/helper/namespace"
@@ -56,7 +58,7 @@ func run() error {
 		Logger:             logger,
 		DisableMlock:       true,
 		LogicalBackends:    map[string]logical.Factory{"pki": pki.Factory},
-		CredentialBackends: map[string]logical.Factory{"approle": approle.Factory},
+		CredentialBackends: map[string]logical.Factory{"approle": approle.Factory, "jwt": jwtauth.Factory},
 		BuiltinRegistry:    noBuiltins{},
 	})
 	if err != nil {

@@ -29,13 +29,15 @@ const (
 // token is not renewable, the token has already been revoked, or if the
 // token has already reached its maximum TTL." So a renewable token is
 // renewed at two thirds of its TTL; a token that cannot be extended any
-// more is replaced: AppRole logs in again, a token is read again from its
-// file (where an operator puts the next one).
+// more is replaced: a login method (AppRole, Kubernetes) logs in again, a
+// token is read again from its file (where an operator puts the next one).
 type authenticator struct {
 	u         *Upstream
 	tokenFile string
 	tokenEnv  string
-	approle   *AppRole
+	// method logs in for a token (AppRole, Kubernetes); nil when the
+	// token comes from a file or variable.
+	method *loginMethod
 	// wake nudges the renewer when the token changed.
 	wake chan struct{}
 
@@ -85,7 +87,7 @@ func (a *authenticator) readToken() error {
 }
 
 // setTokenLocked installs a token; known says ttl and renewable are
-// meaningful (an AppRole login tells them; a token read from a file is
+// meaningful (a login tells them; a token read from a file is
 // looked up by the renewer).
 func (a *authenticator) setTokenLocked(tok string, known bool, ttl time.Duration, renewable bool) {
 	a.token = tok
@@ -98,15 +100,15 @@ func (a *authenticator) setTokenLocked(tok string, known bool, ttl time.Duration
 	}
 }
 
-// ensure makes sure a token is in place (logging in with AppRole the first
-// time) and returns its generation.
+// ensure makes sure a token is in place (logging in the first time when
+// there is a login method) and returns its generation.
 func (a *authenticator) ensure(ctx context.Context) (uint64, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.token != "" {
 		return a.gen, nil
 	}
-	if a.approle != nil {
+	if a.method != nil {
 		return a.gen, a.loginLocked(ctx)
 	}
 	tok, err := a.sourceToken()
@@ -117,8 +119,8 @@ func (a *authenticator) ensure(ctx context.Context) (uint64, error) {
 	return a.gen, nil
 }
 
-// refresh replaces the token Vault refused, generation gen: AppRole logs in
-// again; a token is read again from its source (an operator may have
+// refresh replaces the token Vault refused, generation gen: a login method
+// logs in again; a token is read again from its source (an operator may have
 // rotated the file). It reports whether a different token is now in place.
 func (a *authenticator) refresh(ctx context.Context, gen uint64) (bool, error) {
 	a.mu.Lock()
@@ -126,7 +128,7 @@ func (a *authenticator) refresh(ctx context.Context, gen uint64) (bool, error) {
 	if a.gen != gen {
 		return true, nil // another request already replaced it
 	}
-	if a.approle != nil {
+	if a.method != nil {
 		if err := a.loginLocked(ctx); err != nil {
 			return false, err
 		}
@@ -142,43 +144,6 @@ func (a *authenticator) refresh(ctx context.Context, gen uint64) (bool, error) {
 	a.setTokenLocked(tok, false, 0, false)
 	a.u.log.Info("vault token replaced from its source after Vault refused the previous one")
 	return true, nil
-}
-
-// loginLocked logs in with AppRole (POST auth/MOUNT/login with role_id and
-// secret_id). Both files are read at every login, so a rotated secret ID is
-// picked up.
-func (a *authenticator) loginLocked(ctx context.Context) error {
-	read := func(p string) (string, error) {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return "", acmeerr.Wrap(acmeerr.Internal, err, "vault %s: reading AppRole credentials", a.u.name)
-		}
-		s := strings.TrimSpace(string(b))
-		if s == "" {
-			return "", acmeerr.New(acmeerr.Internal, "vault %s: AppRole credential file %s is empty", a.u.name, p)
-		}
-		return s, nil
-	}
-	roleID, err := read(a.approle.RoleIDFile)
-	if err != nil {
-		return err
-	}
-	secretID, err := read(a.approle.SecretIDFile)
-	if err != nil {
-		return err
-	}
-	path := "auth/" + strings.Trim(a.approle.Mount, "/") + "/login"
-	s, err := a.u.login.Logical().WriteWithContext(ctx, path, map[string]any{"role_id": roleID, "secret_id": secretID})
-	if err != nil {
-		return a.u.callError("AppRole login", err)
-	}
-	if s == nil || s.Auth == nil || s.Auth.ClientToken == "" {
-		return acmeerr.New(acmeerr.Unavailable, "vault %s: AppRole login returned no token", a.u.name)
-	}
-	ttl := time.Duration(s.Auth.LeaseDuration) * time.Second
-	a.setTokenLocked(s.Auth.ClientToken, true, ttl, s.Auth.Renewable)
-	a.u.log.Info("vault AppRole login", "mount", a.approle.Mount, "ttl", ttl, "renewable", s.Auth.Renewable)
-	return nil
 }
 
 // call runs fn with a token in place. If Vault answers 403 — its answer to
@@ -204,7 +169,7 @@ func (u *Upstream) call(ctx context.Context, fn func(ctx context.Context) error)
 }
 
 // run is the renewer: it learns the token's TTL, renews it at two thirds
-// of it while it is renewable, and logs in again (AppRole) or reads the
+// of it while it is renewable, and logs in again (a login method) or reads the
 // token again when it cannot be extended. It returns when stop closes.
 func (a *authenticator) run(stop <-chan struct{}, done chan<- struct{}) {
 	defer close(done)
@@ -237,11 +202,11 @@ func (a *authenticator) maintain(ctx context.Context) time.Duration {
 	a.mu.Unlock()
 	log := a.u.log
 	if tok == "" {
-		// AppRole before its first login: log in now, so the first
-		// order does not wait for it.
+		// A login method before its first login: log in now, so the
+		// first order does not wait for it.
 		if _, err := a.ensure(ctx); err != nil {
 			if ctx.Err() == nil {
-				log.Warn("vault: AppRole login failed; retrying", "err", err, "in", renewRetry)
+				log.Warn("vault: login failed; retrying", "method", a.method.kind, "err", err, "in", renewRetry)
 			}
 			return renewRetry
 		}
@@ -298,10 +263,10 @@ func (a *authenticator) maintain(ctx context.Context) time.Duration {
 			a.mu.Unlock()
 			extended := now.Add(newTTL).After(expires.Add(time.Second))
 			log.Debug("vault token renewed", "ttl", newTTL, "extended", extended)
-			if extended || a.approle == nil {
+			if extended || a.method == nil {
 				return 0 // the next due time follows from the new TTL
 			}
-			// At its maximum TTL: an AppRole token is replaced below.
+			// At its maximum TTL: a login's token is replaced below.
 		case statusOf(err) == 403:
 			// Revoked or expired: replaced below.
 		default:

@@ -89,3 +89,55 @@ func TestAppRole(t *testing.T) {
 	_, err = u.Issue(ctx, newRequest(t, csrOptions{}, "approle4.example.test"), nil)
 	require.Equal(t, acmeerr.Unavailable, acmeerr.KindOf(err), "%v", err)
 }
+
+// TestKubernetesLogin: a pod's service account token logs in (Vault's JWT
+// auth method trusting the cluster issuer's key takes the same login as
+// its Kubernetes auth method: role and jwt); the token file is read again
+// at every login, so the kubelet's rotation is picked up, and a token Vault
+// does not accept is refused credentials, never a signature.
+func TestKubernetesLogin(t *testing.T) {
+	e := newEnv(t, vaulttest.PKIOptions{})
+	sa := vaulttest.ServiceAccount{Namespace: "pki", Name: "acmebridge"}
+	cluster := vaulttest.KubernetesJWTAuth(t, e.root, "jwt", "acmebridge", sa, []string{"acmebridge"}, "1h", "2h")
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	require.NoError(t, os.WriteFile(tokenFile, []byte(cluster.Token(t, sa, time.Hour)), 0o600))
+	u := e.upstream(t, func(o *Options) {
+		o.TokenFile = ""
+		o.Kubernetes = &Kubernetes{Role: "acmebridge", TokenFile: tokenFile, Mount: "jwt"}
+	})
+	ctx := ctxT(t)
+	_, err := u.Issue(ctx, newRequest(t, csrOptions{}, "k8s.example.test"), nil)
+	require.NoError(t, err)
+	first := u.client.Token()
+	require.NotEmpty(t, first)
+	s, err := e.root.Auth().Token().Lookup(first)
+	require.NoError(t, err)
+	require.Equal(t, "auth/jwt/login", s.Data["path"], "the token came from the service account login")
+
+	// The kubelet rotates the token; the Vault token is revoked: the 403
+	// is answered by a new login with the new file.
+	require.NoError(t, os.WriteFile(tokenFile, []byte(cluster.Token(t, sa, time.Hour)), 0o600))
+	require.NoError(t, e.root.Auth().Token().RevokeOrphan(first))
+	_, err = u.Issue(ctx, newRequest(t, csrOptions{}, "k8s2.example.test"), nil)
+	require.NoError(t, err, "a new login replaced the revoked token")
+	require.NotEqual(t, first, u.client.Token())
+
+	// Another service account's token: Vault refuses the login.
+	other := vaulttest.ServiceAccount{Namespace: "pki", Name: "intruder"}
+	require.NoError(t, os.WriteFile(tokenFile, []byte(cluster.Token(t, other, time.Hour)), 0o600))
+	require.NoError(t, e.root.Auth().Token().RevokeOrphan(u.client.Token()))
+	var refs refLog
+	_, err = u.Issue(ctx, newRequest(t, csrOptions{}, "k8s3.example.test"), refs.set)
+	require.Equal(t, acmeerr.Unavailable, acmeerr.KindOf(err), "%v", err)
+	require.Equal(t, "", refs.last(), "nothing was signed")
+	require.NotContains(t, err.Error(), "eyJ", "the token never appears in an error")
+
+	// No token file (the pod has no service account token mounted): a
+	// clear error at the first login.
+	missing := e.upstream(t, func(o *Options) {
+		o.TokenFile = ""
+		o.Kubernetes = &Kubernetes{Role: "acmebridge", TokenFile: filepath.Join(t.TempDir(), "none"), Mount: "jwt"}
+	})
+	_, err = missing.Issue(ctx, newRequest(t, csrOptions{}, "k8s4.example.test"), nil)
+	require.ErrorContains(t, err, "reading the service account token")
+}

@@ -4,8 +4,9 @@
 // MOUNT/sign-verbatim/ROLE; the returned certificate and ca_chain are served
 // as one PEM chain, leaf first; revocation goes to MOUNT/revoke.
 //
-// Authentication is a token (from a file or an environment variable) or an
-// AppRole login; a background renewer keeps the token alive while it is
+// Authentication is a token (from a file or an environment variable), an
+// AppRole login or a Kubernetes service account login (Vault's Kubernetes
+// or JWT auth method); a background renewer keeps the token alive while it is
 // renewable, and a request Vault refuses with 403 is retried once with a
 // fresh token.
 //
@@ -51,8 +52,6 @@ const (
 	DefaultRecoveryGrace = 2 * time.Minute
 	// DefaultMount is the PKI secrets engine's usual path.
 	DefaultMount = "pki"
-	// DefaultAppRoleMount is the AppRole auth method's usual path.
-	DefaultAppRoleMount = "approle"
 )
 
 // Mode selects the signing endpoint.
@@ -68,18 +67,8 @@ const (
 	ModeSignVerbatim Mode = "sign-verbatim"
 )
 
-// AppRole configures a login through Vault's AppRole auth method.
-type AppRole struct {
-	// RoleIDFile and SecretIDFile hold the role ID and secret ID; both
-	// are read again at every login.
-	RoleIDFile   string
-	SecretIDFile string
-	// Mount is the auth method's path; empty means DefaultAppRoleMount.
-	Mount string
-}
-
-// Options configures a Vault upstream. Exactly one of TokenFile, TokenEnv
-// and AppRole is set.
+// Options configures a Vault upstream. Exactly one of TokenFile, TokenEnv,
+// AppRole and Kubernetes is set.
 type Options struct {
 	// Name is the upstream's configured name; empty means "vault".
 	Name string
@@ -112,6 +101,8 @@ type Options struct {
 	TokenEnv string
 	// AppRole logs in with AppRole when set.
 	AppRole *AppRole
+	// Kubernetes logs in with the pod's service account token when set.
+	Kubernetes *Kubernetes
 	// RequestTimeout bounds each request; zero means
 	// DefaultRequestTimeout.
 	RequestTimeout time.Duration
@@ -208,14 +199,14 @@ func New(opts Options) (*Upstream, error) {
 	if u.login, err = newClient(u.address, opts.Namespace, httpClient, u.timeout); err != nil {
 		return nil, err
 	}
-	u.auth = &authenticator{u: u, tokenFile: opts.TokenFile, tokenEnv: opts.TokenEnv, approle: opts.AppRole,
-		wake: make(chan struct{}, 1)}
-	if u.auth.approle != nil && u.auth.approle.Mount == "" {
-		a := *u.auth.approle
-		a.Mount = DefaultAppRoleMount
-		u.auth.approle = &a
+	u.auth = &authenticator{u: u, tokenFile: opts.TokenFile, tokenEnv: opts.TokenEnv, wake: make(chan struct{}, 1)}
+	switch {
+	case opts.AppRole != nil:
+		u.auth.method = appRoleLogin(u.name, *opts.AppRole)
+	case opts.Kubernetes != nil:
+		u.auth.method = kubernetesLogin(u.name, *opts.Kubernetes)
 	}
-	if u.auth.approle == nil {
+	if u.auth.method == nil {
 		// A token is read now, so a missing file or variable fails at start.
 		if err := u.auth.readToken(); err != nil {
 			return nil, err
@@ -244,13 +235,16 @@ func (u *Upstream) checkOptions(opts Options) error {
 		return acmeerr.New(acmeerr.Internal, "vault %s: ttl, timeout and grace must not be negative", u.name)
 	}
 	n := 0
-	for _, set := range []bool{opts.TokenFile != "", opts.TokenEnv != "", opts.AppRole != nil} {
+	for _, set := range []bool{opts.TokenFile != "", opts.TokenEnv != "", opts.AppRole != nil, opts.Kubernetes != nil} {
 		if set {
 			n++
 		}
 	}
 	if n != 1 {
-		return acmeerr.New(acmeerr.Internal, "vault %s: give exactly one of a token file, a token variable and AppRole", u.name)
+		return acmeerr.New(acmeerr.Internal, "vault %s: give exactly one of a token file, a token variable, AppRole and Kubernetes", u.name)
+	}
+	if opts.Kubernetes != nil && (opts.Kubernetes.Role == "" || strings.Contains(opts.Kubernetes.Role, "/")) {
+		return acmeerr.New(acmeerr.Internal, "vault %s: Kubernetes login needs a role name", u.name)
 	}
 	if opts.AppRole != nil && (opts.AppRole.RoleIDFile == "" || opts.AppRole.SecretIDFile == "") {
 		return acmeerr.New(acmeerr.Internal, "vault %s: AppRole needs a role ID file and a secret ID file", u.name)
