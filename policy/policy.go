@@ -5,6 +5,7 @@
 package policy
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -189,7 +190,11 @@ func (e *Engine) Route(req Request) (*Decision, error) {
 		if len(subs) > 1 {
 			detail += fmt.Sprintf(" and %d more identifiers", len(subs)-1)
 		}
-		return nil, &acmeerr.Error{Kind: acmeerr.RejectedIdentifier, Detail: detail, Sub: subs}
+		refusal := &Refusal{Err: &acmeerr.Error{Kind: acmeerr.RejectedIdentifier, Detail: detail, Sub: subs}}
+		if !split {
+			refusal.Rule = rules[0].Name
+		}
+		return nil, refusal
 	}
 	if split {
 		for i, id := range req.Identifiers {
@@ -198,6 +203,31 @@ func (e *Engine) Route(req Request) (*Decision, error) {
 		return nil, &acmeerr.Error{Kind: acmeerr.RejectedIdentifier, Detail: "identifiers of this order match different policy rules; order them separately", Sub: subs}
 	}
 	return decision(rules[0]), nil
+}
+
+// Refusal is the policy's refusal of an order: the problem the client
+// gets, and for the audit log the rule that refused it ("" when the
+// order's identifiers matched different rules). It unwraps to the
+// problem, so acmeerr.KindOf and the problem writer see a
+// rejectedIdentifier.
+type Refusal struct {
+	Rule string
+	Err  *acmeerr.Error
+}
+
+// Error is the problem's text.
+func (r *Refusal) Error() string { return r.Err.Error() }
+
+// Unwrap returns the problem.
+func (r *Refusal) Unwrap() error { return r.Err }
+
+// RefusingRule is the rule named by a Refusal in err's chain, or "".
+func RefusingRule(err error) string {
+	var r *Refusal
+	if errors.As(err, &r) {
+		return r.Rule
+	}
+	return ""
 }
 
 // allowed says whether rule r lets the identifier through.

@@ -198,7 +198,8 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, event, account, 
 			reason += "; " + sp.Identifier.Value + ": " + sp.Detail
 		}
 	}
-	s.record(r, audit.Event{Event: event, Account: account, Order: order, Names: identValues(ids), Reason: reason})
+	s.record(r, audit.Event{Event: event, Account: account, Order: order, Names: identValues(ids),
+		Rule: policy.RefusingRule(err), Reason: reason})
 	s.writeProblem(w, r, err)
 }
 

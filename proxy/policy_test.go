@@ -70,9 +70,13 @@ func TestRouteStoredAndChosenUpstreamIssues(t *testing.T) {
 	require.Contains(t, p.Subproblems[0].Detail, "wildcard")
 	requireProblem(t, c.post(pathNewOrder, map[string]any{"identifiers": []store.Identifier{{Type: "ip", Value: "192.0.2.1"}}}), 400, "rejectedIdentifier")
 	require.Equal(t, http.StatusCreated, c.post(pathNewOrder, map[string]any{"identifiers": []store.Identifier{{Type: "ip", Value: "10.1.2.3"}}}).Code)
+	// Identifiers matching different rules: refused, by no one rule.
+	requireProblem(t, c.post(pathNewOrder, map[string]any{"identifiers": dnsIDs("a.corp.example.com", "www.example.org")}), 400, "rejectedIdentifier")
 	refused := e.audit.of(audit.OrderRefused)
-	require.Len(t, refused, 2)
+	require.Len(t, refused, 3)
 	require.Contains(t, refused[0].Reason, "rejectedIdentifier")
+	require.Equal(t, []string{"corp", "default", ""}, []string{refused[0].Rule, refused[1].Rule, refused[2].Rule},
+		"the audit line names the rule that refused")
 }
 
 func TestEABGroupConstraints(t *testing.T) {

@@ -637,6 +637,7 @@ func TestAdminCLIAndAudit(t *testing.T) {
 		e = step("order.refused", func(e auditEvent) bool { return e.Event == "order.refused" && e.hasName("x.forbidden.e2e.test") })
 		require.Equal(t, acct, e.Account)
 		require.Contains(t, e.Reason, "rejectedIdentifier")
+		require.Equal(t, "no-forbidden", e.Rule, "order.refused names the rule that refused")
 		// Not fatal, so the rest of the story is still checked.
 		assert.Contains(t, e.Reason, forbiddenReason, "order.refused carries the operator's reason")
 		e = step("certificate.revoked by admin", func(e auditEvent) bool { return e.Event == "certificate.revoked" && e.Serial == serial1 })
