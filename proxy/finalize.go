@@ -107,14 +107,17 @@ func (s *Server) handleFinalize(w http.ResponseWriter, r *http.Request) {
 	s.log.Info("order finalizing", "order", o.ID, "account", o.AccountID, "rule", o.Rule, "upstreams", o.Upstreams)
 	s.metrics.order(store.StatusProcessing)
 	s.kickWorker()
+	// ended is the order as this process's worker stored it, when the
+	// worker ended it here (val is read only once done is closed).
+	var ended *store.Order
 	select {
 	case <-wait.done:
+		ended, _ = wait.val.(*store.Order)
 	case <-time.After(s.cfg.Orders.FinalizeWait.D()):
 	case <-r.Context().Done():
 	}
-	if done, _ := wait.val.(*store.Order); done != nil {
-		// This process's worker ended the order and handed it over.
-		o = done
+	if ended != nil {
+		o = ended
 	} else if cur, err := s.store.GetOrder(r.Context(), o.ID); err == nil {
 		o = cur
 	}
