@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -29,7 +30,7 @@ type keyPair struct {
 
 	mu      sync.Mutex
 	cert    *tls.Certificate
-	stamp   string    // the files' sizes and modification times at the last load
+	stamp   string    // the files' digest at the last load
 	checked time.Time // when the files were last looked at
 }
 
@@ -99,18 +100,21 @@ func (k *keyPair) load() (*tls.Certificate, error) {
 	return &cert, nil
 }
 
-// filesStamp identifies the files' current contents cheaply: size and
-// modification time of each, after following symlinks.
+// filesStamp identifies the files' current contents: a digest of both.
+// They are a few kilobytes read at most once a second; size and
+// modification time would miss a same-size rewrite within one tick of the
+// kernel's file clock.
 func (k *keyPair) filesStamp() (string, error) {
-	var stamp string
+	h := sha256.New()
 	for _, f := range []string{k.certFile, k.keyFile} {
-		fi, err := os.Stat(f)
+		b, err := os.ReadFile(f)
 		if err != nil {
 			return "", err
 		}
-		stamp += fmt.Sprintf("%d.%d;", fi.Size(), fi.ModTime().UnixNano())
+		h.Write(b)
+		h.Write([]byte{0})
 	}
-	return stamp, nil
+	return string(h.Sum(nil)), nil
 }
 
 // serverCertIssuer is what selfIssued needs of a local CA.
