@@ -59,20 +59,7 @@ func newRawDNS(tb testing.TB, answer func(q []byte) []byte) *rawServer {
 	if answer == nil {
 		answer = s.respond
 	}
-	var pc net.PacketConn
-	var l net.Listener
-	for i := 0; i < 50 && l == nil; i++ {
-		p, err := net.ListenPacket("udp", "127.0.0.1:0")
-		require.NoError(tb, err)
-		port := p.LocalAddr().(*net.UDPAddr).Port
-		tl, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-		if err != nil {
-			_ = p.Close()
-			continue
-		}
-		pc, l = p, tl
-	}
-	require.NotNil(tb, l, "no free UDP+TCP port")
+	pc, l := listenDNSPort(tb)
 	s.addr = l.Addr().String()
 	go func() {
 		buf := make([]byte, 65535)

@@ -33,23 +33,28 @@ type testDNS struct {
 	tcpHits  atomic.Int64
 }
 
+// listenDNSPort listens on one loopback port for both UDP and TCP, as a
+// DNS server does (resolvers retry a truncated answer over TCP).
+func listenDNSPort(tb testing.TB) (net.PacketConn, net.Listener) {
+	tb.Helper()
+	for range 50 {
+		p, err := net.ListenPacket("udp", "127.0.0.1:0")
+		require.NoError(tb, err)
+		port := p.LocalAddr().(*net.UDPAddr).Port
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err == nil {
+			return p, l
+		}
+		_ = p.Close()
+	}
+	tb.Fatal("no free UDP+TCP port")
+	return nil, nil
+}
+
 func newTestDNS(t *testing.T) *testDNS {
 	t.Helper()
 	z := &testDNS{rrs: map[string][]dns.RR{}, servfail: map[string]bool{}}
-	var pc net.PacketConn
-	var l net.Listener
-	for i := 0; i < 50 && l == nil; i++ {
-		p, err := net.ListenPacket("udp", "127.0.0.1:0")
-		require.NoError(t, err)
-		port := p.LocalAddr().(*net.UDPAddr).Port
-		tl, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-		if err != nil {
-			_ = p.Close()
-			continue
-		}
-		pc, l = p, tl
-	}
-	require.NotNil(t, l, "no free UDP+TCP port")
+	pc, l := listenDNSPort(t)
 	z.addr = l.Addr().String()
 	for _, srv := range []*dns.Server{
 		{PacketConn: pc, Handler: z},
