@@ -45,7 +45,10 @@ type ACME struct {
 // ACMEEAB is an External Account Binding key (RFC 8555 §7.3.4): the key ID
 // and the base64url HMAC key, read from a file or an environment variable.
 type ACMEEAB struct {
-	KID      string `yaml:"kid"`
+	// KID is the key ID the CA gave.
+	KID string `yaml:"kid"`
+	// HMACFile or HMACEnv holds the base64url HMAC key (a file, or the
+	// name of an environment variable); never the key itself.
 	HMACFile string `yaml:"hmac_file"`
 	HMACEnv  string `yaml:"hmac_env"`
 }

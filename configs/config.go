@@ -39,6 +39,7 @@ type Config struct {
 
 // Server is the ACME listener.
 type Server struct {
+	// Listen is the ACME listener's host:port.
 	Listen string `yaml:"listen"`
 	// ExternalURL is the base URL clients use; every URL the server emits
 	// and every JWS "url" it accepts is built from it (RFC 8555 §6.4).
@@ -46,24 +47,38 @@ type Server struct {
 	TLS         TLS    `yaml:"tls"`
 	// TrustedProxies are the CIDRs whose X-Forwarded-For is believed.
 	TrustedProxies []string `yaml:"trusted_proxies"`
-	// Meta fields of the directory (RFC 8555 §7.1.1).
-	TermsOfService string   `yaml:"terms_of_service"`
-	Website        string   `yaml:"website"`
-	CAAIdentities  []string `yaml:"caa_identities"`
+	// TermsOfService is the URL of the terms of service, the directory's
+	// meta.termsOfService (RFC 8555 §7.1.1).
+	TermsOfService string `yaml:"terms_of_service"`
+	// Website is the directory's meta.website.
+	Website string `yaml:"website"`
+	// CAAIdentities are the directory's meta.caaIdentities, and the CAA
+	// identity of an upstream that names none.
+	CAAIdentities []string `yaml:"caa_identities"`
 }
 
 // TLS configures a listener's certificate. With both files empty the local CA
 // issues one for the external URL's host (quickstart). Disabled serves plain
 // HTTP, for deployments behind a TLS-terminating proxy.
 type TLS struct {
+	// CertFile and KeyFile are the listener's PEM certificate chain and
+	// key; empty: issued by the (first) local CA for the external host.
+	// They are read again when the files change (checked at most once a
+	// second, at a handshake): a renewed certificate is served without a
+	// restart, and a pair that does not load keeps the previous one.
 	CertFile string `yaml:"cert_file"`
 	KeyFile  string `yaml:"key_file"`
-	Disabled bool   `yaml:"disabled"`
+	// Disabled serves plain HTTP, behind a TLS-terminating proxy.
+	Disabled bool `yaml:"disabled"`
 }
 
 // Admin is the admin API listener.
 type Admin struct {
-	Listen    string `yaml:"listen"`
+	// Listen is the admin listener's host:port: the admin API /api/v1/,
+	// the dashboard, /healthz, /readyz and /metrics.
+	Listen string `yaml:"listen"`
+	// TokenFile holds the admin API's bearer token, created 0600 on first
+	// start; default data_dir/admin.token.
 	TokenFile string `yaml:"token_file"`
 	// TLS serves the admin listener (API, dashboard, metrics) over HTTPS.
 	TLS AdminTLS `yaml:"tls"`
@@ -72,6 +87,8 @@ type Admin struct {
 // AdminTLS is the admin listener's certificate. Without one the listener
 // speaks plain HTTP, which suits loopback only (the default address).
 type AdminTLS struct {
+	// CertFile and KeyFile are the admin listener's certificate and key;
+	// renewed files are served without a restart, as for server.tls.
 	CertFile string `yaml:"cert_file"`
 	KeyFile  string `yaml:"key_file"`
 	// CAFile is what the CLI (admin commands, report) trusts to reach the
@@ -84,6 +101,8 @@ func (t AdminTLS) On() bool { return t.CertFile != "" }
 
 // Store selects the state driver.
 type Store struct {
+	// Driver is bolt (the embedded file, one process) or redis (several
+	// replicas sharing one store).
 	Driver string `yaml:"driver"`
 	// EncryptionKeyFile holds the 32-byte key (hex or base64) that seals
 	// secrets at rest; default data_dir/store.key, created on first start.
@@ -98,17 +117,28 @@ type Store struct {
 // master_name for Sentinel (addrs are then the sentinels), several addrs
 // for a Cluster.
 type Redis struct {
-	Addrs      []string `yaml:"addrs"`
-	MasterName string   `yaml:"master_name"`
-	Username   string   `yaml:"username"`
+	// Addrs are host:port: one Redis, the sentinels (with master_name),
+	// or several Cluster nodes.
+	Addrs []string `yaml:"addrs"`
+	// MasterName is the Sentinel master's name; set, Addrs are sentinels.
+	MasterName string `yaml:"master_name"`
+	// Username is the ACL user (Redis 6+); empty for the default user.
+	Username string `yaml:"username"`
 	// PasswordFile or PasswordEnv name where the password is; it is never
 	// written in the config itself.
-	PasswordFile string   `yaml:"password_file"`
-	PasswordEnv  string   `yaml:"password_env"`
-	DB           int      `yaml:"db"`
-	TLS          RedisTLS `yaml:"tls"`
-	KeyPrefix    string   `yaml:"key_prefix"`
-	PoolSize     int      `yaml:"pool_size"`
+	PasswordFile string `yaml:"password_file"`
+	PasswordEnv  string `yaml:"password_env"`
+	// DB is the database number (single and Sentinel; a Cluster has only 0).
+	DB  int      `yaml:"db"`
+	TLS RedisTLS `yaml:"tls"`
+	// KeyPrefix starts every key acmebridge writes, so several servers can
+	// share one Redis.
+	KeyPrefix string `yaml:"key_prefix"`
+	// PoolSize is the connection pool's size per node; 0: go-redis's
+	// default (10 per CPU).
+	PoolSize int `yaml:"pool_size"`
+	// DialTimeout, ReadTimeout and WriteTimeout bound each connection
+	// attempt and command; past them the request fails with 503.
 	DialTimeout  Duration `yaml:"dial_timeout"`
 	ReadTimeout  Duration `yaml:"read_timeout"`
 	WriteTimeout Duration `yaml:"write_timeout"`
@@ -116,15 +146,23 @@ type Redis struct {
 
 // RedisTLS configures TLS to Redis.
 type RedisTLS struct {
-	Enabled    bool   `yaml:"enabled"`
-	CAFile     string `yaml:"ca_file"`
-	CertFile   string `yaml:"cert_file"`
-	KeyFile    string `yaml:"key_file"`
+	// Enabled speaks TLS to Redis.
+	Enabled bool `yaml:"enabled"`
+	// CAFile holds the roots that verify Redis; the system's when empty.
+	CAFile string `yaml:"ca_file"`
+	// CertFile and KeyFile are a client certificate, for Redis servers
+	// that require one.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ServerName is the name verified in Redis's certificate; the host of
+	// the address when empty.
 	ServerName string `yaml:"server_name"`
 }
 
 // Bolt configures the embedded store.
 type Bolt struct {
+	// Path is the bolt file (one process at a time); default
+	// data_dir/acmebridge.db.
 	Path string `yaml:"path"`
 }
 
@@ -141,6 +179,8 @@ type Accounts struct {
 
 // Orders configures order and authorization lifetimes.
 type Orders struct {
+	// OrderLifetime and AuthzLifetime: pending orders and authorizations
+	// expire after this.
 	OrderLifetime Duration `yaml:"order_lifetime"`
 	AuthzLifetime Duration `yaml:"authz_lifetime"`
 	// ValidAuthzReuse is how long a valid authorization is reused for new
@@ -181,16 +221,28 @@ type Orders struct {
 
 // Validation configures challenge validation (RFC 8555 §8).
 type Validation struct {
-	HTTPPort              int      `yaml:"http_port"`
-	TLSALPNPort           int      `yaml:"tls_alpn_port"`
-	DNSResolvers          []string `yaml:"dns_resolvers"`
-	AllowPrivateAddresses bool     `yaml:"allow_private_addresses"`
-	Timeout               Duration `yaml:"timeout"`
+	// HTTPPort is where http-01 connects (RFC 8555 §8.3: port 80); another
+	// port suits a test bench or an unprivileged client.
+	HTTPPort int `yaml:"http_port"`
+	// TLSALPNPort is where tls-alpn-01 connects (RFC 8737: port 443).
+	TLSALPNPort int `yaml:"tls_alpn_port"`
+	// DNSResolvers are host:port resolvers for dns-01, CAA and the
+	// addresses of names to validate; the system's when empty.
+	DNSResolvers []string `yaml:"dns_resolvers"`
+	// AllowPrivateAddresses lets validation reach loopback, private and
+	// link-local addresses.
+	AllowPrivateAddresses bool `yaml:"allow_private_addresses"`
+	// Timeout is the budget of one validation.
+	Timeout Duration `yaml:"timeout"`
 }
 
 // Upstream is one certificate authority behind the bridge.
 type Upstream struct {
-	Name  string `yaml:"name"`
+	// Name is how policy rules name the upstream; it is stored on every
+	// order routed to it.
+	Name string `yaml:"name"`
+	// Type is local (the built-in CA), vault (Vault PKI) or acme (an ACME
+	// CA relayed through lego); the block of that name configures it.
 	Type  string `yaml:"type"`
 	Local Local  `yaml:"local"`
 	Vault Vault  `yaml:"vault"`
@@ -278,6 +330,8 @@ func (k KubernetesAuth) Enabled() bool {
 
 // AppRole configures Vault's AppRole auth method.
 type AppRole struct {
+	// RoleIDFile and SecretIDFile hold the AppRole role ID and secret ID,
+	// read at every login.
 	RoleIDFile   string `yaml:"role_id_file"`
 	SecretIDFile string `yaml:"secret_id_file"`
 	// Mount is the auth method's path (default approle).
@@ -309,7 +363,9 @@ type Audit struct {
 
 // Log configures logging.
 type Log struct {
-	Level  string `yaml:"level"`
+	// Level is debug, info, warn or error.
+	Level string `yaml:"level"`
+	// Format is text or json (one line per request).
 	Format string `yaml:"format"`
 }
 

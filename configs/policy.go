@@ -16,6 +16,8 @@ type Policy struct {
 
 // Rule is one policy rule: what it matches and what it decides.
 type Rule struct {
+	// Name identifies the rule in refusals, the audit log and policy
+	// explain.
 	Name  string `yaml:"name"`
 	Match Match  `yaml:"match"`
 	// Action is allow (the default) or deny; Reason is told to the client

@@ -34,14 +34,18 @@ type RateLimits struct {
 
 // RateLimit is one limit: Count events per Period, bursts of Burst.
 type RateLimit struct {
+	// Count events are allowed per Period (0: the limit is off).
 	Count  int64    `yaml:"count"`
 	Period Duration `yaml:"period"`
-	Burst  int64    `yaml:"burst"`
+	// Burst is how many may come at once (default Count).
+	Burst int64 `yaml:"burst"`
 }
 
 // RateExempt names accounts, EAB groups and client networks no rate limit
 // applies to.
 type RateExempt struct {
+	// Accounts are account IDs, EABGroups groups of EAB keys, exempt from
+	// every limit.
 	Accounts  []string `yaml:"accounts"`
 	EABGroups []string `yaml:"eab_groups"`
 	// IPs are CIDRs exempt from new_accounts_per_ip.

@@ -1,0 +1,28 @@
+// Command gen writes the configuration reference (docs/configuration.md)
+// from the configuration types in configs/:
+//
+//	go run ./internal/configref/gen -o docs/configuration.md
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+
+	"github.com/acmebridge/acmebridge/internal/configref"
+)
+
+func main() {
+	dir := flag.String("configs", "configs", "the configs package directory")
+	out := flag.String("o", "docs/configuration.md", "the file to write")
+	flag.Parse()
+	keys, err := configref.Keys(*dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	if err := os.WriteFile(*out, []byte(configref.Markdown(keys)), 0o644); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
