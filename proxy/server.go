@@ -22,6 +22,7 @@ import (
 	"github.com/acmebridge/acmebridge/audit"
 	"github.com/acmebridge/acmebridge/configs"
 	"github.com/acmebridge/acmebridge/policy"
+	"github.com/acmebridge/acmebridge/ra"
 	"github.com/acmebridge/acmebridge/store"
 	"github.com/acmebridge/acmebridge/upstream"
 )
@@ -95,6 +96,8 @@ type Server struct {
 	limits *limiter
 	// nonces caches the nonce key (nonce.go).
 	nonces nonceKeys
+	// ra is the domain core the handlers call.
+	ra *ra.RA
 }
 
 // Paths of the ACME resources, relative to the external URL.
@@ -137,6 +140,10 @@ func New(opts Options) (*Server, error) {
 		auditLog: opts.Audit,
 		metrics:  opts.Metrics,
 	}
+	if s.ra, err = ra.New(ra.Options{Store: opts.Store, Issuers: opts.Issuers, Clock: func() time.Time { return s.now() },
+		Logger: opts.Logger, Audit: opts.Audit}); err != nil {
+		return nil, fmt.Errorf("proxy: %w", err)
+	}
 	s.limits = newLimiter(opts.Config.RateLimits, opts.Store, func() time.Time { return s.now() })
 	if s.caa = opts.CAA; s.caa == nil {
 		s.caa, _ = opts.Validator.(CAAChecker)
@@ -159,6 +166,9 @@ func New(opts Options) (*Server, error) {
 	s.handler = s.routes()
 	return s, nil
 }
+
+// RA is the domain core behind the server, for the admin API.
+func (s *Server) RA() *ra.RA { return s.ra }
 
 // Handler returns the ACME HTTP handler.
 func (s *Server) Handler() http.Handler { return s.handler }

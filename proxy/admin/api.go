@@ -13,6 +13,7 @@ import (
 
 	"github.com/acmebridge/acmebridge/audit"
 	"github.com/acmebridge/acmebridge/policy"
+	"github.com/acmebridge/acmebridge/ra"
 	"github.com/acmebridge/acmebridge/store"
 	"github.com/acmebridge/acmebridge/upstream"
 )
@@ -39,6 +40,14 @@ type APIOptions struct {
 	Types   map[string]string
 	Audit   Auditor
 	Clock   func() time.Time
+	// RA is the domain core, which decides every change of state the API
+	// asks for (revocation).
+	RA Revoker
+}
+
+// Revoker revokes certificates (implemented by ra.RA).
+type Revoker interface {
+	Revoke(ctx context.Context, req ra.RevokeRequest) (*store.Certificate, error)
 }
 
 // api serves /api/v1/.

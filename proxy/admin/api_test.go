@@ -22,6 +22,7 @@ import (
 	"github.com/acmebridge/acmebridge/audit"
 	"github.com/acmebridge/acmebridge/configs"
 	"github.com/acmebridge/acmebridge/policy"
+	"github.com/acmebridge/acmebridge/ra"
 	"github.com/acmebridge/acmebridge/store"
 	"github.com/acmebridge/acmebridge/store/bolt"
 	"github.com/acmebridge/acmebridge/upstream"
@@ -60,8 +61,11 @@ func newAPI(t *testing.T) *apiEnv {
 	rec := &recorder{}
 	eng := policy.New(configs.Policy{Rules: []configs.Rule{{Name: "corp", Match: configs.Match{Domains: []string{"*.corp.example.com"}}, Upstreams: []string{"dev"}}},
 		Default: configs.Rule{Action: "deny", Reason: "not here"}})
+	issuers := map[string]upstream.Issuer{"dev": ca}
+	core, err := ra.New(ra.Options{Store: st, Issuers: issuers, Audit: rec})
+	require.NoError(t, err)
 	h := New(Options{Store: st, API: &APIOptions{Token: "s3cret", Store: st, Policy: eng,
-		Issuers: map[string]upstream.Issuer{"dev": ca}, Types: map[string]string{"dev": "local"}, Audit: rec}})
+		Issuers: issuers, Types: map[string]string{"dev": "local"}, Audit: rec, RA: core}})
 	return &apiEnv{t: t, h: h, st: st, ca: ca, rec: rec}
 }
 

@@ -2,20 +2,21 @@ package admin
 
 import (
 	"crypto/rand"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
+	"io"
+	"net"
 	"net/http"
 	"net/netip"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/acmebridge/acmebridge/acmeerr"
 	"github.com/acmebridge/acmebridge/audit"
 	"github.com/acmebridge/acmebridge/policy"
+	"github.com/acmebridge/acmebridge/ra"
 	"github.com/acmebridge/acmebridge/store"
 )
 
@@ -386,14 +387,12 @@ type revokeReq struct {
 	Reason int `json:"reason"`
 }
 
+// revokeCertificate revokes through the domain core's one revocation path
+// (ra.Revoke), as the operator.
 func (a *api) revokeCertificate(w http.ResponseWriter, r *http.Request) {
 	var req revokeReq
-	if err := json.NewDecoder(r.Body).Decode(&req); err != nil && err.Error() != "EOF" {
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil && !errors.Is(err, io.EOF) {
 		fail(w, http.StatusBadRequest, "body must be {reason}")
-		return
-	}
-	if req.Reason < 0 || req.Reason > 10 || req.Reason == 7 || req.Reason == 8 {
-		fail(w, http.StatusBadRequest, "reason must be an RFC 5280 reason code (0-6, 9, 10)")
 		return
 	}
 	c, err := a.certificate(r)
@@ -401,37 +400,44 @@ func (a *api) revokeCertificate(w http.ResponseWriter, r *http.Request) {
 		storeFail(w, err, "certificate")
 		return
 	}
-	if !c.RevokedAt.IsZero() {
-		fail(w, http.StatusConflict, "certificate is already revoked")
-		return
+	host := r.RemoteAddr
+	if h, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		host = h
 	}
-	iss, ok := a.Issuers[c.Upstream]
-	if !ok {
-		fail(w, http.StatusConflict, "upstream "+c.Upstream+" is not configured")
-		return
-	}
-	blk, _ := pem.Decode(c.ChainPEM)
-	if blk == nil {
-		fail(w, http.StatusInternalServerError, "stored chain is unreadable")
-		return
-	}
-	leaf, err := x509.ParseCertificate(blk.Bytes)
+	c, err = a.RA.Revoke(r.Context(), ra.RevokeRequest{By: ra.ByAdmin, Serial: c.Serial, Reason: req.Reason,
+		Client: ra.Client{Remote: host}})
 	if err != nil {
-		fail(w, http.StatusInternalServerError, "stored certificate is unreadable")
+		domainFail(w, err)
 		return
 	}
-	if err := iss.Revoke(r.Context(), leaf, req.Reason); err != nil && !strings.Contains(err.Error(), "already revoked") {
-		fail(w, http.StatusBadGateway, "upstream "+c.Upstream+" refused the revocation")
-		return
-	}
-	c.RevokedAt, c.RevocationReason = a.now(), req.Reason
-	if err := a.Store.UpdateCertificate(r.Context(), c); err != nil {
-		storeFail(w, err, "certificate")
-		return
-	}
-	a.record(r, audit.Event{Event: audit.CertRevoked, Account: c.AccountID, Order: c.OrderID, Names: c.Names,
-		Upstream: c.Upstream, Serial: c.Serial, Reason: strconv.Itoa(req.Reason)})
 	writeJSON(w, http.StatusOK, certOf(c, false))
+}
+
+// domainFail answers an error of the domain core by its kind; an
+// upstream's refusal is 502 and names the upstream, never its text.
+func domainFail(w http.ResponseWriter, err error) {
+	var up *ra.UpstreamError
+	if errors.As(err, &up) {
+		fail(w, http.StatusBadGateway, "upstream "+up.Upstream+" refused the request")
+		return
+	}
+	var e *acmeerr.Error
+	if !errors.As(err, &e) {
+		fail(w, http.StatusInternalServerError, "internal error")
+		return
+	}
+	switch e.Kind {
+	case acmeerr.NotFound:
+		fail(w, http.StatusNotFound, e.Detail)
+	case acmeerr.AlreadyRevoked, acmeerr.Conflict:
+		fail(w, http.StatusConflict, e.Detail)
+	case acmeerr.Unavailable:
+		fail(w, http.StatusServiceUnavailable, e.Detail)
+	case acmeerr.Internal:
+		fail(w, http.StatusInternalServerError, e.Detail)
+	default:
+		fail(w, http.StatusBadRequest, e.Detail)
+	}
 }
 
 // upstreamView is an upstream's name and type.
