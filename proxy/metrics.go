@@ -242,20 +242,10 @@ func (c *upstreamCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // upstreamFailing reports whether the upstream has failed transiently
-// breakerThreshold times in a row since its last success: its breaker
+// ra.BreakerThreshold times in a row since its last success: its breaker
 // opened and nothing has worked since (the cool-down letting an order try
 // it again does not make it healthy).
-func (s *Server) upstreamFailing(name string) bool {
-	v, ok := breakers.Load(s)
-	if !ok {
-		return false // the workers are not running
-	}
-	b := v.(*breaker)
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	h := b.health[name]
-	return h != nil && h.failures >= breakerThreshold
-}
+func (s *Server) upstreamFailing(name string) bool { return s.ra.Breaker().Failing(name) }
 
 // expiryCache counts expiring certificates at most once a minute per window.
 type expiryCache struct {

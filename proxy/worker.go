@@ -14,6 +14,7 @@ import (
 
 	"github.com/acmebridge/acmebridge/acmeerr"
 	"github.com/acmebridge/acmebridge/audit"
+	"github.com/acmebridge/acmebridge/ra"
 	"github.com/acmebridge/acmebridge/store"
 	"github.com/acmebridge/acmebridge/upstream"
 )
@@ -56,7 +57,6 @@ func (s *Server) Run(ctx context.Context) {
 	for i := 0; i < workers+1; i++ {
 		<-done
 	}
-	breakers.Delete(s)
 }
 
 // kickWorker wakes a worker for a job just queued.
@@ -146,7 +146,7 @@ func (s *Server) processJob(ctx context.Context, job *store.Job) {
 	replaced, replacedBy := s.replacedLeaf(ctx, o)
 	lease := s.leaseKeeper(ctx, job)
 	defer lease.stop()
-	br := s.breaker()
+	br := s.ra.Breaker()
 	var lastErr error
 	var lastName string
 	for i, name := range o.Upstreams {
@@ -161,7 +161,7 @@ func (s *Server) processJob(ctx context.Context, job *store.Job) {
 		if replacedBy == name {
 			req.Replaces = replaced
 		}
-		if br.isOpen(name) && s.anyHealthy(br, o.Upstreams[i+1:]) {
+		if br.IsOpen(name) && s.anyHealthy(br, o.Upstreams[i+1:]) {
 			// Failover without waiting on an upstream known to be down.
 			s.log.Info("worker: skipping unhealthy upstream", "order", o.ID, "upstream", name)
 			if lastErr == nil {
@@ -179,13 +179,13 @@ func (s *Server) processJob(ctx context.Context, job *store.Job) {
 			return
 		}
 		if err == nil {
-			br.success(name)
+			br.Success(name)
 			s.metrics.issued(name, s.now().Sub(start))
 			ended = s.storeCertificate(ctx, o, name, res, s.now().Sub(start))
 			return
 		}
-		if transient(err) && ctx.Err() == nil && br.failure(name) {
-			s.log.Warn("worker: upstream marked unhealthy", "upstream", name, "failures", breakerThreshold, "err", err)
+		if transient(err) && ctx.Err() == nil && br.Failure(name) {
+			s.log.Warn("worker: upstream marked unhealthy", "upstream", name, "failures", ra.BreakerThreshold, "err", err)
 		}
 		s.metrics.upstreamError(name, transient(err))
 		lastErr, lastName = err, name
@@ -380,92 +380,15 @@ func (s *Server) storeCertificate(ctx context.Context, o *store.Order, upstreamN
 
 func serialHex(c *x509.Certificate) string { return hex.EncodeToString(c.SerialNumber.Bytes()) }
 
-// Circuit breaker: an upstream that failed transiently breakerThreshold
-// times in a row is skipped, while a later upstream of the route is
-// healthy, until a probe of it succeeds (every breakerProbe, for upstreams
-// that can be checked) or breakerCooldown passes; then the next order tries
-// it again.
-const (
-	breakerThreshold = 3
-	breakerCooldown  = time.Minute
-	breakerProbe     = 15 * time.Second
-	probeTimeout     = 10 * time.Second
-)
-
-// breakers holds each running Server's breaker (Run removes it).
-var breakers sync.Map
-
-// breaker is the health of a server's upstreams.
-type breaker struct {
-	mu     sync.Mutex
-	now    func() time.Time
-	health map[string]*upstreamHealth
-}
-
-type upstreamHealth struct {
-	failures  int
-	openUntil time.Time
-}
-
-// breaker returns the server's breaker.
-func (s *Server) breaker() *breaker {
-	b, _ := breakers.LoadOrStore(s, &breaker{now: s.now, health: map[string]*upstreamHealth{}})
-	return b.(*breaker)
-}
-
-// isOpen reports whether the upstream is being skipped.
-func (b *breaker) isOpen(name string) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	h := b.health[name]
-	return h != nil && b.now().Before(h.openUntil)
-}
-
-// failure counts a transient failure and reports whether it opened the
-// breaker.
-func (b *breaker) failure(name string) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	h := b.health[name]
-	if h == nil {
-		h = &upstreamHealth{}
-		b.health[name] = h
-	}
-	h.failures++
-	if h.failures < breakerThreshold {
-		return false
-	}
-	wasOpen := b.now().Before(h.openUntil)
-	h.openUntil = b.now().Add(breakerCooldown)
-	return !wasOpen
-}
-
-// success closes the breaker.
-func (b *breaker) success(name string) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	delete(b.health, name)
-}
-
-// open lists the upstreams being skipped.
-func (b *breaker) open() []string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	var out []string
-	for name, h := range b.health {
-		if b.now().Before(h.openUntil) {
-			out = append(out, name)
-		}
-	}
-	return out
-}
+// probeTimeout bounds one probe of an upstream whose breaker is open.
+const probeTimeout = 10 * time.Second
 
 // anyHealthy reports whether one of the upstreams is configured and not
 // skipped: only then is skipping an unhealthy one a failover rather than
 // giving up.
-func (s *Server) anyHealthy(b *breaker, names []string) bool {
+func (s *Server) anyHealthy(b *ra.Breaker, names []string) bool {
 	for _, n := range names {
-		if _, ok := s.issuers[n]; ok && !b.isOpen(n) {
+		if _, ok := s.issuers[n]; ok && !b.IsOpen(n) {
 			return true
 		}
 	}
@@ -481,7 +404,7 @@ type checker interface {
 // probeLoop probes the upstreams being skipped and closes the breaker of
 // those that answer again.
 func (s *Server) probeLoop(ctx context.Context) {
-	t := time.NewTicker(breakerProbe)
+	t := time.NewTicker(ra.BreakerProbe)
 	defer t.Stop()
 	for {
 		select {
@@ -489,8 +412,8 @@ func (s *Server) probeLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		br := s.breaker()
-		for _, name := range br.open() {
+		br := s.ra.Breaker()
+		for _, name := range br.Open() {
 			c, ok := s.issuers[name].(checker)
 			if !ok {
 				continue // closed by the cool-down
@@ -499,7 +422,7 @@ func (s *Server) probeLoop(ctx context.Context) {
 			_, err := c.Check(pctx)
 			cancel()
 			if err == nil {
-				br.success(name)
+				br.Success(name)
 				s.log.Info("worker: upstream healthy again", "upstream", name)
 			}
 		}

@@ -43,6 +43,7 @@ type RA struct {
 	now     func() time.Time
 	log     *slog.Logger
 	audit   Auditor
+	breaker *Breaker
 }
 
 // New builds the domain core from its options.
@@ -57,8 +58,12 @@ func New(opts Options) (*RA, error) {
 	if ra.log == nil {
 		ra.log = slog.Default()
 	}
+	ra.breaker = NewBreaker(ra.now)
 	return ra, nil
 }
+
+// Breaker is the upstreams' circuit breaker.
+func (ra *RA) Breaker() *Breaker { return ra.breaker }
 
 // Client says who sent a request, for the audit log: the transport's
 // request ID and the client's address (after trusted proxies).
