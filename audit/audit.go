@@ -55,11 +55,41 @@ type Event struct {
 	Challenge string    `json:"challenge,omitempty"`
 	Serial    string    `json:"serial,omitempty"`
 	NotAfter  time.Time `json:"not_after,omitzero"`
-	// Reason is a refusal's problem type and detail, a revocation reason,
-	// or an admin action's description.
+	// Problem is the problem type of a refusal or failure, without the
+	// ACME namespace (rejectedIdentifier, badCSR, caa...); Detail is its
+	// detail as the client was told.
+	Problem string `json:"problem,omitempty"`
+	Detail  string `json:"detail,omitempty"`
+	// Contacts are an account's contacts (account.created, .updated).
+	Contacts []string `json:"contacts,omitempty"`
+	// RevocationReason is a revocation's RFC 5280 §5.3.1 reason code.
+	RevocationReason *int `json:"revocation_reason,omitempty"`
+	// Reason is an admin action's description or an EAB key's grants.
+	// Lines written before Problem, Detail, Contacts and RevocationReason
+	// existed held those here ("type: detail", contacts joined by
+	// commas, the reason code); Summarize still reads them.
 	Reason string `json:"reason,omitempty"`
 	Actor  string `json:"actor,omitempty"`
 }
+
+// Why is the event's reason for people: a problem's type and detail, a
+// revocation reason's name, an account's contacts, or Reason.
+func (e Event) Why() string {
+	switch {
+	case e.Problem != "" && e.Detail != "":
+		return e.Problem + ": " + e.Detail
+	case e.Problem != "":
+		return e.Problem
+	case e.RevocationReason != nil:
+		return RevocationReasonOf(e)
+	case len(e.Contacts) > 0:
+		return strings.Join(e.Contacts, ",")
+	}
+	return e.Reason
+}
+
+// ReasonCode returns a pointer to code, for Event.RevocationReason.
+func ReasonCode(code int) *int { return &code }
 
 // Log appends events to a writer, one JSON line each, serialised.
 type Log struct {

@@ -108,12 +108,12 @@ type Summary struct {
 	// than Issued.Total().
 	IssuedByDomain Tally `json:"issued_by_domain"`
 	// Refused counts order.refused and finalize.refused events by problem
-	// type (the part of Event.Reason before the first ": ", e.g.
-	// rejectedIdentifier, badCSR, caa).
+	// type (Event.Problem, e.g. rejectedIdentifier, badCSR, caa).
 	Refused Tally `json:"refused"`
 	// RefusedByRule counts the same events by the policy rule that refused
-	// them: Event.Rule when set, else the rule the policy named in the
-	// reason ("rule NAME: ..."), else None (a refusal not made by a rule,
+	// them: Event.Rule when set, else (on a line written before Problem
+	// existed) the rule the policy named in the reason ("rule NAME: ..."),
+	// else None (a refusal not made by a rule,
 	// such as a CSR that does not match its order).
 	RefusedByRule Tally `json:"refused_by_rule"`
 	// Revoked counts certificate.revoked events by reason: RFC 5280 reason
@@ -191,16 +191,16 @@ func Summarize(r io.Reader, since, until time.Time, bucket time.Duration) (*Summ
 				at(e.Time).issued[up]++
 			}
 		case OrderRefused, FinalizeRefused:
-			refused[problemType(e.Reason)]++
+			refused[problemOf(e)]++
 			byRule[refusingRule(e)]++
 			if bucket > 0 {
 				at(e.Time).refused++
 			}
 		case CertRevoked:
-			revoked[RevocationReason(e.Reason)]++
+			revoked[RevocationReasonOf(e)]++
 			s.Revocations = append(s.Revocations, e)
 		case OrderInvalid:
-			ordersInvalid[problemType(e.Reason)]++
+			ordersInvalid[problemOf(e)]++
 		case ChallengeInvalid:
 			challengesInvalid[orNone(e.Challenge)]++
 		}
@@ -261,11 +261,28 @@ func orNone(s string) string {
 	return s
 }
 
-// problemType is the problem type a refusal's reason starts with
-// ("rejectedIdentifier: detail" -> "rejectedIdentifier").
-func problemType(reason string) string {
-	t, _, _ := strings.Cut(reason, ": ")
+// problemOf is the problem type of a refusal or failure: Event.Problem,
+// or, on a line written before it existed, the type its reason starts
+// with ("rejectedIdentifier: detail" -> "rejectedIdentifier").
+func problemOf(e Event) string {
+	if e.Problem != "" {
+		return e.Problem
+	}
+	t, _, _ := strings.Cut(e.Reason, ": ")
 	return orNone(strings.TrimSpace(t))
+}
+
+// RevocationReasonOf names a certificate.revoked event's reason: Event.RevocationReason
+// by its RFC 5280 name, or, on a line written before it existed, the
+// code in Reason.
+func RevocationReasonOf(e Event) string {
+	if e.RevocationReason != nil {
+		if name, ok := reasonNames[*e.RevocationReason]; ok {
+			return name
+		}
+		return strconv.Itoa(*e.RevocationReason)
+	}
+	return RevocationReason(e.Reason)
 }
 
 // ruleInReason finds the rule the policy names in a refusal: its messages
@@ -277,6 +294,9 @@ var ruleInReason = regexp.MustCompile(`\brule ([^;:]+?): `)
 func refusingRule(e Event) string {
 	if e.Rule != "" {
 		return e.Rule
+	}
+	if e.Problem != "" {
+		return None // a typed line names its rule in Rule, or none refused it
 	}
 	if m := ruleInReason.FindStringSubmatch(e.Reason); m != nil {
 		return m[1]

@@ -97,8 +97,12 @@ func TestRefusals(t *testing.T) {
 		{Event{}, None, None},
 		// The rule recorded on the event wins.
 		{Event{Rule: "keys", Reason: "badCSR: rule keys allows no RSA keys under 3072 bits"}, "badCSR", "keys"},
+		// Typed lines: the problem and the rule are fields, and a detail
+		// that happens to read "rule X: " names no rule.
+		{Event{Problem: "rejectedIdentifier", Rule: "no-legacy", Detail: "policy forbids x (rule no-legacy: retired)"}, "rejectedIdentifier", "no-legacy"},
+		{Event{Problem: "badCSR", Detail: "CSR subject attribute rule x: y is not allowed"}, "badCSR", None},
 	} {
-		require.Equal(t, c.typ, problemType(c.e.Reason), c.e.Reason)
+		require.Equal(t, c.typ, problemOf(c.e), c.e.Reason)
 		require.Equal(t, c.rule, refusingRule(c.e), c.e.Reason)
 	}
 }
@@ -249,4 +253,13 @@ func TestSummarizeEmptyAndErrors(t *testing.T) {
 	require.ErrorContains(t, err, "at most 10000")
 	_, err = Summarize(iotest.ErrReader(errors.New("disk on fire")), t0, t0.Add(time.Hour), 0)
 	require.ErrorContains(t, err, "disk on fire")
+}
+
+// TestRevocationReasonTyped: a typed line's reason code is named; a legacy
+// line's Reason still is.
+func TestRevocationReasonTyped(t *testing.T) {
+	require.Equal(t, "keyCompromise", RevocationReasonOf(Event{RevocationReason: ReasonCode(1)}))
+	require.Equal(t, "unspecified", RevocationReasonOf(Event{RevocationReason: ReasonCode(0)}))
+	require.Equal(t, "superseded", RevocationReasonOf(Event{Reason: "4"}))
+	require.Equal(t, None, RevocationReasonOf(Event{}))
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
-	"strconv"
 	"time"
 
 	"github.com/acmebridge/acmebridge/acmeerr"
@@ -123,7 +122,7 @@ func (ra *RA) Revoke(ctx context.Context, req RevokeRequest) (*store.Certificate
 		return nil, storeErr(err, "certificate")
 	}
 	ra.record(req.Client, audit.Event{Event: audit.CertRevoked, Account: rec.AccountID, Order: rec.OrderID, Names: rec.Names,
-		Upstream: rec.Upstream, Serial: rec.Serial, Reason: strconv.Itoa(req.Reason), Actor: req.By})
+		Upstream: rec.Upstream, Serial: rec.Serial, RevocationReason: audit.ReasonCode(req.Reason), Actor: req.By})
 	ra.log.Info("certificate revoked", "serial", rec.Serial, "account", rec.AccountID, "upstream", rec.Upstream,
 		"reason", req.Reason, "by", req.By)
 	return rec, nil

@@ -57,7 +57,7 @@ func cmdAudit(args []string, stdout, stderr io.Writer) int {
 			return
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.Format(time.RFC3339), e.Event, dash(e.Account),
-			dash(strings.Join(e.Names, ",")), dash(e.Upstream), dash(e.Serial), dash(e.Reason))
+			dash(strings.Join(e.Names, ",")), dash(e.Upstream), dash(e.Serial), dash(e.Why()))
 	})
 	tw.Flush()
 	if err != nil {

@@ -544,7 +544,7 @@ func writeReportCSV(w io.Writer, r *report) error {
 		}
 	}
 	for _, e := range s.Revocations {
-		row("revocation", "", "", ts(e.Time), e.Serial, strings.Join(e.Names, " "), e.Upstream, e.Account, audit.RevocationReason(e.Reason), e.Actor)
+		row("revocation", "", "", ts(e.Time), e.Serial, strings.Join(e.Names, " "), e.Upstream, e.Account, audit.RevocationReasonOf(e), e.Actor)
 	}
 	if r.Expiring != nil {
 		tally("expiring_by_upstream", r.Expiring.byUpstream())
@@ -613,7 +613,7 @@ func writeReportText(w io.Writer, r *report) error {
 	var rows [][]string
 	for _, e := range s.Revocations {
 		rows = append(rows, []string{ts(e.Time), dash(e.Serial), dash(strings.Join(e.Names, ",")), dash(e.Upstream),
-			dash(e.Account), audit.RevocationReason(e.Reason), dash(e.Actor)})
+			dash(e.Account), audit.RevocationReasonOf(e), dash(e.Actor)})
 	}
 	table("Revocations", []string{"TIME", "SERIAL", "NAMES", "UPSTREAM", "ACCOUNT", "REASON", "BY"}, rows)
 	tally("Orders invalid by reason (problem type)", "REASON", "ORDERS", s.OrdersInvalid)

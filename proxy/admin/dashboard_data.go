@@ -149,7 +149,7 @@ type eventRow struct {
 
 func eventOf(e audit.Event) eventRow {
 	return eventRow{Time: e.Time, Event: e.Event, Account: e.Account, Order: e.Order, Serial: e.Serial, Upstream: e.Upstream,
-		Rule: e.Rule, Reason: e.Reason, Names: e.Names}
+		Rule: e.Rule, Reason: e.Why(), Names: e.Names}
 }
 
 // cached keeps one value for a while.
