@@ -296,18 +296,23 @@ func (s *Server) loadOrder(r *http.Request, id string, acct *store.Account) (*st
 // refreshOrder applies the transitions the order's authorizations and
 // expiry imply (RFC 8555 §7.1.6): pending → ready when every authorization
 // is valid; pending/ready → invalid when one is invalid, deactivated,
-// expired or revoked, or when the order expired.
+// expired or revoked, or when the order expired. A ready order is checked
+// again each time it is read, finalize included: an authorization the
+// client deactivated (§7.5.2) or that expired since makes it invalid.
 func (s *Server) refreshOrder(r *http.Request, o *store.Order) (*store.Order, error) {
 	for attempt := 0; attempt < 3; attempt++ {
 		if o.Status != store.StatusPending && o.Status != store.StatusReady {
 			return o, nil
 		}
-		next, prob := s.orderState(r, o)
+		next, prob, err := s.orderState(r, o)
+		if err != nil {
+			return nil, err
+		}
 		if next == o.Status {
 			return o, nil
 		}
 		o.Status, o.Error = next, prob
-		err := s.store.UpdateOrder(r.Context(), o)
+		err = s.store.UpdateOrder(r.Context(), o)
 		if err == nil {
 			s.metrics.order(next)
 			if next == store.StatusInvalid {
@@ -326,32 +331,40 @@ func (s *Server) refreshOrder(r *http.Request, o *store.Order) (*store.Order, er
 	return o, nil
 }
 
-func (s *Server) orderState(r *http.Request, o *store.Order) (string, *store.Problem) {
+// orderState is the state a pending or ready order is in now, from its
+// expiry and its authorizations' states at this moment (RFC 8555 §7.1.6:
+// the order is "invalid" once an authorization is, a deactivated or
+// expired one included; "ready" only while every one is "valid"). An
+// authorization that cannot be read is an error, never a pass.
+func (s *Server) orderState(r *http.Request, o *store.Order) (string, *store.Problem, error) {
 	now := s.now()
 	if now.After(o.Expires) {
-		return store.StatusInvalid, storedProblem(acmeerr.New(acmeerr.Malformed, "order expired"))
-	}
-	if o.Status == store.StatusReady {
-		return o.Status, nil
+		return store.StatusInvalid, storedProblem(acmeerr.New(acmeerr.Malformed, "order expired")), nil
 	}
 	allValid := true
 	for _, id := range o.AuthzIDs {
 		a, err := s.store.GetAuthz(r.Context(), id)
-		if err != nil {
-			return o.Status, nil
+		if errors.Is(err, store.ErrNotFound) {
+			return store.StatusInvalid, storedProblem(acmeerr.New(acmeerr.Unauthorized, "authorization %s no longer exists", id)), nil
 		}
-		switch authzStatus(a, now) {
+		if err != nil {
+			return "", nil, storeDown(err)
+		}
+		switch st := authzStatus(a, now); st {
 		case store.StatusValid:
 		case store.StatusPending:
 			allValid = false
 		default:
-			return store.StatusInvalid, storedProblem(acmeerr.New(acmeerr.Unauthorized, "authorization for %s is %s", a.Identifier.Value, authzStatus(a, now)))
+			return store.StatusInvalid, storedProblem(acmeerr.New(acmeerr.Unauthorized, "authorization for %s is %s", a.Identifier.Value, st)), nil
 		}
 	}
 	if allValid {
-		return store.StatusReady, nil
+		return store.StatusReady, nil, nil
 	}
-	return o.Status, nil
+	// A ready order cannot go back to pending: its authorizations were
+	// all valid, and a valid authorization only becomes deactivated or
+	// expired (handled above).
+	return o.Status, nil, nil
 }
 
 // handleOrder serves POST-as-GET of an order (§7.4).

@@ -1,0 +1,137 @@
+package proxy
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/acmebridge/acmebridge/configs"
+)
+
+// This file tests the order and authorization state rules (RFC 8555 §7.1.6),
+// account deactivation (§7.3.6), ARI replacement (RFC 9773 §5), the
+// notBefore cap and the end of an EAB key's grants.
+
+// fakeClock is a settable clock for the server under test.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// newEnvClock is newEnv whose server reads the time from the returned clock.
+func newEnvClock(t *testing.T, mutate func(*configs.Config)) (*env, *fakeClock) {
+	t.Helper()
+	clk := &fakeClock{t: time.Now()}
+	envClock = clk.now
+	defer func() { envClock = nil }()
+	return newEnv(t, mutate), clk
+}
+
+// csrPayload is a finalize payload for names with a fresh key.
+func csrPayload(t *testing.T, names ...string) map[string]string {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	return map[string]string{"csr": b64(makeCSR(t, key, "", names, nil))}
+}
+
+// requireNoCertificate asserts that the order at orderURL holds no
+// certificate in the store.
+func requireNoCertificate(t *testing.T, e *env, orderURL string) {
+	t.Helper()
+	o, err := e.st.GetOrder(t.Context(), strings.TrimPrefix(orderURL, testBase+pathOrder))
+	require.NoError(t, err)
+	require.Empty(t, o.CertificateID, "no certificate may be issued for order %s", o.ID)
+}
+
+// TestReadyOrderAuthzDeactivated: RFC 8555 §7.1.6 — a ready order whose
+// authorization the client deactivates (§7.5.2) becomes invalid; finalize
+// is refused with orderNotReady and issues nothing, and the order reads
+// invalid.
+func TestReadyOrderAuthzDeactivated(t *testing.T) {
+	e := newEnv(t, nil)
+	c := e.newClient()
+	c.register()
+	orderURL, o := c.readyOrder(dnsIDs("a.ready.example.com", "b.ready.example.com")...)
+
+	rec := c.post(o.Authorizations[1], map[string]string{"status": "deactivated"})
+	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+
+	p := requireProblem(t, c.post(o.Finalize, csrPayload(t, "a.ready.example.com", "b.ready.example.com")), 403, "orderNotReady")
+	require.Contains(t, p.Detail, "invalid")
+	requireNoCertificate(t, e, orderURL)
+	got := decode[orderJSON](t, c.post(orderURL, nil))
+	require.Equal(t, "invalid", got.Status)
+	require.NotNil(t, got.Error)
+	require.Contains(t, got.Error.Detail, "b.ready.example.com")
+	require.Contains(t, got.Error.Detail, "deactivated")
+}
+
+// TestReadyOrderAuthzDeactivatedOrderRead: the order read alone (without a
+// finalize) shows the ready order invalid once its authorization is
+// deactivated (RFC 8555 §7.1.6 state diagram).
+func TestReadyOrderAuthzDeactivatedOrderRead(t *testing.T) {
+	e := newEnv(t, nil)
+	c := e.newClient()
+	c.register()
+	orderURL, o := c.readyOrder(dnsIDs("read.example.com")...)
+	require.Equal(t, http.StatusOK, c.post(o.Authorizations[0], map[string]string{"status": "deactivated"}).Code)
+	require.Equal(t, "invalid", decode[orderJSON](t, c.post(orderURL, nil)).Status)
+	requireProblem(t, c.post(o.Finalize, csrPayload(t, "read.example.com")), 403, "orderNotReady")
+	requireNoCertificate(t, e, orderURL)
+}
+
+// TestReadyOrderAuthzExpired: an authorization that expires while its order
+// is ready (the order lives longer) makes the order invalid: finalize at
+// that moment is refused and the order reads invalid.
+func TestReadyOrderAuthzExpired(t *testing.T) {
+	e, clk := newEnvClock(t, func(c *configs.Config) {
+		c.Orders.OrderLifetime = configs.Duration(24 * time.Hour)
+		c.Orders.AuthzLifetime = configs.Duration(time.Hour)
+	})
+	c := e.newClient()
+	c.register()
+	orderURL, o := c.readyOrder(dnsIDs("exp.example.com")...)
+
+	clk.add(2 * time.Hour)
+	requireProblem(t, c.post(o.Finalize, csrPayload(t, "exp.example.com")), 403, "orderNotReady")
+	requireNoCertificate(t, e, orderURL)
+	got := decode[orderJSON](t, c.post(orderURL, nil))
+	require.Equal(t, "invalid", got.Status)
+	require.NotNil(t, got.Error)
+	require.Contains(t, got.Error.Detail, "expired")
+}
+
+// TestReadyOrderFinalizesWhileAuthzValid: the re-check lets a ready order
+// whose authorizations are valid and unexpired be finalized.
+func TestReadyOrderFinalizesWhileAuthzValid(t *testing.T) {
+	e, clk := newEnvClock(t, func(c *configs.Config) {
+		c.Orders.AuthzLifetime = configs.Duration(time.Hour)
+	})
+	c := e.newClient()
+	c.register()
+	_, o := c.readyOrder(dnsIDs("ok.example.com")...)
+	clk.add(30 * time.Minute)
+	rec := c.post(o.Finalize, csrPayload(t, "ok.example.com"))
+	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+	require.Equal(t, "valid", decode[orderJSON](t, rec).Status)
+}
