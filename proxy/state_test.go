@@ -135,3 +135,21 @@ func TestReadyOrderFinalizesWhileAuthzValid(t *testing.T) {
 	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
 	require.Equal(t, "valid", decode[orderJSON](t, rec).Status)
 }
+
+// TestDeactivatedAccountUnauthorized401: RFC 8555 §7.3.6 — "If a server
+// receives a POST or POST-as-GET from a deactivated account, it MUST return
+// an error response with status code 401 (Unauthorized) and type
+// "urn:ietf:params:acme:error:unauthorized"."
+func TestDeactivatedAccountUnauthorized401(t *testing.T) {
+	e := newEnv(t, nil)
+	c := e.newClient()
+	c.register()
+	orderURL, _ := c.readyOrder(dnsIDs("dead.example.com")...)
+	require.Equal(t, http.StatusOK, c.post(c.kid, map[string]any{"status": "deactivated"}).Code)
+
+	requireProblem(t, c.post(c.kid, nil), 401, "unauthorized")
+	requireProblem(t, c.post(orderURL, nil), 401, "unauthorized")
+	requireProblem(t, c.post(pathNewOrder, map[string]any{"identifiers": dnsIDs("dead.example.com")}), 401, "unauthorized")
+	// newAccount with the deactivated account's key (jwk, not kid).
+	requireProblem(t, c.post(pathNewAccount, map[string]any{}), 401, "unauthorized")
+}
