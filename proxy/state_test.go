@@ -153,3 +153,64 @@ func TestDeactivatedAccountUnauthorized401(t *testing.T) {
 	// newAccount with the deactivated account's key (jwk, not kid).
 	requireProblem(t, c.post(pathNewAccount, map[string]any{}), 401, "unauthorized")
 }
+
+// TestReplacesAfterInvalidReplacement: RFC 9773 §5 — "Servers SHOULD check
+// ... that the identified certificate has not already been marked as
+// replaced by a different Order that is not "invalid"". A replacement order
+// that is pending, ready or valid blocks a second one (alreadyReplaced);
+// once it is invalid the certificate can be replaced again.
+func TestReplacesAfterInvalidReplacement(t *testing.T) {
+	e := newEnv(t, nil)
+	c := e.newClient()
+	c.register()
+	leaf, _ := issue(t, e, c, "ari.example.com")
+	id := ariID(leaf)
+	newReplacement := func() (string, orderJSON) {
+		t.Helper()
+		rec := c.post(pathNewOrder, map[string]any{"identifiers": dnsIDs("ari.example.com"), "replaces": id})
+		require.Equal(t, http.StatusCreated, rec.Code, rec.Body.String())
+		return rec.Header().Get("Location"), decode[orderJSON](t, rec)
+	}
+	alreadyReplaced := func(state string) {
+		t.Helper()
+		rec := c.post(pathNewOrder, map[string]any{"identifiers": dnsIDs("ari.example.com"), "replaces": id})
+		p := requireProblem(t, rec, 409, "alreadyReplaced")
+		require.NotEmpty(t, p.Detail, "a %s replacement blocks", state)
+	}
+
+	// A pending replacement blocks; its authorization deactivated, it is
+	// invalid and no longer does.
+	firstURL, first := newReplacement()
+	alreadyReplaced("pending")
+	require.Equal(t, http.StatusOK, c.post(first.Authorizations[0], map[string]string{"status": "deactivated"}).Code)
+	secondURL, second := newReplacement()
+	require.Equal(t, "invalid", decode[orderJSON](t, c.post(firstURL, nil)).Status)
+
+	// A ready replacement blocks.
+	a := decode[authzJSON](t, c.post(second.Authorizations[0], nil))
+	require.Equal(t, http.StatusOK, c.post(a.Challenges[0].URL, struct{}{}).Code)
+	require.Equal(t, "ready", decode[orderJSON](t, c.post(secondURL, nil)).Status)
+	alreadyReplaced("ready")
+
+	// A replacement whose validation failed is invalid: replace again.
+	e.va.mu.Lock()
+	e.va.fail["ari.example.com"] = true
+	e.va.mu.Unlock()
+	require.Equal(t, http.StatusOK, c.post(second.Authorizations[0], map[string]string{"status": "deactivated"}).Code)
+	thirdURL, third := newReplacement()
+	a = decode[authzJSON](t, c.post(third.Authorizations[0], nil))
+	c.post(a.Challenges[0].URL, struct{}{})
+	require.Equal(t, "invalid", decode[orderJSON](t, c.post(thirdURL, nil)).Status)
+	e.va.mu.Lock()
+	delete(e.va.fail, "ari.example.com")
+	e.va.mu.Unlock()
+
+	// A valid replacement blocks for good.
+	fourthURL, fourth := newReplacement()
+	a = decode[authzJSON](t, c.post(fourth.Authorizations[0], nil))
+	require.Equal(t, http.StatusOK, c.post(a.Challenges[0].URL, struct{}{}).Code)
+	rec := c.post(fourth.Finalize, csrPayload(t, "ari.example.com"))
+	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+	require.Equal(t, "valid", decode[orderJSON](t, c.post(fourthURL, nil)).Status)
+	alreadyReplaced("valid")
+}
