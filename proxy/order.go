@@ -54,6 +54,13 @@ func (s *Server) orderJSON(o *store.Order) orderJSON {
 	return j
 }
 
+// maxBackdate is how far in the past newOrder's notBefore may lie: enough
+// for a client's clock skew, not for a certificate claiming validity long
+// before its issuance. The upstreams' own backdating of a default
+// notBefore (the local CA's minute) is not the client's request and is not
+// limited by it.
+const maxBackdate = time.Hour
+
 // newOrderReq is the newOrder payload (§7.4; "profile" from
 // draft-ietf-acme-profiles).
 type newOrderReq struct {
@@ -102,6 +109,11 @@ func (s *Server) handleNewOrder(w http.ResponseWriter, r *http.Request) {
 			return
 		case !na.IsZero() && !na.After(s.now()):
 			s.writeProblem(w, r, acmeerr.New(acmeerr.Malformed, "notAfter is in the past"))
+			return
+		case !nb.IsZero() && nb.Before(s.now().Add(-maxBackdate)):
+			// A certificate must not claim to be valid long before it
+			// was issued (and before control was shown).
+			s.writeProblem(w, r, acmeerr.New(acmeerr.Malformed, "notBefore %s lies more than %s in the past", nb.UTC().Format(time.RFC3339), maxBackdate))
 			return
 		}
 	}

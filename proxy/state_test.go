@@ -214,3 +214,23 @@ func TestReplacesAfterInvalidReplacement(t *testing.T) {
 	require.Equal(t, "valid", decode[orderJSON](t, c.post(fourthURL, nil)).Status)
 	alreadyReplaced("valid")
 }
+
+// TestNotBeforeBackdateCapped: a newOrder notBefore more than an hour in
+// the past is refused (malformed, with the cap in the detail); a small
+// backdate is accepted.
+func TestNotBeforeBackdateCapped(t *testing.T) {
+	e := newEnv(t, nil)
+	c := e.newClient()
+	c.register()
+	order := func(nb time.Time) map[string]any {
+		return map[string]any{"identifiers": dnsIDs("nb.example.com"), "notBefore": nb.UTC().Format(time.RFC3339)}
+	}
+	p := requireProblem(t, c.post(pathNewOrder, order(time.Now().Add(-48*time.Hour))), 400, "malformed")
+	require.Contains(t, p.Detail, "notBefore")
+	require.Contains(t, p.Detail, "1h0m0s")
+	requireProblem(t, c.post(pathNewOrder, order(time.Now().Add(-time.Hour-time.Minute))), 400, "malformed")
+	rec := c.post(pathNewOrder, order(time.Now().Add(-30*time.Minute)))
+	require.Equal(t, http.StatusCreated, rec.Code, rec.Body.String())
+	rec = c.post(pathNewOrder, order(time.Now().Add(time.Minute)))
+	require.Equal(t, http.StatusCreated, rec.Code, rec.Body.String())
+}
