@@ -88,6 +88,12 @@ func (s *Server) handleNewOrder(w http.ResponseWriter, r *http.Request) {
 		s.writeProblem(w, r, err)
 		return
 	}
+	// The account with the grants its EAB key gives now (proxy/eab.go).
+	acct, err := s.eabGrants(r.Context(), v.Account)
+	if err != nil {
+		s.refuse(w, r, audit.OrderRefused, v.Account.ID, "", idents, err)
+		return
+	}
 	// Zero times are treated as absent (the step CLI sends
 	// 0001-01-01T00:00:00Z for "no preference").
 	var nb, na time.Time
@@ -125,23 +131,23 @@ func (s *Server) handleNewOrder(w http.ResponseWriter, r *http.Request) {
 	}
 	var replaced *store.Certificate
 	if req.Replaces != "" {
-		if replaced, err = s.checkReplaces(r, v.Account, req.Replaces, idents); err != nil {
+		if replaced, err = s.checkReplaces(r, acct, req.Replaces, idents); err != nil {
 			s.writeProblem(w, r, err)
 			return
 		}
 	}
-	if err := accountAllows(v.Account, idents); err != nil {
-		s.refuse(w, r, audit.OrderRefused, v.Account.ID, "", idents, err)
+	if err := accountAllows(acct, idents); err != nil {
+		s.refuse(w, r, audit.OrderRefused, acct.ID, "", idents, err)
 		return
 	}
-	dec, err := s.route(v.Account, idents, req.Profile)
+	dec, err := s.route(acct, idents, req.Profile)
 	if err != nil {
-		s.refuse(w, r, audit.OrderRefused, v.Account.ID, "", idents, err)
+		s.refuse(w, r, audit.OrderRefused, acct.ID, "", idents, err)
 		return
 	}
 	now := s.now()
 	o := &store.Order{
-		ID: randomID(), AccountID: v.Account.ID, Status: store.StatusPending, Identifiers: idents,
+		ID: randomID(), AccountID: acct.ID, Status: store.StatusPending, Identifiers: idents,
 		NotBefore: nb, NotAfter: na, Expires: now.Add(s.cfg.Orders.OrderLifetime.D()), Profile: req.Profile,
 		Rule: dec.Rule, Upstreams: dec.Upstreams, UpstreamProfile: dec.UpstreamProfile, MaxValidity: dec.MaxValidity,
 		CreatedAt: now,
@@ -151,11 +157,11 @@ func (s *Server) handleNewOrder(w http.ResponseWriter, r *http.Request) {
 	}
 	var authzs []*store.Authorization
 	for _, id := range idents {
-		if reused := s.reusableAuthz(r, v.Account.ID, id, dec.Challenges); reused != "" {
+		if reused := s.reusableAuthz(r, acct.ID, id, dec.Challenges); reused != "" {
 			o.AuthzIDs = append(o.AuthzIDs, reused)
 			continue
 		}
-		a := s.newAuthz(v.Account.ID, id, dec.Challenges, now)
+		a := s.newAuthz(acct.ID, id, dec.Challenges, now)
 		if len(a.Challenges) == 0 {
 			s.writeProblem(w, r, acmeerr.New(acmeerr.RejectedIdentifier, "rule %s allows no challenge type that can validate %s", dec.Rule, id.Value).For(id.Type, id.Value))
 			return
@@ -166,9 +172,9 @@ func (s *Server) handleNewOrder(w http.ResponseWriter, r *http.Request) {
 		authzs = append(authzs, a)
 		o.AuthzIDs = append(o.AuthzIDs, a.ID)
 	}
-	spent, err := s.limits.newOrder(r.Context(), v.Account, idents, len(authzs))
+	spent, err := s.limits.newOrder(r.Context(), acct, idents, len(authzs))
 	if err != nil {
-		s.refuse(w, r, audit.OrderRefused, v.Account.ID, "", idents, err)
+		s.refuse(w, r, audit.OrderRefused, acct.ID, "", idents, err)
 		return
 	}
 	if err := s.store.CreateOrder(r.Context(), o, authzs); err != nil {

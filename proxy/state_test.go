@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/acmebridge/acmebridge/configs"
+	"github.com/acmebridge/acmebridge/store"
 )
 
 // This file tests the order and authorization state rules (RFC 8555 §7.1.6),
@@ -233,4 +234,99 @@ func TestNotBeforeBackdateCapped(t *testing.T) {
 	require.Equal(t, http.StatusCreated, rec.Code, rec.Body.String())
 	rec = c.post(pathNewOrder, order(time.Now().Add(time.Minute)))
 	require.Equal(t, http.StatusCreated, rec.Code, rec.Body.String())
+}
+
+// eabAccount registers c with the EAB key kid (made with group and allow).
+func eabAccount(t *testing.T, e *env, c *client, kid, group string, allow ...string) {
+	t.Helper()
+	mac := eabKey(t, e, kid, func(k *store.EABKey) { k.Group, k.Allow = group, allow })
+	rec := c.post(pathNewAccount, map[string]any{"termsOfServiceAgreed": true,
+		"externalAccountBinding": eabBinding(t, c, kid, mac, testBase+pathNewAccount)})
+	require.Equal(t, http.StatusCreated, rec.Code, rec.Body.String())
+	c.kid = rec.Header().Get("Location")
+}
+
+// revokeEABKey marks kid revoked in the store, as `acmebridge eab revoke`
+// does.
+func revokeEABKey(t *testing.T, e *env, kid string, at time.Time) {
+	t.Helper()
+	k, err := e.st.GetEABKey(t.Context(), kid)
+	require.NoError(t, err)
+	k.RevokedAt = at
+	require.NoError(t, e.st.UpdateEABKey(t.Context(), k))
+}
+
+// groupPolicy permits only accounts of EAB group "printers".
+func groupPolicy(eab string) func(*configs.Config) {
+	return func(c *configs.Config) {
+		c.Accounts.EAB = eab
+		c.Policy.Rules = []configs.Rule{{Name: "printers", Match: configs.Match{Groups: []string{"printers"}}, Upstreams: []string{"dev"}}}
+		c.Policy.Default = configs.Rule{Name: "default", Action: "deny"}
+	}
+}
+
+// TestRevokedEABKeyRequired: with accounts.eab required, an account whose EAB
+// key is revoked is refused every newOrder, newAuthz and finalize
+// (unauthorized), including the finalize of an order made before.
+func TestRevokedEABKeyRequired(t *testing.T) {
+	e := newEnv(t, func(c *configs.Config) {
+		groupPolicy("required")(c)
+		c.Orders.PreAuthorization = true
+		c.Orders.ValidAuthzReuse = configs.Duration(time.Hour)
+	})
+	c := e.newClient()
+	eabAccount(t, e, c, "kid-printers", "printers")
+	orderURL, before := c.readyOrder(dnsIDs("p1.example.com")...)
+
+	revokeEABKey(t, e, "kid-printers", time.Now())
+	p := requireProblem(t, c.post(pathNewOrder, map[string]any{"identifiers": dnsIDs("p2.example.com")}), 403, "unauthorized")
+	require.Contains(t, p.Detail, "kid-printers")
+	require.Contains(t, p.Detail, "revoked")
+	requireProblem(t, c.post(pathNewAuthz, map[string]any{"identifier": dnsIDs("p3.example.com")[0]}), 403, "unauthorized")
+	requireProblem(t, c.post(before.Finalize, csrPayload(t, "p1.example.com")), 403, "unauthorized")
+	requireNoCertificate(t, e, orderURL)
+	require.Equal(t, "ready", decode[orderJSON](t, c.post(orderURL, nil)).Status, "a refused finalize leaves the order ready")
+}
+
+// TestExpiredEABKeyRequired: an EAB key past its expiry ends its account's
+// orders the same way.
+func TestExpiredEABKeyRequired(t *testing.T) {
+	e, clk := newEnvClock(t, groupPolicy("required"))
+	c := e.newClient()
+	mac := eabKey(t, e, "kid-exp", func(k *store.EABKey) { k.Group, k.ExpiresAt = "printers", clk.now().Add(time.Hour) })
+	rec := c.post(pathNewAccount, map[string]any{"externalAccountBinding": eabBinding(t, c, "kid-exp", mac, testBase+pathNewAccount)})
+	require.Equal(t, http.StatusCreated, rec.Code, rec.Body.String())
+	c.kid = rec.Header().Get("Location")
+	_, o := c.readyOrder(dnsIDs("e1.example.com")...)
+
+	clk.add(2 * time.Hour)
+	p := requireProblem(t, c.post(pathNewOrder, map[string]any{"identifiers": dnsIDs("e2.example.com")}), 403, "unauthorized")
+	require.Contains(t, p.Detail, "expired")
+	requireProblem(t, c.post(o.Finalize, csrPayload(t, "e1.example.com")), 403, "unauthorized")
+}
+
+// TestRevokedEABKeyOptional: with accounts.eab optional, an account whose
+// key is revoked keeps open sign-up rights only: the group rule no longer
+// matches it (the default decides), and the key's allow-list still limits
+// it (a revocation never widens what the account may order).
+func TestRevokedEABKeyOptional(t *testing.T) {
+	e := newEnv(t, func(c *configs.Config) {
+		groupPolicy("optional")(c)
+		c.Policy.Rules = append(c.Policy.Rules, configs.Rule{Name: "open", Match: configs.Match{Domains: []string{"*.open.example.com", "*.open.other.test"}}, Upstreams: []string{"dev"}})
+	})
+	c := e.newClient()
+	eabAccount(t, e, c, "kid-opt", "printers", "*.example.com")
+	orderURL, before := c.readyOrder(dnsIDs("p1.example.com")...)
+
+	revokeEABKey(t, e, "kid-opt", time.Now())
+	// The group rule no longer applies: the default denies.
+	requireProblem(t, c.post(pathNewOrder, map[string]any{"identifiers": dnsIDs("p2.example.com")}), 400, "rejectedIdentifier")
+	p := requireProblem(t, c.post(before.Finalize, csrPayload(t, "p1.example.com")), 400, "rejectedIdentifier")
+	require.Contains(t, p.Detail, "default")
+	requireNoCertificate(t, e, orderURL)
+	// An open rule still serves it, within the key's allow-list.
+	rec := c.post(pathNewOrder, map[string]any{"identifiers": dnsIDs("x.open.example.com")})
+	require.Equal(t, http.StatusCreated, rec.Code, rec.Body.String())
+	p = requireProblem(t, c.post(pathNewOrder, map[string]any{"identifiers": dnsIDs("x.open.other.test")}), 400, "rejectedIdentifier")
+	require.Contains(t, p.Detail, "external account binding")
 }
