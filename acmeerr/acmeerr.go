@@ -51,6 +51,13 @@ const (
 	// InvalidProfile: newOrder names a profile the server does not offer
 	// (draft-ietf-acme-profiles).
 	InvalidProfile
+	// AccountNotValid: the request is signed by an account that is
+	// deactivated or revoked. It is an "unauthorized" problem with status
+	// 401 (RFC 8555 §7.3.6: "If a server receives a POST or POST-as-GET
+	// from a deactivated account, it MUST return an error response with
+	// status code 401 (Unauthorized) and type
+	// "urn:ietf:params:acme:error:unauthorized"").
+	AccountNotValid
 )
 
 // Identifier names the identifier a subproblem is about (RFC 8555 §6.7.1).

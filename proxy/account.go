@@ -62,8 +62,10 @@ func (s *Server) handleNewAccount(w http.ResponseWriter, r *http.Request) {
 	existing, err := s.store.GetAccountByKey(r.Context(), tp)
 	switch {
 	case err == nil:
+		// §7.3.6: a request from a deactivated account is a 401
+		// unauthorized, newAccount with its key included.
 		if existing.Status != store.StatusValid {
-			s.writeProblem(w, r, acmeerr.New(acmeerr.Unauthorized, "the account of this key is %s", existing.Status))
+			s.writeProblem(w, r, acmeerr.New(acmeerr.AccountNotValid, "the account of this key is %s", existing.Status))
 			return
 		}
 		w.Header().Set("Location", s.accountURL(existing.ID))

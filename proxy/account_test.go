@@ -92,9 +92,9 @@ func TestAccountDeactivation(t *testing.T) {
 	rec := c.post(c.kid, map[string]any{"status": "deactivated"})
 	require.Equal(t, http.StatusOK, rec.Code)
 	require.Equal(t, "deactivated", decode[accountJSON](t, rec).Status)
-	// §7.3.6: no further requests with that key.
-	requireProblem(t, c.post(pathNewOrder, map[string]any{"identifiers": dnsIDs("a.example.com")}), 403, "unauthorized")
-	requireProblem(t, c.post(pathNewAccount, map[string]any{}), 403, "unauthorized")
+	// §7.3.6: no further requests with that key (401 unauthorized).
+	requireProblem(t, c.post(pathNewOrder, map[string]any{"identifiers": dnsIDs("a.example.com")}), 401, "unauthorized")
+	requireProblem(t, c.post(pathNewAccount, map[string]any{}), 401, "unauthorized")
 }
 
 func TestKeyChange(t *testing.T) {

@@ -40,8 +40,17 @@ func (s *Server) handleFinalize(w http.ResponseWriter, r *http.Request) {
 	// order is not in the "ready" state. In such cases, the server MUST
 	// return a 403 (Forbidden) error with a problem document of type
 	// "orderNotReady"."
+	// loadOrder re-checked every authorization of the order at this moment:
+	// one deactivated or expired since made the order invalid (§7.1.6).
 	if o.Status != store.StatusReady {
 		s.writeProblem(w, r, acmeerr.New(acmeerr.OrderNotReady, "order is %s, not ready", o.Status))
+		return
+	}
+	// The account with the grants its EAB key gives now (proxy/eab.go): a
+	// key revoked since newOrder takes them away.
+	acct, err := s.eabGrants(r.Context(), v.Account)
+	if err != nil {
+		s.refuse(w, r, audit.FinalizeRefused, o.AccountID, o.ID, o.Identifiers, err)
 		return
 	}
 	var req finalizeReq
@@ -62,7 +71,7 @@ func (s *Server) handleFinalize(w http.ResponseWriter, r *http.Request) {
 	// Policy is checked again at finalize: the configuration may have
 	// changed since newOrder (design.md §5). The route taken at newOrder
 	// stays: the order goes to the upstreams it was given.
-	dec, err := s.route(v.Account, o.Identifiers, o.Profile)
+	dec, err := s.route(acct, o.Identifiers, o.Profile)
 	if err != nil {
 		s.refuse(w, r, audit.FinalizeRefused, o.AccountID, o.ID, o.Identifiers, err)
 		return
@@ -85,7 +94,7 @@ func (s *Server) handleFinalize(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	spent, err := s.limits.finalize(r.Context(), v.Account, o.Identifiers)
+	spent, err := s.limits.finalize(r.Context(), acct, o.Identifiers)
 	if err != nil {
 		s.refuse(w, r, audit.FinalizeRefused, o.AccountID, o.ID, o.Identifiers, err)
 		return

@@ -19,6 +19,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/prometheus/client_golang/prometheus"
@@ -115,6 +116,9 @@ func newEnv(t *testing.T, mutate func(*configs.Config)) *env {
 // wrapIssuer, when set by a test, wraps every upstream of the next envs.
 var wrapIssuer func(upstream.Issuer) upstream.Issuer
 
+// envClock, when set by a test, is the clock of the next envs' servers.
+var envClock func() time.Time
+
 // newEnvWith is newEnv with the store wrapped by wrap (for fault injection).
 func newEnvWith(t *testing.T, mutate func(*configs.Config), wrap func(store.Store) store.Store) *env {
 	t.Helper()
@@ -149,7 +153,7 @@ func newEnvWith(t *testing.T, mutate func(*configs.Config), wrap func(store.Stor
 		served = wrap(st)
 	}
 	srv, err := New(Options{Config: cfg, Store: served, Validator: va, Router: policy.New(cfg.Policy),
-		Issuers: issuers, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Audit: au, Metrics: m})
+		Issuers: issuers, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Audit: au, Metrics: m, Clock: envClock})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

@@ -459,17 +459,19 @@ func hostileCases(t *testing.T, f *hostileFixture) []hostileCase {
 			return josePOST(newAcct, body)
 		}, 400, "badNonce", nil},
 
-		// A deactivated account (RFC 8555 §7.3.6: "the server MUST NOT
-		// accept further requests authorized by that account's key").
-		{"deactivated account orders", signed(dead, newOrder, string(orderPayload)), 403, "unauthorized", nil},
-		{"deactivated account reads itself", signed(dead, dead.kid, ``), 403, "unauthorized", nil},
-		{"deactivated account reactivates", signed(dead, dead.kid, `{"status":"valid"}`), 403, "unauthorized", nil},
+		// A deactivated account (RFC 8555 §7.3.6: "If a server receives a
+		// POST or POST-as-GET from a deactivated account, it MUST return an
+		// error response with status code 401 (Unauthorized) and type
+		// "urn:ietf:params:acme:error:unauthorized"").
+		{"deactivated account orders", signed(dead, newOrder, string(orderPayload)), 401, "unauthorized", nil},
+		{"deactivated account reads itself", signed(dead, dead.kid, ``), 401, "unauthorized", nil},
+		{"deactivated account reactivates", signed(dead, dead.kid, `{"status":"valid"}`), 401, "unauthorized", nil},
 		{"deactivated account registers again", func(t *testing.T) hostileReq {
 			return josePOST(newAcct, dead.sign(newAcct, []byte(`{}`), true))
-		}, 403, "unauthorized", nil},
+		}, 401, "unauthorized", nil},
 		{"deactivated account changes its key", keyChangeBy(dead, func() []byte {
 			return keyChangeInner(t, ec, "ES256", []string{"alg", js("ES256"), "jwk", ecJWK, "url", js(keyChange)}, dead.kid, jwkJSON(t, dead.key))
-		}), 403, "unauthorized", nil},
+		}), 401, "unauthorized", nil},
 
 		// Key change (RFC 8555 §7.3.5).
 		{"key change to a key in use", keyChangeBy(a, func() []byte {

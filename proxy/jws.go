@@ -154,10 +154,12 @@ func (s *Server) verifyPOST(r *http.Request, mode keyMode) (*verified, error) {
 	if !fresh {
 		return nil, acmeerr.New(acmeerr.BadNonce, "JWS has an invalid or used nonce %q", hdr.Nonce)
 	}
-	// An account must be valid to act (§7.3.6: "the server MUST NOT
-	// accept further requests authorized by that account's key").
+	// An account must be valid to act (§7.3.6: "If a server receives a
+	// POST or POST-as-GET from a deactivated account, it MUST return an
+	// error response with status code 401 (Unauthorized) and type
+	// "urn:ietf:params:acme:error:unauthorized"").
 	if v.Account != nil && v.Account.Status != store.StatusValid {
-		return nil, acmeerr.New(acmeerr.Unauthorized, "account is %s", v.Account.Status)
+		return nil, acmeerr.New(acmeerr.AccountNotValid, "account is %s", v.Account.Status)
 	}
 	return v, nil
 }

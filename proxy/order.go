@@ -54,6 +54,13 @@ func (s *Server) orderJSON(o *store.Order) orderJSON {
 	return j
 }
 
+// maxBackdate is how far in the past newOrder's notBefore may lie: enough
+// for a client's clock skew, not for a certificate claiming validity long
+// before its issuance. The upstreams' own backdating of a default
+// notBefore (the local CA's minute) is not the client's request and is not
+// limited by it.
+const maxBackdate = time.Hour
+
 // newOrderReq is the newOrder payload (§7.4; "profile" from
 // draft-ietf-acme-profiles).
 type newOrderReq struct {
@@ -81,6 +88,12 @@ func (s *Server) handleNewOrder(w http.ResponseWriter, r *http.Request) {
 		s.writeProblem(w, r, err)
 		return
 	}
+	// The account with the grants its EAB key gives now (proxy/eab.go).
+	acct, err := s.eabGrants(r.Context(), v.Account)
+	if err != nil {
+		s.refuse(w, r, audit.OrderRefused, v.Account.ID, "", idents, err)
+		return
+	}
 	// Zero times are treated as absent (the step CLI sends
 	// 0001-01-01T00:00:00Z for "no preference").
 	var nb, na time.Time
@@ -103,6 +116,11 @@ func (s *Server) handleNewOrder(w http.ResponseWriter, r *http.Request) {
 		case !na.IsZero() && !na.After(s.now()):
 			s.writeProblem(w, r, acmeerr.New(acmeerr.Malformed, "notAfter is in the past"))
 			return
+		case !nb.IsZero() && nb.Before(s.now().Add(-maxBackdate)):
+			// A certificate must not claim to be valid long before it
+			// was issued (and before control was shown).
+			s.writeProblem(w, r, acmeerr.New(acmeerr.Malformed, "notBefore %s lies more than %s in the past", nb.UTC().Format(time.RFC3339), maxBackdate))
+			return
 		}
 	}
 	if req.Profile != "" {
@@ -113,23 +131,23 @@ func (s *Server) handleNewOrder(w http.ResponseWriter, r *http.Request) {
 	}
 	var replaced *store.Certificate
 	if req.Replaces != "" {
-		if replaced, err = s.checkReplaces(r, v.Account, req.Replaces, idents); err != nil {
+		if replaced, err = s.checkReplaces(r, acct, req.Replaces, idents); err != nil {
 			s.writeProblem(w, r, err)
 			return
 		}
 	}
-	if err := accountAllows(v.Account, idents); err != nil {
-		s.refuse(w, r, audit.OrderRefused, v.Account.ID, "", idents, err)
+	if err := accountAllows(acct, idents); err != nil {
+		s.refuse(w, r, audit.OrderRefused, acct.ID, "", idents, err)
 		return
 	}
-	dec, err := s.route(v.Account, idents, req.Profile)
+	dec, err := s.route(acct, idents, req.Profile)
 	if err != nil {
-		s.refuse(w, r, audit.OrderRefused, v.Account.ID, "", idents, err)
+		s.refuse(w, r, audit.OrderRefused, acct.ID, "", idents, err)
 		return
 	}
 	now := s.now()
 	o := &store.Order{
-		ID: randomID(), AccountID: v.Account.ID, Status: store.StatusPending, Identifiers: idents,
+		ID: randomID(), AccountID: acct.ID, Status: store.StatusPending, Identifiers: idents,
 		NotBefore: nb, NotAfter: na, Expires: now.Add(s.cfg.Orders.OrderLifetime.D()), Profile: req.Profile,
 		Rule: dec.Rule, Upstreams: dec.Upstreams, UpstreamProfile: dec.UpstreamProfile, MaxValidity: dec.MaxValidity,
 		CreatedAt: now,
@@ -139,11 +157,11 @@ func (s *Server) handleNewOrder(w http.ResponseWriter, r *http.Request) {
 	}
 	var authzs []*store.Authorization
 	for _, id := range idents {
-		if reused := s.reusableAuthz(r, v.Account.ID, id, dec.Challenges); reused != "" {
+		if reused := s.reusableAuthz(r, acct.ID, id, dec.Challenges); reused != "" {
 			o.AuthzIDs = append(o.AuthzIDs, reused)
 			continue
 		}
-		a := s.newAuthz(v.Account.ID, id, dec.Challenges, now)
+		a := s.newAuthz(acct.ID, id, dec.Challenges, now)
 		if len(a.Challenges) == 0 {
 			s.writeProblem(w, r, acmeerr.New(acmeerr.RejectedIdentifier, "rule %s allows no challenge type that can validate %s", dec.Rule, id.Value).For(id.Type, id.Value))
 			return
@@ -154,9 +172,9 @@ func (s *Server) handleNewOrder(w http.ResponseWriter, r *http.Request) {
 		authzs = append(authzs, a)
 		o.AuthzIDs = append(o.AuthzIDs, a.ID)
 	}
-	spent, err := s.limits.newOrder(r.Context(), v.Account, idents, len(authzs))
+	spent, err := s.limits.newOrder(r.Context(), acct, idents, len(authzs))
 	if err != nil {
-		s.refuse(w, r, audit.OrderRefused, v.Account.ID, "", idents, err)
+		s.refuse(w, r, audit.OrderRefused, acct.ID, "", idents, err)
 		return
 	}
 	if err := s.store.CreateOrder(r.Context(), o, authzs); err != nil {
@@ -296,18 +314,23 @@ func (s *Server) loadOrder(r *http.Request, id string, acct *store.Account) (*st
 // refreshOrder applies the transitions the order's authorizations and
 // expiry imply (RFC 8555 §7.1.6): pending → ready when every authorization
 // is valid; pending/ready → invalid when one is invalid, deactivated,
-// expired or revoked, or when the order expired.
+// expired or revoked, or when the order expired. A ready order is checked
+// again each time it is read, finalize included: an authorization the
+// client deactivated (§7.5.2) or that expired since makes it invalid.
 func (s *Server) refreshOrder(r *http.Request, o *store.Order) (*store.Order, error) {
 	for attempt := 0; attempt < 3; attempt++ {
 		if o.Status != store.StatusPending && o.Status != store.StatusReady {
 			return o, nil
 		}
-		next, prob := s.orderState(r, o)
+		next, prob, err := s.orderState(r, o)
+		if err != nil {
+			return nil, err
+		}
 		if next == o.Status {
 			return o, nil
 		}
 		o.Status, o.Error = next, prob
-		err := s.store.UpdateOrder(r.Context(), o)
+		err = s.store.UpdateOrder(r.Context(), o)
 		if err == nil {
 			s.metrics.order(next)
 			if next == store.StatusInvalid {
@@ -326,32 +349,40 @@ func (s *Server) refreshOrder(r *http.Request, o *store.Order) (*store.Order, er
 	return o, nil
 }
 
-func (s *Server) orderState(r *http.Request, o *store.Order) (string, *store.Problem) {
+// orderState is the state a pending or ready order is in now, from its
+// expiry and its authorizations' states at this moment (RFC 8555 §7.1.6:
+// the order is "invalid" once an authorization is, a deactivated or
+// expired one included; "ready" only while every one is "valid"). An
+// authorization that cannot be read is an error, never a pass.
+func (s *Server) orderState(r *http.Request, o *store.Order) (string, *store.Problem, error) {
 	now := s.now()
 	if now.After(o.Expires) {
-		return store.StatusInvalid, storedProblem(acmeerr.New(acmeerr.Malformed, "order expired"))
-	}
-	if o.Status == store.StatusReady {
-		return o.Status, nil
+		return store.StatusInvalid, storedProblem(acmeerr.New(acmeerr.Malformed, "order expired")), nil
 	}
 	allValid := true
 	for _, id := range o.AuthzIDs {
 		a, err := s.store.GetAuthz(r.Context(), id)
-		if err != nil {
-			return o.Status, nil
+		if errors.Is(err, store.ErrNotFound) {
+			return store.StatusInvalid, storedProblem(acmeerr.New(acmeerr.Unauthorized, "authorization %s no longer exists", id)), nil
 		}
-		switch authzStatus(a, now) {
+		if err != nil {
+			return "", nil, storeDown(err)
+		}
+		switch st := authzStatus(a, now); st {
 		case store.StatusValid:
 		case store.StatusPending:
 			allValid = false
 		default:
-			return store.StatusInvalid, storedProblem(acmeerr.New(acmeerr.Unauthorized, "authorization for %s is %s", a.Identifier.Value, authzStatus(a, now)))
+			return store.StatusInvalid, storedProblem(acmeerr.New(acmeerr.Unauthorized, "authorization for %s is %s", a.Identifier.Value, st)), nil
 		}
 	}
 	if allValid {
-		return store.StatusReady, nil
+		return store.StatusReady, nil, nil
 	}
-	return o.Status, nil
+	// A ready order cannot go back to pending: its authorizations were
+	// all valid, and a valid authorization only becomes deactivated or
+	// expired (handled above).
+	return o.Status, nil, nil
 }
 
 // handleOrder serves POST-as-GET of an order (§7.4).

@@ -74,11 +74,17 @@ func (s *Server) handleNewAuthz(w http.ResponseWriter, r *http.Request) {
 		s.writeProblem(w, r, acmeerr.New(acmeerr.RejectedIdentifier, "a wildcard cannot be pre-authorized; order it").For(id.Type, id.Value))
 		return
 	}
-	if err := accountAllows(v.Account, ids); err != nil {
+	// The account with the grants its EAB key gives now (proxy/eab.go).
+	acct, err := s.eabGrants(r.Context(), v.Account)
+	if err != nil {
 		s.refuse(w, r, audit.OrderRefused, v.Account.ID, "", ids, err)
 		return
 	}
-	dec, err := s.route(v.Account, ids, "")
+	if err := accountAllows(acct, ids); err != nil {
+		s.refuse(w, r, audit.OrderRefused, v.Account.ID, "", ids, err)
+		return
+	}
+	dec, err := s.route(acct, ids, "")
 	if err != nil {
 		s.refuse(w, r, audit.OrderRefused, v.Account.ID, "", ids, err)
 		return
@@ -88,7 +94,7 @@ func (s *Server) handleNewAuthz(w http.ResponseWriter, r *http.Request) {
 		s.writeProblem(w, r, acmeerr.New(acmeerr.RejectedIdentifier, "rule %s allows no challenge type that can validate %s", dec.Rule, id.Value).For(id.Type, id.Value))
 		return
 	}
-	spent, err := s.limits.newAuthz(r.Context(), v.Account, id)
+	spent, err := s.limits.newAuthz(r.Context(), acct, id)
 	if err != nil {
 		s.refuse(w, r, audit.OrderRefused, v.Account.ID, "", ids, err)
 		return

@@ -60,6 +60,7 @@ var kindInfo = map[acmeerr.Kind]struct {
 	acmeerr.PayloadTooLarge:         {"malformed", http.StatusRequestEntityTooLarge},
 	acmeerr.AlreadyReplaced:         {"alreadyReplaced", http.StatusConflict},
 	acmeerr.InvalidProfile:          {"invalidProfile", http.StatusBadRequest},
+	acmeerr.AccountNotValid:         {"unauthorized", http.StatusUnauthorized},
 }
 
 // toProblem turns an error into a problem document. Internal errors keep

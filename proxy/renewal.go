@@ -210,7 +210,12 @@ func (s *Server) askARI(ctx context.Context, ri upstream.RenewalInfoer, c *store
 
 // checkReplaces validates newOrder's "replaces" (RFC 9773 §5): the
 // certificate must have been issued here to this account and share an
-// identifier with the new order, and not be replaced already.
+// identifier with the new order, and not be replaced already by an order
+// that is not invalid ("Servers SHOULD check that the identified
+// certificate and the New Order request correspond to the same ACME
+// Account, that they share at least one identifier, and that the
+// identified certificate has not already been marked as replaced by a
+// different Order that is not "invalid"").
 func (s *Server) checkReplaces(r *http.Request, acct *store.Account, id string, idents []store.Identifier) (*store.Certificate, error) {
 	c, _, err := s.certByARIID(r, id)
 	if acmeerr.Is(err, acmeerr.NotFound) {
@@ -223,7 +228,17 @@ func (s *Server) checkReplaces(r *http.Request, acct *store.Account, id string, 
 		return nil, acmeerr.New(acmeerr.Unauthorized, "replaces names a certificate of another account")
 	}
 	if c.ReplacedBy != "" {
-		return nil, acmeerr.New(acmeerr.AlreadyReplaced, "the certificate was already replaced by order %s", c.ReplacedBy)
+		live, err := s.replacementLive(r, c.ReplacedBy)
+		if err != nil {
+			return nil, err
+		}
+		// §5: "If the Server rejects the request because the identified
+		// certificate has already been marked as replaced, it MUST return
+		// an HTTP 409 (Conflict) with a problem document of type
+		// "alreadyReplaced"".
+		if live {
+			return nil, acmeerr.New(acmeerr.AlreadyReplaced, "the certificate was already replaced by order %s", c.ReplacedBy)
+		}
 	}
 	for _, id := range idents {
 		for _, n := range c.Names {
@@ -233,4 +248,22 @@ func (s *Server) checkReplaces(r *http.Request, acct *store.Account, id string, 
 		}
 	}
 	return nil, acmeerr.New(acmeerr.Malformed, "the order shares no identifier with the certificate it replaces")
+}
+
+// replacementLive reports whether the order that replaces a certificate
+// still counts (RFC 9773 §5): any state but invalid, its state brought up
+// to date first (an expired order, or one whose authorization was
+// deactivated, is invalid). An order that no longer exists does not count.
+func (s *Server) replacementLive(r *http.Request, orderID string) (bool, error) {
+	o, err := s.store.GetOrder(r.Context(), orderID)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, storeDown(err)
+	}
+	if o, err = s.refreshOrder(r, o); err != nil {
+		return false, err
+	}
+	return o.Status != store.StatusInvalid, nil
 }
