@@ -139,8 +139,11 @@ func (s *Server) validate(a *store.Authorization, chalID, keyAuth string) {
 				break
 			}
 		}
+		// Only a pending authorization may take the outcome: one that was
+		// deactivated (§7.5.2), expired or decided meanwhile keeps its
+		// state (§7.1.6 has no transition out of them).
 		ch := &a.Challenges[idx]
-		if ch.Status != store.StatusProcessing {
+		if authzStatus(a, s.now()) != store.StatusPending || ch.Status != store.StatusProcessing {
 			return
 		}
 		if verr == nil {
