@@ -64,31 +64,38 @@ func challengeIndex(a *store.Authorization, id string) int {
 	return -1
 }
 
-// startValidation moves a pending challenge to processing, validates it in
-// the background and waits up to orders.validation_wait for the outcome, so
-// a client usually sees "valid" at once. A challenge that is not pending is
-// returned as it is (§7.5.1: the request is idempotent in effect).
+// startValidation moves a pending challenge to processing and records its
+// validation job in the same store write, validates it in the background
+// and waits up to orders.validation_wait for the outcome, so a client
+// usually sees "valid" at once. A challenge that is not pending is
+// returned as it is (§7.5.1: the request is idempotent in effect). The
+// job is leased to this replica; if it dies before recording the outcome,
+// another replica's worker runs the validation again (resumeValidation),
+// so a client that only polls the authorization still gets an answer.
 func (s *Server) startValidation(r *http.Request, a *store.Authorization, idx int, v *verified) (*store.Authorization, error) {
 	c := a.Challenges[idx]
-	// A validation left processing by a replica that stopped is taken up
-	// again once it has clearly outlived its budget.
+	// A validation left processing without a job (by a version that
+	// kept none) is taken up again once it has clearly outlived its
+	// budget.
 	stale := c.Status == store.StatusProcessing && s.now().Sub(c.Started) > 2*s.cfg.Validation.Timeout.D()+10*time.Second
 	if authzStatus(a, s.now()) != store.StatusPending || (c.Status != store.StatusPending && !stale) {
 		return a, nil
-	}
-	a.Challenges[idx].Status, a.Challenges[idx].Started = store.StatusProcessing, s.now()
-	if err := s.store.UpdateAuthz(r.Context(), a); err != nil {
-		if errors.Is(err, store.ErrConflict) {
-			return s.getAuthz(r, a.ID, v.Account)
-		}
-		return nil, storeDown(err)
 	}
 	tp, err := thumbprint(v.JWK)
 	if err != nil {
 		return nil, err
 	}
+	now := s.now()
+	a.Challenges[idx].Status, a.Challenges[idx].Started = store.StatusProcessing, now
 	// §8.1: "keyAuthorization = token || '.' || base64url(Thumbprint(accountKey))".
-	keyAuth := c.Token + "." + tp
+	job := &store.Validation{AuthzID: a.ID, ChallengeID: c.ID, KeyAuthorization: c.Token + "." + tp,
+		Attempts: 1, Owner: s.workerID, LeaseUntil: now.Add(s.validationLease())}
+	if err := s.store.StartValidation(r.Context(), a, job); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return s.getAuthz(r, a.ID, v.Account)
+		}
+		return nil, storeDown(err)
+	}
 	id := a.ID
 	w := s.subscribe("authz:" + id)
 	defer s.unsubscribe("authz:"+id, w)
@@ -97,7 +104,7 @@ func (s *Server) startValidation(r *http.Request, a *store.Authorization, idx in
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		s.validate(a, c.ID, keyAuth)
+		s.validate(s.baseCtx, a, job)
 	}()
 	select {
 	case <-w.done:
@@ -110,37 +117,67 @@ func (s *Server) startValidation(r *http.Request, a *store.Authorization, idx in
 	return s.getAuthz(r, id, v.Account)
 }
 
-// validate runs one validation and records its outcome on the challenge and
-// the authorization (§7.1.6: "If one of the challenges listed in the
-// authorization transitions to the "valid" state, then the authorization
-// also changes to the "valid" state. If the client attempts to fulfill a
-// challenge and fails, or if there is an error while the authorization is
-// still pending, then the authorization transitions to the "invalid"
-// state").
+// maxValidationAttempts is how many times a validation job is run before
+// it is recorded as failed: a validation whose replicas keep dying.
+const maxValidationAttempts = 5
+
+// validationBudget bounds one run of a validation: the validator's own
+// timeout, then time to record the outcome.
+func (s *Server) validationBudget() time.Duration {
+	return s.cfg.Validation.Timeout.D() + 5*time.Second
+}
+
+// validationLease is how long a replica holds a validation job: the run's
+// budget and a margin, so a run never outlives its lease and the lease
+// needs no renewal.
+func (s *Server) validationLease() time.Duration {
+	return s.validationBudget() + 5*time.Second
+}
+
+// validate runs one validation job and records its outcome on the
+// challenge and the authorization, removing the job in the same store
+// write (§7.1.6: "If one of the challenges listed in the authorization
+// transitions to the "valid" state, then the authorization also changes to
+// the "valid" state. If the client attempts to fulfill a challenge and
+// fails, or if there is an error while the authorization is still pending,
+// then the authorization transitions to the "invalid" state").
 //
-// a is the authorization as stored with the challenge processing; the
-// waiting request is handed the outcome as stored (nil if none was).
-func (s *Server) validate(a *store.Authorization, chalID, keyAuth string) {
+// a is the authorization as stored with the challenge processing; a
+// request waiting in this process is handed the outcome as stored (nil if
+// none was).
+func (s *Server) validate(parent context.Context, a *store.Authorization, job *store.Validation) {
 	authzID := a.ID
 	var stored *store.Authorization
 	defer func() { s.notify("authz:"+authzID, stored) }()
-	ctx, cancel := context.WithTimeout(s.baseCtx, s.cfg.Validation.Timeout.D()+5*time.Second)
+	ctx, cancel := context.WithTimeout(parent, s.validationBudget())
 	defer cancel()
-	var err error
-	idx := challengeIndex(a, chalID)
+	idx := challengeIndex(a, job.ChallengeID)
 	if idx < 0 {
+		_ = s.store.DeleteValidation(ctx, authzID)
 		return
 	}
 	c := a.Challenges[idx]
-	verr := s.va.Validate(ctx, a.Identifier.Type, a.Identifier.Value, c.Type, c.Token, keyAuth)
+	var verr error
+	if job.Attempts > maxValidationAttempts {
+		verr = acmeerr.New(acmeerr.Internal, "the validation did not complete in %d attempts", maxValidationAttempts)
+	} else {
+		verr = s.va.Validate(ctx, a.Identifier.Type, a.Identifier.Value, c.Type, c.Token, job.KeyAuthorization)
+	}
+	var err error
 	for attempt := 0; attempt < 5; attempt++ {
 		if attempt > 0 {
 			if a, err = s.store.GetAuthz(ctx, authzID); err != nil {
 				break
 			}
 		}
+		// Only a pending authorization may take the outcome: one that was
+		// deactivated (§7.5.2), expired or decided meanwhile keeps its
+		// state (§7.1.6 has no transition out of them), and the job ends.
 		ch := &a.Challenges[idx]
-		if ch.Status != store.StatusProcessing {
+		if authzStatus(a, s.now()) != store.StatusPending || ch.Status != store.StatusProcessing {
+			if err := s.store.DeleteValidation(ctx, authzID); err != nil {
+				s.log.Warn("validation: drop job", "authz", authzID, "err", err)
+			}
 			return
 		}
 		if verr == nil {
@@ -151,11 +188,12 @@ func (s *Server) validate(a *store.Authorization, chalID, keyAuth string) {
 			ch.Error.Identifier = &a.Identifier
 			a.Status = store.StatusInvalid
 		}
-		if err = s.store.UpdateAuthz(ctx, a); err == nil || !errors.Is(err, store.ErrConflict) {
+		if err = s.store.FinishValidation(ctx, a); err == nil || !errors.Is(err, store.ErrConflict) {
 			break
 		}
 	}
 	if err != nil {
+		// The job stays: once its lease ends a worker runs it again.
 		s.log.Error("validation: record outcome", "authz", authzID, "err", err)
 		return
 	}
@@ -170,7 +208,31 @@ func (s *Server) validate(a *store.Authorization, chalID, keyAuth string) {
 	s.metrics.validation(c.Type, result)
 	s.record(nil, audit.Event{Event: event, Account: a.AccountID, Names: []string{a.Identifier.Value}, Challenge: c.Type, Reason: reason})
 	s.log.Info("challenge validated", "authz", authzID, "account", a.AccountID, "type", c.Type,
-		"identifier", a.Identifier.Value, "result", result, "err", verr)
+		"identifier", a.Identifier.Value, "result", result, "attempt", job.Attempts, "err", verr)
+}
+
+// resumeValidation runs again a validation job whose lease ended (its
+// replica died or could not record the outcome): http-01, dns-01 and
+// tls-alpn-01 look at the same answer every time, so running one twice is
+// safe. A job with nothing left to decide is dropped.
+func (s *Server) resumeValidation(ctx context.Context, job *store.Validation) {
+	a, err := s.store.GetAuthz(ctx, job.AuthzID)
+	if errors.Is(err, store.ErrNotFound) {
+		_ = s.store.DeleteValidation(ctx, job.AuthzID)
+		return
+	}
+	if err != nil {
+		s.log.Error("validation: load authorization", "authz", job.AuthzID, "err", err)
+		return
+	}
+	idx := challengeIndex(a, job.ChallengeID)
+	if idx < 0 || authzStatus(a, s.now()) != store.StatusPending || a.Challenges[idx].Status != store.StatusProcessing {
+		_ = s.store.DeleteValidation(ctx, job.AuthzID)
+		return
+	}
+	s.log.Info("validation: resuming a validation whose lease ended", "authz", a.ID, "type", a.Challenges[idx].Type,
+		"identifier", a.Identifier.Value, "attempt", job.Attempts)
+	s.validate(ctx, a, job)
 }
 
 // waiter is a request waiting for an outcome reached in this process (a

@@ -45,6 +45,9 @@ type fakeVA struct {
 	calls int
 	// caa, when set, answers CheckCAA; nil allows every name.
 	caa func(name string, wildcard bool, identities []string, accountURL, method string) error
+	// hold, when set, makes each validation wait until it is closed (or
+	// the validation's context ends): a slow answer.
+	hold chan struct{}
 }
 
 // CheckCAA implements CAAChecker.
@@ -58,7 +61,17 @@ func (f *fakeVA) CheckCAA(_ context.Context, name string, wildcard bool, identit
 	return check(name, wildcard, identities, accountURL, method)
 }
 
-func (f *fakeVA) Validate(_ context.Context, _, value, _, _, _ string) error {
+func (f *fakeVA) Validate(ctx context.Context, _, value, _, _, _ string) error {
+	f.mu.Lock()
+	hold := f.hold
+	f.mu.Unlock()
+	if hold != nil {
+		select {
+		case <-hold:
+		case <-ctx.Done():
+			return acmeerr.New(acmeerr.Connection, "fake: %s did not answer in time", value)
+		}
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls++

@@ -54,7 +54,11 @@ func (s *Server) Run(ctx context.Context) {
 		defer func() { done <- struct{}{} }()
 		s.probeLoop(ctx)
 	}()
-	for i := 0; i < workers+1; i++ {
+	go func() {
+		defer func() { done <- struct{}{} }()
+		s.validationLoop(ctx)
+	}()
+	for i := 0; i < workers+2; i++ {
 		<-done
 	}
 }
@@ -91,6 +95,49 @@ func (s *Server) workLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-s.kick:
+		case <-t.C:
+		}
+	}
+}
+
+// validationLoop takes over validation jobs whose lease ended, from any
+// replica (one that died mid-validation, or could not record the
+// outcome), and runs them again, up to orders.workers at once. It returns
+// once ctx ends and the validations it started have.
+func (s *Server) validationLoop(ctx context.Context) {
+	t := time.NewTicker(jobPoll)
+	defer t.Stop()
+	slots := make(chan struct{}, max(1, s.cfg.Orders.Workers))
+	var running sync.WaitGroup
+	defer running.Wait()
+	var lastLogged time.Time
+	for {
+	claim:
+		for ctx.Err() == nil {
+			select {
+			case slots <- struct{}{}:
+			default:
+				break claim // every slot is taken
+			}
+			job, err := s.store.ClaimValidation(ctx, s.workerID, s.now(), s.validationLease())
+			if err != nil {
+				<-slots
+				// The store is down: say so once in a while, not every poll.
+				if !errors.Is(err, store.ErrNoJob) && ctx.Err() == nil && s.now().Sub(lastLogged) > 30*time.Second {
+					s.log.Error("worker: claim validation", "err", err)
+					lastLogged = s.now()
+				}
+				break
+			}
+			running.Add(1)
+			go func() {
+				defer func() { <-slots; running.Done() }()
+				s.resumeValidation(ctx, job)
+			}()
+		}
+		select {
+		case <-ctx.Done():
+			return
 		case <-t.C:
 		}
 	}

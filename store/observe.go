@@ -229,6 +229,46 @@ func (w *observed) DeleteJob(ctx context.Context, orderID string) error {
 	return err
 }
 
+// StartValidation times the inner StartValidation.
+func (w *observed) StartValidation(ctx context.Context, a *Authorization, v *Validation) error {
+	start := time.Now()
+	err := w.Store.StartValidation(ctx, a, v)
+	w.done("StartValidation", start, err)
+	return err
+}
+
+// ClaimValidation times the inner ClaimValidation.
+func (w *observed) ClaimValidation(ctx context.Context, owner string, now time.Time, lease time.Duration) (*Validation, error) {
+	start := time.Now()
+	v, err := w.Store.ClaimValidation(ctx, owner, now, lease)
+	w.done("ClaimValidation", start, err)
+	return v, err
+}
+
+// GetValidation times the inner GetValidation.
+func (w *observed) GetValidation(ctx context.Context, authzID string) (*Validation, error) {
+	start := time.Now()
+	v, err := w.Store.GetValidation(ctx, authzID)
+	w.done("GetValidation", start, err)
+	return v, err
+}
+
+// FinishValidation times the inner FinishValidation.
+func (w *observed) FinishValidation(ctx context.Context, a *Authorization) error {
+	start := time.Now()
+	err := w.Store.FinishValidation(ctx, a)
+	w.done("FinishValidation", start, err)
+	return err
+}
+
+// DeleteValidation times the inner DeleteValidation.
+func (w *observed) DeleteValidation(ctx context.Context, authzID string) error {
+	start := time.Now()
+	err := w.Store.DeleteValidation(ctx, authzID)
+	w.done("DeleteValidation", start, err)
+	return err
+}
+
 // List times the inner List.
 func (w *observed) List(ctx context.Context, kind Kind, cursor string, limit int) (Page, error) {
 	start := time.Now()

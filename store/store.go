@@ -199,6 +199,28 @@ type Job struct {
 	UpstreamRef string `json:"upstreamRef,omitempty"`
 }
 
+// Validation is a challenge validation in flight (RFC 8555 §7.5.1): it is
+// recorded when the client asks for the validation, in the same atomic step
+// that makes the challenge processing, and removed in the step that
+// records the outcome. The replica that runs it holds a lease; once the
+// lease has ended (the replica died, or could not record the outcome) any
+// replica may claim it and run the validation again, which is safe since
+// http-01, dns-01 and tls-alpn-01 look at the same answer every time.
+type Validation struct {
+	// AuthzID and ChallengeID name the challenge. An authorization has at
+	// most one validation job at a time.
+	AuthzID     string `json:"authzID"`
+	ChallengeID string `json:"challengeID"`
+	// KeyAuthorization is what the response must carry (RFC 8555 §8.1),
+	// fixed when the client asked: token "." thumbprint of its key.
+	KeyAuthorization string `json:"keyAuthorization"`
+	// Attempts counts runs: 1 when started, one more per claim.
+	Attempts int `json:"attempts"`
+	// Owner holds the job until LeaseUntil.
+	Owner      string    `json:"owner"`
+	LeaseUntil time.Time `json:"leaseUntil"`
+}
+
 // Kind names a record type in admin listings.
 type Kind string
 
@@ -309,6 +331,33 @@ type Store interface {
 	// DeleteJob removes the job for an order (a job that ended without a
 	// certificate). Missing is not an error.
 	DeleteJob(ctx context.Context, orderID string) error
+
+	// Validation jobs (see Validation). UpdateAuthz leaves them alone.
+
+	// StartValidation stores a (compare-and-set on Version; a.Version is
+	// incremented on success) and, in the same atomic step, v as the
+	// validation job of a, replacing any job a had. v.AuthzID must be
+	// a.ID; v is leased to v.Owner until v.LeaseUntil. ErrConflict if a
+	// moved (nothing is stored), ErrNotFound if a does not exist.
+	StartValidation(ctx context.Context, a *Authorization, v *Validation) error
+	// ClaimValidation takes the validation job whose lease ended first, if
+	// one ended at or before now: it sets Owner and LeaseUntil = now+lease,
+	// increments Attempts and returns it. ErrNoJob if none is due. Exactly
+	// one caller claims a job while its lease runs. A job whose
+	// authorization is gone may be dropped instead of claimed.
+	ClaimValidation(ctx context.Context, owner string, now time.Time, lease time.Duration) (*Validation, error)
+	// GetValidation returns the validation job of an authorization or
+	// ErrNotFound.
+	GetValidation(ctx context.Context, authzID string) (*Validation, error)
+	// FinishValidation stores a (compare-and-set on Version) and removes
+	// its validation job, whoever holds it, in the same atomic step: how
+	// the outcome is recorded. ErrConflict if a moved (the job is then
+	// left), ErrNotFound if a does not exist.
+	FinishValidation(ctx context.Context, a *Authorization) error
+	// DeleteValidation removes the validation job of an authorization (a
+	// validation that has nothing left to record). Missing is not an
+	// error.
+	DeleteValidation(ctx context.Context, authzID string) error
 
 	// List lists the IDs of every record of a kind, oldest first (by
 	// creation), in pages of at most limit, starting after the opaque

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -406,4 +408,160 @@ func dedupe(ss []string) []string {
 		out = append(out, fmt.Sprintf("%s (×%d)", first[k], counts[k]))
 	}
 	return out
+}
+
+// TestReplicaKilledMidValidation: a lego client's http-01 answer is slow;
+// the replica that received the challenge POST is killed with SIGKILL
+// while it waits for the answer, and never restarted. lego, which only
+// polls the authorization after the POST, still gets its certificate: the
+// other replica takes the validation job over once its lease ends.
+func TestReplicaKilledMidValidation(t *testing.T) {
+	rd := startRedis(t, false)
+	slow := startSlowHTTP01(t)
+	rs := startReplicas(t, replicaOptions{N: 2, Redis: rd, HTTPPort: slow.Port, ValidationWait: time.Second})
+	useTestDNSForLego(t, rs.DNS)
+
+	u := rs.register(t, "slow-http01@example.com")
+	c := rs.legoClient(t, u, 2*time.Minute)
+	require.NoError(t, c.Challenge.SetHTTP01Provider(slow))
+	start := time.Now()
+	res := make(chan obtainResult, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		res <- obtain(ctx, c, []string{"slow.validation.e2e.test"})
+	}()
+
+	// The validation is in flight (its request held at the responder) and
+	// the challenge POST was answered "processing" (its access log line is
+	// written once the handler returned): lego now only polls.
+	require.True(t, waitFor(60*time.Second, func() bool { return slow.Held() > 0 }), "no validation request reached the responder")
+	chall := regexp.MustCompile(`msg=request .*method=POST path=/acme/chall/\S+ status=200`)
+	var victim *replica
+	require.True(t, waitFor(30*time.Second, func() bool {
+		for _, r := range rs.Replicas {
+			if chall.MatchString(r.Logs()) {
+				victim = r
+				return true
+			}
+		}
+		return false
+	}), "the challenge POST was not answered")
+	select {
+	case r := <-res:
+		t.Fatalf("the client finished before the kill: %v", r.err)
+	default:
+	}
+	victim.Kill9(t)
+	slow.Release()
+	t.Logf("killed replica %d, which took the challenge POST, %s after the start; the responder answers from now on",
+		victim.Index, time.Since(start).Round(time.Millisecond))
+
+	var r obtainResult
+	select {
+	case r = <-res:
+	case <-time.After(3 * time.Minute):
+		t.Fatal("the client did not finish within 3 minutes")
+	}
+	require.NoError(t, r.err, "lego, polling the authorization, did not get its certificate")
+	verifyChainPool(t, rs.Roots, "the local CA's root.pem", r.res.Certificate, r.names)
+
+	logs := rs.AllLogs()
+	require.Len(t, chall.FindAllString(logs, -1), 1, "lego posted the challenge once")
+	var survivor *replica
+	for _, x := range rs.Replicas {
+		if x != victim {
+			survivor = x
+		}
+	}
+	require.Contains(t, survivor.Logs(), "validation: resuming a validation whose lease ended")
+	require.Regexp(t, `msg="challenge validated" .*result=valid attempt=2`, survivor.Logs())
+	t.Logf("certificate after %s; validation requests seen by the responder: %d", r.took.Round(time.Millisecond), slow.Requests())
+}
+
+// slowHTTP01 is a lego http-01 provider whose answers are served, on the
+// validation port of the replicas, only once the test releases them: every
+// request before that is held (until its client goes away).
+type slowHTTP01 struct {
+	Port int
+
+	mu       sync.Mutex
+	keyAuths map[string]string // token -> key authorization
+	held     int
+	requests int
+	released chan struct{}
+	once     sync.Once
+}
+
+// startSlowHTTP01 listens on a free loopback port until the test ends.
+func startSlowHTTP01(t *testing.T) *slowHTTP01 {
+	t.Helper()
+	s := &slowHTTP01{keyAuths: map[string]string{}, released: make(chan struct{})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	s.Port = ln.Addr().(*net.TCPAddr).Port
+	srv := &http.Server{Handler: http.HandlerFunc(s.serve), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() {
+		s.Release()
+		_ = srv.Close()
+	})
+	return s
+}
+
+func (s *slowHTTP01) serve(w http.ResponseWriter, r *http.Request) {
+	token, ok := strings.CutPrefix(r.URL.Path, "/.well-known/acme-challenge/")
+	s.mu.Lock()
+	s.requests++
+	s.held++
+	keyAuth, known := s.keyAuths[token]
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.held--
+		s.mu.Unlock()
+	}()
+	select {
+	case <-s.released:
+	case <-r.Context().Done():
+		return
+	}
+	if !ok || !known {
+		http.NotFound(w, r)
+		return
+	}
+	_, _ = io.WriteString(w, keyAuth)
+}
+
+// Held is how many requests are waiting for the release.
+func (s *slowHTTP01) Held() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.held
+}
+
+// Requests is how many requests arrived.
+func (s *slowHTTP01) Requests() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.requests
+}
+
+// Release answers the held requests and every later one at once.
+func (s *slowHTTP01) Release() { s.once.Do(func() { close(s.released) }) }
+
+// Present implements lego's challenge.Provider.
+func (s *slowHTTP01) Present(_ context.Context, _, token, keyAuth string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.keyAuths[token] = keyAuth
+	return nil
+}
+
+// CleanUp implements lego's challenge.Provider.
+func (s *slowHTTP01) CleanUp(_ context.Context, _, token, _ string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.keyAuths, token)
+	return nil
 }

@@ -46,6 +46,12 @@ type replicaOptions struct {
 	JobLease time.Duration
 	// FinalizeWait is orders.finalize_wait (default 1s).
 	FinalizeWait time.Duration
+	// ValidationWait is orders.validation_wait (default 5s, the
+	// server's).
+	ValidationWait time.Duration
+	// HTTPPort is validation.http_port, shared by every replica (default:
+	// each its own unused port, for tests that only use dns-01).
+	HTTPPort int
 	// Extra is YAML appended to every replica's configuration.
 	Extra string
 }
@@ -112,6 +118,9 @@ func startReplicas(t *testing.T, opts replicaOptions) *replicaSet {
 	if opts.FinalizeWait < 0 {
 		opts.FinalizeWait = 0
 	}
+	if opts.ValidationWait == 0 {
+		opts.ValidationWait = 5 * time.Second
+	}
 	rs := &replicaSet{Dir: t.TempDir(), Redis: opts.Redis}
 	rs.SharedDir = filepath.Join(rs.Dir, "shared")
 	rs.CADir = filepath.Join(rs.SharedDir, "ca")
@@ -130,6 +139,9 @@ func startReplicas(t *testing.T, opts replicaOptions) *replicaSet {
 	var backends []string
 	for i := 0; i < opts.N; i++ {
 		ports := freePorts(t, 4)
+		if opts.HTTPPort != 0 {
+			ports[2] = opts.HTTPPort
+		}
 		r := &replica{
 			Index:      i,
 			BaseURL:    fmt.Sprintf("http://127.0.0.1:%d", ports[0]),
@@ -154,6 +166,7 @@ store:
 orders:
   job_lease: %s
   finalize_wait: %s
+  validation_wait: %s
 validation:
   http_port: %d
   tls_alpn_port: %d
@@ -166,7 +179,7 @@ upstreams:
 log:
   level: info
 `, filepath.Join(rs.Dir, fmt.Sprintf("replica%d-data", i)), ports[0], rs.Proxy.URL, ports[1], rs.KeyFile, opts.Redis.Addr,
-			opts.JobLease, opts.FinalizeWait, ports[2], ports[3], rs.DNS.Addr, rs.CADir, opts.Delay)
+			opts.JobLease, opts.FinalizeWait, opts.ValidationWait, ports[2], ports[3], rs.DNS.Addr, rs.CADir, opts.Delay)
 		r.Config += opts.Extra
 		require.NoError(t, os.WriteFile(r.ConfigPath, []byte(r.Config), 0o600))
 		rs.Replicas = append(rs.Replicas, r)

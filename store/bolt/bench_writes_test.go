@@ -13,7 +13,8 @@ import (
 
 // issuanceWrites makes the seven writes of one issuance on the hot path,
 // in order (proxy TestStoreOpsPerIssuance counts them): CreateOrder,
-// UpdateAuthz (processing, then valid), UpdateOrder (ready), EnqueueJob,
+// StartValidation (processing, with the validation job), FinishValidation
+// (valid, removing it), UpdateOrder (ready), EnqueueJob,
 // ClaimJob, PutCertificate (the order valid).
 func issuanceWrites(ctx context.Context, s *Store, i int64, now time.Time) error {
 	az := &store.Authorization{
@@ -31,12 +32,14 @@ func issuanceWrites(ctx context.Context, s *Store, i int64, now time.Time) error
 		return fmt.Errorf("CreateOrder: %w", err)
 	}
 	az.Challenges[0].Status = store.StatusProcessing
-	if err := s.UpdateAuthz(ctx, az); err != nil {
-		return fmt.Errorf("UpdateAuthz: %w", err)
+	v := &store.Validation{AuthzID: az.ID, ChallengeID: "c", KeyAuthorization: "token.tp", Attempts: 1,
+		Owner: "worker", LeaseUntil: now.Add(time.Minute)}
+	if err := s.StartValidation(ctx, az, v); err != nil {
+		return fmt.Errorf("StartValidation: %w", err)
 	}
 	az.Status, az.Challenges[0].Status = store.StatusValid, store.StatusValid
-	if err := s.UpdateAuthz(ctx, az); err != nil {
-		return fmt.Errorf("UpdateAuthz: %w", err)
+	if err := s.FinishValidation(ctx, az); err != nil {
+		return fmt.Errorf("FinishValidation: %w", err)
 	}
 	o.Status = store.StatusReady
 	if err := s.UpdateOrder(ctx, o); err != nil {

@@ -60,6 +60,9 @@ var (
 	bucketAuthzValidPos = []byte("authz_valid_pos") // authorization ID → its authz_valid key
 	// Rate-limit buckets (see ratelimit.go).
 	bucketRates = []byte("rates") // bucket key → TAT (Unix ns, 8 bytes BE)
+	// Validation jobs (see validations.go).
+	bucketValidations     = []byte("validations")      // authorization ID → Validation
+	bucketValidationQueue = []byte("validation_queue") // LeaseUntil (8 bytes BE), authorization ID → empty
 
 	allBuckets = [][]byte{
 		bucketMeta, bucketAccounts, bucketAccountKeys, bucketOrders,
@@ -67,7 +70,7 @@ var (
 		bucketCertSerials, bucketEABKeys, bucketJobs, bucketJobQueue,
 		bucketAccountList, bucketOrderList, bucketCertList, bucketEABList,
 		bucketCertExpiry, bucketSecrets, bucketAuthzValid, bucketAuthzValidPos,
-		bucketRates,
+		bucketRates, bucketValidations, bucketValidationQueue,
 	}
 
 	keySchema = []byte("schema")

@@ -42,7 +42,14 @@ return 'ok'
 // KEYS: authorization, its index of valid authorizations, sequence. ARGV:
 // expected version, TTL in ms, new version, JSON, status, expiry key, ID,
 // the authorization key's name up to the ID, the expiry key of now.
-var updateAuthzScript = newScript("update authorization", `
+var updateAuthzScript = newScript("update authorization", updateAuthzBody+`
+return 'ok'
+`)
+
+// updateAuthzBody is the compare-and-set of updateAuthzScript, which the
+// scripts of validation jobs (validations.go) begin with: same KEYS[1..3]
+// and ARGV[1..9].
+const updateAuthzBody = `
 local bad = cas(KEYS[1], ARGV[1])
 if bad then return bad end
 redis.call('HSET', KEYS[1], 'v', ARGV[3], 'd', ARGV[4], 'st', ARGV[5], 'exp', ARGV[6])
@@ -50,8 +57,7 @@ if redis.call('PTTL', KEYS[1]) >= 0 then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 index_authz(KEYS[1], ARGV[7], ARGV[5], KEYS[2], KEYS[3], ARGV[2], ARGV[8], ARGV[9])
-return 'ok'
-`)
+`
 
 // findAuthzScript returns the JSON and version of the most recently
 // validated authorization of an index that is valid and expires after now,

@@ -92,8 +92,16 @@ func countIssuance(t *testing.T, s *Store, log *commandLog) []opCount {
 	step("CreateOrder (1 authz)", s.CreateOrder(ctx, o, []*store.Authorization{az}))
 	_, err = s.GetAuthz(ctx, az.ID)
 	step("GetAuthz", err)
-	az.Status = store.StatusValid
-	step("UpdateAuthz", s.UpdateAuthz(ctx, az))
+	az.Challenges[0].Status = store.StatusProcessing
+	step("StartValidation", s.StartValidation(ctx, az, &store.Validation{AuthzID: az.ID, ChallengeID: "c",
+		KeyAuthorization: "t.tp", Attempts: 1, Owner: "worker", LeaseUntil: now}))
+	_, err = s.ClaimValidation(ctx, "other", now, time.Minute)
+	step("ClaimValidation", err)
+	_, err = s.GetValidation(ctx, az.ID)
+	step("GetValidation", err)
+	az.Status, az.Challenges[0].Status = store.StatusValid, store.StatusValid
+	step("FinishValidation", s.FinishValidation(ctx, az))
+	step("DeleteValidation", s.DeleteValidation(ctx, az.ID))
 	_, err = s.FindValidAuthz(ctx, a.ID, az.Identifier, false, now)
 	step("FindValidAuthz", err)
 	pre := &store.Authorization{ID: "pre" + id, AccountID: a.ID, Status: store.StatusPending,

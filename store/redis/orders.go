@@ -170,16 +170,22 @@ func (s *Store) GetAuthz(ctx context.Context, id string) (*store.Authorization, 
 // and is kept for good. The index of valid authorizations follows in the
 // same script.
 func (s *Store) UpdateAuthz(ctx context.Context, a *store.Authorization) error {
+	return s.writeAuthz(ctx, updateAuthzScript, a, nil, nil)
+}
+
+// writeAuthz runs sc, a script that begins with updateAuthzBody, for a:
+// KEYS are a's (authzKeys) then keys, ARGV the nine of updateAuthzBody
+// then args. a.Version is incremented once it ran.
+func (s *Store) writeAuthz(ctx context.Context, sc *script, a *store.Authorization, keys []string, args []any) error {
 	next := *a
 	next.Version++
 	d, err := encode("authorization", &next)
 	if err != nil {
 		return err
 	}
-	err = s.exec(ctx, updateAuthzScript, s.authzKeys(a),
-		version(a.Version), millis(s.recordTTL(a.Expires)), version(next.Version), d,
-		a.Status, expiryKey(a.Expires), a.ID, s.key(kindAuthz, ""), expiryKey(time.Now()))
-	if err != nil {
+	all := append([]any{version(a.Version), millis(s.recordTTL(a.Expires)), version(next.Version), d,
+		a.Status, expiryKey(a.Expires), a.ID, s.key(kindAuthz, ""), expiryKey(time.Now())}, args...)
+	if err := s.exec(ctx, sc, append(s.authzKeys(a), keys...), all...); err != nil {
 		return err
 	}
 	a.Version = next.Version

@@ -38,6 +38,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"AuthzReuse", authzReuseCases},
 		{"Certificate", certCases},
 		{"Job", jobCases},
+		{"Validation", validationCases},
 		{"List", listingCases},
 		{"ListExpiring", expiringCases},
 		{"Secret", secretCases},
@@ -92,6 +93,7 @@ func testGettersNotFound(t *testing.T, s store.Store) {
 		"GetCertificateBySerial": func() error { _, err := s.GetCertificateBySerial(ctx, missing); return err },
 		"GetEABKey":              func() error { _, err := s.GetEABKey(ctx, missing); return err },
 		"GetJob":                 func() error { _, err := s.GetJob(ctx, missing); return err },
+		"GetValidation":          func() error { _, err := s.GetValidation(ctx, missing); return err },
 		"GetSecret":              func() error { _, err := s.GetSecret(ctx, missing); return err },
 	}
 	for name, get := range getters {

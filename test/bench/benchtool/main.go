@@ -463,8 +463,9 @@ func storeOps(args []string) error {
 	}
 	var n float64
 	for _, line := range strings.Split(string(body), "\n") {
-		if !strings.HasPrefix(line, "acmebridge_store_seconds_count{") ||
-			(strings.Contains(line, `op="ClaimJob"`) && strings.Contains(line, `result="miss"`)) {
+		idlePoll := (strings.Contains(line, `op="ClaimJob"`) || strings.Contains(line, `op="ClaimValidation"`)) &&
+			strings.Contains(line, `result="miss"`)
+		if !strings.HasPrefix(line, "acmebridge_store_seconds_count{") || idlePoll {
 			continue
 		}
 		f := strings.Fields(line)
