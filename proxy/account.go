@@ -146,7 +146,7 @@ func (s *Server) handleNewAccount(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Info("account created", "account", acct.ID, "eab_kid", kid, "remote", acct.CreatedFrom)
-	s.record(r, audit.Event{Event: audit.AccountCreated, Account: acct.ID, EABKey: kid, Reason: strings.Join(acct.Contact, ",")})
+	s.record(r, audit.Event{Event: audit.AccountCreated, Account: acct.ID, EABKey: kid, Contacts: acct.Contact})
 	if kid != "" {
 		s.record(r, audit.Event{Event: audit.EABBound, Account: acct.ID, EABKey: kid})
 	}
@@ -235,7 +235,7 @@ func (s *Server) handleAccount(w http.ResponseWriter, r *http.Request) {
 		s.log.Info("account deactivated", "account", acct.ID)
 		s.record(r, audit.Event{Event: audit.AccountDeactivated, Account: acct.ID})
 	} else {
-		s.record(r, audit.Event{Event: audit.AccountUpdated, Account: acct.ID, Reason: strings.Join(acct.Contact, ",")})
+		s.record(r, audit.Event{Event: audit.AccountUpdated, Account: acct.ID, Contacts: acct.Contact})
 	}
 	writeJSON(w, http.StatusOK, s.accountJSON(acct))
 }

@@ -131,7 +131,7 @@ func TestFinalizeCAA(t *testing.T) {
 	require.Equal(t, "ready", decode[orderJSON](t, c.post(orderURL, nil)).Status)
 	refused := e.audit.of(audit.FinalizeRefused)
 	require.Len(t, refused, 1)
-	require.Contains(t, refused[0].Reason, "caa: CAA issue records at www.example.com")
+	require.Contains(t, refused[0].Why(), "caa: CAA issue records at www.example.com")
 
 	// CAA now allows it: finalize issues.
 	caa.mu.Lock()
@@ -300,7 +300,7 @@ func TestWorkerRechecksStaleCAA(t *testing.T) {
 				// The audit line follows the stored state.
 				require.Eventually(t, func() bool { return len(e.audit.of(audit.OrderInvalid)) == 1 },
 					10*time.Second, 10*time.Millisecond)
-				require.Contains(t, e.audit.of(audit.OrderInvalid)[0].Reason, "caa:")
+				require.Contains(t, e.audit.of(audit.OrderInvalid)[0].Why(), "caa:")
 			} else {
 				require.Len(t, caa.seen(), 1, "not checked again within caa_max_age")
 			}

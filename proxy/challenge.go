@@ -199,14 +199,16 @@ func (s *Server) validate(parent context.Context, a *store.Authorization, job *s
 	}
 	stored = a
 	result, event := "valid", audit.ChallengeValid
-	reason := ""
+	e := audit.Event{Event: event, Account: a.AccountID, Names: []string{a.Identifier.Value}, Challenge: c.Type}
 	if verr != nil {
-		result, event = "invalid", audit.ChallengeInvalid
-		reason = ch0Reason(a, idx)
+		result, e.Event = "invalid", audit.ChallengeInvalid
+		if p := a.Challenges[idx].Error; p != nil {
+			e.Problem, e.Detail = problemType(p), p.Detail
+		}
 	}
 	s.limits.validated(ctx, a.AccountID, a.Identifier, verr != nil)
 	s.metrics.validation(c.Type, result)
-	s.record(nil, audit.Event{Event: event, Account: a.AccountID, Names: []string{a.Identifier.Value}, Challenge: c.Type, Reason: reason})
+	s.record(nil, e)
 	s.log.Info("challenge validated", "authz", authzID, "account", a.AccountID, "type", c.Type,
 		"identifier", a.Identifier.Value, "result", result, "attempt", job.Attempts, "err", verr)
 }
@@ -283,10 +285,6 @@ func (s *Server) notify(key string, val any) {
 	}
 }
 
-// ch0Reason is the stored problem of a failed challenge, for the audit log.
-func ch0Reason(a *store.Authorization, idx int) string {
-	if p := a.Challenges[idx].Error; p != nil {
-		return strings.TrimPrefix(p.Type, errNS) + ": " + p.Detail
-	}
-	return ""
-}
+// problemType is a stored problem's type without the ACME namespace, as the
+// audit log records it.
+func problemType(p *store.Problem) string { return strings.TrimPrefix(p.Type, errNS) }

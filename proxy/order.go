@@ -210,14 +210,14 @@ func identValues(ids []store.Identifier) []string {
 // with the problem.
 func (s *Server) refuse(w http.ResponseWriter, r *http.Request, event, account, order string, ids []store.Identifier, err error) {
 	p := toProblem(err, requestID(r))
-	reason := strings.TrimPrefix(p.Type, errNS) + ": " + p.Detail
+	detail := p.Detail
 	for _, sp := range p.Subproblems {
 		if sp.Identifier != nil {
-			reason += "; " + sp.Identifier.Value + ": " + sp.Detail
+			detail += "; " + sp.Identifier.Value + ": " + sp.Detail
 		}
 	}
 	s.record(r, audit.Event{Event: event, Account: account, Order: order, Names: identValues(ids),
-		Rule: policy.RefusingRule(err), Reason: reason})
+		Rule: policy.RefusingRule(err), Problem: strings.TrimPrefix(p.Type, errNS), Detail: detail})
 	s.writeProblem(w, r, err)
 }
 
@@ -335,7 +335,7 @@ func (s *Server) refreshOrder(r *http.Request, o *store.Order) (*store.Order, er
 			s.metrics.order(next)
 			if next == store.StatusInvalid {
 				s.record(r, audit.Event{Event: audit.OrderInvalid, Account: o.AccountID, Order: o.ID, Names: identValues(o.Identifiers),
-					Rule: o.Rule, Reason: strings.TrimPrefix(prob.Type, errNS) + ": " + prob.Detail})
+					Rule: o.Rule, Problem: problemType(prob), Detail: prob.Detail})
 			}
 			return o, nil
 		}

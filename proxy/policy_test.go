@@ -74,7 +74,7 @@ func TestRouteStoredAndChosenUpstreamIssues(t *testing.T) {
 	requireProblem(t, c.post(pathNewOrder, map[string]any{"identifiers": dnsIDs("a.corp.example.com", "www.example.org")}), 400, "rejectedIdentifier")
 	refused := e.audit.of(audit.OrderRefused)
 	require.Len(t, refused, 3)
-	require.Contains(t, refused[0].Reason, "rejectedIdentifier")
+	require.Equal(t, "rejectedIdentifier", refused[0].Problem)
 	require.Equal(t, []string{"corp", "default", ""}, []string{refused[0].Rule, refused[1].Rule, refused[2].Rule},
 		"the audit line names the rule that refused")
 }
@@ -174,8 +174,8 @@ func TestAuditAndMetrics(t *testing.T) {
 	require.Len(t, e.audit.of(audit.ChallengeValid), 1)
 	require.Len(t, e.audit.of(audit.ChallengeInvalid), 1)
 	for _, ev := range e.audit.events {
-		require.NotContains(t, ev.Reason, "PRIVATE")
-		require.NotContains(t, ev.Reason, "BEGIN")
+		require.NotContains(t, ev.Why(), "PRIVATE")
+		require.NotContains(t, ev.Why(), "BEGIN")
 	}
 
 	require.Equal(t, 1.0, testutil.ToFloat64(e.metrics.orders.WithLabelValues("valid")))

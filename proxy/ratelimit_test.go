@@ -93,7 +93,7 @@ func TestRateLimitNewOrdersPerAccount(t *testing.T) {
 	require.Equal(t, 2, e.count(store.KindOrder), "the refused order was not created")
 	refused := e.audit.of(audit.OrderRefused)
 	require.Len(t, refused, 1, "the refusal is audited")
-	require.Contains(t, refused[0].Reason, "rateLimited")
+	require.Equal(t, "rateLimited", refused[0].Problem)
 
 	other := e.newClient()
 	other.register()
@@ -268,7 +268,7 @@ func TestUpstreamRefusalAuditedAndRefunded(t *testing.T) {
 	inv := e.audit.of(audit.OrderInvalid)
 	require.Equal(t, "dev", inv[0].Upstream)
 	require.Equal(t, []string{"dev"}, inv[0].Upstreams)
-	require.Contains(t, inv[0].Reason, "rejectedIdentifier")
+	require.Equal(t, "rejectedIdentifier", inv[0].Problem)
 	require.Eventually(t, func() bool { return c.order("again.example.com").Code == http.StatusCreated },
 		10*time.Second, 20*time.Millisecond, "the refused issuance gave its certificate back")
 }

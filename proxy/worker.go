@@ -398,7 +398,7 @@ func (s *Server) failOrder(ctx context.Context, o *store.Order, upstream string,
 	s.log.Warn("order invalid", "order", o.ID, "account", o.AccountID, "err", cause)
 	s.metrics.order(store.StatusInvalid)
 	s.record(nil, audit.Event{Event: audit.OrderInvalid, Account: o.AccountID, Order: o.ID, Names: identValues(o.Identifiers),
-		Rule: o.Rule, Upstream: upstream, Upstreams: o.Upstreams, Reason: strings.TrimPrefix(o.Error.Type, errNS) + ": " + o.Error.Detail})
+		Rule: o.Rule, Upstream: upstream, Upstreams: o.Upstreams, Problem: problemType(o.Error), Detail: o.Error.Detail})
 	return o
 }
 

@@ -284,6 +284,8 @@ type auditEvent struct {
 	Challenge string    `json:"challenge"`
 	Serial    string    `json:"serial"`
 	NotAfter  time.Time `json:"not_after"`
+	Problem   string    `json:"problem"`
+	Detail    string    `json:"detail"`
 	Reason    string    `json:"reason"`
 	Actor     string    `json:"actor"`
 }

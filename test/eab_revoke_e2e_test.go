@@ -131,7 +131,7 @@ func TestEABRevokeEndsGrants(t *testing.T) {
 	lines := readAudit(t, s.AuditFile())
 	for _, ev := range []string{"order.refused", "finalize.refused"} {
 		i := findAudit(lines, 0, func(e auditEvent) bool {
-			return e.Event == ev && e.Account == acctID && strings.Contains(e.Reason, "revoked")
+			return e.Event == ev && e.Account == acctID && strings.Contains(e.Detail, "revoked")
 		})
 		require.NotEqual(t, -1, i, "no %s event for the revoked key:\n%s", ev, dumpAudit(lines))
 	}

@@ -636,10 +636,10 @@ func TestAdminCLIAndAudit(t *testing.T) {
 		require.WithinDuration(t, leaf2.NotAfter, e.NotAfter, time.Second)
 		e = step("order.refused", func(e auditEvent) bool { return e.Event == "order.refused" && e.hasName("x.forbidden.e2e.test") })
 		require.Equal(t, acct, e.Account)
-		require.Contains(t, e.Reason, "rejectedIdentifier")
+		require.Equal(t, "rejectedIdentifier", e.Problem)
 		require.Equal(t, "no-forbidden", e.Rule, "order.refused names the rule that refused")
 		// Not fatal, so the rest of the story is still checked.
-		assert.Contains(t, e.Reason, forbiddenReason, "order.refused carries the operator's reason")
+		assert.Contains(t, e.Detail, forbiddenReason, "order.refused carries the operator's reason")
 		e = step("certificate.revoked by admin", func(e auditEvent) bool { return e.Event == "certificate.revoked" && e.Serial == serial1 })
 		require.Equal(t, "admin", e.Actor)
 		require.Equal(t, "dev", e.Upstream)
