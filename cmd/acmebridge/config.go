@@ -76,6 +76,9 @@ func cmdPolicyExplain(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stdout, " (%s)", e.Reason)
 		}
 		fmt.Fprintln(stdout)
+		if e.ConflictingRule != "" {
+			fmt.Fprintf(stdout, "  refused by rule %s (%s)\n", e.ConflictingRule, e.ConflictingPattern)
+		}
 		for _, s := range e.Skipped {
 			fmt.Fprintf(stdout, "  skipped %s\n", s)
 		}
