@@ -54,8 +54,12 @@ type Decision struct {
 
 // Explanation is the reasoning for one name, for `policy explain`.
 type Explanation struct {
-	Name      string   `json:"name"`
-	Rule      string   `json:"rule"`
+	Name string `json:"name"`
+	// ALabel is the name in IDNA A-label form, the form it is matched in,
+	// when that differs from Name ("bücher.example.com").
+	ALabel string `json:"a_label,omitempty"`
+	Rule   string `json:"rule"`
+	// Action is allow, deny, or invalid for a name that is none.
 	Action    string   `json:"action"`
 	Reason    string   `json:"reason,omitempty"`
 	Upstreams []string `json:"upstreams,omitempty"`
@@ -73,13 +77,29 @@ type Engine struct {
 	def   configs.Rule
 }
 
-// New returns an engine for a validated policy.
+// New returns an engine for a validated policy. Its domain patterns are
+// compared as A-labels (configs.ALabels; Load has converted them already,
+// a policy built in code is converted here).
 func New(p configs.Policy) *Engine {
 	def := p.Default
 	if def.Name == "" {
 		def.Name = "default"
 	}
-	return &Engine{rules: p.Rules, def: def}
+	rules := slices.Clone(p.Rules)
+	for i := range rules {
+		domains := make([]string, len(rules[i].Match.Domains))
+		for j, d := range rules[i].Match.Domains {
+			a, err := configs.ALabels(d)
+			if err != nil {
+				// Validation refuses such a pattern; here it matches nothing
+				// an identifier can be.
+				a = strings.ToLower(d)
+			}
+			domains[j] = a
+		}
+		rules[i].Match.Domains = domains
+	}
+	return &Engine{rules: rules, def: def}
 }
 
 // normalize lower-cases a name and drops a trailing dot.
@@ -285,12 +305,23 @@ func decision(r configs.Rule) *Decision {
 
 // Explain says, for one name (or IP address) in req's context, which rule
 // matched and why earlier ones did not, and for a wildcard the rule that
-// refuses it if another decides otherwise for a name it covers.
+// refuses it if another decides otherwise for a name it covers. A Unicode
+// name is matched in its A-label form, as its identifier would be.
 func (e *Engine) Explain(name string, req Request) Explanation {
 	id := Identifier{Type: "dns", Value: name}
 	x := Explanation{Name: name}
 	if _, err := netip.ParseAddr(name); err == nil {
 		id.Type = "ip"
+	} else {
+		a, err := configs.ALabels(normalize(name))
+		if err != nil {
+			x.Action, x.Reason = "invalid", err.Error()
+			return x
+		}
+		if a != normalize(name) {
+			x.ALabel = a
+		}
+		id.Value = a
 	}
 	ri, r, skipped := e.match(id, req)
 	x.Rule, x.Action, x.Reason, x.Upstreams, x.Skipped = r.Name, r.Action, r.Reason, r.Upstreams, skipped

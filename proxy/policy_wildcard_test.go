@@ -16,7 +16,8 @@ import (
 )
 
 // wildcardPolicyEnv: a deny on one name, a deny on a glob, one name routed
-// to another upstream, and a wildcard rule for the rest.
+// to another upstream, a deny written in Unicode, and a wildcard rule for
+// the rest.
 func wildcardPolicyEnv(t *testing.T) *env {
 	return newEnv(t, func(c *configs.Config) {
 		c.Upstreams = []configs.Upstream{{Name: "dev", Type: "local"}, {Name: "internal", Type: "local"}}
@@ -24,7 +25,8 @@ func wildcardPolicyEnv(t *testing.T) *env {
 			{Name: "secret-names", Match: configs.Match{Domains: []string{"secret.example.com"}}, Action: "deny"},
 			{Name: "printers", Match: configs.Match{Domains: []string{"printer-*.corp.example.com"}}, Action: "deny"},
 			{Name: "vault-names", Match: configs.Match{Domains: []string{"www.example.net"}}, Upstreams: []string{"internal"}},
-			{Name: "public", Match: configs.Match{Domains: []string{"*.example.com", "*.example.net"}}, Upstreams: []string{"dev"}},
+			{Name: "books", Match: configs.Match{Domains: []string{"bücher.example.org"}}, Action: "deny", Reason: "no books"},
+			{Name: "public", Match: configs.Match{Domains: []string{"*.example.com", "*.example.net", "*.example.org"}}, Upstreams: []string{"dev"}},
 		}
 		c.Policy.Default = configs.Rule{Name: "default", Action: "deny"}
 	})
@@ -45,6 +47,7 @@ func TestNewOrderWildcardCoveringDeniedOrRoutedName(t *testing.T) {
 		{"*.example.com", "rule secret-names denies secret.example.com, which *.example.com would cover"},
 		{"*.corp.example.com", "rule printers denies printer-*.corp.example.com, which *.corp.example.com would cover"},
 		{"*.example.net", "rule vault-names routes www.example.net to [internal], not [dev] as rule public does, which *.example.net would cover"},
+		{"*.example.org", "rule books denies xn--bcher-kva.example.org (no books), which *.example.org would cover"},
 	} {
 		p := requireProblem(t, c.post(pathNewOrder, map[string]any{"identifiers": dnsIDs(tc.name)}), http.StatusBadRequest, "rejectedIdentifier")
 		require.Len(t, p.Subproblems, 1, tc.name)
@@ -53,9 +56,13 @@ func TestNewOrderWildcardCoveringDeniedOrRoutedName(t *testing.T) {
 		require.Contains(t, p.Detail, tc.detail)
 	}
 	refused := e.audit.of(audit.OrderRefused)
-	require.Len(t, refused, 3)
-	require.Equal(t, []string{"secret-names", "printers", "vault-names"},
-		[]string{refused[0].Rule, refused[1].Rule, refused[2].Rule}, "the audit line names the conflicting rule")
+	require.Len(t, refused, 4)
+	require.Equal(t, []string{"secret-names", "printers", "vault-names", "books"},
+		[]string{refused[0].Rule, refused[1].Rule, refused[2].Rule, refused[3].Rule}, "the audit line names the conflicting rule")
+
+	// The Unicode rule matches the A-label identifier.
+	p := requireProblem(t, c.post(pathNewOrder, map[string]any{"identifiers": dnsIDs("xn--bcher-kva.example.org")}), http.StatusBadRequest, "rejectedIdentifier")
+	require.Contains(t, p.Subproblems[0].Detail, "rule books: no books")
 
 	// A wildcard whose names no other rule decides for is issued.
 	_, o := c.readyOrder(dnsIDs("*.other.example.com")...)
