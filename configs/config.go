@@ -478,7 +478,11 @@ func decode(c *Config, b []byte) error {
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
 		return errors.New("more than one YAML document")
 	}
-	return nil
+	var policy *yaml.Node
+	if n, ok := top["policy"]; ok {
+		policy = &n
+	}
+	return c.Policy.toALabels(policy)
 }
 
 // fill derives paths left empty from DataDir.

@@ -1,10 +1,14 @@
 package configs
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
 	"time"
+
+	"go.yaml.in/yaml/v3"
+	"golang.org/x/net/idna"
 )
 
 // Policy routes orders to upstreams: ordered rules, first match wins; the
@@ -48,7 +52,8 @@ type Rule struct {
 type Match struct {
 	// Domains are exact names, "*.suffix" (any name below suffix, at any
 	// depth) or a leading-label glob such as "printer-*.corp.example.com"
-	// (one label, at that depth).
+	// (one label, at that depth). Internationalized names may be written
+	// in Unicode: Load converts them to A-labels (see ALabels).
 	Domains []string `yaml:"domains"`
 	// IPs are CIDR ranges for ip identifiers.
 	IPs []string `yaml:"ips"`
@@ -104,6 +109,8 @@ func (p Policy) validate(upstreams map[string]bool) []error {
 		for j, d := range r.Match.Domains {
 			if err := checkPattern(d); err != nil {
 				bad(fmt.Sprintf("%s.match.domains[%d]", f, j), "%v", err)
+			} else if _, err := ALabels(d); err != nil {
+				bad(fmt.Sprintf("%s.match.domains[%d]", f, j), "%v", err)
 			}
 		}
 		for j, c := range r.Match.IPs {
@@ -156,4 +163,101 @@ func checkPattern(p string) error {
 		return fmt.Errorf("%q is not a domain pattern (name, *.suffix or a glob in the first label)", p)
 	}
 	return nil
+}
+
+// ALabels returns a domain pattern (or a name) lower-cased with every label
+// in IDNA A-label form, the form identifiers arrive in (proxy/identifier.go
+// accepts only LDH names whose "xn--" labels are real A-labels): so
+// "bücher.example.com" becomes "xn--bcher-kva.example.com" and
+// "*.bücher.example.com" becomes "*.xn--bcher-kva.example.com". Design.md
+// §5: "Patterns are compared as A-labels."
+//
+// A Unicode label is converted with the IDNA2008 registration profile,
+// the one identifiers are checked with (RFC 5891 §4); a label it refuses,
+// an "xn--" label that is not a real A-label (RFC 5890 §2.3.2.1: a "fake
+// A-label" such as "xn--a" that no identifier can carry), and a Unicode
+// glob label (Punycode keeps no prefix or suffix of a label, so "bü*"
+// would match no A-label) are errors. ASCII labels are otherwise left as
+// they are: checkPattern judges their syntax.
+func ALabels(p string) (string, error) {
+	labels := strings.Split(strings.ToLower(p), ".")
+	for i, l := range labels {
+		switch {
+		case strings.Contains(l, "*"):
+			if !isASCII(l) {
+				return "", fmt.Errorf("%q: a glob label must be ASCII (the A-label of a Unicode label keeps no prefix or suffix of it)", p)
+			}
+		case isASCII(l) && !strings.HasPrefix(l, "xn--"):
+		default:
+			a, err := idna.Registration.ToASCII(l)
+			if err != nil {
+				return "", fmt.Errorf("%q is not a valid internationalized name: label %q: %v", p, l, err)
+			}
+			labels[i] = a
+		}
+	}
+	return strings.Join(labels, "."), nil
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// toALabels converts the policy's domain patterns to A-labels (ALabels) as
+// the file is loaded. n is the file's policy node (nil if it has none); a
+// pattern that does not convert is an error naming its key and line.
+func (p *Policy) toALabels(n *yaml.Node) error {
+	var errs []error
+	rules := child(n, "rules")
+	for i := range p.Rules {
+		domains := child(child(item(rules, i), "match"), "domains")
+		for j, d := range p.Rules[i].Match.Domains {
+			a, err := ALabels(d)
+			if err != nil {
+				key := fmt.Sprintf("policy.rules[%d].match.domains[%d]", i, j)
+				if v := item(domains, j); v != nil {
+					key = fmt.Sprintf("line %d: %s", v.Line, key)
+				}
+				errs = append(errs, fmt.Errorf("%s: %w", key, err))
+				continue
+			}
+			p.Rules[i].Match.Domains[j] = a
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// child is the value of key in mapping node n, or nil.
+func child(n *yaml.Node, key string) *yaml.Node {
+	n = deref(n)
+	if n == nil || n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for k := 0; k+1 < len(n.Content); k += 2 {
+		if n.Content[k].Value == key {
+			return deref(n.Content[k+1])
+		}
+	}
+	return nil
+}
+
+// item is element i of sequence node n, or nil.
+func item(n *yaml.Node, i int) *yaml.Node {
+	n = deref(n)
+	if n == nil || n.Kind != yaml.SequenceNode || i >= len(n.Content) {
+		return nil
+	}
+	return deref(n.Content[i])
+}
+
+func deref(n *yaml.Node) *yaml.Node {
+	for n != nil && n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	return n
 }

@@ -54,11 +54,19 @@ type Decision struct {
 
 // Explanation is the reasoning for one name, for `policy explain`.
 type Explanation struct {
-	Name      string   `json:"name"`
-	Rule      string   `json:"rule"`
+	Name string `json:"name"`
+	// ALabel is the name in IDNA A-label form, the form it is matched in,
+	// when that differs from Name ("bücher.example.com").
+	ALabel string `json:"a_label,omitempty"`
+	Rule   string `json:"rule"`
+	// Action is allow, deny, or invalid for a name that is none.
 	Action    string   `json:"action"`
 	Reason    string   `json:"reason,omitempty"`
 	Upstreams []string `json:"upstreams,omitempty"`
+	// ConflictingRule refuses a wildcard that Rule would allow: it decides
+	// otherwise for ConflictingPattern, names the wildcard would cover.
+	ConflictingRule    string `json:"conflicting_rule,omitempty"`
+	ConflictingPattern string `json:"conflicting_pattern,omitempty"`
 	// Skipped says why each earlier rule did not match.
 	Skipped []string `json:"skipped,omitempty"`
 }
@@ -69,13 +77,29 @@ type Engine struct {
 	def   configs.Rule
 }
 
-// New returns an engine for a validated policy.
+// New returns an engine for a validated policy. Its domain patterns are
+// compared as A-labels (configs.ALabels; Load has converted them already,
+// a policy built in code is converted here).
 func New(p configs.Policy) *Engine {
 	def := p.Default
 	if def.Name == "" {
 		def.Name = "default"
 	}
-	return &Engine{rules: p.Rules, def: def}
+	rules := slices.Clone(p.Rules)
+	for i := range rules {
+		domains := make([]string, len(rules[i].Match.Domains))
+		for j, d := range rules[i].Match.Domains {
+			a, err := configs.ALabels(d)
+			if err != nil {
+				// Validation refuses such a pattern; here it matches nothing
+				// an identifier can be.
+				a = strings.ToLower(d)
+			}
+			domains[j] = a
+		}
+		rules[i].Match.Domains = domains
+	}
+	return &Engine{rules: rules, def: def}
 }
 
 // normalize lower-cases a name and drops a trailing dot.
@@ -85,13 +109,8 @@ func normalize(v string) string { return strings.ToLower(strings.TrimSuffix(v, "
 // the reason it does not.
 func why(r configs.Rule, id Identifier, req Request) string {
 	m := r.Match
-	switch {
-	case len(m.EABKeys) > 0 && !slices.Contains(m.EABKeys, req.EABKey):
-		return fmt.Sprintf("the account's EAB key %q is not one of %v", req.EABKey, m.EABKeys)
-	case len(m.Groups) > 0 && !slices.Contains(m.Groups, req.Group):
-		return fmt.Sprintf("the account's group %q is not one of %v", req.Group, m.Groups)
-	case len(m.Profiles) > 0 && !slices.Contains(m.Profiles, req.Profile):
-		return fmt.Sprintf("profile %q is not one of %v", req.Profile, m.Profiles)
+	if reason := conditions(m, req); reason != "" {
+		return reason
 	}
 	if len(m.Domains) == 0 && len(m.IPs) == 0 {
 		return ""
@@ -117,6 +136,20 @@ func why(r configs.Rule, id Identifier, req Request) string {
 	return fmt.Sprintf("%s matches none of %v", name, m.Domains)
 }
 
+// conditions returns "" when the match's account and order conditions
+// (eab_keys, groups, profiles) hold for req, or the first that does not.
+func conditions(m configs.Match, req Request) string {
+	switch {
+	case len(m.EABKeys) > 0 && !slices.Contains(m.EABKeys, req.EABKey):
+		return fmt.Sprintf("the account's EAB key %q is not one of %v", req.EABKey, m.EABKeys)
+	case len(m.Groups) > 0 && !slices.Contains(m.Groups, req.Group):
+		return fmt.Sprintf("the account's group %q is not one of %v", req.Group, m.Groups)
+	case len(m.Profiles) > 0 && !slices.Contains(m.Profiles, req.Profile):
+		return fmt.Sprintf("profile %q is not one of %v", req.Profile, m.Profiles)
+	}
+	return ""
+}
+
 func matchIP(cidrs []string, v string) bool {
 	a, err := netip.ParseAddr(v)
 	if err != nil {
@@ -130,18 +163,18 @@ func matchIP(cidrs []string, v string) bool {
 	return false
 }
 
-// match returns the first rule matching the identifier and the reasons the
-// earlier ones did not.
-func (e *Engine) match(id Identifier, req Request) (configs.Rule, []string) {
+// match returns the first rule matching the identifier, its index (-1 for
+// the default) and the reasons the earlier ones did not match.
+func (e *Engine) match(id Identifier, req Request) (int, configs.Rule, []string) {
 	var skipped []string
-	for _, r := range e.rules {
+	for i, r := range e.rules {
 		reason := why(r, id, req)
 		if reason == "" {
-			return r, skipped
+			return i, r, skipped
 		}
 		skipped = append(skipped, r.Name+": "+reason)
 	}
-	return e.def, skipped
+	return -1, e.def, skipped
 }
 
 // MatchDomain reports whether name matches pattern: an exact name,
@@ -163,24 +196,30 @@ func MatchDomain(pattern, name string) bool {
 }
 
 // Route decides for an order. Its identifiers must all match the same
-// rule; a deny rule, a split order, or an identifier the rule does not allow
-// (wildcard, IP) is a rejectedIdentifier problem with a subproblem per
-// identifier (RFC 8555 §6.7.1).
+// rule; a deny rule, a split order, an identifier the rule does not allow
+// (wildcard, IP), or a wildcard covering a name another rule decides
+// otherwise (wildcardConflict) is a rejectedIdentifier problem with a
+// subproblem per identifier (RFC 8555 §6.7.1).
 func (e *Engine) Route(req Request) (*Decision, error) {
 	if len(req.Identifiers) == 0 {
 		return nil, acmeerr.New(acmeerr.Malformed, "order has no identifiers")
 	}
 	rules := make([]configs.Rule, len(req.Identifiers))
 	var subs []*acmeerr.Error
+	var refusers []string // the rule behind each subproblem
 	split := false
 	for i, id := range req.Identifiers {
-		r, _ := e.match(id, req)
+		ri, r, _ := e.match(id, req)
 		rules[i] = r
 		if r.Name != rules[0].Name {
 			split = true
 		}
 		if err := allowed(r, id); err != nil {
 			subs = append(subs, err.For(id.Type, id.Value))
+			refusers = append(refusers, r.Name)
+		} else if c := e.wildcardConflict(id, req, ri, r); c != nil {
+			subs = append(subs, acmeerr.New(acmeerr.RejectedIdentifier, "%s", c.detail).For(id.Type, id.Value))
+			refusers = append(refusers, c.rule)
 		}
 	}
 	if len(subs) > 0 {
@@ -191,8 +230,8 @@ func (e *Engine) Route(req Request) (*Decision, error) {
 			detail += fmt.Sprintf(" and %d more identifiers", len(subs)-1)
 		}
 		refusal := &Refusal{Err: &acmeerr.Error{Kind: acmeerr.RejectedIdentifier, Detail: detail, Sub: subs}}
-		if !split {
-			refusal.Rule = rules[0].Name
+		if !split && !slices.ContainsFunc(refusers, func(n string) bool { return n != refusers[0] }) {
+			refusal.Rule = refusers[0]
 		}
 		return nil, refusal
 	}
@@ -265,20 +304,38 @@ func decision(r configs.Rule) *Decision {
 }
 
 // Explain says, for one name (or IP address) in req's context, which rule
-// matched and why earlier ones did not.
+// matched and why earlier ones did not, and for a wildcard the rule that
+// refuses it if another decides otherwise for a name it covers. A Unicode
+// name is matched in its A-label form, as its identifier would be.
 func (e *Engine) Explain(name string, req Request) Explanation {
 	id := Identifier{Type: "dns", Value: name}
+	x := Explanation{Name: name}
 	if _, err := netip.ParseAddr(name); err == nil {
 		id.Type = "ip"
+	} else {
+		a, err := configs.ALabels(normalize(name))
+		if err != nil {
+			x.Action, x.Reason = "invalid", err.Error()
+			return x
+		}
+		if a != normalize(name) {
+			x.ALabel = a
+		}
+		id.Value = a
 	}
-	r, skipped := e.match(id, req)
-	action := r.Action
-	if action == "" {
-		action = "allow"
+	ri, r, skipped := e.match(id, req)
+	x.Rule, x.Action, x.Reason, x.Upstreams, x.Skipped = r.Name, r.Action, r.Reason, r.Upstreams, skipped
+	if x.Action == "" {
+		x.Action = "allow"
 	}
-	reason := r.Reason
-	if err := allowed(r, id); err != nil && action == "allow" {
-		action, reason = "deny", err.Detail
+	if x.Action != "allow" {
+		return x
 	}
-	return Explanation{Name: name, Rule: r.Name, Action: action, Reason: reason, Upstreams: r.Upstreams, Skipped: skipped}
+	if err := allowed(r, id); err != nil {
+		x.Action, x.Reason, x.Upstreams = "deny", err.Detail, nil
+	} else if c := e.wildcardConflict(id, req, ri, r); c != nil {
+		x.Action, x.Reason, x.Upstreams = "deny", c.detail, nil
+		x.ConflictingRule, x.ConflictingPattern = c.rule, c.pattern
+	}
+	return x
 }

@@ -68,7 +68,15 @@ func cmdPolicyExplain(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	for _, e := range out {
-		fmt.Fprintf(stdout, "%s: rule %s, %s", e.Name, e.Rule, e.Action)
+		name := e.Name
+		if e.ALabel != "" {
+			name += " (" + e.ALabel + ")"
+		}
+		if e.Rule == "" {
+			fmt.Fprintf(stdout, "%s: %s (%s)\n", name, e.Action, e.Reason)
+			continue
+		}
+		fmt.Fprintf(stdout, "%s: rule %s, %s", name, e.Rule, e.Action)
 		if len(e.Upstreams) > 0 {
 			fmt.Fprintf(stdout, " via %s", strings.Join(e.Upstreams, " then "))
 		}
@@ -76,6 +84,9 @@ func cmdPolicyExplain(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stdout, " (%s)", e.Reason)
 		}
 		fmt.Fprintln(stdout)
+		if e.ConflictingRule != "" {
+			fmt.Fprintf(stdout, "  refused by rule %s (%s)\n", e.ConflictingRule, e.ConflictingPattern)
+		}
 		for _, s := range e.Skipped {
 			fmt.Fprintf(stdout, "  skipped %s\n", s)
 		}
