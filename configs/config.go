@@ -181,9 +181,15 @@ type Orders struct {
 
 // Validation configures challenge validation (RFC 8555 §8).
 type Validation struct {
-	HTTPPort              int      `yaml:"http_port"`
-	TLSALPNPort           int      `yaml:"tls_alpn_port"`
-	DNSResolvers          []string `yaml:"dns_resolvers"`
+	HTTPPort     int      `yaml:"http_port"`
+	TLSALPNPort  int      `yaml:"tls_alpn_port"`
+	DNSResolvers []string `yaml:"dns_resolvers"`
+	// AllowPrivateAddresses lets validations reach loopback, private,
+	// link-local (cloud metadata) and other non-public addresses, and so
+	// the services of the network acmebridge runs in (RFC 8555 §10.4,
+	// server-side request forgery). True in the quickstart (no --config),
+	// which serves a LAN; a config file denies them unless it sets this
+	// key to true itself.
 	AllowPrivateAddresses bool     `yaml:"allow_private_addresses"`
 	Timeout               Duration `yaml:"timeout"`
 }
@@ -374,9 +380,12 @@ func Default() *Config {
 }
 
 // Load reads and validates a config file; an empty path gives Default.
+// A file starts from Default too (a file only needs the keys that differ)
+// except for fileOverrides, the quickstart settings a file must state.
 func Load(path string) (*Config, error) {
 	c := Default()
 	if path != "" {
+		fileOverrides(c)
 		b, err := os.ReadFile(path)
 		if err != nil {
 			return nil, fmt.Errorf("config: %w", err)
@@ -393,6 +402,14 @@ func Load(path string) (*Config, error) {
 	}
 	c.fill()
 	return c, nil
+}
+
+// fileOverrides undoes the quickstart defaults that are unsafe for a
+// server reachable from other networks, before a config file is decoded
+// over them: validation.allow_private_addresses is false unless the file
+// sets it (design §5: "true only in the no-flag quickstart").
+func fileOverrides(c *Config) {
+	c.Validation.AllowPrivateAddresses = false
 }
 
 // decode decodes YAML strictly over the defaults in c: unknown keys are an

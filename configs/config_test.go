@@ -231,3 +231,39 @@ func TestCAAMaxAgeValidated(t *testing.T) {
 	cfg.Orders.CAAMaxAge = Duration(time.Hour)
 	require.NoError(t, cfg.Validate())
 }
+
+// TestPrivateAddressesOnlyWhenSaid: the quickstart (no file) lets
+// validations reach private addresses; a config file that does not set
+// validation.allow_private_addresses denies them (issue 14, hole 3: every
+// file inherited true, the shipped public, Redis and Docker examples too).
+func TestPrivateAddressesOnlyWhenSaid(t *testing.T) {
+	def, err := Load("")
+	require.NoError(t, err)
+	require.True(t, def.Validation.AllowPrivateAddresses, "the quickstart serves a LAN")
+
+	for _, body := range []string{
+		"",
+		"server:\n  listen: 0.0.0.0:8555\n",
+		"validation:\n  http_port: 8080\n",
+		"validation:\n  allow_private_addresses: false\n",
+	} {
+		c, err := Load(write(t, body))
+		require.NoError(t, err, body)
+		require.False(t, c.Validation.AllowPrivateAddresses, "a file that does not say so denies them: %q", body)
+		require.Equal(t, def.Validation.Timeout, c.Validation.Timeout, "the other quickstart defaults stay")
+	}
+	c, err := Load(write(t, "validation:\n  allow_private_addresses: true\n"))
+	require.NoError(t, err)
+	require.True(t, c.Validation.AllowPrivateAddresses)
+
+	for file, want := range map[string]bool{
+		"quickstart.yaml": true, "hybrid.yaml": true,
+		"public.yaml": false, "redis.yaml": false, "vault.yaml": false,
+		"../deploy/docker/config.yaml": false, "../deploy/systemd/config.yaml": false,
+	} {
+		c, err := Load(file)
+		require.NoError(t, err, file)
+		require.Equal(t, want, c.Validation.AllowPrivateAddresses, file)
+	}
+}
+
