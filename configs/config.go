@@ -373,9 +373,10 @@ func Default() *Config {
 			AllowPrivateAddresses: true,
 			Timeout:               Duration(10 * time.Second),
 		},
-		Upstreams: []Upstream{{Name: "dev", Type: "local"}},
-		Policy:    Policy{Default: Rule{Name: "default", Upstreams: []string{"dev"}}},
-		Log:       Log{Level: "info", Format: "text"},
+		Upstreams:  []Upstream{{Name: "dev", Type: "local"}},
+		Policy:     Policy{Default: Rule{Name: "default", Upstreams: []string{"dev"}}},
+		RateLimits: RateLimits{UnknownKeyRequestsPerIP: DefaultUnknownKeyRequestsPerIP},
+		Log:        Log{Level: "info", Format: "text"},
 	}
 }
 

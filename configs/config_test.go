@@ -267,3 +267,28 @@ func TestPrivateAddressesOnlyWhenSaid(t *testing.T) {
 	}
 }
 
+// TestUnknownKeyLimitOnByDefault: rate_limits.unknown_key_requests_per_ip
+// is on in the quickstart and in every file that does not turn it off,
+// also when the file sets other limits; a limit written in a file replaces
+// the default whole, strictly decoded.
+func TestUnknownKeyLimitOnByDefault(t *testing.T) {
+	def, err := Load("")
+	require.NoError(t, err)
+	require.True(t, def.RateLimits.UnknownKeyRequestsPerIP.On())
+	require.Equal(t, DefaultUnknownKeyRequestsPerIP, def.RateLimits.UnknownKeyRequestsPerIP)
+	for _, f := range []string{"public.yaml", "redis.yaml", write(t, "rate_limits:\n  new_accounts_per_ip: {count: 5, period: 1h}\n")} {
+		c, err := Load(f)
+		require.NoError(t, err, f)
+		require.Equal(t, DefaultUnknownKeyRequestsPerIP, c.RateLimits.UnknownKeyRequestsPerIP, f)
+	}
+	c, err := Load(write(t, "rate_limits:\n  unknown_key_requests_per_ip: {count: 0}\n"))
+	require.NoError(t, err)
+	require.False(t, c.RateLimits.UnknownKeyRequestsPerIP.On(), "count 0 turns it off")
+	c, err = Load(write(t, "rate_limits:\n  unknown_key_requests_per_ip: {count: 20, period: 10m}\n"))
+	require.NoError(t, err)
+	require.Equal(t, RateLimit{Count: 20, Period: Duration(10 * time.Minute)}, c.RateLimits.UnknownKeyRequestsPerIP)
+	_, err = Load(write(t, "rate_limits:\n  unknown_key_requests_per_ip: {count: 20}\n"))
+	require.ErrorContains(t, err, "rate_limits.unknown_key_requests_per_ip.period: must be a positive duration")
+	_, err = Load(write(t, "rate_limits:\n  unknown_key_requests_per_ip: {count: 20, period: 1h, brust: 3}\n"))
+	require.ErrorContains(t, err, "line 2: field brust not found")
+}

@@ -115,6 +115,10 @@ func newEnv(t *testing.T, mutate func(*configs.Config)) *env {
 // wrapIssuer, when set by a test, wraps every upstream of the next envs.
 var wrapIssuer func(upstream.Issuer) upstream.Issuer
 
+// maxUsedNonces, when set by a test, bounds the bolt store's record of used
+// nonces in the next envs.
+var maxUsedNonces int
+
 // newEnvWith is newEnv with the store wrapped by wrap (for fault injection).
 func newEnvWith(t *testing.T, mutate func(*configs.Config), wrap func(store.Store) store.Store) *env {
 	t.Helper()
@@ -125,7 +129,7 @@ func newEnvWith(t *testing.T, mutate func(*configs.Config), wrap func(store.Stor
 		mutate(cfg)
 	}
 	require.NoError(t, cfg.Validate())
-	st, err := bolt.Open(bolt.Options{Path: filepath.Join(cfg.DataDir, "db")})
+	st, err := bolt.Open(bolt.Options{Path: filepath.Join(cfg.DataDir, "db"), MaxUsedNonces: maxUsedNonces})
 	require.NoError(t, err)
 	issuers := map[string]upstream.Issuer{}
 	var ca *local.CA
