@@ -229,8 +229,12 @@ type Validation struct {
 	// DNSResolvers are host:port resolvers for dns-01, CAA and the
 	// addresses of names to validate; the system's when empty.
 	DNSResolvers []string `yaml:"dns_resolvers"`
-	// AllowPrivateAddresses lets validation reach loopback, private and
-	// link-local addresses.
+	// AllowPrivateAddresses lets validations reach loopback, private,
+	// link-local (cloud metadata) and other non-public addresses, and so
+	// the services of the network acmebridge runs in (RFC 8555 §10.4,
+	// server-side request forgery). True in the quickstart (no --config),
+	// which serves a LAN; a config file denies them unless it sets this
+	// key to true itself.
 	AllowPrivateAddresses bool `yaml:"allow_private_addresses"`
 	// Timeout is the budget of one validation.
 	Timeout Duration `yaml:"timeout"`
@@ -423,16 +427,20 @@ func Default() *Config {
 			AllowPrivateAddresses: true,
 			Timeout:               Duration(10 * time.Second),
 		},
-		Upstreams: []Upstream{{Name: "dev", Type: "local"}},
-		Policy:    Policy{Default: Rule{Name: "default", Upstreams: []string{"dev"}}},
-		Log:       Log{Level: "info", Format: "text"},
+		Upstreams:  []Upstream{{Name: "dev", Type: "local"}},
+		Policy:     Policy{Default: Rule{Name: "default", Upstreams: []string{"dev"}}},
+		RateLimits: RateLimits{UnknownKeyRequestsPerIP: DefaultUnknownKeyRequestsPerIP},
+		Log:        Log{Level: "info", Format: "text"},
 	}
 }
 
 // Load reads and validates a config file; an empty path gives Default.
+// A file starts from Default too (a file only needs the keys that differ)
+// except for fileOverrides, the quickstart settings a file must state.
 func Load(path string) (*Config, error) {
 	c := Default()
 	if path != "" {
+		fileOverrides(c)
 		b, err := os.ReadFile(path)
 		if err != nil {
 			return nil, fmt.Errorf("config: %w", err)
@@ -449,6 +457,14 @@ func Load(path string) (*Config, error) {
 	}
 	c.fill()
 	return c, nil
+}
+
+// fileOverrides undoes the quickstart defaults that are unsafe for a
+// server reachable from other networks, before a config file is decoded
+// over them: validation.allow_private_addresses is false unless the file
+// sets it (design §5: "true only in the no-flag quickstart").
+func fileOverrides(c *Config) {
+	c.Validation.AllowPrivateAddresses = false
 }
 
 // decode decodes YAML strictly over the defaults in c: unknown keys are an

@@ -231,3 +231,64 @@ func TestCAAMaxAgeValidated(t *testing.T) {
 	cfg.Orders.CAAMaxAge = Duration(time.Hour)
 	require.NoError(t, cfg.Validate())
 }
+
+// TestPrivateAddressesOnlyWhenSaid: the quickstart (no file) lets
+// validations reach private addresses; a config file that does not set
+// validation.allow_private_addresses denies them (issue 14, hole 3: every
+// file inherited true, the shipped public, Redis and Docker examples too).
+func TestPrivateAddressesOnlyWhenSaid(t *testing.T) {
+	def, err := Load("")
+	require.NoError(t, err)
+	require.True(t, def.Validation.AllowPrivateAddresses, "the quickstart serves a LAN")
+
+	for _, body := range []string{
+		"",
+		"server:\n  listen: 0.0.0.0:8555\n",
+		"validation:\n  http_port: 8080\n",
+		"validation:\n  allow_private_addresses: false\n",
+	} {
+		c, err := Load(write(t, body))
+		require.NoError(t, err, body)
+		require.False(t, c.Validation.AllowPrivateAddresses, "a file that does not say so denies them: %q", body)
+		require.Equal(t, def.Validation.Timeout, c.Validation.Timeout, "the other quickstart defaults stay")
+	}
+	c, err := Load(write(t, "validation:\n  allow_private_addresses: true\n"))
+	require.NoError(t, err)
+	require.True(t, c.Validation.AllowPrivateAddresses)
+
+	for file, want := range map[string]bool{
+		"quickstart.yaml": true, "hybrid.yaml": true,
+		"public.yaml": false, "redis.yaml": false, "vault.yaml": false,
+		"../deploy/docker/config.yaml": false, "../deploy/systemd/config.yaml": false,
+	} {
+		c, err := Load(file)
+		require.NoError(t, err, file)
+		require.Equal(t, want, c.Validation.AllowPrivateAddresses, file)
+	}
+}
+
+// TestUnknownKeyLimitOnByDefault: rate_limits.unknown_key_requests_per_ip
+// is on in the quickstart and in every file that does not turn it off,
+// also when the file sets other limits; a limit written in a file replaces
+// the default whole, strictly decoded.
+func TestUnknownKeyLimitOnByDefault(t *testing.T) {
+	def, err := Load("")
+	require.NoError(t, err)
+	require.True(t, def.RateLimits.UnknownKeyRequestsPerIP.On())
+	require.Equal(t, DefaultUnknownKeyRequestsPerIP, def.RateLimits.UnknownKeyRequestsPerIP)
+	for _, f := range []string{"public.yaml", "redis.yaml", write(t, "rate_limits:\n  new_accounts_per_ip: {count: 5, period: 1h}\n")} {
+		c, err := Load(f)
+		require.NoError(t, err, f)
+		require.Equal(t, DefaultUnknownKeyRequestsPerIP, c.RateLimits.UnknownKeyRequestsPerIP, f)
+	}
+	c, err := Load(write(t, "rate_limits:\n  unknown_key_requests_per_ip: {count: 0}\n"))
+	require.NoError(t, err)
+	require.False(t, c.RateLimits.UnknownKeyRequestsPerIP.On(), "count 0 turns it off")
+	c, err = Load(write(t, "rate_limits:\n  unknown_key_requests_per_ip: {count: 20, period: 10m}\n"))
+	require.NoError(t, err)
+	require.Equal(t, RateLimit{Count: 20, Period: Duration(10 * time.Minute)}, c.RateLimits.UnknownKeyRequestsPerIP)
+	_, err = Load(write(t, "rate_limits:\n  unknown_key_requests_per_ip: {count: 20}\n"))
+	require.ErrorContains(t, err, "rate_limits.unknown_key_requests_per_ip.period: must be a positive duration")
+	_, err = Load(write(t, "rate_limits:\n  unknown_key_requests_per_ip: {count: 20, period: 1h, brust: 3}\n"))
+	require.ErrorContains(t, err, "line 2: field brust not found")
+}

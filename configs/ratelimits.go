@@ -3,14 +3,17 @@ package configs
 import (
 	"fmt"
 	"net/netip"
+	"time"
 )
 
 // RateLimits are the server's abuse limits (GCRA buckets in the store, as
 // in Boulder's ratelimits): each a Count of events per Period with bursts of
 // up to Burst (default Count). A limit left out (count 0) is off; every
-// limit is off by default, since a private PKI's clients are known, and
-// configs/public.yaml shows values for a server reachable from the
-// internet. A refusal is a 429 rateLimited problem with Retry-After.
+// limit but unknown_key_requests_per_ip is off by default, since a private
+// PKI's clients are known, and configs/public.yaml shows values for a
+// server reachable from the internet. A limit a file writes replaces the
+// default whole, so {count: 0} turns one off. A refusal is a 429
+// rateLimited problem with Retry-After.
 type RateLimits struct {
 	// NewAccountsPerIP counts accounts created per client address (per /64
 	// for IPv6).
@@ -28,6 +31,14 @@ type RateLimits struct {
 	// PendingAuthorizationsPerAccount counts authorizations created per
 	// account, given back when one is validated or deactivated.
 	PendingAuthorizationsPerAccount RateLimit `yaml:"pending_authorizations_per_account"`
+	// UnknownKeyRequestsPerIP counts, per client address (per /64 for
+	// IPv6), the signed requests whose "jwk" has no account: newAccount
+	// (successful or not), its onlyReturnExisting lookups, revokeCert
+	// signed by a certificate's key. Any throwaway key can sign one, and
+	// each takes room in the record of used nonces, so it is on by default
+	// (DefaultUnknownKeyRequestsPerIP); it is spent before the nonce is
+	// used. Requests by an existing account's key are not counted.
+	UnknownKeyRequestsPerIP RateLimit `yaml:"unknown_key_requests_per_ip"`
 	// Exempt lists who no limit applies to.
 	Exempt RateExempt `yaml:"exempt"`
 }
@@ -48,8 +59,29 @@ type RateExempt struct {
 	// every limit.
 	Accounts  []string `yaml:"accounts"`
 	EABGroups []string `yaml:"eab_groups"`
-	// IPs are CIDRs exempt from new_accounts_per_ip.
+	// IPs are CIDRs exempt from new_accounts_per_ip and
+	// unknown_key_requests_per_ip.
 	IPs []string `yaml:"ips"`
+}
+
+// DefaultUnknownKeyRequestsPerIP is unknown_key_requests_per_ip unless a
+// file sets it: generous for a fleet behind one NAT address registering at
+// once, yet the record of used nonces needs a thousand addresses an hour to
+// fill.
+var DefaultUnknownKeyRequestsPerIP = RateLimit{Count: 1000, Period: Duration(time.Hour)}
+
+// UnmarshalYAML makes a limit written in a file replace the default whole:
+// keys it leaves out are zero, so {count: 0} turns off a limit that is on
+// by default. (The yaml package's older Unmarshaler form: its unmarshal
+// keeps the decoder's strictness about unknown keys.)
+func (l *RateLimit) UnmarshalYAML(unmarshal func(any) error) error {
+	type plain RateLimit
+	var p plain
+	if err := unmarshal(&p); err != nil {
+		return err
+	}
+	*l = RateLimit(p)
+	return nil
 }
 
 // On reports whether the limit is configured.
@@ -66,6 +98,7 @@ func validateRateLimits(r RateLimits, bad func(field, format string, args ...any
 		{"failed_validations_per_name", r.FailedValidationsPerName},
 		{"certificates_per_domain", r.CertificatesPerDomain},
 		{"pending_authorizations_per_account", r.PendingAuthorizationsPerAccount},
+		{"unknown_key_requests_per_ip", r.UnknownKeyRequestsPerIP},
 	} {
 		f, l := "rate_limits."+nl.name, nl.l
 		switch {

@@ -132,6 +132,10 @@ var wrapIssuer func(upstream.Issuer) upstream.Issuer
 // envClock, when set by a test, is the clock of the next envs' servers.
 var envClock func() time.Time
 
+// maxUsedNonces, when set by a test, bounds the bolt store's record of used
+// nonces in the next envs.
+var maxUsedNonces int
+
 // newEnvWith is newEnv with the store wrapped by wrap (for fault injection).
 func newEnvWith(t *testing.T, mutate func(*configs.Config), wrap func(store.Store) store.Store) *env {
 	t.Helper()
@@ -142,7 +146,7 @@ func newEnvWith(t *testing.T, mutate func(*configs.Config), wrap func(store.Stor
 		mutate(cfg)
 	}
 	require.NoError(t, cfg.Validate())
-	st, err := bolt.Open(bolt.Options{Path: filepath.Join(cfg.DataDir, "db")})
+	st, err := bolt.Open(bolt.Options{Path: filepath.Join(cfg.DataDir, "db"), MaxUsedNonces: maxUsedNonces})
 	require.NoError(t, err)
 	issuers := map[string]upstream.Issuer{}
 	var ca *local.CA

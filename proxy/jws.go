@@ -142,6 +142,13 @@ func (s *Server) verifyPOST(r *http.Request, mode keyMode) (*verified, error) {
 		return nil, acmeerr.New(acmeerr.Unauthorized, "JWS url %q does not match the request URL", u)
 	}
 	v.URL = u
+	// A key without an account is limited per client address before its
+	// nonce is recorded (rate_limits.unknown_key_requests_per_ip).
+	if v.Account == nil {
+		if err := s.limitUnknownKey(r, v.JWK); err != nil {
+			return nil, err
+		}
+	}
 	// §6.5.2: "If the value of the "nonce" header parameter is not valid
 	// ... the server MUST reject the request with badNonce".
 	if hdr.Nonce == "" {

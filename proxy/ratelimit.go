@@ -2,12 +2,15 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 	"net/netip"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
 	"golang.org/x/net/publicsuffix"
 
 	"github.com/acmebridge/acmebridge/acmeerr"
@@ -40,6 +43,7 @@ const (
 	rlFailed        = "failed:"
 	rlCerts         = "certs:"
 	rlPendingAuthz  = "authz:"
+	rlUnknownKey    = "unknownkey:"
 )
 
 // limitSpend is one spend with what the client is told when it is refused.
@@ -131,27 +135,72 @@ func (l *limiter) refund(ctx context.Context, spends []limitSpend) {
 	}
 }
 
-// newAccount spends one account creation for the client address (IPv6
-// per /64, as Boulder's NewRegistrationsPerIPv6Range) unless the address
-// or the EAB group is exempt.
-func (l *limiter) newAccount(ctx context.Context, ip, group string) ([]limitSpend, error) {
-	if group != "" && l.exemptGroups[group] {
-		return nil, nil
-	}
-	key := ip
+// ipKey is the bucket key of a client address (IPv6 per /64, as Boulder's
+// NewRegistrationsPerIPv6Range), and whether the address is exempt.
+func (l *limiter) ipKey(ip string) (key string, exempt bool) {
+	key = ip
 	if a, err := netip.ParseAddr(ip); err == nil {
 		a = a.Unmap()
 		for _, n := range l.exemptNets {
 			if n.Contains(a) {
-				return nil, nil
+				return "", true
 			}
 		}
 		if a.Is6() {
 			key = netip.PrefixFrom(a, 64).Masked().String()
 		}
 	}
+	return key, false
+}
+
+// newAccount spends one account creation for the client address unless
+// the address or the EAB group is exempt.
+func (l *limiter) newAccount(ctx context.Context, ip, group string) ([]limitSpend, error) {
+	if group != "" && l.exemptGroups[group] {
+		return nil, nil
+	}
+	key, exempt := l.ipKey(ip)
+	if exempt {
+		return nil, nil
+	}
 	spends := add(nil, l.cfg.NewAccountsPerIP, rlAccountsPerIP+key, 1, false, "too many new accounts from "+key)
 	return spends, l.spend(ctx, spends)
+}
+
+// unknownKey spends one request signed by a key without an account for the
+// client address, unless it is exempt.
+func (l *limiter) unknownKey(ctx context.Context, ip string) error {
+	key, exempt := l.ipKey(ip)
+	if exempt {
+		return nil
+	}
+	return l.spend(ctx, add(nil, l.cfg.UnknownKeyRequestsPerIP, rlUnknownKey+key, 1, false,
+		"too many requests signed by keys without an account from "+key))
+}
+
+// limitUnknownKey applies unknown_key_requests_per_ip to a request whose
+// JWS carries a "jwk" (newAccount, revokeCert by a certificate's key):
+// unless the key has an account, it spends from the client address's
+// bucket. verifyPOST calls it after the signature and before the nonce, so
+// a refused request records no nonce: any throwaway key can sign such a
+// request, and each would otherwise take room in the record of used nonces
+// (store.Store.UseNonce).
+func (s *Server) limitUnknownKey(r *http.Request, k *jose.JSONWebKey) error {
+	if !s.limits.cfg.UnknownKeyRequestsPerIP.On() {
+		return nil
+	}
+	tp, err := thumbprint(k)
+	if err != nil {
+		return err
+	}
+	_, err = s.store.GetAccountByKey(r.Context(), tp)
+	switch {
+	case err == nil:
+		return nil
+	case !errors.Is(err, store.ErrNotFound):
+		return storeDown(err)
+	}
+	return s.limits.unknownKey(r.Context(), s.clientIP(r))
 }
 
 // newOrder spends one order and newAuthzs pending authorizations for the

@@ -250,7 +250,20 @@ type Store interface {
 	NonceKey(ctx context.Context) ([]byte, error)
 	// UseNonce records that nonce was used, until the time it expires, and
 	// reports whether this is its first use. Across all replicas sharing
-	// the store, exactly one call returns true for a given nonce.
+	// the store, exactly one call returns true for a given nonce, ever:
+	// a record is forgotten only once its nonce expired, or under the floor
+	// below.
+	//
+	// A driver that bounds its record of used nonces (bolt keeps it in
+	// memory, Options.MaxUsedNonces) makes room when it is full by raising
+	// a floor: it forgets the uses that expire first and from then on
+	// refuses (returns false for) every nonce whose until is not after the
+	// latest expiry it forgot, used or not. A full record therefore refuses
+	// the oldest outstanding nonces, never the first use of a nonce that
+	// expires after everything recorded (the freshest one, which a client
+	// gets with every answer, badNonce included): filling it cannot lock
+	// clients out. A driver without a bound of its own (Redis: one key per
+	// use with a TTL; its memory is Redis's) never refuses a first use.
 	UseNonce(ctx context.Context, nonce string, until time.Time) (bool, error)
 
 	// CreateAccount stores a new account. ErrConflict if another account

@@ -91,7 +91,7 @@ type server struct {
 // fails (or always, with E2E_LOGS=1).
 func startServer(t *testing.T, extraYAML string) *server {
 	t.Helper()
-	return startServerWith(t, extraYAML, false)
+	return startServerWith(t, extraYAML, serverOpts{})
 }
 
 // startServerAdminTLS is startServer with the admin listener on HTTPS
@@ -99,10 +99,19 @@ func startServer(t *testing.T, extraYAML string) *server {
 // which is also the config's admin.tls.ca_file).
 func startServerAdminTLS(t *testing.T, extraYAML string) *server {
 	t.Helper()
-	return startServerWith(t, extraYAML, true)
+	return startServerWith(t, extraYAML, serverOpts{adminTLS: true})
 }
 
-func startServerWith(t *testing.T, extraYAML string, adminTLS bool) *server {
+// serverOpts vary the config startServerWith writes.
+type serverOpts struct {
+	// adminTLS serves the admin listener over HTTPS (startServerAdminTLS).
+	adminTLS bool
+	// privateDenied leaves validation.allow_private_addresses out of the
+	// file, so validations refuse loopback (the clients' listeners here).
+	privateDenied bool
+}
+
+func startServerWith(t *testing.T, extraYAML string, opts serverOpts) *server {
 	t.Helper()
 	dns := startDNSServer(t)
 	dir := t.TempDir()
@@ -123,7 +132,7 @@ func startServerWith(t *testing.T, extraYAML string, adminTLS bool) *server {
 	s.CAFile = filepath.Join(s.DataDir, "ca.pem")
 	s.adminClient = &http.Client{Timeout: 2 * time.Second}
 	adminTLSYAML := ""
-	if adminTLS {
+	if opts.adminTLS {
 		ca, cert, key := testutil.TLSFiles(t, dir, "admin", "acmebridge-e2e admin CA", "127.0.0.1")
 		s.AdminURL = strings.Replace(s.AdminURL, "http://", "https://", 1)
 		s.AdminCAFile = ca
@@ -133,6 +142,12 @@ func startServerWith(t *testing.T, extraYAML string, adminTLS bool) *server {
 		require.True(t, pool.AppendCertsFromPEM(pemBytes))
 		s.adminClient.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
 		adminTLSYAML = fmt.Sprintf("  tls: {cert_file: %q, key_file: %q, ca_file: %q}\n", cert, key, ca)
+	}
+	// The clients of these tests listen on loopback: a config file must
+	// allow private addresses for them to be validated.
+	privateYAML := "  allow_private_addresses: true\n"
+	if opts.privateDenied {
+		privateYAML = ""
 	}
 	cfg := fmt.Sprintf(`data_dir: %q
 server:
@@ -144,10 +159,9 @@ admin:
   http_port: %d
   tls_alpn_port: %d
   dns_resolvers: [%q]
-  allow_private_addresses: true
-log:
+%slog:
   level: debug
-`, s.DataDir, ports[0], s.BaseURL, ports[1], adminTLSYAML, s.HTTPPort, s.TLSALPNPort, dns.Addr)
+`, s.DataDir, ports[0], s.BaseURL, ports[1], adminTLSYAML, s.HTTPPort, s.TLSALPNPort, dns.Addr, privateYAML)
 	cfg += extraYAML
 	require.NoError(t, os.WriteFile(s.ConfigPath, []byte(cfg), 0o600))
 

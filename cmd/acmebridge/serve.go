@@ -112,12 +112,11 @@ func serve(ctx context.Context, cfg *configs.Config, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	v, err := va.New(va.Options{HTTPPort: cfg.Validation.HTTPPort, TLSALPNPort: cfg.Validation.TLSALPNPort,
-		Resolvers: cfg.Validation.DNSResolvers, AllowPrivate: cfg.Validation.AllowPrivateAddresses,
-		Timeout: cfg.Validation.Timeout.D(), Logger: log})
+	v, err := va.FromConfig(cfg.Validation, log)
 	if err != nil {
 		return err
 	}
+	warnPrivateValidation(cfg, log)
 	auditLog, err := audit.Open(cfg.Audit.File)
 	if err != nil {
 		return err
@@ -256,6 +255,26 @@ func adminTLSConfig(cfg *configs.Config, log *slog.Logger) (*tls.Config, error) 
 		return nil, err
 	}
 	return kp.tlsConfig(), nil
+}
+
+// warnPrivateValidation warns when validations may reach private addresses
+// while the ACME listener is not on loopback: anyone who can reach it can
+// then point an http-01 redirect or a name at the services of the network
+// acmebridge runs in (RFC 8555 §10.4). The quickstart listens on loopback.
+func warnPrivateValidation(cfg *configs.Config, log *slog.Logger) {
+	if !cfg.Validation.AllowPrivateAddresses {
+		return
+	}
+	host, _, err := net.SplitHostPort(cfg.Server.Listen)
+	if err != nil {
+		return
+	}
+	if ip, err := netip.ParseAddr(host); (err == nil && ip.IsLoopback()) || host == "localhost" {
+		return
+	}
+	log.Warn("validation.allow_private_addresses is true on an ACME listener that is not loopback: "+
+		"clients can make acmebridge connect to loopback, private and link-local (cloud metadata) addresses; "+
+		"set it false unless every client is trusted", "listen", cfg.Server.Listen)
 }
 
 // writeBundle writes data_dir/ca.pem with the roots of every local CA.

@@ -113,8 +113,9 @@ func (v *Validator) checkAddr(a netip.Addr) *acmeerr.Error {
 
 // resolveHost returns the addresses host may be dialled at: an IP literal
 // as-is, a name through the configured resolvers. Addresses the policy
-// forbids are dropped; if none is left the first is named in the error.
-// IPv6 addresses come first.
+// forbids are dropped; if none is left the error names the host, not its
+// addresses (the first refused one is in Err, for the logs). IPv6
+// addresses come first.
 func (v *Validator) resolveHost(ctx context.Context, host string) ([]netip.Addr, *acmeerr.Error) {
 	if a, err := netip.ParseAddr(host); err == nil {
 		if e := v.checkAddr(a); e != nil {
@@ -149,7 +150,9 @@ func (v *Validator) resolveHost(ctx context.Context, host string) ([]netip.Addr,
 	out := append(v6, v4...)
 	if len(out) == 0 {
 		if first != nil {
-			return nil, first
+			// Which addresses the operator's resolvers gave is not told:
+			// with split-horizon DNS they describe the internal network.
+			return nil, acmeerr.Wrap(acmeerr.Connection, first, "%s has no publicly routable address", name)
 		}
 		return nil, acmeerr.New(acmeerr.DNS, "no A or AAAA records found for %s", name)
 	}

@@ -66,11 +66,13 @@ func (v *Validator) validateHTTP01(ctx context.Context, t identTarget, token, ke
 		ForceAttemptHTTP2:      false,
 	}
 	defer transport.CloseIdleConnections()
+	redirects := 0
 	client := &http.Client{
 		Transport: transport,
 		// RFC 8555 §8.3: "The server SHOULD follow redirects when
 		// dereferencing the URL."
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			redirects = len(via)
 			return v.checkRedirect(req, via, dialer)
 		},
 	}
@@ -86,40 +88,55 @@ func (v *Validator) validateHTTP01(ctx context.Context, t identTarget, token, ke
 	req.Header.Set("User-Agent", "acmebridge-va")
 	req.Header.Set("Accept", "*/*")
 
+	// What the client is told. RFC 8555 §10.4: "the server SHOULD NOT return
+	// the content of the response to the client"; neither is its status
+	// code, nor anything learnt past a redirect (the hosts a redirect chain
+	// went through, how their connections failed): with a redirect, an
+	// attacker points the validator at the server operator's network, and
+	// the problem detail must not tell them what answered there. Every
+	// response that is not the key authorization, and every failure after a
+	// redirect, gets the same detail; the cause goes to Err, for the logs.
+	notKeyAuth := func(cause error) error {
+		return acmeerr.Wrap(acmeerr.IncorrectResponse, cause,
+			"http-01: the response to %s was not the key authorization", sanitize(shown))
+	}
+
 	// RFC 8555 §8.3: "3. Dereference the URL using an HTTP GET request."
 	resp, err := client.Do(req)
 	if err != nil {
-		// Refusals from checkRedirect and the dialer come back wrapped.
+		// Refusals from checkRedirect and the dialer come back wrapped;
+		// their details are our own decisions (redirectRefusal).
 		var ae *acmeerr.Error
-		if errors.As(err, &ae) {
+		if errors.As(err, &ae) && (redirects == 0 || ae.Kind == acmeerr.Connection && strings.HasPrefix(ae.Detail, redirectRefused)) {
 			return prefixed("http-01", shown, ae)
+		}
+		if redirects > 0 {
+			return notKeyAuth(fmt.Errorf("after %d redirects: %w", redirects, err))
 		}
 		return netError(ctx, "http-01", "fetching "+shown, err)
 	}
 	defer func() { _ = resp.Body.Close() }()
-	final := shown
-	if resp.Request != nil && resp.Request.URL.String() != u.String() {
-		final = resp.Request.URL.Redacted()
-	}
+	final := resp.Request.URL.Redacted()
 
 	// RFC 8555 §8.3: "If the request fails, or the body does not pass these
 	// checks, then it has failed." A request that answers other than 200
-	// has failed; only the status is reported (RFC 8555 §10.4 warns that
-	// echoing responses lets an attacker read internal services).
+	// has failed.
 	if resp.StatusCode != http.StatusOK {
-		return acmeerr.New(acmeerr.IncorrectResponse, "http-01: %s answered %d", sanitize(final), resp.StatusCode)
+		return notKeyAuth(fmt.Errorf("%s answered %d", final, resp.StatusCode))
 	}
 
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
 	if err != nil {
-		return netError(ctx, "http-01", "reading "+final, err)
+		if redirects > 0 {
+			return notKeyAuth(fmt.Errorf("reading %s: %w", final, err))
+		}
+		return netError(ctx, "http-01", "reading "+shown, err)
 	}
 	if len(body) > maxBody {
-		return acmeerr.New(acmeerr.IncorrectResponse, "http-01: %s answered with more than %d bytes", sanitize(final), maxBody)
+		return notKeyAuth(fmt.Errorf("%s answered with more than %d bytes", final, maxBody))
 	}
 	if !matchHTTPBody(body, keyAuth) {
-		return acmeerr.New(acmeerr.IncorrectResponse,
-			"http-01: %s answered 200 but the body is not the expected key authorization", sanitize(final))
+		return notKeyAuth(fmt.Errorf("%s answered 200 with another body", final))
 	}
 	return nil
 }
@@ -144,10 +161,12 @@ func matchHTTPBody(body []byte, keyAuth string) bool {
 func (v *Validator) checkRedirect(req *http.Request, via []*http.Request, dialer *pinnedDialer) error {
 	// via holds the original request and every redirect followed so far.
 	if len(via) > maxRedirects {
-		return acmeerr.New(acmeerr.Connection, "too many redirects (more than %d)", maxRedirects)
+		return redirectRefusal(nil, "more than %d redirects", maxRedirects)
 	}
+	// The redirect's target is not named in the detail: past the first
+	// hop, a Location may come from a server in the operator's network.
 	u := req.URL
-	target := sanitize(u.Scheme + "://" + u.Host)
+	target := sanitize(u.Redacted())
 	var port int
 	switch u.Scheme {
 	case "http":
@@ -155,26 +174,37 @@ func (v *Validator) checkRedirect(req *http.Request, via []*http.Request, dialer
 	case "https":
 		port = 443
 	default:
-		return acmeerr.New(acmeerr.Connection, "redirect to %s refused: only http and https are followed", target)
+		return redirectRefusal(fmt.Errorf("to %s", target), "only http and https are followed")
 	}
 	if p := u.Port(); p != "" {
 		n, err := strconv.Atoi(p)
 		if err != nil {
-			return acmeerr.New(acmeerr.Connection, "redirect to %s refused: bad port", target)
+			return redirectRefusal(fmt.Errorf("to %s", target), "bad port")
 		}
 		port = n
 	}
 	if port != 80 && port != 443 && port != v.httpPort && port != v.tlsALPNPort {
-		return acmeerr.New(acmeerr.Connection, "redirect to %s refused: only ports 80 and 443 are followed", target)
+		return redirectRefusal(fmt.Errorf("to %s", target), "only ports 80 and 443 are followed")
 	}
 	host := u.Hostname()
 	if host == "" {
-		return acmeerr.New(acmeerr.Connection, "redirect to %s refused: no host", target)
+		return redirectRefusal(fmt.Errorf("to %s", target), "no host")
 	}
 	if err := dialer.pin(req.Context(), host); err != nil {
-		return &acmeerr.Error{Kind: err.Kind, Detail: fmt.Sprintf("redirect to %s refused: %s", target, err.Detail), Err: err.Err}
+		// Whether the host did not resolve, or resolved (through the
+		// operator's resolvers) to a private address, is not told apart.
+		return redirectRefusal(fmt.Errorf("to %s: %w", target, err), "its host has no publicly routable address")
 	}
 	return nil
+}
+
+// redirectRefused starts the detail of every refused redirect.
+const redirectRefused = "a redirect was refused: "
+
+// redirectRefusal is the Connection error of a redirect checkRedirect
+// refuses: the reason in words of our own; the target and cause in Err.
+func redirectRefusal(cause error, format string, args ...any) *acmeerr.Error {
+	return acmeerr.Wrap(acmeerr.Connection, cause, redirectRefused+format, args...)
 }
 
 // tlsDialer returns the DialTLSContext for https redirects. Certificates are

@@ -82,8 +82,9 @@ func TestHTTP01WrongKeyAuthorization(t *testing.T) {
 	})
 	v := newTestValidator(t, nil, withHTTPPort(port))
 	err := v.Validate(ctxT(t), IdentIP, "127.0.0.1", TypeHTTP01, testToken, testKeyAuth)
-	ae := requireKind(t, err, acmeerr.IncorrectResponse, "http://127.0.0.1"+challengePath, "not the expected key authorization")
-	require.NotContains(t, ae.Detail, body)
+	ae := requireKind(t, err, acmeerr.IncorrectResponse)
+	require.Equal(t, "http-01: the response to http://127.0.0.1"+challengePath+" was not the key authorization", ae.Detail)
+	require.NotContains(t, ae.Detail, "200", "not even the status")
 	require.NotContains(t, ae.Error(), body)
 
 	// Leading whitespace is not ignored: RFC 8555 §8.3 ignores it "at the
@@ -105,7 +106,9 @@ func TestHTTP01NotFound(t *testing.T) {
 	v := newTestValidator(t, z, withHTTPPort(port))
 	err := v.Validate(ctxT(t), IdentDNS, "ok.test", TypeHTTP01, testToken, testKeyAuth)
 	ae := requireKind(t, err, acmeerr.IncorrectResponse)
-	require.Equal(t, "http-01: http://ok.test"+challengePath+" answered 404", ae.Detail)
+	require.Equal(t, "http-01: the response to http://ok.test"+challengePath+" was not the key authorization", ae.Detail)
+	require.Contains(t, ae.Error(), "answered 404", "the status is kept for the logs")
+	require.NotContains(t, ae.Error(), "SECRET")
 }
 
 // redirectChain answers challengePath with n redirects (/r/1 ... /r/n) and
@@ -137,7 +140,7 @@ func TestHTTP01Redirects(t *testing.T) {
 		_, port := httpServer(t, redirectChain(11))
 		v := newTestValidator(t, nil, withHTTPPort(port))
 		err := v.Validate(ctxT(t), IdentIP, "127.0.0.1", TypeHTTP01, testToken, testKeyAuth)
-		requireKind(t, err, acmeerr.Connection, "too many redirects")
+		requireKind(t, err, acmeerr.Connection, "a redirect was refused: more than 10 redirects")
 	})
 	t.Run("to another name, resolved and pinned", func(t *testing.T) {
 		z := newTestDNS(t)
@@ -193,8 +196,10 @@ func TestHTTP01RedirectRefused(t *testing.T) {
 			})
 			v := newTestValidator(t, nil, withHTTPPort(port))
 			err := v.Validate(ctxT(t), IdentIP, "127.0.0.1", TypeHTTP01, testToken, testKeyAuth)
-			ae := requireKind(t, err, acmeerr.Connection, "redirect to", "refused")
+			ae := requireKind(t, err, acmeerr.Connection, "a redirect was refused: ")
 			require.NotContains(t, ae.Detail, "SECRET")
+			require.NotContains(t, ae.Detail, strconv.Itoa(otherPort), "the target is not named")
+			require.NotContains(t, ae.Detail, "passwd", "the target is not named")
 		})
 	}
 }
@@ -213,8 +218,9 @@ func TestHTTP01OversizeBody(t *testing.T) {
 	})
 	v := newTestValidator(t, nil, withHTTPPort(port))
 	err := v.Validate(ctxT(t), IdentIP, "127.0.0.1", TypeHTTP01, testToken, testKeyAuth)
-	ae := requireKind(t, err, acmeerr.IncorrectResponse, "more than 8192 bytes")
+	ae := requireKind(t, err, acmeerr.IncorrectResponse, "was not the key authorization")
 	require.NotContains(t, ae.Detail, "SECRET")
+	require.Contains(t, ae.Error(), "more than 8192 bytes", "the cause is kept for the logs")
 	// The server stops once the connection is closed: far less than it
 	// would have sent had the body been read to the end.
 	require.Less(t, written.Load(), int64(1<<30))
@@ -286,10 +292,15 @@ func TestHTTP01PrivateAddressRefused(t *testing.T) {
 
 	err := v.Validate(ctxT(t), IdentIP, "127.0.0.1", TypeHTTP01, testToken, testKeyAuth)
 	requireKind(t, err, acmeerr.Connection, "address 127.0.0.1 is not publicly routable")
+	// For a name, the addresses the resolvers gave are not told (with
+	// split-horizon DNS they describe the internal network).
 	err = v.Validate(ctxT(t), IdentDNS, "ok.test", TypeHTTP01, testToken, testKeyAuth)
-	requireKind(t, err, acmeerr.Connection, "address 127.0.0.1 is not publicly routable")
+	ae := requireKind(t, err, acmeerr.Connection, "http-01: http://ok.test"+challengePath+": ok.test has no publicly routable address")
+	require.NotContains(t, ae.Detail, "127.0.0.1")
 	err = v.Validate(ctxT(t), IdentDNS, "mixed.test", TypeHTTP01, testToken, testKeyAuth)
-	requireKind(t, err, acmeerr.Connection, "is not publicly routable")
+	ae = requireKind(t, err, acmeerr.Connection, "mixed.test has no publicly routable address")
+	require.NotContains(t, ae.Detail, "10.0.0.1")
+	require.NotContains(t, ae.Detail, "fe80")
 	err = v.Validate(ctxT(t), IdentIP, "::ffff:127.0.0.1", TypeHTTP01, testToken, testKeyAuth)
 	requireKind(t, err, acmeerr.Connection, "address 127.0.0.1 is not publicly routable")
 	require.Zero(t, hits.Load())
@@ -349,10 +360,11 @@ func TestHTTP01RedirectToPrivateRefusedBeforeDial(t *testing.T) {
 		t.Log(ae.Detail)
 		require.NotContains(t, ae.Detail, body, loc)
 		require.NotContains(t, ae.Error(), body, loc)
+		require.Equal(t, acmeerr.Connection, ae.Kind, ae.Detail)
+		require.Equal(t, "http-01: http://127.0.0.1"+challengePath+": a redirect was refused: its host has no publicly routable address", ae.Detail, loc)
 		if addr != "" {
-			require.Equal(t, acmeerr.Connection, ae.Kind, ae.Detail)
-			require.Contains(t, ae.Detail, "address "+addr, loc)
-			require.Contains(t, ae.Detail, "is not publicly routable", loc)
+			require.NotContains(t, ae.Detail, addr, "neither the target nor what it resolved to is named")
+			require.Contains(t, ae.Error(), addr, "the logs have it")
 		}
 	}
 	require.Zero(t, trapped.Load(), "a forbidden address was dialled")
@@ -454,4 +466,63 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestHTTP01DetailIsNoOracle (issue 14, hole 3): whatever answered, the
+// client is told the same detail, so a challenge cannot be used to probe
+// what sits behind a redirect (the status of an internal service, whether
+// a port is open, its body). The causes stay in the error, for the logs.
+func TestHTTP01DetailIsNoOracle(t *testing.T) {
+	var behave atomic.Value
+	_, port := httpServer(t, func(w http.ResponseWriter, r *http.Request) {
+		behave.Load().(http.HandlerFunc)(w, r)
+	})
+	// An "internal service" on 127.0.0.2 at the same port (redirects may
+	// only use the validation ports).
+	internal, err := net.Listen("tcp", net.JoinHostPort("127.0.0.2", strconv.Itoa(port)))
+	if err != nil {
+		t.Skip("cannot listen on 127.0.0.2:", err)
+	}
+	isrv := &httptest.Server{Listener: internal, Config: &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/ok":
+			_, _ = fmt.Fprint(w, "SECRET-INTERNAL-OK")
+			return
+		case "/sso":
+			http.Redirect(w, r, "http://127.0.0.3:"+strconv.Itoa(port)+"/SECRET-LOGIN", http.StatusFound)
+			return
+		}
+		http.Error(w, "SECRET-INTERNAL-FORBIDDEN", http.StatusForbidden)
+	})}}
+	isrv.Start()
+	t.Cleanup(isrv.Close)
+	internalURL := "http://127.0.0.2:" + strconv.Itoa(port)
+	closed := "http://127.0.0.3:" + strconv.Itoa(port) + "/"
+
+	redirect := func(loc string) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, loc, http.StatusFound) }
+	}
+	v := newTestValidator(t, nil, withHTTPPort(port), func(o *Options) { o.Timeout = 2 * time.Second })
+	want := "http-01: the response to http://127.0.0.1" + challengePath + " was not the key authorization"
+	status := func(code int) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) { http.Error(w, "SECRET-PAGE", code) }
+	}
+	for name, h := range map[string]http.HandlerFunc{
+		"404":                    status(http.StatusNotFound),
+		"500":                    status(http.StatusInternalServerError),
+		"401":                    status(http.StatusUnauthorized),
+		"200 other body":         status(http.StatusOK),
+		"to internal 403":        redirect(internalURL + "/admin"),
+		"to internal 200":        redirect(internalURL + "/ok"),
+		"to a closed port":       redirect(closed),
+		"to internal, redirects": redirect(internalURL + "/sso"),
+	} {
+		behave.Store(h)
+		err := v.Validate(ctxT(t), IdentIP, "127.0.0.1", TypeHTTP01, testToken, testKeyAuth)
+		ae := requireKind(t, err, acmeerr.IncorrectResponse)
+		require.Equal(t, want, ae.Detail, name)
+		for _, leak := range []string{"SECRET", "403", "404", "500", "401", "200", "127.0.0.2", "127.0.0.3", "refused"} {
+			require.NotContains(t, ae.Detail, leak, name)
+		}
+	}
 }

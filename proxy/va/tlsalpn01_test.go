@@ -275,6 +275,7 @@ func TestTLSALPN01PrivateAddressRefused(t *testing.T) {
 	err := v.Validate(ctxT(t), IdentIP, "127.0.0.1", TypeTLSALPN01, testToken, testKeyAuth)
 	requireKind(t, err, acmeerr.Connection, "address 127.0.0.1 is not publicly routable")
 	err = v.Validate(ctxT(t), IdentDNS, "ok.test", TypeTLSALPN01, testToken, testKeyAuth)
-	requireKind(t, err, acmeerr.Connection, "address 127.0.0.1 is not publicly routable")
+	ae := requireKind(t, err, acmeerr.Connection, "tls-alpn-01: ok.test: ok.test has no publicly routable address")
+	require.NotContains(t, ae.Detail, "127.0.0.1", "the resolved address is not told")
 	require.Empty(t, srv.lastSNI(), "no handshake reached the server")
 }

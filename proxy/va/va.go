@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/acmebridge/acmebridge/acmeerr"
+	"github.com/acmebridge/acmebridge/configs"
 )
 
 // Challenge types understood by Validate.
@@ -126,6 +127,14 @@ func New(opts Options) (*Validator, error) {
 	}
 	v.resolver = r
 	return v, nil
+}
+
+// FromConfig returns the Validator the validation section of a loaded
+// configuration describes (configs.Load decides whether private addresses
+// are allowed: only the quickstart, or a file that says so).
+func FromConfig(c configs.Validation, log *slog.Logger) (*Validator, error) {
+	return New(Options{HTTPPort: c.HTTPPort, TLSALPNPort: c.TLSALPNPort, Resolvers: c.DNSResolvers,
+		AllowPrivate: c.AllowPrivateAddresses, Timeout: c.Timeout.D(), Logger: log})
 }
 
 // Validate checks one challenge. typ is "http-01", "dns-01" or

@@ -96,6 +96,10 @@ type Options struct {
 	Path string
 	// Logger receives the driver's diagnostics. Nil discards them.
 	Logger *slog.Logger
+	// MaxUsedNonces bounds the in-memory record of used nonces (default
+	// DefaultMaxUsedNonces); when it is full the nonces that expire first
+	// are refused (see Store.UseNonce).
+	MaxUsedNonces int
 }
 
 // Store is the bbolt driver of store.Store. It is safe for concurrent use
@@ -186,7 +190,7 @@ func Open(opts Options) (*Store, error) {
 		_ = db.Close()
 		return nil, errorf("nonce key: %w", err)
 	}
-	return &Store{db: db, log: log, nonces: newNonceCache(log), nonceKey: nonceKey}, nil
+	return &Store{db: db, log: log, nonces: newNonceCache(log, opts.MaxUsedNonces), nonceKey: nonceKey}, nil
 }
 
 // Ping reports whether the database is open.

@@ -21,13 +21,23 @@ import (
 
 func openTemp(t testing.TB) *Store {
 	t.Helper()
-	s, err := Open(Options{Path: filepath.Join(t.TempDir(), "data", "acmebridge.db")})
+	return openTempWith(t, Options{})
+}
+
+// openTempWith opens a store in a new temporary directory with opts (its
+// Path is set here).
+func openTempWith(t testing.TB, opts Options) *Store {
+	t.Helper()
+	opts.Path = filepath.Join(t.TempDir(), "data", "acmebridge.db")
+	s, err := Open(opts)
 	require.NoError(t, err)
 	return s
 }
 
 func TestStore(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) store.Store { return openTemp(t) })
+	storetest.Run(t, func(t *testing.T) store.Store {
+		return openTempWith(t, Options{MaxUsedNonces: storetest.NonceCapacity})
+	})
 }
 
 func TestOpenCreatesPrivateFiles(t *testing.T) {
@@ -223,27 +233,78 @@ func TestReopen(t *testing.T) {
 }
 
 // TestNonceCacheBounded: expired uses are swept as new ones arrive, and
-// the map never passes its cap: full of live uses, a new use is refused
-// rather than an old one forgotten (which would allow its replay).
+// the map never passes its cap: full of live uses, it forgets the quarter
+// that expires first and refuses every nonce expiring no later (a
+// forgotten use must not become replayable), while a nonce expiring later
+// is accepted.
 func TestNonceCacheBounded(t *testing.T) {
-	c := newNonceCache(discardLogger())
+	c := newNonceCache(discardLogger(), 0)
+	require.Equal(t, DefaultMaxUsedNonces, c.max)
 	now := time.Now()
 	for i := range 10 * minSweep {
 		require.True(t, c.use(fmt.Sprint("expired", i), now.Add(-time.Second), now))
 		require.LessOrEqual(t, len(c.m), minSweep)
 	}
 
-	c = newNonceCache(discardLogger())
-	c.max = 100
+	c = newNonceCache(discardLogger(), 100)
 	future := now.Add(time.Hour)
+	exp := func(i int) time.Time { return future.Add(time.Duration(i) * time.Second) }
 	for i := range 100 {
-		require.True(t, c.use(fmt.Sprint("live", i), future, now))
+		require.True(t, c.use(fmt.Sprint("live", i), exp(i), now))
 	}
-	require.False(t, c.use("one-more", future, now), "full: refused")
-	for i := range 100 {
-		require.False(t, c.use(fmt.Sprint("live", i), future, now), "live%d forgotten", i)
+	require.True(t, c.use("one-more", exp(100), now), "full: the fresh nonce is accepted")
+	require.LessOrEqual(t, len(c.m), 100)
+	require.True(t, exp(24).Equal(c.floor), "the oldest quarter is forgotten: floor %s", c.floor)
+	for i := range 101 {
+		name := fmt.Sprint("live", i)
+		if i == 100 {
+			name = "one-more"
+		}
+		require.False(t, c.use(name, exp(i), now), "%s accepted twice", name)
 	}
-	require.True(t, c.use("one-more", future, future.Add(time.Second)), "once they expire there is room")
+	require.False(t, c.use("never-used-old", exp(24), now), "at the floor: refused")
+	require.True(t, c.use("never-used-newer", exp(25), now), "above the floor: accepted")
+
+	// All of one expiry (a burst within a second): all are forgotten, and
+	// that second's nonces refused; the next second's are accepted.
+	c = newNonceCache(discardLogger(), 10)
+	for i := range 10 {
+		require.True(t, c.use(fmt.Sprint("burst", i), future, now))
+	}
+	require.False(t, c.use("same-second", future, now))
+	require.Empty(t, c.m)
+	require.True(t, c.use("next-second", future.Add(time.Second), now))
+	require.False(t, c.use("burst0", future, now), "a forgotten use stays refused")
+}
+
+// TestUsedNonceRecordFull (issue 14, hole 4): a bolt store whose record of
+// used nonces is full still accepts the first use of a fresh nonce, and
+// refuses an old nonce (never used, minted before everything recorded)
+// instead; before, it refused every new use until the record's nonces
+// expired (an hour), locking out every client.
+func TestUsedNonceRecordFull(t *testing.T) {
+	const capacity = 16
+	s := openTempWith(t, Options{MaxUsedNonces: capacity})
+	defer s.Close()
+	ctx := t.Context()
+	start := time.Now().Add(time.Hour)
+	at := func(i int) time.Time { return start.Add(time.Duration(i) * time.Second) }
+	// The old nonce was minted first and is used last.
+	for i := 1; i <= 4*capacity; i++ {
+		ok, err := s.UseNonce(ctx, fmt.Sprint("flood", i), at(i))
+		require.NoError(t, err)
+		require.True(t, ok, "use %d: the fresh nonce is accepted", i)
+	}
+	ok, err := s.UseNonce(ctx, "fresh", at(4*capacity+1))
+	require.NoError(t, err)
+	require.True(t, ok, "a fresh nonce is accepted with the record full")
+	ok, err = s.UseNonce(ctx, "old", at(0))
+	require.NoError(t, err)
+	require.False(t, ok, "the oldest nonces are refused to make room")
+	ok, err = s.UseNonce(ctx, "flood1", at(1))
+	require.NoError(t, err)
+	require.False(t, ok, "a forgotten use is not accepted again")
+	require.LessOrEqual(t, len(s.nonces.m), capacity)
 }
 
 // TestBatchedWritesStayAtomic drives many concurrent conflicting writes so

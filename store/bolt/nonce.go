@@ -3,6 +3,7 @@ package bolt
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 )
@@ -10,11 +11,10 @@ import (
 const (
 	// minSweep is the size below which the used-nonce map is never swept.
 	minSweep = 1024
-	// maxNonces caps the used-nonce map. A use that finds it full of
-	// nonces that have not expired is refused (the client gets badNonce
-	// and retries): forgetting a used nonce would let it be replayed.
-	// Only requests whose signature verified record a use.
-	maxNonces = 1 << 20
+	// DefaultMaxUsedNonces caps the used-nonce map (Options.MaxUsedNonces):
+	// about 100 MB of memory at most. Only requests whose signature
+	// verified record a use.
+	DefaultMaxUsedNonces = 1 << 20
 )
 
 // nonceCache records the nonces used in this process, until they expire
@@ -24,17 +24,35 @@ const (
 // doubled since the last sweep, so the cost of sweeping is amortised over
 // the uses and the map stays within about twice the number of live
 // entries.
+//
+// When the map is full of nonces that have not expired, it forgets the
+// quarter that expire first and raises its floor to their latest expiry:
+// from then on every nonce expiring at or before the floor is refused, used
+// or not, so a forgotten nonce can never be replayed (store.Store.UseNonce).
+// A full record thus shortens the life of the oldest outstanding nonces
+// (their clients get badNonce and retry with the fresh nonce of that
+// answer) instead of refusing every new use, which would lock every client
+// out for as long as whoever filled it keeps it full. Nonces carry their
+// expiry to the second, so the floor moves by whole seconds: only a record
+// filled for the most part within the last second refuses that second's
+// nonces (a million verified requests in a second, at the default size).
 type nonceCache struct {
 	log *slog.Logger
-	max int // maxNonces; a field so tests can lower it
+	max int
 
 	mu        sync.Mutex
 	m         map[string]time.Time // nonce → its expiry
 	nextSweep int                  // sweep when len(m) reaches this
+	// floor is the latest expiry forgotten to make room: a nonce expiring
+	// at or before it is refused.
+	floor time.Time
 }
 
-func newNonceCache(log *slog.Logger) *nonceCache {
-	return &nonceCache{log: log, max: maxNonces, m: make(map[string]time.Time), nextSweep: minSweep}
+func newNonceCache(log *slog.Logger, max int) *nonceCache {
+	if max <= 0 {
+		max = DefaultMaxUsedNonces
+	}
+	return &nonceCache{log: log, max: max, m: make(map[string]time.Time), nextSweep: min(minSweep, max)}
 }
 
 // use records nonce as used until until and reports whether it was its
@@ -42,6 +60,9 @@ func newNonceCache(log *slog.Logger) *nonceCache {
 func (c *nonceCache) use(nonce string, until, now time.Time) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if !until.After(c.floor) {
+		return false
+	}
 	if exp, ok := c.m[nonce]; ok && now.Before(exp) {
 		return false
 	}
@@ -49,8 +70,10 @@ func (c *nonceCache) use(nonce string, until, now time.Time) bool {
 		c.sweepLocked(now)
 	}
 	if len(c.m) >= c.max {
-		c.log.Warn("used-nonce record full: nonce refused", "kept", len(c.m))
-		return false
+		c.forgetOldestLocked()
+		if !until.After(c.floor) {
+			return false
+		}
 	}
 	c.m[nonce] = until
 	return true
@@ -68,6 +91,30 @@ func (c *nonceCache) sweepLocked(now time.Time) {
 	c.log.Debug("used nonces swept", "expired", before-len(c.m), "kept", len(c.m))
 }
 
+// forgetOldestLocked makes room in a full map: it raises the floor to the
+// expiry below which lies a quarter of the entries and drops every entry
+// at or below it (more than a quarter when many share that expiry). c.mu
+// must be held.
+func (c *nonceCache) forgetOldestLocked() {
+	exps := make([]int64, 0, len(c.m))
+	for _, exp := range c.m {
+		exps = append(exps, exp.UnixNano())
+	}
+	slices.Sort(exps)
+	floor := time.Unix(0, exps[max(len(exps)/4, 1)-1])
+	if floor.After(c.floor) {
+		c.floor = floor
+	}
+	before := len(c.m)
+	for n, exp := range c.m {
+		if !exp.After(c.floor) {
+			delete(c.m, n)
+		}
+	}
+	c.log.Warn("used-nonce record full: the oldest nonces are now refused", "refused_expiring_until", c.floor,
+		"forgotten", before-len(c.m), "kept", len(c.m))
+}
+
 // NonceKey returns this process's nonce key, made at Open: the record of
 // used nonces is in memory, so a restart must invalidate every nonce.
 func (s *Store) NonceKey(ctx context.Context) ([]byte, error) {
@@ -79,6 +126,8 @@ func (s *Store) NonceKey(ctx context.Context) ([]byte, error) {
 
 // UseNonce records the nonce as used until it expires and reports whether
 // this is its first use. Exactly one call returns true for a given nonce.
+// The record is bounded (Options.MaxUsedNonces); when full, the nonces
+// that expire first are refused (see nonceCache).
 func (s *Store) UseNonce(ctx context.Context, nonce string, until time.Time) (bool, error) {
 	if err := ctx.Err(); err != nil {
 		return false, finish(err)

@@ -13,7 +13,13 @@ var nonceCases = []testCase{
 	{"Key", testNonceKey},
 	{"UsedOnce", testNonceUsedOnce},
 	{"Race", testNonceRace},
+	{"RecordFull", testNonceRecordFull},
 }
+
+// NonceCapacity is the bound a driver that bounds its record of used
+// nonces must be opened with for the suite (bolt: Options.MaxUsedNonces),
+// so that the suite fills it. A driver without a bound ignores it.
+const NonceCapacity = 64
 
 // testNonceKey: the nonce key is at least 128 bits and the same at every
 // call.
@@ -64,4 +70,31 @@ func testNonceRace(t *testing.T, s store.Store) {
 		}
 		require.Equal(t, 1, winners, "nonce used by %d racers", winners)
 	}
+}
+
+// testNonceRecordFull: three times NonceCapacity uses, each nonce expiring
+// a second after the one before (as nonces minted one after another do):
+// every first use is accepted even once a bounded record is full (it
+// refuses the oldest nonces, not the fresh one: store.Store.UseNonce), no
+// nonce is accepted twice, and a nonce expiring after all of them is
+// accepted.
+func testNonceRecordFull(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	start := wallNow().Add(10 * time.Minute)
+	n := 3 * NonceCapacity
+	nonces := make([]string, n)
+	for i := range n {
+		nonces[i] = newID("nonce")
+		ok, err := s.UseNonce(ctx, nonces[i], start.Add(time.Duration(i)*time.Second))
+		require.NoError(t, err)
+		require.True(t, ok, "the first use of the freshest nonce (%d of %d) is accepted", i+1, n)
+	}
+	for i, nonce := range nonces {
+		ok, err := s.UseNonce(ctx, nonce, start.Add(time.Duration(i)*time.Second))
+		require.NoError(t, err)
+		require.False(t, ok, "nonce %d of %d used twice", i+1, n)
+	}
+	ok, err := s.UseNonce(ctx, newID("nonce"), start.Add(time.Duration(n)*time.Second))
+	require.NoError(t, err)
+	require.True(t, ok, "a fresh nonce is accepted")
 }
