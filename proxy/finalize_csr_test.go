@@ -14,6 +14,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -138,4 +139,33 @@ func detailHas(want string) func(*testing.T, *httptest.ResponseRecorder) {
 		require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &p))
 		require.Contains(t, p.Detail, want)
 	}
+}
+
+// TestWorkerDecidesStoredCSR: an order whose CSR was stored before finalize
+// checked its content (an upgrade with orders in flight) is not issued: the
+// worker decides the content again and fails the order with badCSR.
+func TestWorkerDecidesStoredCSR(t *testing.T) {
+	e := newEnv(t, nil)
+	c := e.newClient()
+	c.register()
+	names := []string{"stored.example.com"}
+	orderURL, _ := c.readyOrder(dnsIDs(names...)...)
+	certKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	ctx := t.Context()
+	o, err := e.st.GetOrder(ctx, strings.TrimPrefix(orderURL, testBase+pathOrder))
+	require.NoError(t, err)
+	o.Status, o.CSR = store.StatusProcessing, ratest.IssueCSR(t, certKey, names)
+	require.NoError(t, e.st.EnqueueJob(ctx, &store.Job{OrderID: o.ID, NotBefore: time.Now()}, o))
+	e.srv.kickWorker()
+	require.Eventually(t, func() bool {
+		cur, err := e.st.GetOrder(ctx, o.ID)
+		return err == nil && cur.Status == store.StatusInvalid
+	}, 10*time.Second, 20*time.Millisecond)
+	got := decode[orderJSON](t, c.post(orderURL, nil))
+	require.Equal(t, "invalid", got.Status)
+	require.NotNil(t, got.Error)
+	require.Equal(t, errNS+"badCSR", got.Error.Type)
+	require.Contains(t, got.Error.Detail, "organizationName")
+	require.Empty(t, got.Certificate)
 }

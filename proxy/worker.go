@@ -120,7 +120,7 @@ func (s *Server) processJob(ctx context.Context, job *store.Job) {
 	// The certificate's content, decided again from the stored CSR (ra):
 	// the upstreams build certificates from it, never from the CSR. An
 	// order finalized before these checks existed is refused here.
-	content, err := ra.DecideContent(o.CSR, o.Identifiers)
+	content, err := ra.StoredContent(o.CSR, o.Identifiers)
 	if err != nil {
 		ended = s.failOrder(ctx, o, "", err)
 		return

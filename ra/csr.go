@@ -117,6 +117,18 @@ func CheckCSR(der []byte, ids []store.Identifier, accountKey crypto.PublicKey) (
 // codeSigning, cA true, certificatePolicies, OCSP must-staple — is a
 // badCSR naming it. The key is not judged here (CheckKey).
 func DecideContent(der []byte, ids []store.Identifier) (*CertContent, error) {
+	return decideContent(der, ids, true)
+}
+
+// StoredContent is DecideContent for a CSR that passed CheckCSR at finalize
+// and was stored with its order: the same decision, taken again by the
+// issuance worker, without verifying the CSR's signature a second time.
+func StoredContent(der []byte, ids []store.Identifier) (*CertContent, error) {
+	return decideContent(der, ids, false)
+}
+
+// decideContent is DecideContent, checking the signature when verify.
+func decideContent(der []byte, ids []store.Identifier, verify bool) (*CertContent, error) {
 	csr, err := x509.ParseCertificateRequest(der)
 	if err != nil {
 		// Our own reading may name the fault Go's parser only refused.
@@ -125,8 +137,10 @@ func DecideContent(der []byte, ids []store.Identifier) (*CertContent, error) {
 		}
 		return nil, acmeerr.New(acmeerr.BadCSR, "CSR could not be parsed")
 	}
-	if err := csr.CheckSignature(); err != nil {
-		return nil, acmeerr.New(acmeerr.BadCSR, "CSR signature does not verify")
+	if verify {
+		if err := csr.CheckSignature(); err != nil {
+			return nil, acmeerr.New(acmeerr.BadCSR, "CSR signature does not verify")
+		}
 	}
 	raw, err := parseCSRInfo(csr.RawTBSCertificateRequest)
 	if err != nil {

@@ -22,7 +22,9 @@ import (
 	"github.com/acmebridge/acmebridge/upstream"
 )
 
-func ecKey(t *testing.T) *ecdsa.PrivateKey {
+func ecKey(t *testing.T) *ecdsa.PrivateKey { return ecKeyTB(t) }
+
+func ecKeyTB(t testing.TB) *ecdsa.PrivateKey {
 	t.Helper()
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	require.NoError(t, err)
@@ -239,4 +241,8 @@ func TestCheckCSRKey(t *testing.T) {
 	broken[len(broken)-3] ^= 0xff
 	_, err = CheckCSR(broken, ids("a.example"), nil)
 	requireBadCSR(t, err, "signature")
+	_, err = StoredContent(broken, ids("a.example"))
+	require.NoError(t, err, "the worker's decision trusts the signature finalize verified")
+	_, err = StoredContent(ratest.IssueCSR(t, key, []string{"a.example"}), ids("a.example"))
+	requireBadCSR(t, err, "organizationName")
 }
