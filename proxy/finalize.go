@@ -1,20 +1,15 @@
 package proxy
 
 import (
-	"bytes"
-	"crypto/x509"
 	"errors"
-	"net"
 	"net/http"
-	"slices"
-	"sort"
-	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
 
 	"github.com/acmebridge/acmebridge/acmeerr"
 	"github.com/acmebridge/acmebridge/audit"
+	"github.com/acmebridge/acmebridge/ra"
 	"github.com/acmebridge/acmebridge/store"
 )
 
@@ -63,7 +58,9 @@ func (s *Server) handleFinalize(w http.ResponseWriter, r *http.Request) {
 		s.writeProblem(w, r, acmeerr.New(acmeerr.BadCSR, "csr is not base64url DER"))
 		return
 	}
-	csr, err := s.checkCSR(der, o, v)
+	// What the certificate may hold is decided in ra, from the order and
+	// the CSR (design.md §5).
+	content, err := ra.CheckCSR(der, o.Identifiers, v.JWK.Key)
 	if err != nil {
 		s.refuse(w, r, audit.FinalizeRefused, o.AccountID, o.ID, o.Identifiers, err)
 		return
@@ -76,7 +73,7 @@ func (s *Server) handleFinalize(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, audit.FinalizeRefused, o.AccountID, o.ID, o.Identifiers, err)
 		return
 	}
-	if err := keyAllowed(csr.PublicKey, dec); err != nil {
+	if err := ra.KeyAllowed(content.CSR.PublicKey, dec); err != nil {
 		s.refuse(w, r, audit.FinalizeRefused, o.AccountID, o.ID, o.Identifiers, err)
 		return
 	}
@@ -131,55 +128,4 @@ func (s *Server) handleFinalize(w http.ResponseWriter, r *http.Request) {
 		o = cur
 	}
 	s.writeOrder(w, o, http.StatusOK)
-}
-
-// checkCSR parses the CSR and checks it against the order (design.md §5;
-// RFC 8555 §7.4: "The CSR MUST indicate the exact same set of requested
-// identifiers as the initial newOrder request").
-func (s *Server) checkCSR(der []byte, o *store.Order, v *verified) (*x509.CertificateRequest, error) {
-	csr, err := x509.ParseCertificateRequest(der)
-	if err != nil {
-		return nil, acmeerr.New(acmeerr.BadCSR, "CSR could not be parsed")
-	}
-	if err := csr.CheckSignature(); err != nil {
-		return nil, acmeerr.New(acmeerr.BadCSR, "CSR signature does not verify")
-	}
-	if err := checkCertKey(csr.PublicKey); err != nil {
-		return nil, err
-	}
-	// The certificate key must not be the account key.
-	spki, err := x509.MarshalPKIXPublicKey(v.JWK.Key)
-	if err == nil && bytes.Equal(spki, csr.RawSubjectPublicKeyInfo) {
-		return nil, acmeerr.New(acmeerr.BadCSR, "CSR public key must not be the account key")
-	}
-	if len(csr.EmailAddresses) > 0 || len(csr.URIs) > 0 {
-		return nil, acmeerr.New(acmeerr.BadCSR, "CSR may only request DNS names and IP addresses")
-	}
-	var want, got []string
-	for _, id := range o.Identifiers {
-		want = append(want, id.Type+":"+id.Value)
-	}
-	for _, n := range csr.DNSNames {
-		got = append(got, "dns:"+strings.ToLower(n))
-	}
-	for _, ip := range csr.IPAddresses {
-		got = append(got, "ip:"+ip.String())
-	}
-	if cn := csr.Subject.CommonName; cn != "" {
-		c := "dns:" + strings.ToLower(cn)
-		if ip := net.ParseIP(cn); ip != nil {
-			c = "ip:" + ip.String()
-		}
-		if !slices.Contains(want, c) {
-			return nil, acmeerr.New(acmeerr.BadCSR, "CSR common name %s is not an identifier of the order", quote(cn))
-		}
-		got = append(got, c)
-	}
-	sort.Strings(want)
-	sort.Strings(got)
-	got = slices.Compact(got)
-	if !slices.Equal(want, got) {
-		return nil, acmeerr.New(acmeerr.BadCSR, "CSR names %v do not equal the order's identifiers %v", got, want)
-	}
-	return csr, nil
 }

@@ -26,6 +26,8 @@ import (
 	"github.com/acmebridge/acmebridge/acmeerr"
 	"github.com/acmebridge/acmebridge/configs"
 	"github.com/acmebridge/acmebridge/policy"
+	"github.com/acmebridge/acmebridge/ra"
+	"github.com/acmebridge/acmebridge/ra/ratest"
 	"github.com/acmebridge/acmebridge/store"
 )
 
@@ -426,13 +428,13 @@ func toPolicyIDs(ids []store.Identifier) []policy.Identifier {
 
 // FuzzCSR fuzzes the CSR checks of finalize (RFC 8555 §7.4, design.md §5):
 // a CSR is accepted only if it parses, its signature verifies, its key is an
-// allowed type and size and not the account key, and its names (SANs and
-// common name, compared case-insensitively) are exactly the order's.
+// allowed type and size and not the account key, its names (SANs and
+// common name, compared case-insensitively) are exactly the order's, its
+// subject holds at most a common name and it requests no extension beyond
+// the allow-list (ra.DecideContent).
 func FuzzCSR(f *testing.F) {
 	acct := fuzzAccountKey(f)
-	srv := fuzzEnv(f).srv
-	order := &store.Order{Identifiers: []store.Identifier{{Type: "dns", Value: fuzzName}, {Type: "dns", Value: "*." + fuzzName}, {Type: "ip", Value: "192.0.2.1"}}}
-	v := &verified{JWK: &jose.JSONWebKey{Key: acct.Public()}}
+	ids := []store.Identifier{{Type: "dns", Value: fuzzName}, {Type: "dns", Value: "*." + fuzzName}, {Type: "ip", Value: "192.0.2.1"}}
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	names := []string{fuzzName, "*." + fuzzName}
 	ip := []net.IP{net.ParseIP("192.0.2.1")}
@@ -442,21 +444,35 @@ func FuzzCSR(f *testing.F) {
 	f.Add(makeCSR(t0, acct, "", names, ip))
 	f.Add(makeCSR(t0, key, "", names, nil))
 	f.Add(makeCSR(t0, key, "other.example.com", names, ip))
+	for _, c := range ratest.Clients(t0, key, names, ip) {
+		f.Add(c.DER)
+	}
+	for _, c := range ratest.Hostile(t0, key, names) {
+		f.Add(c.DER)
+	}
 	dec := &policy.Decision{Rule: "fuzz", KeyTypes: []string{"rsa", "ecdsa", "ed25519"}, MinRSABits: 2048}
 	want := []string{"dns:*." + fuzzName, "dns:" + fuzzName, "ip:192.0.2.1"}
+	allowed := map[string]bool{"2.5.29.17": true, "2.5.29.15": true, "2.5.29.37": true, "2.5.29.19": true}
 	f.Fuzz(func(t *testing.T, der []byte) {
-		csr, err := srv.checkCSR(der, order, v)
+		content, err := ra.CheckCSR(der, ids, acct.Public())
 		if err != nil {
 			require.Equal(t, acmeerr.BadCSR, acmeerr.KindOf(err), err.Error())
 			return
 		}
+		csr := content.CSR
 		require.NoError(t, csr.CheckSignature())
-		require.NoError(t, checkCertKey(csr.PublicKey))
-		_ = keyAllowed(csr.PublicKey, dec)
+		require.NoError(t, ra.CheckKey(csr.PublicKey))
+		_ = ra.KeyAllowed(csr.PublicKey, dec)
 		spki, _ := x509.MarshalPKIXPublicKey(acct.Public())
 		require.NotEqual(t, spki, csr.RawSubjectPublicKeyInfo, "the account key was accepted as the certificate key")
 		require.Empty(t, csr.EmailAddresses)
 		require.Empty(t, csr.URIs)
+		for _, a := range csr.Subject.Names {
+			require.Equal(t, "2.5.4.3", a.Type.String(), "a subject attribute other than CN was accepted")
+		}
+		for _, e := range csr.Extensions {
+			require.True(t, allowed[e.Id.String()], "extension %s was accepted", e.Id)
+		}
 		var got []string
 		for _, n := range csr.DNSNames {
 			got = append(got, "dns:"+strings.ToLower(n))
@@ -473,6 +489,7 @@ func FuzzCSR(f *testing.F) {
 		}
 		sort.Strings(got)
 		require.Equal(t, want, slices.Compact(got), "CSR names accepted that are not the order's")
+		require.Equal(t, []string{fuzzName, "*." + fuzzName}, content.DNSNames, "the content is the order's names")
 	})
 }
 

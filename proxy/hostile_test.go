@@ -3,6 +3,7 @@ package proxy
 import (
 
 	//nolint:staticcheck // a DSA CSR is one of the hostile inputs
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -24,6 +25,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/acmebridge/acmebridge/configs"
+	"github.com/acmebridge/acmebridge/ra/ratest"
 )
 
 // This file is the hostile-request suite (issue 8, item 2): requests an
@@ -83,6 +85,24 @@ func hostileCases(t *testing.T, f *hostileFixture) []hostileCase {
 		return signed(a, f.aReady.Finalize, `{"csr":`+js(b64(der))+`}`)
 	}
 	readyName := []string{"ready.example.com"}
+	// hostileCSR posts ra/ratest's hostile CSR of that name to A's ready
+	// order; the problem's detail must name what it asked for.
+	hostileCSRs := map[string]ratest.Case{}
+	for _, c := range ratest.Hostile(t, certKey, readyName) {
+		hostileCSRs[c.Name] = c
+	}
+	hostileCSR := func(name string) (func(*testing.T) hostileReq, func(*testing.T, *httptest.ResponseRecorder)) {
+		c, ok := hostileCSRs[name]
+		require.True(t, ok, "ratest.Hostile has no case %q", name)
+		return finalizeWith(c.DER), detailHas(c.Detail)
+	}
+	csrCase := func(name, ratestName string) hostileCase {
+		req, check := hostileCSR(ratestName)
+		return hostileCase{name, req, 400, "badCSR", check}
+	}
+	weakCSR := func(key crypto.Signer) func(*testing.T) hostileReq {
+		return finalizeWith(ratest.CSR(t, key, &x509.CertificateRequest{DNSNames: readyName}))
+	}
 	// newAccountEAB is a newAccount by a fresh key with the binding given.
 	newAccountEAB := func(binding func(c *client) map[string]any) func(*testing.T) hostileReq {
 		return func(t *testing.T) hostileReq {
@@ -368,6 +388,34 @@ func hostileCases(t *testing.T, f *hostileFixture) []hostileCase {
 		}, 400, "badCSR", nil},
 		{"CSR in standard base64", signed(a, f.aReady.Finalize, `{"csr":`+js(base64.StdEncoding.EncodeToString(makeCSR(t, certKey, "", readyName, nil)))+`}`), 400, "badCSR", nil},
 		{"CSR that is a certificate", finalizeWith(f.aCertDER), 400, "badCSR", nil},
+		// What the certificate may hold is decided from the order (ra),
+		// never copied from the CSR: issue 14's first hole.
+		{"CSR of issue 14 (O, OU, two CNs, UPN, directoryName, codeSigning, CA:TRUE, policies)",
+			finalizeWith(ratest.IssueCSR(t, certKey, readyName)), 400, "badCSR", detailHas("organizationName")},
+		csrCase("CSR subject with O", "subject with O"),
+		csrCase("CSR subject with OU", "subject with OU"),
+		csrCase("CSR subject with two common names", "subject with a second, foreign common name"),
+		csrCase("CSR subject with CN and O in one RDN", "common name and O in one RDN"),
+		csrCase("CSR subject emailAddress", "subject emailAddress"),
+		csrCase("CSR SAN otherName (UPN)", "UPN otherName SAN"),
+		csrCase("CSR SAN directoryName", "directoryName SAN"),
+		csrCase("CSR SAN registeredID", "registeredID SAN"),
+		csrCase("CSR names in the CN only, no SAN", "no subjectAltName, names in the CN only"),
+		csrCase("CSR with subjectAltName twice", "subjectAltName twice"),
+		csrCase("CSR EKU codeSigning", "EKU codeSigning"),
+		csrCase("CSR EKU smartcardLogon", "EKU smartcardLogon"),
+		csrCase("CSR EKU anyExtendedKeyUsage", "EKU anyExtendedKeyUsage"),
+		csrCase("CSR keyUsage keyCertSign", "keyUsage keyCertSign"),
+		csrCase("CSR keyUsage nonRepudiation", "keyUsage nonRepudiation"),
+		csrCase("CSR basicConstraints CA:TRUE", "basicConstraints CA TRUE"),
+		csrCase("CSR certificatePolicies", "certificatePolicies"),
+		csrCase("CSR nameConstraints", "nameConstraints"),
+		csrCase("CSR subjectKeyIdentifier", "subjectKeyIdentifier"),
+		csrCase("CSR CT precertificate poison", "CT precertificate poison"),
+		csrCase("CSR OCSP must-staple", "OCSP must-staple (certbot --must-staple, lego --must-staple)"),
+		csrCase("CSR challengePassword attribute", "challengePassword attribute"),
+		{"CSR with a Fermat-factorable RSA key", weakCSR(ratest.FermatKey(t)), 400, "badCSR", detailHas("Fermat")},
+		{"CSR with a ROCA-vulnerable RSA key", weakCSR(ratest.ROCAKey(t)), 400, "badCSR", detailHas("ROCA")},
 
 		// Account keys (RFC 8555 §6.7 badPublicKey: "The JWS was signed by a
 		// public key the server does not support").

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
-	"net"
 	"strings"
 	"sync"
 	"time"
@@ -164,16 +163,20 @@ func (s *Server) processJob(ctx context.Context, job *store.Job) {
 		_ = s.store.DeleteJob(ctx, o.ID)
 		return
 	}
-	csr, err := x509.ParseCertificateRequest(o.CSR)
+	// The certificate's content, decided again from the stored CSR (ra):
+	// the upstreams build certificates from it, never from the CSR. An
+	// order finalized before these checks existed is refused here.
+	content, err := ra.StoredContent(o.CSR, o.Identifiers)
 	if err != nil {
-		ended = s.failOrder(ctx, o, "", acmeerr.New(acmeerr.BadCSR, "stored CSR could not be parsed"))
+		ended = s.failOrder(ctx, o, "", err)
 		return
 	}
 	if !s.caaFresh(ctx, o, job) {
 		return
 	}
-	req := &upstream.Request{OrderID: o.ID, CSR: csr, CSRDER: o.CSR, NotBefore: o.NotBefore, NotAfter: o.NotAfter,
+	req := &upstream.Request{OrderID: o.ID, NotBefore: o.NotBefore, NotAfter: o.NotAfter,
 		Profile: o.UpstreamProfile, Ref: job.UpstreamRef}
+	content.Apply(req)
 	if o.MaxValidity > 0 {
 		start := o.NotBefore
 		if start.IsZero() {
@@ -181,13 +184,6 @@ func (s *Server) processJob(ctx context.Context, job *store.Job) {
 		}
 		if limit := start.Add(o.MaxValidity); req.NotAfter.IsZero() || req.NotAfter.After(limit) {
 			req.NotAfter = limit
-		}
-	}
-	for _, id := range o.Identifiers {
-		if id.Type == "ip" {
-			req.IPAddresses = append(req.IPAddresses, net.ParseIP(id.Value))
-		} else {
-			req.DNSNames = append(req.DNSNames, id.Value)
 		}
 	}
 	replaced, replacedBy := s.replacedLeaf(ctx, o)

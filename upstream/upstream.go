@@ -13,8 +13,13 @@ import (
 	"time"
 )
 
-// Request is a checked issuance request: the CSR already matches the order's
-// identifiers and policy.
+// Request is a checked issuance request. Its content — CommonName, DNSNames,
+// IPAddresses, KeyUsage, ExtKeyUsage — is what the registration authority
+// (ra.DecideContent) decided from the order; an upstream that builds the
+// certificate itself takes these and the CSR's public key, nothing else
+// from the CSR. The CSR was checked to ask for nothing beyond this content,
+// so an upstream that must forward it (Vault's sign-verbatim, an ACME CA)
+// may.
 type Request struct {
 	// OrderID identifies the downstream order, for logs and idempotency.
 	OrderID string
@@ -22,9 +27,15 @@ type Request struct {
 	// to upstreams that sign the client's CSR.
 	CSR    *x509.CertificateRequest
 	CSRDER []byte
+	// CommonName is the subject's common name; "" for an empty subject.
+	CommonName string
 	// DNSNames and IPAddresses are the order's identifiers.
 	DNSNames    []string
 	IPAddresses []net.IP
+	// KeyUsage and ExtKeyUsage are the certificate's usages; zero values
+	// leave them to the upstream.
+	KeyUsage    x509.KeyUsage
+	ExtKeyUsage []x509.ExtKeyUsage
 	// NotBefore and NotAfter are the validity the order asked for; zero
 	// means the upstream's default.
 	NotBefore, NotAfter time.Time

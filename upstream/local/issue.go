@@ -32,10 +32,14 @@ const (
 	backdate = time.Minute
 )
 
-// Issue signs a certificate for req's identifiers with the CSR's public key,
-// after waiting for the configured Delay. Only req.DNSNames and
-// req.IPAddresses become SANs, whatever else the CSR asks for. The CA keeps
-// no per-order state, so setRef is not called and a retry issues anew.
+// Issue signs a certificate with the CSR's public key, after waiting for the
+// configured Delay. The certificate holds the request's content — its
+// CommonName, DNSNames and IPAddresses, KeyUsage and ExtKeyUsage, as the
+// registration authority decided them — and nothing the CSR asks for: its
+// subject and extensions are never read. A zero KeyUsage means
+// digitalSignature (with keyEncipherment for RSA), no ExtKeyUsage means
+// serverAuth and clientAuth. The CA keeps no per-order state, so setRef is
+// not called and a retry issues anew.
 func (ca *CA) Issue(ctx context.Context, req *upstream.Request, setRef func(ref string) error) (*upstream.Result, error) {
 	if req == nil {
 		return nil, acmeerr.New(acmeerr.Malformed, "local: no request")
@@ -56,6 +60,16 @@ func (ca *CA) Issue(ctx context.Context, req *upstream.Request, setRef func(ref 
 	keyUsage, err := leafKeyUsage(csr.PublicKey)
 	if err != nil {
 		return nil, err
+	}
+	if req.KeyUsage != 0 {
+		keyUsage = req.KeyUsage
+	}
+	extKeyUsage := req.ExtKeyUsage
+	if len(extKeyUsage) == 0 {
+		extKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
+	}
+	if len(req.CommonName) > maxCNLength {
+		return nil, acmeerr.New(acmeerr.Malformed, "local: common name longer than %d bytes", maxCNLength)
 	}
 	if len(req.DNSNames) == 0 && len(req.IPAddresses) == 0 {
 		return nil, acmeerr.New(acmeerr.Malformed, "local: request names no identifier")
@@ -85,11 +99,11 @@ func (ca *CA) Issue(ctx context.Context, req *upstream.Request, setRef func(ref 
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: commonName(req.DNSNames)},
+		Subject:               pkix.Name{CommonName: req.CommonName},
 		NotBefore:             notBefore,
 		NotAfter:              notAfter,
 		KeyUsage:              keyUsage,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		ExtKeyUsage:           extKeyUsage,
 		BasicConstraintsValid: true,
 		DNSNames:              req.DNSNames,
 		IPAddresses:           req.IPAddresses,

@@ -8,6 +8,8 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
 	"errors"
 	"fmt"
 	"net"
@@ -62,35 +64,64 @@ func TestIssueChainVerifies(t *testing.T) {
 	require.NoError(t, leaf.CheckSignatureFrom(ca.Intermediate()))
 }
 
-func TestIssueUsesRequestNames(t *testing.T) {
+// TestIssueUsesRequestContent: the certificate holds the request's content,
+// never what the CSR asks for (its CN, names, subject attributes or
+// extensions).
+func TestIssueUsesRequestContent(t *testing.T) {
 	ca := newCA(t, Options{})
 	key := ecKey(t)
-	// The CSR asks for more than the order allows.
-	csr := makeCSR(t, key, []string{"a.example", "evil.example"}, []net.IP{net.ParseIP("10.0.0.1")})
-	req := &upstream.Request{CSR: csr, DNSNames: []string{"a.example"}, IPAddresses: []net.IP{net.ParseIP("192.0.2.1")}}
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
+		Subject:     pkix.Name{CommonName: "evil.example", Organization: []string{"Evil Corp"}, OrganizationalUnit: []string{"Admins"}},
+		DNSNames:    []string{"a.example", "evil.example"},
+		IPAddresses: []net.IP{net.ParseIP("10.0.0.1")},
+		ExtraExtensions: []pkix.Extension{
+			{Id: asn1.ObjectIdentifier{2, 5, 29, 37}, Value: mustMarshal(t, []asn1.ObjectIdentifier{{1, 3, 6, 1, 5, 5, 7, 3, 3}})},
+			{Id: asn1.ObjectIdentifier{2, 5, 29, 32}, Value: mustMarshal(t, []struct{ ID asn1.ObjectIdentifier }{{asn1.ObjectIdentifier{2, 5, 29, 32, 0}}})},
+		},
+	}, key)
+	require.NoError(t, err)
+	csr, err := x509.ParseCertificateRequest(der)
+	require.NoError(t, err)
+	req := &upstream.Request{CSR: csr, CommonName: "a.example", DNSNames: []string{"a.example"}, IPAddresses: []net.IP{net.ParseIP("192.0.2.1")},
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageKeyAgreement, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
 	res, err := ca.Issue(context.Background(), req, noRef(t))
 	require.NoError(t, err)
-	require.Equal(t, []string{"a.example"}, res.Leaf.DNSNames)
-	require.Len(t, res.Leaf.IPAddresses, 1)
-	require.True(t, res.Leaf.IPAddresses[0].Equal(net.ParseIP("192.0.2.1")))
-	require.Equal(t, "a.example", res.Leaf.Subject.CommonName)
-	require.True(t, key.PublicKey.Equal(res.Leaf.PublicKey))
-	require.Empty(t, res.Leaf.EmailAddresses)
-	require.Empty(t, res.Leaf.URIs)
+	leaf := res.Leaf
+	require.Equal(t, []string{"a.example"}, leaf.DNSNames)
+	require.Len(t, leaf.IPAddresses, 1)
+	require.True(t, leaf.IPAddresses[0].Equal(net.ParseIP("192.0.2.1")))
+	require.Equal(t, "CN=a.example", leaf.Subject.String())
+	require.True(t, key.PublicKey.Equal(leaf.PublicKey))
+	require.Empty(t, leaf.EmailAddresses)
+	require.Empty(t, leaf.URIs)
+	require.Equal(t, x509.KeyUsageDigitalSignature|x509.KeyUsageKeyAgreement, leaf.KeyUsage)
+	require.Equal(t, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, leaf.ExtKeyUsage)
+	require.Empty(t, leaf.PolicyIdentifiers)
+	require.Empty(t, leaf.Policies)
+	require.Empty(t, leaf.UnknownExtKeyUsage)
 }
 
+// TestIssueCommonName: the common name is the request's; none leaves the
+// subject empty.
 func TestIssueCommonName(t *testing.T) {
 	ca := newCA(t, Options{})
 	long := strings.Repeat("a", 60) + ".example"
-	res, err := ca.Issue(context.Background(), request(t, []string{long, "b.example"}, nil), noRef(t))
+	req := request(t, []string{long, "b.example"}, nil)
+	res, err := ca.Issue(context.Background(), req, noRef(t))
 	require.NoError(t, err)
 	require.Empty(t, res.Leaf.Subject.CommonName)
+	require.Empty(t, res.Leaf.Subject.Names)
 	require.Equal(t, []string{long, "b.example"}, res.Leaf.DNSNames)
 
 	res, err = ca.Issue(context.Background(), request(t, nil, []net.IP{net.ParseIP("192.0.2.1")}), noRef(t))
 	require.NoError(t, err)
 	require.Empty(t, res.Leaf.Subject.CommonName)
 	require.Empty(t, res.Leaf.DNSNames)
+
+	req = request(t, []string{"a.example"}, nil)
+	req.CommonName = long
+	_, err = ca.Issue(context.Background(), req, noRef(t))
+	require.Equal(t, acmeerr.Malformed, acmeerr.KindOf(err))
 }
 
 func TestIssueSerials(t *testing.T) {
@@ -332,4 +363,11 @@ func TestIssueIdempotentPerOrder(t *testing.T) {
 	require.NoError(t, err)
 	_, err = os.Stat(filepath.Join(ca.Dir(), "escape.pem"))
 	require.True(t, os.IsNotExist(err))
+}
+
+func mustMarshal(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := asn1.Marshal(v)
+	require.NoError(t, err)
+	return b
 }

@@ -65,11 +65,16 @@ func ecKey(t testing.TB) *ecdsa.PrivateKey {
 var orderSeq atomic.Int64
 
 // request returns an issuance request of a new order for dnsNames and ips
-// whose CSR names the same identifiers.
+// whose CSR names the same identifiers; its common name is the first DNS
+// name when it fits.
 func request(t testing.TB, dnsNames []string, ips []net.IP) *upstream.Request {
 	t.Helper()
 	csr := makeCSR(t, ecKey(t), dnsNames, ips)
-	return &upstream.Request{OrderID: fmt.Sprintf("order-%d", orderSeq.Add(1)), CSR: csr, CSRDER: csr.Raw, DNSNames: dnsNames, IPAddresses: ips}
+	req := &upstream.Request{OrderID: fmt.Sprintf("order-%d", orderSeq.Add(1)), CSR: csr, CSRDER: csr.Raw, DNSNames: dnsNames, IPAddresses: ips}
+	if len(dnsNames) > 0 && len(dnsNames[0]) <= maxCNLength {
+		req.CommonName = dnsNames[0] // as ra decides for a CSR without one
+	}
+	return req
 }
 
 // noRef fails the test if Issue reports a reference.
