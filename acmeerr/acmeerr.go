@@ -6,6 +6,7 @@ package acmeerr
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -121,4 +122,14 @@ func KindOf(err error) Kind {
 func Is(err error, k Kind) bool {
 	var e *Error
 	return errors.As(err, &e) && e.Kind == k
+}
+
+// Quote writes a client-supplied value into a problem's detail: quoted,
+// cut to 32 bytes and made valid UTF-8, so a detail never carries a
+// client's megabyte or broken text back.
+func Quote(s string) string {
+	if len(s) > 32 {
+		s = s[:32] + "…"
+	}
+	return `"` + strings.ToValidUTF8(s, "?") + `"`
 }

@@ -6,7 +6,9 @@
 package core
 
 import (
+	"crypto/rand"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
@@ -95,4 +97,18 @@ func LeafFromPEM(chain []byte) (*x509.Certificate, error) {
 		return nil, errors.New("chain holds no PEM certificate")
 	}
 	return x509.ParseCertificate(b.Bytes)
+}
+
+// RandomID returns 128 random bits, base64url without padding: the IDs of
+// records and the tokens of challenges (RFC 8555 §8: "token ... MUST have
+// at least 128 bits of entropy"). It never starts with '-' or '_', so an
+// ID is never mistaken for a command-line flag.
+func RandomID() string {
+	b := make([]byte, 16)
+	for {
+		_, _ = rand.Read(b)
+		if id := base64.RawURLEncoding.EncodeToString(b); id[0] != '-' && id[0] != '_' {
+			return id
+		}
+	}
 }

@@ -1,13 +1,11 @@
 package proxy
 
 import (
-	"errors"
 	"net/http"
-	"time"
 
 	"github.com/gorilla/mux"
 
-	"github.com/acmebridge/acmebridge/acmeerr"
+	"github.com/acmebridge/acmebridge/ra"
 	"github.com/acmebridge/acmebridge/store"
 )
 
@@ -30,22 +28,13 @@ type challengeJSON struct {
 	Error     *store.Problem `json:"error,omitempty"`
 }
 
-// authzStatus is the authorization's status at now: a pending or valid one
-// past its expiry is expired (§7.1.6).
-func authzStatus(a *store.Authorization, now time.Time) string {
-	if (a.Status == store.StatusPending || a.Status == store.StatusValid) && now.After(a.Expires) {
-		return store.StatusExpired
-	}
-	return a.Status
-}
-
 func (s *Server) challengeJSON(a *store.Authorization, c store.Challenge) challengeJSON {
 	return challengeJSON{Type: c.Type, URL: s.challURL(a.ID, c.ID), Status: c.Status, Token: c.Token,
 		Validated: rfc3339(c.Validated), Error: c.Error}
 }
 
 func (s *Server) authzJSON(a *store.Authorization) authzJSON {
-	j := authzJSON{Identifier: a.Identifier, Status: authzStatus(a, s.now()), Expires: rfc3339(a.Expires), Wildcard: a.Wildcard}
+	j := authzJSON{Identifier: a.Identifier, Status: ra.AuthzStatus(a, s.now()), Expires: rfc3339(a.Expires), Wildcard: a.Wildcard}
 	for _, c := range a.Challenges {
 		// §7.1.4: "For final authorizations (in the "valid" or
 		// "invalid" state), the challenges that were used" are listed;
@@ -61,21 +50,6 @@ func (s *Server) authzJSON(a *store.Authorization) authzJSON {
 	return j
 }
 
-// getAuthz loads an authorization; when acct is set it must own it.
-func (s *Server) getAuthz(r *http.Request, id string, acct *store.Account) (*store.Authorization, error) {
-	a, err := s.store.GetAuthz(r.Context(), id)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, acmeerr.New(acmeerr.NotFound, "no such authorization")
-	}
-	if err != nil {
-		return nil, storeDown(err)
-	}
-	if acct != nil && a.AccountID != acct.ID {
-		return nil, acmeerr.New(acmeerr.Unauthorized, "the authorization belongs to another account")
-	}
-	return a, nil
-}
-
 // authzUpdateReq is the payload of a POST to an authorization (§7.5.2).
 type authzUpdateReq struct {
 	Status string `json:"status"`
@@ -86,7 +60,7 @@ type authzUpdateReq struct {
 func (s *Server) handleAuthz(w http.ResponseWriter, r *http.Request) {
 	id := mux.Vars(r)["id"]
 	if r.Method == http.MethodGet || r.Method == http.MethodHead {
-		a, err := s.getAuthz(r, id, nil)
+		a, err := s.ra.Authz(r.Context(), nil, id)
 		if err != nil {
 			s.writeProblem(w, r, err)
 			return
@@ -99,7 +73,7 @@ func (s *Server) handleAuthz(w http.ResponseWriter, r *http.Request) {
 		s.writeProblem(w, r, err)
 		return
 	}
-	a, err := s.getAuthz(r, id, v.Account)
+	a, err := s.ra.Authz(r.Context(), v.Account, id)
 	if err != nil {
 		s.writeProblem(w, r, err)
 		return
@@ -113,26 +87,9 @@ func (s *Server) handleAuthz(w http.ResponseWriter, r *http.Request) {
 		s.writeProblem(w, r, err)
 		return
 	}
-	// §7.5.2: "If a client wishes to relinquish its authorization ... the
-	// client ... send a POST request to the authorization URL with the
-	// status field "deactivated"" and the authorization must be "valid"
-	// or "pending" (§7.1.6).
-	if req.Status != store.StatusDeactivated {
-		s.writeProblem(w, r, acmeerr.New(acmeerr.Malformed, "an authorization may only be deactivated"))
+	if a, err = s.ra.DeactivateAuthz(s.ctx(r), a, req.Status); err != nil {
+		s.writeProblem(w, r, err)
 		return
-	}
-	st := authzStatus(a, s.now())
-	if st != store.StatusPending && st != store.StatusValid {
-		s.writeProblem(w, r, acmeerr.New(acmeerr.Malformed, "an authorization that is %s cannot be deactivated", st))
-		return
-	}
-	a.Status = store.StatusDeactivated
-	if err := s.store.UpdateAuthz(r.Context(), a); err != nil {
-		s.writeProblem(w, r, storeErr(err, "authorization"))
-		return
-	}
-	if st == store.StatusPending {
-		s.limits.deactivated(r.Context(), a.AccountID)
 	}
 	writeJSON(w, http.StatusOK, s.authzJSON(a))
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/acmebridge/acmebridge/acmeerr"
 	"github.com/acmebridge/acmebridge/audit"
 	"github.com/acmebridge/acmebridge/configs"
+	"github.com/acmebridge/acmebridge/policy"
 	"github.com/acmebridge/acmebridge/store"
 	"github.com/acmebridge/acmebridge/upstream"
 )
@@ -241,9 +242,9 @@ func TestFinalizeCAAUnchecked(t *testing.T) {
 	require.Empty(t, caa.seen())
 
 	cfg := configs.Default()
-	_, err := New(Options{Config: cfg, Store: e.st, Validator: validateOnly{}, Router: e.srv.router})
+	_, err := New(Options{Config: cfg, Store: e.st, Validator: validateOnly{}, Router: policy.New(cfg.Policy)})
 	require.ErrorContains(t, err, "upstream dev checks CAA")
-	srv, err := New(Options{Config: cfg, Store: e.st, Validator: validateOnly{}, CAA: e.va, Router: e.srv.router})
+	srv, err := New(Options{Config: cfg, Store: e.st, Validator: validateOnly{}, CAA: e.va, Router: policy.New(cfg.Policy)})
 	require.NoError(t, err)
 	srv.Close()
 }

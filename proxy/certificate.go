@@ -1,14 +1,12 @@
 package proxy
 
 import (
-	"errors"
 	"net/http"
 	"strconv"
 
 	"github.com/gorilla/mux"
 
 	"github.com/acmebridge/acmebridge/acmeerr"
-	"github.com/acmebridge/acmebridge/store"
 )
 
 // handleCertificate serves a certificate chain by POST-as-GET (RFC 8555
@@ -24,17 +22,9 @@ func (s *Server) handleCertificate(w http.ResponseWriter, r *http.Request) {
 		s.writeProblem(w, r, acmeerr.New(acmeerr.Malformed, "a certificate is downloaded with POST-as-GET (empty payload)"))
 		return
 	}
-	c, err := s.store.GetCertificate(r.Context(), mux.Vars(r)["id"])
-	if errors.Is(err, store.ErrNotFound) {
-		s.writeProblem(w, r, acmeerr.New(acmeerr.NotFound, "no such certificate"))
-		return
-	}
+	c, err := s.ra.Certificate(r.Context(), v.Account, mux.Vars(r)["id"])
 	if err != nil {
-		s.writeProblem(w, r, storeDown(err))
-		return
-	}
-	if c.AccountID != v.Account.ID {
-		s.writeProblem(w, r, acmeerr.New(acmeerr.Unauthorized, "the certificate belongs to another account"))
+		s.writeProblem(w, r, err)
 		return
 	}
 	// §7.4.2: "The server MAY provide one or more link relation header

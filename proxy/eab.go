@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"context"
 	"crypto/hmac"
 	"encoding/json"
 	"errors"
@@ -54,23 +53,23 @@ func (s *Server) checkEAB(r *http.Request, raw json.RawMessage, outer *verified)
 	}
 	key, err := s.store.GetEABKey(r.Context(), hdr.KeyID)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, acmeerr.New(acmeerr.Unauthorized, "unknown external account key %s", quote(hdr.KeyID))
+		return nil, acmeerr.New(acmeerr.Unauthorized, "unknown external account key %s", acmeerr.Quote(hdr.KeyID))
 	}
 	if err != nil {
 		return nil, storeDown(err)
 	}
 	payload, err := jws.Verify(key.HMACKey)
 	if err != nil {
-		return nil, acmeerr.New(acmeerr.Unauthorized, "externalAccountBinding MAC does not verify with key %s", quote(hdr.KeyID))
+		return nil, acmeerr.New(acmeerr.Unauthorized, "externalAccountBinding MAC does not verify with key %s", acmeerr.Quote(hdr.KeyID))
 	}
 	now := s.now()
 	switch {
 	case !key.RevokedAt.IsZero():
-		return nil, acmeerr.New(acmeerr.Unauthorized, "external account key %s is revoked", quote(key.ID))
+		return nil, acmeerr.New(acmeerr.Unauthorized, "external account key %s is revoked", acmeerr.Quote(key.ID))
 	case !key.ExpiresAt.IsZero() && now.After(key.ExpiresAt):
-		return nil, acmeerr.New(acmeerr.Unauthorized, "external account key %s has expired", quote(key.ID))
+		return nil, acmeerr.New(acmeerr.Unauthorized, "external account key %s has expired", acmeerr.Quote(key.ID))
 	case key.AccountID != "":
-		return nil, acmeerr.New(acmeerr.Unauthorized, "external account key %s is already bound to an account", quote(key.ID))
+		return nil, acmeerr.New(acmeerr.Unauthorized, "external account key %s is already bound to an account", acmeerr.Quote(key.ID))
 	}
 	// §7.3.4: "The "payload" field MUST contain the public key of the new
 	// account ... the server MUST verify that ... the inner JWS payload
@@ -85,46 +84,4 @@ func (s *Server) checkEAB(r *http.Request, raw json.RawMessage, outer *verified)
 		return nil, acmeerr.New(acmeerr.Malformed, "externalAccountBinding payload is not the account key")
 	}
 	return key, nil
-}
-
-// eabGrants is the account as newOrder, newAuthz and finalize must see it at
-// this moment. The rights an EAB key gave its account (the key ID and group
-// that policy rules and rate-limit exemptions match on) last only while the
-// key is neither revoked nor expired (design.md §5). The key is read from
-// the store at every call, with no cache, so `acmebridge eab revoke` takes
-// effect at once on every replica.
-//
-// When the key is revoked, expired or gone:
-//   - with accounts.eab required the key was the account's only credential,
-//     so the account is refused (unauthorized) until it registers anew with
-//     a valid key;
-//   - otherwise the account keeps the rights of open sign-up only: no key,
-//     no group. The key's allow-list still limits it: revoking a key never
-//     widens what its account may order.
-func (s *Server) eabGrants(ctx context.Context, acct *store.Account) (*store.Account, error) {
-	if acct.EABKeyID == "" {
-		return acct, nil
-	}
-	k, err := s.store.GetEABKey(ctx, acct.EABKeyID)
-	var why string
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		why = "no longer exists"
-	case err != nil:
-		return nil, storeDown(err)
-	case !k.RevokedAt.IsZero():
-		why = "was revoked"
-	case !k.ExpiresAt.IsZero() && s.now().After(k.ExpiresAt):
-		why = "has expired"
-	default:
-		return acct, nil
-	}
-	if s.cfg.Accounts.EAB == "required" {
-		return nil, acmeerr.New(acmeerr.Unauthorized,
-			"the external account key %s this account was bound with %s, and this server requires external account binding: register a new account with a valid key",
-			quote(acct.EABKeyID), why)
-	}
-	open := *acct
-	open.EABKeyID, open.Group = "", ""
-	return &open, nil
 }

@@ -157,7 +157,7 @@ func TestWorkerDecidesStoredCSR(t *testing.T) {
 	require.NoError(t, err)
 	o.Status, o.CSR = store.StatusProcessing, ratest.IssueCSR(t, certKey, names)
 	require.NoError(t, e.st.EnqueueJob(ctx, &store.Job{OrderID: o.ID, NotBefore: time.Now()}, o))
-	e.srv.kickWorker()
+	e.srv.ra.KickWorker()
 	require.Eventually(t, func() bool {
 		cur, err := e.st.GetOrder(ctx, o.ID)
 		return err == nil && cur.Status == store.StatusInvalid

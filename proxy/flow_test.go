@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/acmebridge/acmebridge/configs"
+	"github.com/acmebridge/acmebridge/core"
 
 	"github.com/acmebridge/acmebridge/store"
 )
@@ -162,7 +163,7 @@ func TestRevokeByAuthorizedAccount(t *testing.T) {
 
 func TestRandomIDNeverLooksLikeAFlag(t *testing.T) {
 	for i := 0; i < 2000; i++ {
-		id := randomID()
+		id := core.RandomID()
 		require.Len(t, id, 22)
 		require.NotContains(t, "-_", id[:1])
 	}

@@ -384,7 +384,7 @@ func FuzzPayload(f *testing.F) {
 		switch kind {
 		case payNewOrder:
 			o := decode[orderJSON](t, rec)
-			ids, err := normalizeIdentifiers(o.Identifiers, 10)
+			ids, err := ra.NormalizeIdentifiers(o.Identifiers, 10)
 			require.NoError(t, err, "an order was created for identifiers that are not valid: %v", o.Identifiers)
 			require.Equal(t, o.Identifiers, ids, "identifiers stored unnormalised")
 			_, err = router.Route(policy.Request{Identifiers: toPolicyIDs(o.Identifiers)})

@@ -25,6 +25,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/acmebridge/acmebridge/configs"
+	"github.com/acmebridge/acmebridge/core"
 	"github.com/acmebridge/acmebridge/ra/ratest"
 )
 
@@ -249,7 +250,7 @@ func hostileCases(t *testing.T, f *hostileFixture) []hostileCase {
 			return josePOST(newOrder, signRaw(t, a.key, "ES256", obj(h...), orderPayload))
 		}, 400, "badNonce", nil},
 		{"nonce never issued", func(t *testing.T) hostileReq {
-			h := []string{"alg", js("ES256"), "kid", js(a.kid), "nonce", js(randomID()), "url", js(newOrder)}
+			h := []string{"alg", js("ES256"), "kid", js(a.kid), "nonce", js(core.RandomID()), "url", js(newOrder)}
 			return josePOST(newOrder, signRaw(t, a.key, "ES256", obj(h...), orderPayload))
 		}, 400, "badNonce", nil},
 		{"no nonce", func(t *testing.T) hostileReq {

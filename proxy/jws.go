@@ -145,7 +145,11 @@ func (s *Server) verifyPOST(r *http.Request, mode keyMode) (*verified, error) {
 	// A key without an account is limited per client address before its
 	// nonce is recorded (rate_limits.unknown_key_requests_per_ip).
 	if v.Account == nil {
-		if err := s.limitUnknownKey(r, v.JWK); err != nil {
+		tp, err := thumbprint(v.JWK)
+		if err != nil {
+			return nil, err
+		}
+		if err := s.ra.LimitUnknownKey(r.Context(), tp, s.clientIP(r)); err != nil {
 			return nil, err
 		}
 	}
@@ -199,7 +203,7 @@ func parseJWS(body []byte) (*jose.JSONWebSignature, jose.Header, error) {
 	}
 	if !algAllowed(alg) {
 		return nil, jose.Header{}, &acmeerr.Error{Kind: acmeerr.BadSignatureAlgorithm,
-			Detail: "JWS algorithm " + quote(alg) + " is not accepted", Algorithms: algNames()}
+			Detail: "JWS algorithm " + acmeerr.Quote(alg) + " is not accepted", Algorithms: algNames()}
 	}
 	// Likewise a "jwk" go-jose cannot load (an unsupported curve or key
 	// type, a point off its curve, a private key) is badPublicKey, not a
@@ -258,13 +262,6 @@ func algAllowed(alg string) bool {
 	return false
 }
 
-func quote(s string) string {
-	if len(s) > 32 {
-		s = s[:32] + "…"
-	}
-	return `"` + strings.ToValidUTF8(s, "?") + `"`
-}
-
 // checkAccountKey accepts the key types ACME accounts may use: RSA of 2048 to
 // 4096 bits, ECDSA on P-256/P-384/P-521, Ed25519 (§6.2: "the server MUST
 // ... reject ... keys it does not support with badPublicKey").
@@ -314,7 +311,7 @@ func checkAlgForKey(alg string, k *jose.JSONWebKey) error {
 	}
 	if alg != want {
 		return &acmeerr.Error{Kind: acmeerr.BadSignatureAlgorithm,
-			Detail: "JWS algorithm " + quote(alg) + " does not match the key (want " + want + ")", Algorithms: algNames()}
+			Detail: "JWS algorithm " + acmeerr.Quote(alg) + " does not match the key (want " + want + ")", Algorithms: algNames()}
 	}
 	if k.Algorithm != "" && k.Algorithm != alg {
 		return &acmeerr.Error{Kind: acmeerr.BadSignatureAlgorithm,
@@ -401,7 +398,7 @@ func checkUniqueKeys(b []byte) error {
 			} else {
 				k, _ := tok.(string)
 				if stack[n-1].keys[k] {
-					return fmt.Errorf("duplicate member name %s", quote(k))
+					return fmt.Errorf("duplicate member name %s", acmeerr.Quote(k))
 				}
 				stack[n-1].keys[k], stack[n-1].wantKey = true, false
 				continue
@@ -434,7 +431,7 @@ func checkUniqueKeys(b []byte) error {
 func jsonErr(err error) string {
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
-		return "field " + quote(te.Field) + " has the wrong type"
+		return "field " + acmeerr.Quote(te.Field) + " has the wrong type"
 	}
 	return "invalid JSON"
 }

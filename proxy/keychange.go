@@ -8,8 +8,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/acmebridge/acmebridge/acmeerr"
-	"github.com/acmebridge/acmebridge/audit"
-	"github.com/acmebridge/acmebridge/store"
+	"github.com/acmebridge/acmebridge/ra"
 )
 
 // keyChangeReq is the inner payload of a key change (§7.3.5).
@@ -76,7 +75,7 @@ func (s *Server) handleKeyChange(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	oldTP, err := thumbprint(&old)
-	if err != nil || oldTP != acct.KeyThumbprint {
+	if err != nil {
 		s.writeProblem(w, r, acmeerr.New(acmeerr.Unauthorized, "keyChange oldKey is not the account's current key"))
 		return
 	}
@@ -85,30 +84,19 @@ func (s *Server) handleKeyChange(w http.ResponseWriter, r *http.Request) {
 		s.writeProblem(w, r, err)
 		return
 	}
-	// §7.3.5: "Check that no account exists whose account key is the same
-	// as the key in the "jwk" header parameter of the inner JWS. If there
-	// is such an account, then the server MUST NOT update the account's
-	// key, and it MUST return ... 409 (Conflict) and provide the URL of
-	// that account in the Location header field."
-	if other, err := s.store.GetAccountByKey(r.Context(), newTP); err == nil {
-		w.Header().Set("Location", s.accountURL(other.ID))
-		s.writeProblem(w, r, acmeerr.New(acmeerr.Conflict, "the new key belongs to another account"))
-		return
-	} else if !errors.Is(err, store.ErrNotFound) {
-		s.writeProblem(w, r, storeDown(err))
-		return
-	}
 	newJSON, err := newKey.MarshalJSON()
 	if err != nil {
 		s.writeProblem(w, r, acmeerr.Wrap(acmeerr.BadPublicKey, err, "cannot encode the key"))
 		return
 	}
-	acct.JWK, acct.KeyThumbprint = newJSON, newTP
-	if err := s.store.UpdateAccount(r.Context(), acct); err != nil {
-		s.writeProblem(w, r, storeErr(err, "account"))
+	acct, err = s.ra.KeyChange(s.ctx(r), acct, oldTP, newJSON, newTP)
+	var inUse *ra.KeyInUseError
+	if errors.As(err, &inUse) {
+		w.Header().Set("Location", s.accountURL(inUse.AccountID))
+	}
+	if err != nil {
+		s.writeProblem(w, r, err)
 		return
 	}
-	s.log.Info("account key rolled over", "account", acct.ID)
-	s.record(r, audit.Event{Event: audit.AccountKeyRolled, Account: acct.ID})
 	writeJSON(w, http.StatusOK, s.accountJSON(acct))
 }

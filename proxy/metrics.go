@@ -3,7 +3,6 @@ package proxy
 import (
 	"context"
 	"errors"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -168,19 +167,22 @@ func (m *Metrics) problem(typ string) {
 	}
 }
 
-func (m *Metrics) order(state string) {
+// Order counts an order reaching state.
+func (m *Metrics) Order(state string) {
 	if m != nil {
 		m.orders.WithLabelValues(state).Inc()
 	}
 }
 
-func (m *Metrics) issued(upstream string, d time.Duration) {
+// Issued observes an issuance by upstream and how long it took.
+func (m *Metrics) Issued(upstream string, d time.Duration) {
 	if m != nil {
 		m.issuance.WithLabelValues(upstream).Observe(d.Seconds())
 	}
 }
 
-func (m *Metrics) upstreamError(upstream string, transient bool) {
+// UpstreamError counts an upstream failure, transient or permanent.
+func (m *Metrics) UpstreamError(upstream string, transient bool) {
 	if m != nil {
 		kind := "permanent"
 		if transient {
@@ -190,7 +192,8 @@ func (m *Metrics) upstreamError(upstream string, transient bool) {
 	}
 }
 
-func (m *Metrics) validation(typ, result string) {
+// Validation counts a validation by challenge type and result.
+func (m *Metrics) Validation(typ, result string) {
 	if m != nil {
 		m.validations.WithLabelValues(typ, result).Inc()
 	}
@@ -203,7 +206,7 @@ func (m *Metrics) watchUpstreams(s *Server) {
 	if m == nil {
 		return
 	}
-	for name := range s.issuers {
+	for _, name := range s.ra.Upstreams() {
 		m.issuance.WithLabelValues(name)
 		m.upstreamErrors.WithLabelValues(name, "transient")
 		m.upstreamErrors.WithLabelValues(name, "permanent")
@@ -227,12 +230,7 @@ func (c *upstreamCollector) Collect(ch chan<- prometheus.Metric) {
 	if s == nil {
 		return
 	}
-	names := make([]string, 0, len(s.issuers))
-	for name := range s.issuers {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	for _, name := range names {
+	for _, name := range s.ra.Upstreams() {
 		up := 1.0
 		if s.upstreamFailing(name) {
 			up = 0

@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/acmebridge/acmebridge/core"
 	"github.com/acmebridge/acmebridge/store"
 )
 
@@ -70,7 +71,7 @@ func TestNonces(t *testing.T) {
 		"padded":             minted[1] + "=",
 		"not base64":         "!!!!",
 		"empty":              "",
-		"random":             randomID(),
+		"random":             core.RandomID(),
 	} {
 		ok, err := e.srv.useNonce(ctx, bad)
 		require.NoError(t, err, name)

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/acmebridge/acmebridge/configs"
+	"github.com/acmebridge/acmebridge/ra"
 	"github.com/acmebridge/acmebridge/store"
 )
 
@@ -170,13 +171,13 @@ func TestOrdersListPaginated(t *testing.T) {
 	e := newEnv(t, nil)
 	c := e.newClient()
 	c.register()
-	for i := 0; i < ordersPageSize+3; i++ {
+	for i := 0; i < ra.OrdersPageSize+3; i++ {
 		require.Equal(t, http.StatusCreated, c.post(pathNewOrder, map[string]any{"identifiers": dnsIDs("p.example.com")}).Code)
 	}
 	rec := c.post(c.kid+"/orders", nil)
 	require.Equal(t, http.StatusOK, rec.Code)
 	first := decode[map[string][]string](t, rec)["orders"]
-	require.Len(t, first, ordersPageSize)
+	require.Len(t, first, ra.OrdersPageSize)
 	var next string
 	for _, l := range rec.Header().Values("Link") {
 		if strings.Contains(l, `rel="next"`) {

@@ -105,8 +105,8 @@ func TestRateLimitNewOrdersPerAccount(t *testing.T) {
 	}
 
 	// Exempt by account ID: the limiter of a server configured with it.
-	e.srv.limits = newLimiter(configs.RateLimits{NewOrdersPerAccount: perHour(2),
-		Exempt: configs.RateExempt{Accounts: []string{accountID(c)}}}, e.st, time.Now)
+	e.srv.ra.SetRateLimits(configs.RateLimits{NewOrdersPerAccount: perHour(2),
+		Exempt: configs.RateExempt{Accounts: []string{accountID(c)}}})
 	require.Equal(t, http.StatusCreated, c.order("o4.example.com").Code, "account is exempt")
 	require.Equal(t, http.StatusCreated, other.order("y.example.com").Code)
 	requireRateLimited(t, other.order("z.example.com"), time.Hour, "too many new orders")
@@ -197,8 +197,8 @@ func TestRateLimitPendingAuthorizations(t *testing.T) {
 	requireRateLimited(t, c.order("p8.example.com"), time.Hour, "too many pending authorizations")
 
 	// Orders: 1 + 1 + 1 created, 2 refused; the refused ones spent no order.
-	d, err := e.st.SpendRates(t.Context(), []store.RateSpend{{Key: rlOrders + accountID(c), Cost: 1,
-		Limit: storeLimit(perHour(10)), CheckOnly: true}}, time.Now())
+	d, err := e.st.SpendRates(t.Context(), []store.RateSpend{{Key: "orders:" + accountID(c), Cost: 1,
+		Limit: store.Limit{Count: 10, Period: time.Hour, Burst: perHour(10).Burst}, CheckOnly: true}}, time.Now())
 	require.NoError(t, err)
 	require.EqualValues(t, 7, d[0].Remaining, "three orders spent, the two refused ones not")
 }
@@ -229,15 +229,6 @@ func (s *rateDownStore) SpendRates(ctx context.Context, sp []store.RateSpend, no
 		return nil, errors.New("injected: store unreachable")
 	}
 	return s.Store.SpendRates(ctx, sp, now)
-}
-
-// TestRegisteredDomains: the registered domain is the public suffix plus
-// one label; wildcards, IPs and bare suffixes count as themselves.
-func TestRegisteredDomains(t *testing.T) {
-	ids := []store.Identifier{{Type: "dns", Value: "a.b.example.co.uk"}, {Type: "dns", Value: "*.example.co.uk"},
-		{Type: "dns", Value: "host.corp.internal"}, {Type: "ip", Value: "192.0.2.1"}, {Type: "dns", Value: "com"},
-		{Type: "dns", Value: "x.github.io"}}
-	require.Equal(t, []string{"example.co.uk", "corp.internal", "192.0.2.1", "com", "x.github.io"}, registeredDomains(ids))
 }
 
 // refusingIssuer refuses every issuance for good (a CA's rejectedIdentifier).

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"crypto/x509"
 	"net/http"
 
@@ -54,4 +55,10 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 // client is who sent r, for the domain core's audit lines.
 func (s *Server) client(r *http.Request) ra.Client {
 	return ra.Client{RequestID: requestID(r), Remote: s.clientIP(r)}
+}
+
+// ctx is r's context carrying who sent it (ra.WithClient), for the
+// operations of the domain core.
+func (s *Server) ctx(r *http.Request) context.Context {
+	return ra.WithClient(r.Context(), s.client(r))
 }

@@ -5,42 +5,23 @@ package proxy
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/gorilla/mux"
 
 	"github.com/acmebridge/acmebridge/acmeerr"
-	"github.com/acmebridge/acmebridge/audit"
 	"github.com/acmebridge/acmebridge/configs"
-	"github.com/acmebridge/acmebridge/policy"
+	"github.com/acmebridge/acmebridge/core"
 	"github.com/acmebridge/acmebridge/ra"
 	"github.com/acmebridge/acmebridge/store"
 	"github.com/acmebridge/acmebridge/upstream"
 )
-
-// Validator checks one challenge (implemented by proxy/va).
-type Validator interface {
-	Validate(ctx context.Context, identType, identValue, typ, token, keyAuthorization string) error
-}
-
-// Router is the policy decision for an order (implemented by policy).
-type Router interface {
-	Route(req policy.Request) (*policy.Decision, error)
-}
-
-// Auditor records audit events (implemented by audit.Log).
-type Auditor interface {
-	Record(e audit.Event) error
-}
 
 // Options are the server's dependencies.
 type Options struct {
@@ -48,12 +29,12 @@ type Options struct {
 	Config *configs.Config
 	Store  store.Store
 	// Validator validates challenges.
-	Validator Validator
+	Validator ra.Validator
 	// CAA checks CAA at finalize for the upstreams that need it
 	// (configs.Upstream.ChecksCAA); nil means the Validator, when it can.
-	CAA CAAChecker
+	CAA ra.CAAChecker
 	// Router takes the policy decision at newOrder and finalize.
-	Router Router
+	Router ra.Router
 	// Issuers are the upstreams by name.
 	Issuers map[string]upstream.Issuer
 	// Clock returns the current time; time.Now when nil.
@@ -63,7 +44,7 @@ type Options struct {
 	// WorkerID names this replica's issuance worker (for job leases).
 	WorkerID string
 	// Audit receives the audit events; nil records none.
-	Audit Auditor
+	Audit ra.Auditor
 	// Metrics receives the server's measurements; nil measures nothing.
 	Metrics *Metrics
 }
@@ -71,29 +52,13 @@ type Options struct {
 // Server is the ACME server. Create it with New, serve Handler, and run Run
 // for the background issuance worker.
 type Server struct {
-	cfg       *configs.Config
-	store     store.Store
-	va        Validator
-	caa       CAAChecker
-	router    Router
-	issuers   map[string]upstream.Issuer
-	now       func() time.Time
-	log       *slog.Logger
-	base      string // external URL without trailing slash
-	workerID  string
-	baseCtx   context.Context
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup
-	kick      chan struct{}
-	waitersMu sync.Mutex
-	waiters   map[string][]*waiter
-	handler   http.Handler
-	auditLog  Auditor
-	metrics   *Metrics
-	// ari caches the upstream CAs' renewal windows (renewal.go).
-	ari ariCache
-	// limits applies the rate limits (ratelimit.go).
-	limits *limiter
+	cfg     *configs.Config
+	store   store.Store
+	now     func() time.Time
+	log     *slog.Logger
+	base    string // external URL without trailing slash
+	handler http.Handler
+	metrics *Metrics
 	// nonces caches the nonce key (nonce.go).
 	nonces nonceKeys
 	// ra is the domain core the handlers call.
@@ -126,32 +91,12 @@ func New(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("proxy: external_url: %w", err)
 	}
 	s := &Server{
-		cfg:      opts.Config,
-		store:    opts.Store,
-		va:       opts.Validator,
-		router:   opts.Router,
-		issuers:  opts.Issuers,
-		now:      opts.Clock,
-		log:      opts.Logger,
-		base:     strings.TrimSuffix(u.Scheme+"://"+u.Host, "/"),
-		workerID: opts.WorkerID,
-		kick:     make(chan struct{}, max(1, opts.Config.Orders.Workers)),
-		waiters:  map[string][]*waiter{},
-		auditLog: opts.Audit,
-		metrics:  opts.Metrics,
-	}
-	if s.ra, err = ra.New(ra.Options{Store: opts.Store, Issuers: opts.Issuers, Clock: func() time.Time { return s.now() },
-		Logger: opts.Logger, Audit: opts.Audit}); err != nil {
-		return nil, fmt.Errorf("proxy: %w", err)
-	}
-	s.limits = newLimiter(opts.Config.RateLimits, opts.Store, func() time.Time { return s.now() })
-	if s.caa = opts.CAA; s.caa == nil {
-		s.caa, _ = opts.Validator.(CAAChecker)
-	}
-	for _, u := range opts.Config.Upstreams {
-		if u.ChecksCAA() && s.caa == nil {
-			return nil, fmt.Errorf("proxy: upstream %s checks CAA, and neither Options.CAA nor the Validator can", u.Name)
-		}
+		cfg:     opts.Config,
+		store:   opts.Store,
+		now:     opts.Clock,
+		log:     opts.Logger,
+		base:    strings.TrimSuffix(u.Scheme+"://"+u.Host, "/"),
+		metrics: opts.Metrics,
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -159,10 +104,13 @@ func New(opts Options) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
-	if s.workerID == "" {
-		s.workerID = randomID()
+	core, err := ra.New(ra.Options{Config: opts.Config, Store: opts.Store, Validator: opts.Validator, CAA: opts.CAA,
+		Router: opts.Router, Issuers: opts.Issuers, AccountURL: s.accountURL, Clock: func() time.Time { return s.now() },
+		Logger: s.log, WorkerID: opts.WorkerID, Audit: opts.Audit, Metrics: opts.Metrics})
+	if err != nil {
+		return nil, fmt.Errorf("proxy: %w", err)
 	}
-	s.baseCtx, s.cancel = context.WithCancel(context.Background())
+	s.ra = core
 	s.handler = s.routes()
 	return s, nil
 }
@@ -175,9 +123,13 @@ func (s *Server) Handler() http.Handler { return s.handler }
 
 // Close stops background work started by the server (validations, the
 // issuance worker) and waits for it.
-func (s *Server) Close() {
-	s.cancel()
-	s.wg.Wait()
+func (s *Server) Close() { s.ra.Close() }
+
+// Run runs the domain core's issuance and validation workers until ctx
+// ends or Close is called, and exports the upstreams' health.
+func (s *Server) Run(ctx context.Context) {
+	s.metrics.watchUpstreams(s)
+	s.ra.Run(ctx)
 }
 
 func (s *Server) routes() http.Handler {
@@ -276,7 +228,7 @@ func (s *Server) wrap(endpoint string, methods []string, fn func(http.ResponseWr
 	allow := strings.Join(append(append([]string{}, methods...), headIf(allowed)...), ", ")
 	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		start := s.now()
-		ri := &reqInfo{id: randomID()[:16]}
+		ri := &reqInfo{id: core.RandomID()[:16]}
 		r = r.WithContext(context.WithValue(r.Context(), reqInfoKey{}, ri))
 		w := &statusWriter{ResponseWriter: rw}
 		defer func() {
@@ -327,18 +279,6 @@ type headWriter struct{ http.ResponseWriter }
 func (headWriter) Write(b []byte) (int, error) { return len(b), nil }
 
 func link(u, rel string) string { return "<" + u + `>;rel="` + rel + `"` }
-
-// randomID returns 128 random bits, base64url without padding. It never
-// starts with '-' or '_', so an ID is never mistaken for a command-line flag.
-func randomID() string {
-	b := make([]byte, 16)
-	for {
-		_, _ = rand.Read(b)
-		if id := base64.RawURLEncoding.EncodeToString(b); id[0] != '-' && id[0] != '_' {
-			return id
-		}
-	}
-}
 
 // URL builders.
 func (s *Server) accountURL(id string) string { return s.base + pathAccount + id }

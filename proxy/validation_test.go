@@ -11,6 +11,7 @@ import (
 
 	"github.com/acmebridge/acmebridge/audit"
 	"github.com/acmebridge/acmebridge/configs"
+	"github.com/acmebridge/acmebridge/ra"
 	"github.com/acmebridge/acmebridge/store"
 )
 
@@ -42,7 +43,7 @@ func TestDeactivatedDuringValidation(t *testing.T) {
 	require.Equal(t, "deactivated", decode[authzJSON](t, rec).Status)
 
 	close(release)
-	e.srv.wg.Wait() // the validation has ended and stored what it stores
+	e.srv.ra.Wait() // the validation has ended and stored what it stores
 
 	require.Equal(t, "deactivated", decode[authzJSON](t, c.post(authzURL, nil)).Status,
 		"a validation that ended after the deactivation brought the authorization back")
@@ -116,7 +117,7 @@ func TestValidationGivesUpAfterAttempts(t *testing.T) {
 	c := e.newClient()
 	c.register()
 	authzURL, id := c.pendingAuthz("cursed.example.com")
-	e.abandonValidation(id, maxValidationAttempts)
+	e.abandonValidation(id, ra.MaxValidationAttempts)
 
 	a := c.waitAuthz(authzURL)
 	require.Equal(t, "invalid", a.Status)
@@ -169,7 +170,7 @@ func TestValidationJobWithChallenge(t *testing.T) {
 
 	job, err := e.st.GetValidation(t.Context(), id)
 	require.NoError(t, err)
-	require.Equal(t, e.srv.workerID, job.Owner)
+	require.Equal(t, e.srv.ra.WorkerID(), job.Owner)
 	require.Equal(t, 1, job.Attempts)
 	require.Equal(t, strings.TrimPrefix(a.Challenges[0].URL, testBase+pathChallenge+id+"/"), job.ChallengeID)
 	tp, err := thumbprintOf(c.key.Public())
@@ -179,7 +180,7 @@ func TestValidationJobWithChallenge(t *testing.T) {
 
 	close(release)
 	require.Equal(t, "valid", c.waitAuthz(authzURL).Status)
-	e.srv.wg.Wait()
+	e.srv.ra.Wait()
 	_, err = e.st.GetValidation(t.Context(), id)
 	require.ErrorIs(t, err, store.ErrNotFound)
 }

@@ -8,59 +8,178 @@
 package ra
 
 import (
+	"context"
 	"errors"
 	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/acmebridge/acmebridge/audit"
+	"github.com/acmebridge/acmebridge/configs"
+	"github.com/acmebridge/acmebridge/core"
+	"github.com/acmebridge/acmebridge/policy"
 	"github.com/acmebridge/acmebridge/store"
 	"github.com/acmebridge/acmebridge/upstream"
 )
+
+// Validator checks one challenge (implemented by proxy/va).
+type Validator interface {
+	Validate(ctx context.Context, identType, identValue, typ, token, keyAuthorization string) error
+}
+
+// Router is the policy decision for an order (implemented by policy).
+type Router interface {
+	Route(req policy.Request) (*policy.Decision, error)
+}
 
 // Auditor records audit events (implemented by audit.Log).
 type Auditor interface {
 	Record(e audit.Event) error
 }
 
+// Observer receives the domain's measurements (implemented by
+// proxy.Metrics; every method must accept a nil receiver).
+type Observer interface {
+	Order(state string)
+	Issued(upstream string, d time.Duration)
+	UpstreamError(upstream string, transient bool)
+	Validation(typ, result string)
+}
+
 // Options are the domain core's dependencies.
 type Options struct {
+	// Config is the validated configuration.
+	Config *configs.Config
 	// Store holds every record.
 	Store store.Store
+	// Validator validates challenges.
+	Validator Validator
+	// CAA checks CAA at finalize for the upstreams that need it
+	// (configs.Upstream.ChecksCAA); nil means the Validator, when it can.
+	CAA CAAChecker
+	// Router takes the policy decision at newOrder and finalize.
+	Router Router
 	// Issuers are the upstreams by name.
 	Issuers map[string]upstream.Issuer
+	// AccountURL is an account's ACME URL, which CAA's accounturi names
+	// (RFC 8657).
+	AccountURL func(id string) string
 	// Clock returns the current time; time.Now when nil.
 	Clock func() time.Time
 	// Logger receives the operations' log lines; slog.Default when nil.
 	Logger *slog.Logger
+	// WorkerID names this replica's workers (for job leases).
+	WorkerID string
 	// Audit receives the audit events; nil records none.
 	Audit Auditor
+	// Metrics receives the measurements; nil measures nothing.
+	Metrics Observer
 }
 
-// RA is the domain core. Create it with New.
+// RA is the domain core. Create it with New, and run Run for the
+// background issuance and validation workers.
 type RA struct {
-	store   store.Store
-	issuers map[string]upstream.Issuer
-	now     func() time.Time
-	log     *slog.Logger
-	audit   Auditor
-	breaker *Breaker
+	cfg        *configs.Config
+	store      store.Store
+	va         Validator
+	caa        CAAChecker
+	router     Router
+	issuers    map[string]upstream.Issuer
+	accountURL func(id string) string
+	now        func() time.Time
+	log        *slog.Logger
+	audit      Auditor
+	metrics    Observer
+	workerID   string
+	breaker    *Breaker
+	// lim applies the rate limits (ratelimit.go); SetRateLimits swaps it.
+	lim atomic.Pointer[limiter]
+	// ari caches the upstream CAs' renewal windows (renewal.go).
+	ari ariCache
+	// Background work (validations) and its waiters.
+	baseCtx   context.Context
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	kick      chan struct{}
+	waitersMu sync.Mutex
+	waiters   map[string][]*waiter
 }
+
+// nopObserver measures nothing.
+type nopObserver struct{}
+
+func (nopObserver) Order(string)                 {}
+func (nopObserver) Issued(string, time.Duration) {}
+func (nopObserver) UpstreamError(string, bool)   {}
+func (nopObserver) Validation(string, string)    {}
 
 // New builds the domain core from its options.
 func New(opts Options) (*RA, error) {
 	if opts.Store == nil {
 		return nil, errors.New("ra: Store is required")
 	}
-	ra := &RA{store: opts.Store, issuers: opts.Issuers, now: opts.Clock, log: opts.Logger, audit: opts.Audit}
+	cfg := opts.Config
+	if cfg == nil {
+		cfg = configs.Default()
+	}
+	ra := &RA{cfg: cfg, store: opts.Store, va: opts.Validator, caa: opts.CAA, router: opts.Router,
+		issuers: opts.Issuers, accountURL: opts.AccountURL, now: opts.Clock, log: opts.Logger, audit: opts.Audit,
+		metrics: opts.Metrics, workerID: opts.WorkerID, waiters: map[string][]*waiter{},
+		kick: make(chan struct{}, max(1, cfg.Orders.Workers))}
 	if ra.now == nil {
 		ra.now = time.Now
 	}
 	if ra.log == nil {
 		ra.log = slog.Default()
 	}
-	ra.breaker = NewBreaker(ra.now)
+	if ra.metrics == nil {
+		ra.metrics = nopObserver{}
+	}
+	if ra.accountURL == nil {
+		ra.accountURL = func(id string) string { return id }
+	}
+	if ra.workerID == "" {
+		ra.workerID = core.RandomID()
+	}
+	if ra.caa == nil {
+		ra.caa, _ = opts.Validator.(CAAChecker)
+	}
+	for _, u := range cfg.Upstreams {
+		if u.ChecksCAA() && ra.caa == nil && opts.Validator != nil {
+			return nil, errors.New("ra: upstream " + u.Name + " checks CAA, and neither Options.CAA nor the Validator can")
+		}
+	}
+	ra.breaker = NewBreaker(func() time.Time { return ra.now() })
+	ra.SetRateLimits(cfg.RateLimits)
+	ra.baseCtx, ra.cancel = context.WithCancel(context.Background())
 	return ra, nil
 }
+
+// Close stops background work started by the core (validations) and
+// waits for it.
+func (ra *RA) Close() {
+	ra.cancel()
+	ra.wg.Wait()
+}
+
+// SetRateLimits replaces the rate limits in force (a configuration reload);
+// the buckets in the store keep what was spent.
+func (ra *RA) SetRateLimits(l configs.RateLimits) {
+	ra.lim.Store(newLimiter(l, ra.store, func() time.Time { return ra.now() }))
+}
+
+func (ra *RA) limits() *limiter { return ra.lim.Load() }
+
+// Wait waits for the background validations started so far to end.
+func (ra *RA) Wait() { ra.wg.Wait() }
+
+// WorkerID names this replica's workers in job leases.
+func (ra *RA) WorkerID() string { return ra.workerID }
+
+// Config is the configuration the core runs with.
+func (ra *RA) Config() *configs.Config { return ra.cfg }
 
 // Breaker is the upstreams' circuit breaker.
 func (ra *RA) Breaker() *Breaker { return ra.breaker }
@@ -72,8 +191,18 @@ type Client struct {
 	Remote    string
 }
 
-// record writes an audit event before the response that depends on it.
-func (ra *RA) record(c Client, e audit.Event) {
+type clientKey struct{}
+
+// WithClient returns ctx carrying who sent the request: the audit lines an
+// operation writes name it. It is request metadata, never a dependency.
+func WithClient(ctx context.Context, c Client) context.Context {
+	return context.WithValue(ctx, clientKey{}, c)
+}
+
+// record writes an audit event, with the client ctx carries (none for
+// background work), before the response that depends on it.
+func (ra *RA) record(ctx context.Context, e audit.Event) {
+	c, _ := ctx.Value(clientKey{}).(Client)
 	e.RequestID, e.Remote = c.RequestID, c.Remote
 	if ra.audit == nil {
 		return
@@ -81,4 +210,14 @@ func (ra *RA) record(c Client, e audit.Event) {
 	if err := ra.audit.Record(e); err != nil {
 		ra.log.Error("audit: record", "event", e.Event, "err", err)
 	}
+}
+
+// Upstreams are the names of the configured upstreams, sorted.
+func (ra *RA) Upstreams() []string {
+	names := make([]string, 0, len(ra.issuers))
+	for name := range ra.issuers {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
 }

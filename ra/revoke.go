@@ -121,7 +121,7 @@ func (ra *RA) Revoke(ctx context.Context, req RevokeRequest) (*store.Certificate
 	if err := ra.store.UpdateCertificate(ctx, rec); err != nil {
 		return nil, storeErr(err, "certificate")
 	}
-	ra.record(req.Client, audit.Event{Event: audit.CertRevoked, Account: rec.AccountID, Order: rec.OrderID, Names: rec.Names,
+	ra.record(WithClient(ctx, req.Client), audit.Event{Event: audit.CertRevoked, Account: rec.AccountID, Order: rec.OrderID, Names: rec.Names,
 		Upstream: rec.Upstream, Serial: rec.Serial, RevocationReason: audit.ReasonCode(req.Reason), Actor: req.By})
 	ra.log.Info("certificate revoked", "serial", rec.Serial, "account", rec.AccountID, "upstream", rec.Upstream,
 		"reason", req.Reason, "by", req.By)

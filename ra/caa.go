@@ -1,4 +1,4 @@
-package proxy
+package ra
 
 import (
 	"context"
@@ -45,7 +45,7 @@ const caaParallel = 8
 // RFC 8657 needs the account and the validation method: the account URL is
 // the order's account, the method is the challenge that validated each
 // identifier's authorization.
-func (s *Server) caaRoute(ctx context.Context, o *store.Order) ([]string, error) {
+func (ra *RA) caaRoute(ctx context.Context, o *store.Order) ([]string, error) {
 	type group struct {
 		identities []string
 		upstreams  []string
@@ -55,13 +55,13 @@ func (s *Server) caaRoute(ctx context.Context, o *store.Order) ([]string, error)
 	byKey := map[string]*group{}
 	checked := map[string]*group{}
 	for _, name := range o.Upstreams {
-		u, ok := s.upstreamConfig(name)
+		u, ok := ra.upstreamConfig(name)
 		if !ok || !u.ChecksCAA() {
 			continue
 		}
 		ids := u.CAAIdentities
 		if len(ids) == 0 {
-			ids = s.cfg.Server.CAAIdentities
+			ids = ra.cfg.Server.CAAIdentities
 		}
 		norm := make([]string, 0, len(ids))
 		for _, id := range ids {
@@ -82,13 +82,13 @@ func (s *Server) caaRoute(ctx context.Context, o *store.Order) ([]string, error)
 	if len(groups) == 0 {
 		return o.Upstreams, nil
 	}
-	methods, err := s.validationMethods(ctx, o)
+	methods, err := ra.validationMethods(ctx, o)
 	if err != nil {
 		return nil, err
 	}
-	acct := s.accountURL(o.AccountID)
+	acct := ra.accountURL(o.AccountID)
 	for _, g := range groups {
-		g.failures = s.checkCAANames(ctx, o.Identifiers, g.identities, acct, methods)
+		g.failures = ra.checkCAANames(ctx, o.Identifiers, g.identities, acct, methods)
 	}
 
 	var allowed []string
@@ -99,13 +99,13 @@ func (s *Server) caaRoute(ctx context.Context, o *store.Order) ([]string, error)
 	}
 	if len(allowed) > 0 {
 		if len(allowed) < len(o.Upstreams) {
-			s.log.Info("CAA forbids some upstreams of the order", "order", o.ID, "upstreams", o.Upstreams, "allowed", allowed)
+			ra.log.Info("CAA forbids some upstreams of the order", "order", o.ID, "upstreams", o.Upstreams, "allowed", allowed)
 		}
 		return allowed, nil
 	}
-	// Every upstream is forbidden: the first one's reasons are the order's.
+	// Every upstream is forbidden: the first one's reasons are the order'ra.
 	first := checked[o.Upstreams[0]]
-	s.log.Info("CAA forbids the order", "order", o.ID, "account", o.AccountID, "upstreams", o.Upstreams, "failures", len(first.failures))
+	ra.log.Info("CAA forbids the order", "order", o.ID, "account", o.AccountID, "upstreams", o.Upstreams, "failures", len(first.failures))
 	return nil, caaProblem(first.failures)
 }
 
@@ -115,25 +115,25 @@ func (s *Server) caaRoute(ctx context.Context, o *store.Order) ([]string, error)
 // route narrowed to what CAA allows now. It reports whether the job may go
 // on: CAA now forbidding every upstream makes the order invalid; a failed
 // lookup or store write puts the job back for a later attempt.
-func (s *Server) caaFresh(ctx context.Context, o *store.Order, job *store.Job) bool {
-	if !o.CAACheckedAt.IsZero() && s.now().Sub(o.CAACheckedAt) <= s.cfg.Orders.CAAMaxAge.D() {
+func (ra *RA) caaFresh(ctx context.Context, o *store.Order, job *store.Job) bool {
+	if !o.CAACheckedAt.IsZero() && ra.now().Sub(o.CAACheckedAt) <= ra.cfg.Orders.CAAMaxAge.D() {
 		return true
 	}
-	ups, err := s.caaRoute(ctx, o)
+	ups, err := ra.caaRoute(ctx, o)
 	if err == nil {
-		o.Upstreams, o.CAACheckedAt = ups, s.now()
-		err = s.store.UpdateOrder(ctx, o)
+		o.Upstreams, o.CAACheckedAt = ups, ra.now()
+		err = ra.store.UpdateOrder(ctx, o)
 	}
 	switch {
 	case err == nil:
-		s.log.Info("worker: CAA checked again before issuing", "order", o.ID, "upstreams", ups)
+		ra.log.Info("worker: CAA checked again before issuing", "order", o.ID, "upstreams", ups)
 		return true
-	case acmeerr.KindOf(err) == acmeerr.CAA, job.Attempts >= maxJobAttempts || s.now().After(o.Expires):
-		s.failOrder(ctx, o, "", err)
+	case acmeerr.KindOf(err) == acmeerr.CAA, job.Attempts >= maxJobAttempts || ra.now().After(o.Expires):
+		ra.failOrder(ctx, o, "", err)
 	default:
-		s.log.Warn("worker: CAA check before issuing", "order", o.ID, "err", err)
-		job.NotBefore = s.now().Add(jobBackoff(job.Attempts))
-		s.releaseJob(ctx, job)
+		ra.log.Warn("worker: CAA check before issuing", "order", o.ID, "err", err)
+		job.NotBefore = ra.now().Add(jobBackoff(job.Attempts))
+		ra.releaseJob(ctx, job)
 	}
 	return false
 }
@@ -161,7 +161,7 @@ func caaProblem(failures []*acmeerr.Error) *acmeerr.Error {
 // checkCAANames checks every DNS identifier of ids (IP addresses have no
 // CAA), a few at a time, and returns the failures in identifier order, each
 // carrying its identifier.
-func (s *Server) checkCAANames(ctx context.Context, ids []store.Identifier, identities []string, acct string, methods map[string]string) []*acmeerr.Error {
+func (ra *RA) checkCAANames(ctx context.Context, ids []store.Identifier, identities []string, acct string, methods map[string]string) []*acmeerr.Error {
 	errs := make([]*acmeerr.Error, len(ids))
 	sem := make(chan struct{}, caaParallel)
 	var wg sync.WaitGroup
@@ -175,7 +175,7 @@ func (s *Server) checkCAANames(ctx context.Context, ids []store.Identifier, iden
 			defer func() { <-sem; wg.Done() }()
 			// RFC 8555 §7.1.3: a wildcard identifier's value is "*." and
 			// the base name; CheckCAA then applies issuewild (RFC 8659 §4.3).
-			err := s.caa.CheckCAA(ctx, id.Value, false, identities, acct, methods[id.Value])
+			err := ra.caa.CheckCAA(ctx, id.Value, false, identities, acct, methods[id.Value])
 			if err == nil {
 				return
 			}
@@ -202,10 +202,10 @@ func (s *Server) checkCAANames(ctx context.Context, ids []store.Identifier, iden
 // "*.") to the type of the challenge that validated its authorization, for
 // RFC 8657 validationmethods; an authorization with no valid challenge maps
 // to "", which no validationmethods list matches.
-func (s *Server) validationMethods(ctx context.Context, o *store.Order) (map[string]string, error) {
+func (ra *RA) validationMethods(ctx context.Context, o *store.Order) (map[string]string, error) {
 	out := map[string]string{}
 	for _, id := range o.AuthzIDs {
-		a, err := s.store.GetAuthz(ctx, id)
+		a, err := ra.store.GetAuthz(ctx, id)
 		if err != nil {
 			return nil, storeDown(err)
 		}
@@ -224,8 +224,8 @@ func (s *Server) validationMethods(ctx context.Context, o *store.Order) (map[str
 }
 
 // upstreamConfig returns the configuration of the named upstream.
-func (s *Server) upstreamConfig(name string) (configs.Upstream, bool) {
-	for _, u := range s.cfg.Upstreams {
+func (ra *RA) upstreamConfig(name string) (configs.Upstream, bool) {
+	for _, u := range ra.cfg.Upstreams {
 		if u.Name == name {
 			return u, true
 		}

@@ -1,16 +1,14 @@
-package proxy
+package ra
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/netip"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/go-jose/go-jose/v4"
 	"golang.org/x/net/publicsuffix"
 
 	"github.com/acmebridge/acmebridge/acmeerr"
@@ -178,29 +176,26 @@ func (l *limiter) unknownKey(ctx context.Context, ip string) error {
 		"too many requests signed by keys without an account from "+key))
 }
 
-// limitUnknownKey applies unknown_key_requests_per_ip to a request whose
-// JWS carries a "jwk" (newAccount, revokeCert by a certificate's key):
-// unless the key has an account, it spends from the client address's
-// bucket. verifyPOST calls it after the signature and before the nonce, so
-// a refused request records no nonce: any throwaway key can sign such a
-// request, and each would otherwise take room in the record of used nonces
+// LimitUnknownKey applies unknown_key_requests_per_ip to a request whose
+// JWS carries a "jwk" (newAccount, revokeCert by a certificate's key) with
+// the RFC 7638 thumbprint tp, from the client address ip: unless the key
+// has an account, it spends from the address's bucket. The transport calls
+// it after the signature and before the nonce, so a refused request
+// records no nonce: any throwaway key can sign such a request, and each
+// would otherwise take room in the record of used nonces
 // (store.Store.UseNonce).
-func (s *Server) limitUnknownKey(r *http.Request, k *jose.JSONWebKey) error {
-	if !s.limits.cfg.UnknownKeyRequestsPerIP.On() {
+func (ra *RA) LimitUnknownKey(ctx context.Context, tp, ip string) error {
+	if !ra.limits().cfg.UnknownKeyRequestsPerIP.On() {
 		return nil
 	}
-	tp, err := thumbprint(k)
-	if err != nil {
-		return err
-	}
-	_, err = s.store.GetAccountByKey(r.Context(), tp)
+	_, err := ra.store.GetAccountByKey(ctx, tp)
 	switch {
 	case err == nil:
 		return nil
 	case !errors.Is(err, store.ErrNotFound):
 		return storeDown(err)
 	}
-	return s.limits.unknownKey(r.Context(), s.clientIP(r))
+	return ra.limits().unknownKey(ctx, ip)
 }
 
 // newOrder spends one order and newAuthzs pending authorizations for the

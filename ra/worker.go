@@ -1,4 +1,4 @@
-package proxy
+package ra
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 
 	"github.com/acmebridge/acmebridge/acmeerr"
 	"github.com/acmebridge/acmebridge/audit"
-	"github.com/acmebridge/acmebridge/ra"
+	"github.com/acmebridge/acmebridge/core"
 	"github.com/acmebridge/acmebridge/store"
 	"github.com/acmebridge/acmebridge/upstream"
 )
@@ -30,70 +30,69 @@ const (
 // Run runs the issuance workers until ctx ends or Close is called. Each
 // worker claims due jobs from the store with a lease, so jobs left by a
 // replica that died are taken over once its lease ends.
-func (s *Server) Run(ctx context.Context) {
-	s.metrics.watchUpstreams(s)
+func (ra *RA) Run(ctx context.Context) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {
 		select {
-		case <-s.baseCtx.Done():
+		case <-ra.baseCtx.Done():
 			cancel()
 		case <-ctx.Done():
 		}
 	}()
 	done := make(chan struct{})
-	workers := s.cfg.Orders.Workers
+	workers := ra.cfg.Orders.Workers
 	for i := 0; i < workers; i++ {
 		go func() {
 			defer func() { done <- struct{}{} }()
-			s.workLoop(ctx)
+			ra.workLoop(ctx)
 		}()
 	}
 	go func() {
 		defer func() { done <- struct{}{} }()
-		s.probeLoop(ctx)
+		ra.probeLoop(ctx)
 	}()
 	go func() {
 		defer func() { done <- struct{}{} }()
-		s.validationLoop(ctx)
+		ra.validationLoop(ctx)
 	}()
 	for i := 0; i < workers+2; i++ {
 		<-done
 	}
 }
 
-// kickWorker wakes a worker for a job just queued.
-func (s *Server) kickWorker() {
+// KickWorker wakes a worker for a job just queued.
+func (ra *RA) KickWorker() {
 	select {
-	case s.kick <- struct{}{}:
+	case ra.kick <- struct{}{}:
 	default:
 	}
 }
 
-func (s *Server) workLoop(ctx context.Context) {
+func (ra *RA) workLoop(ctx context.Context) {
 	t := time.NewTicker(jobPoll)
 	defer t.Stop()
 	var lastLogged time.Time
 	for {
 		for ctx.Err() == nil {
-			job, err := s.store.ClaimJob(ctx, s.workerID, s.now(), s.cfg.Orders.JobLease.D())
+			job, err := ra.store.ClaimJob(ctx, ra.workerID, ra.now(), ra.cfg.Orders.JobLease.D())
 			if errors.Is(err, store.ErrNoJob) {
 				break
 			}
 			if err != nil {
 				// The store is down: say so once in a while, not every poll.
-				if ctx.Err() == nil && s.now().Sub(lastLogged) > 30*time.Second {
-					s.log.Error("worker: claim job", "err", err)
-					lastLogged = s.now()
+				if ctx.Err() == nil && ra.now().Sub(lastLogged) > 30*time.Second {
+					ra.log.Error("worker: claim job", "err", err)
+					lastLogged = ra.now()
 				}
 				break
 			}
-			s.processJob(ctx, job)
+			ra.processJob(ctx, job)
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-s.kick:
+		case <-ra.kick:
 		case <-t.C:
 		}
 	}
@@ -103,10 +102,10 @@ func (s *Server) workLoop(ctx context.Context) {
 // replica (one that died mid-validation, or could not record the
 // outcome), and runs them again, up to orders.workers at once. It returns
 // once ctx ends and the validations it started have.
-func (s *Server) validationLoop(ctx context.Context) {
+func (ra *RA) validationLoop(ctx context.Context) {
 	t := time.NewTicker(jobPoll)
 	defer t.Stop()
-	slots := make(chan struct{}, max(1, s.cfg.Orders.Workers))
+	slots := make(chan struct{}, max(1, ra.cfg.Orders.Workers))
 	var running sync.WaitGroup
 	defer running.Wait()
 	var lastLogged time.Time
@@ -118,20 +117,20 @@ func (s *Server) validationLoop(ctx context.Context) {
 			default:
 				break claim // every slot is taken
 			}
-			job, err := s.store.ClaimValidation(ctx, s.workerID, s.now(), s.validationLease())
+			job, err := ra.store.ClaimValidation(ctx, ra.workerID, ra.now(), ra.validationLease())
 			if err != nil {
 				<-slots
 				// The store is down: say so once in a while, not every poll.
-				if !errors.Is(err, store.ErrNoJob) && ctx.Err() == nil && s.now().Sub(lastLogged) > 30*time.Second {
-					s.log.Error("worker: claim validation", "err", err)
-					lastLogged = s.now()
+				if !errors.Is(err, store.ErrNoJob) && ctx.Err() == nil && ra.now().Sub(lastLogged) > 30*time.Second {
+					ra.log.Error("worker: claim validation", "err", err)
+					lastLogged = ra.now()
 				}
 				break
 			}
 			running.Add(1)
 			go func() {
 				defer func() { <-slots; running.Done() }()
-				s.resumeValidation(ctx, job)
+				ra.resumeValidation(ctx, job)
 			}()
 		}
 		select {
@@ -143,35 +142,35 @@ func (s *Server) validationLoop(ctx context.Context) {
 }
 
 // processJob takes one order to its upstreams, in the route's order.
-func (s *Server) processJob(ctx context.Context, job *store.Job) {
+func (ra *RA) processJob(ctx context.Context, job *store.Job) {
 	// ended is the order as stored once valid or invalid, for a finalize
 	// waiting in this process.
 	var ended *store.Order
-	defer func() { s.notify("order:"+job.OrderID, ended) }()
-	o, err := s.store.GetOrder(ctx, job.OrderID)
+	defer func() { ra.notify("order:"+job.OrderID, ended) }()
+	o, err := ra.store.GetOrder(ctx, job.OrderID)
 	if errors.Is(err, store.ErrNotFound) {
-		_ = s.store.DeleteJob(ctx, job.OrderID)
+		_ = ra.store.DeleteJob(ctx, job.OrderID)
 		return
 	}
 	if err != nil {
-		s.log.Error("worker: load order", "order", job.OrderID, "err", err)
-		job.NotBefore = s.now().Add(5 * time.Second)
-		s.releaseJob(ctx, job)
+		ra.log.Error("worker: load order", "order", job.OrderID, "err", err)
+		job.NotBefore = ra.now().Add(5 * time.Second)
+		ra.releaseJob(ctx, job)
 		return
 	}
 	if o.Status != store.StatusProcessing {
-		_ = s.store.DeleteJob(ctx, o.ID)
+		_ = ra.store.DeleteJob(ctx, o.ID)
 		return
 	}
 	// The certificate's content, decided again from the stored CSR (ra):
 	// the upstreams build certificates from it, never from the CSR. An
 	// order finalized before these checks existed is refused here.
-	content, err := ra.StoredContent(o.CSR, o.Identifiers)
+	content, err := StoredContent(o.CSR, o.Identifiers)
 	if err != nil {
-		ended = s.failOrder(ctx, o, "", err)
+		ended = ra.failOrder(ctx, o, "", err)
 		return
 	}
-	if !s.caaFresh(ctx, o, job) {
+	if !ra.caaFresh(ctx, o, job) {
 		return
 	}
 	req := &upstream.Request{OrderID: o.ID, NotBefore: o.NotBefore, NotAfter: o.NotAfter,
@@ -180,20 +179,20 @@ func (s *Server) processJob(ctx context.Context, job *store.Job) {
 	if o.MaxValidity > 0 {
 		start := o.NotBefore
 		if start.IsZero() {
-			start = s.now()
+			start = ra.now()
 		}
 		if limit := start.Add(o.MaxValidity); req.NotAfter.IsZero() || req.NotAfter.After(limit) {
 			req.NotAfter = limit
 		}
 	}
-	replaced, replacedBy := s.replacedLeaf(ctx, o)
-	lease := s.leaseKeeper(ctx, job)
+	replaced, replacedBy := ra.replacedLeaf(ctx, o)
+	lease := ra.leaseKeeper(ctx, job)
 	defer lease.stop()
-	br := s.ra.Breaker()
+	br := ra.breaker
 	var lastErr error
 	var lastName string
 	for i, name := range o.Upstreams {
-		iss, ok := s.issuers[name]
+		iss, ok := ra.issuers[name]
 		if !ok {
 			lastErr = acmeerr.New(acmeerr.Internal, "upstream %s is not configured", name)
 			continue
@@ -204,37 +203,37 @@ func (s *Server) processJob(ctx context.Context, job *store.Job) {
 		if replacedBy == name {
 			req.Replaces = replaced
 		}
-		if br.IsOpen(name) && s.anyHealthy(br, o.Upstreams[i+1:]) {
+		if br.IsOpen(name) && ra.anyHealthy(br, o.Upstreams[i+1:]) {
 			// Failover without waiting on an upstream known to be down.
-			s.log.Info("worker: skipping unhealthy upstream", "order", o.ID, "upstream", name)
+			ra.log.Info("worker: skipping unhealthy upstream", "order", o.ID, "upstream", name)
 			if lastErr == nil {
 				lastErr = acmeerr.New(acmeerr.Unavailable, "upstream %s is unhealthy", name)
 			}
 			continue
 		}
 		ictx, cancel := context.WithTimeout(lease.ctx, issueDeadline)
-		start := s.now()
+		start := ra.now()
 		res, err := iss.Issue(ictx, req, lease.setRef)
 		cancel()
 		if lease.ctx.Err() != nil && ctx.Err() == nil {
 			// The lease was lost to another replica: it owns the job now.
-			s.log.Warn("worker: lost the lease", "order", o.ID)
+			ra.log.Warn("worker: lost the lease", "order", o.ID)
 			return
 		}
 		if err == nil {
 			br.Success(name)
-			s.metrics.issued(name, s.now().Sub(start))
-			ended = s.storeCertificate(ctx, o, name, res, s.now().Sub(start))
+			ra.metrics.Issued(name, ra.now().Sub(start))
+			ended = ra.storeCertificate(ctx, o, name, res, ra.now().Sub(start))
 			return
 		}
 		if transient(err) && ctx.Err() == nil && br.Failure(name) {
-			s.log.Warn("worker: upstream marked unhealthy", "upstream", name, "failures", ra.BreakerThreshold, "err", err)
+			ra.log.Warn("worker: upstream marked unhealthy", "upstream", name, "failures", BreakerThreshold, "err", err)
 		}
-		s.metrics.upstreamError(name, transient(err))
+		ra.metrics.UpstreamError(name, transient(err))
 		lastErr, lastName = err, name
-		s.log.Warn("worker: upstream failed", "order", o.ID, "upstream", name, "attempt", job.Attempts, "err", err)
+		ra.log.Warn("worker: upstream failed", "order", o.ID, "upstream", name, "attempt", job.Attempts, "err", err)
 		if !transient(err) {
-			ended = s.failOrder(ctx, o, name, err)
+			ended = ra.failOrder(ctx, o, name, err)
 			return
 		}
 	}
@@ -245,35 +244,35 @@ func (s *Server) processJob(ctx context.Context, job *store.Job) {
 	if errors.As(lastErr, &last) && last.RetryAfter > backoff {
 		backoff = last.RetryAfter
 	}
-	if job.Attempts >= maxJobAttempts || s.now().After(o.Expires) || s.now().Add(backoff).After(o.Expires) {
-		ended = s.failOrder(ctx, o, lastName, giveUpError(o.Upstreams, lastErr))
+	if job.Attempts >= maxJobAttempts || ra.now().After(o.Expires) || ra.now().Add(backoff).After(o.Expires) {
+		ended = ra.failOrder(ctx, o, lastName, giveUpError(o.Upstreams, lastErr))
 		return
 	}
 	lease.stop()
-	job.NotBefore = s.now().Add(backoff)
-	s.releaseJob(ctx, job)
+	job.NotBefore = ra.now().Add(backoff)
+	ra.releaseJob(ctx, job)
 }
 
 // replacedLeaf is the certificate the order replaces (RFC 9773 §5) and
 // the upstream that issued it; nil when the order replaces none or the
 // certificate cannot be read (the order goes on without "replaces").
-func (s *Server) replacedLeaf(ctx context.Context, o *store.Order) (*x509.Certificate, string) {
+func (ra *RA) replacedLeaf(ctx context.Context, o *store.Order) (*x509.Certificate, string) {
 	if o.Replaces == "" {
 		return nil, ""
 	}
-	c, err := s.store.GetCertificate(ctx, o.Replaces)
+	c, err := ra.store.GetCertificate(ctx, o.Replaces)
 	if err != nil {
-		s.log.Warn("worker: replaced certificate not loaded; ordering without replaces", "order", o.ID, "cert", o.Replaces, "err", err)
+		ra.log.Warn("worker: replaced certificate not loaded; ordering without replaces", "order", o.ID, "cert", o.Replaces, "err", err)
 		return nil, ""
 	}
 	blk, _ := pem.Decode(c.ChainPEM)
 	if blk == nil {
-		s.log.Warn("worker: replaced certificate unreadable; ordering without replaces", "order", o.ID, "cert", o.Replaces)
+		ra.log.Warn("worker: replaced certificate unreadable; ordering without replaces", "order", o.ID, "cert", o.Replaces)
 		return nil, ""
 	}
 	leaf, err := x509.ParseCertificate(blk.Bytes)
 	if err != nil {
-		s.log.Warn("worker: replaced certificate unreadable; ordering without replaces", "order", o.ID, "cert", o.Replaces, "err", err)
+		ra.log.Warn("worker: replaced certificate unreadable; ordering without replaces", "order", o.ID, "cert", o.Replaces, "err", err)
 		return nil, ""
 	}
 	return leaf, c.Upstream
@@ -301,7 +300,7 @@ func giveUpError(upstreams []string, lastErr error) error {
 // lease keeps a claimed job's lease alive while an upstream works, and
 // records the upstream's reference; ctx ends if the lease is lost.
 type lease struct {
-	s      *Server
+	ra     *RA
 	job    *store.Job
 	mu     sync.Mutex
 	ctx    context.Context
@@ -310,10 +309,10 @@ type lease struct {
 	once   sync.Once
 }
 
-func (s *Server) leaseKeeper(ctx context.Context, job *store.Job) *lease {
-	l := &lease{s: s, job: job, done: make(chan struct{})}
+func (ra *RA) leaseKeeper(ctx context.Context, job *store.Job) *lease {
+	l := &lease{ra: ra, job: job, done: make(chan struct{})}
 	l.ctx, l.cancel = context.WithCancel(ctx)
-	d := s.cfg.Orders.JobLease.D()
+	d := ra.cfg.Orders.JobLease.D()
 	go func() {
 		t := time.NewTicker(d / 3)
 		defer t.Stop()
@@ -323,8 +322,8 @@ func (s *Server) leaseKeeper(ctx context.Context, job *store.Job) *lease {
 				return
 			case <-t.C:
 				l.mu.Lock()
-				l.job.LeaseUntil = s.now().Add(d)
-				err := s.store.UpdateJob(ctx, l.job, s.workerID)
+				l.job.LeaseUntil = ra.now().Add(d)
+				err := ra.store.UpdateJob(ctx, l.job, ra.workerID)
 				l.mu.Unlock()
 				if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
 					l.cancel()
@@ -342,7 +341,7 @@ func (l *lease) setRef(ref string) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.job.UpstreamRef = ref
-	return l.s.store.UpdateJob(l.ctx, l.job, l.s.workerID)
+	return l.ra.store.UpdateJob(l.ctx, l.job, l.ra.workerID)
 }
 
 // stop ends the renewals; the job is then the caller's to release or
@@ -364,10 +363,10 @@ func transient(err error) bool {
 	return false
 }
 
-func (s *Server) releaseJob(ctx context.Context, job *store.Job) {
+func (ra *RA) releaseJob(ctx context.Context, job *store.Job) {
 	job.Owner, job.LeaseUntil = "", time.Time{}
-	if err := s.store.UpdateJob(ctx, job, s.workerID); err != nil {
-		s.log.Error("worker: release job", "order", job.OrderID, "err", err)
+	if err := ra.store.UpdateJob(ctx, job, ra.workerID); err != nil {
+		ra.log.Error("worker: release job", "order", job.OrderID, "err", err)
 	}
 }
 
@@ -380,43 +379,43 @@ func jobBackoff(attempts int) time.Duration {
 // failOrder makes the order invalid with the error (§7.1.6: processing →
 // invalid) and drops its job. upstream is the one whose error ended it (""
 // when none was asked). It returns o once stored, nil if it was not.
-func (s *Server) failOrder(ctx context.Context, o *store.Order, upstream string, cause error) *store.Order {
+func (ra *RA) failOrder(ctx context.Context, o *store.Order, upstream string, cause error) *store.Order {
 	o.Status, o.Error = store.StatusInvalid, storedProblem(cause)
-	if err := s.store.UpdateOrder(ctx, o); err != nil {
-		s.log.Error("worker: fail order", "order", o.ID, "err", err)
+	if err := ra.store.UpdateOrder(ctx, o); err != nil {
+		ra.log.Error("worker: fail order", "order", o.ID, "err", err)
 		return nil
 	}
-	_ = s.store.DeleteJob(ctx, o.ID)
-	if acct, err := s.store.GetAccount(ctx, o.AccountID); err == nil {
+	_ = ra.store.DeleteJob(ctx, o.ID)
+	if acct, err := ra.store.GetAccount(ctx, o.AccountID); err == nil {
 		// No certificate: give back what finalize spent.
-		s.limits.notIssued(ctx, acct, o.Identifiers)
+		ra.limits().notIssued(ctx, acct, o.Identifiers)
 	}
-	s.log.Warn("order invalid", "order", o.ID, "account", o.AccountID, "err", cause)
-	s.metrics.order(store.StatusInvalid)
-	s.record(nil, audit.Event{Event: audit.OrderInvalid, Account: o.AccountID, Order: o.ID, Names: identValues(o.Identifiers),
+	ra.log.Warn("order invalid", "order", o.ID, "account", o.AccountID, "err", cause)
+	ra.metrics.Order(store.StatusInvalid)
+	ra.record(ctx, audit.Event{Event: audit.OrderInvalid, Account: o.AccountID, Order: o.ID, Names: identValues(o.Identifiers),
 		Rule: o.Rule, Upstream: upstream, Upstreams: o.Upstreams, Problem: problemType(o.Error), Detail: o.Error.Detail})
 	return o
 }
 
 // storeCertificate records the issued certificate and moves the order to
 // valid in one atomic step. It returns o once stored, nil if it was not.
-func (s *Server) storeCertificate(ctx context.Context, o *store.Order, upstreamName string, res *upstream.Result, took time.Duration) *store.Order {
+func (ra *RA) storeCertificate(ctx context.Context, o *store.Order, upstreamName string, res *upstream.Result, took time.Duration) *store.Order {
 	leaf := res.Leaf
 	sum := sha256.Sum256(leaf.RawSubjectPublicKeyInfo)
 	c := &store.Certificate{
-		ID: randomID(), AccountID: o.AccountID, OrderID: o.ID, Serial: serialHex(leaf),
+		ID: core.RandomID(), AccountID: o.AccountID, OrderID: o.ID, Serial: serialHex(leaf),
 		Names: identValues(o.Identifiers), NotBefore: leaf.NotBefore, NotAfter: leaf.NotAfter,
-		Upstream: upstreamName, ChainPEM: res.ChainPEM, Alternates: res.Alternates, KeyThumbprint: hex.EncodeToString(sum[:]), IssuedAt: s.now(),
+		Upstream: upstreamName, ChainPEM: res.ChainPEM, Alternates: res.Alternates, KeyThumbprint: hex.EncodeToString(sum[:]), IssuedAt: ra.now(),
 	}
 	o.Status, o.CertificateID, o.Upstream, o.Error = store.StatusValid, c.ID, upstreamName, nil
-	if err := s.store.PutCertificate(ctx, c, o); err != nil {
-		s.log.Error("worker: store certificate", "order", o.ID, "serial", c.Serial, "err", err)
+	if err := ra.store.PutCertificate(ctx, c, o); err != nil {
+		ra.log.Error("worker: store certificate", "order", o.ID, "serial", c.Serial, "err", err)
 		return nil
 	}
-	s.metrics.order(store.StatusValid)
-	s.record(nil, audit.Event{Event: audit.CertIssued, Account: o.AccountID, Order: o.ID, Names: c.Names, Rule: o.Rule,
+	ra.metrics.Order(store.StatusValid)
+	ra.record(ctx, audit.Event{Event: audit.CertIssued, Account: o.AccountID, Order: o.ID, Names: c.Names, Rule: o.Rule,
 		Upstream: upstreamName, Serial: c.Serial, NotAfter: c.NotAfter})
-	s.log.Info("certificate issued", "order", o.ID, "account", o.AccountID, "upstream", upstreamName,
+	ra.log.Info("certificate issued", "order", o.ID, "account", o.AccountID, "upstream", upstreamName,
 		"serial", c.Serial, "names", c.Names, "not_after", c.NotAfter, "took_ms", took.Milliseconds())
 	return o
 }
@@ -429,9 +428,9 @@ const probeTimeout = 10 * time.Second
 // anyHealthy reports whether one of the upstreams is configured and not
 // skipped: only then is skipping an unhealthy one a failover rather than
 // giving up.
-func (s *Server) anyHealthy(b *ra.Breaker, names []string) bool {
+func (ra *RA) anyHealthy(b *Breaker, names []string) bool {
 	for _, n := range names {
-		if _, ok := s.issuers[n]; ok && !b.IsOpen(n) {
+		if _, ok := ra.issuers[n]; ok && !b.IsOpen(n) {
 			return true
 		}
 	}
@@ -446,8 +445,8 @@ type checker interface {
 
 // probeLoop probes the upstreams being skipped and closes the breaker of
 // those that answer again.
-func (s *Server) probeLoop(ctx context.Context) {
-	t := time.NewTicker(ra.BreakerProbe)
+func (ra *RA) probeLoop(ctx context.Context) {
+	t := time.NewTicker(BreakerProbe)
 	defer t.Stop()
 	for {
 		select {
@@ -455,9 +454,9 @@ func (s *Server) probeLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		br := s.ra.Breaker()
+		br := ra.breaker
 		for _, name := range br.Open() {
-			c, ok := s.issuers[name].(checker)
+			c, ok := ra.issuers[name].(checker)
 			if !ok {
 				continue // closed by the cool-down
 			}
@@ -466,7 +465,7 @@ func (s *Server) probeLoop(ctx context.Context) {
 			cancel()
 			if err == nil {
 				br.Success(name)
-				s.log.Info("worker: upstream healthy again", "upstream", name)
+				ra.log.Info("worker: upstream healthy again", "upstream", name)
 			}
 		}
 	}

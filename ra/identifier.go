@@ -1,4 +1,4 @@
-package proxy
+package ra
 
 import (
 	"net/netip"
@@ -10,10 +10,10 @@ import (
 	"github.com/acmebridge/acmebridge/store"
 )
 
-// normalizeIdentifiers checks the identifiers of a newOrder and returns them
+// NormalizeIdentifiers checks the identifiers of a newOrder and returns them
 // normalised (lower case, deduplicated, in request order). Every bad one is
 // a subproblem (RFC 8555 §6.7.1).
-func normalizeIdentifiers(in []store.Identifier, max int) ([]store.Identifier, error) {
+func NormalizeIdentifiers(in []store.Identifier, max int) ([]store.Identifier, error) {
 	if len(in) == 0 {
 		return nil, acmeerr.New(acmeerr.Malformed, "an order needs at least one identifier")
 	}
@@ -64,14 +64,14 @@ func normalizeIdentifier(id store.Identifier) (store.Identifier, *acmeerr.Error)
 		// RFC 5952 Section 4 for IPv6."
 		a, err := netip.ParseAddr(id.Value)
 		if err != nil || a.Zone() != "" || a.Is4In6() {
-			return id, acmeerr.New(acmeerr.Malformed, "%s is not an IP address", quote(id.Value))
+			return id, acmeerr.New(acmeerr.Malformed, "%s is not an IP address", acmeerr.Quote(id.Value))
 		}
 		if a.String() != id.Value {
-			return id, acmeerr.New(acmeerr.Malformed, "%s is not in canonical form (%s)", quote(id.Value), a.String())
+			return id, acmeerr.New(acmeerr.Malformed, "%s is not in canonical form (%s)", acmeerr.Quote(id.Value), a.String())
 		}
 		return store.Identifier{Type: "ip", Value: a.String()}, nil
 	default:
-		return id, acmeerr.New(acmeerr.UnsupportedIdentifier, "identifier type %s is not supported (dns, ip)", quote(id.Type))
+		return id, acmeerr.New(acmeerr.UnsupportedIdentifier, "identifier type %s is not supported (dns, ip)", acmeerr.Quote(id.Type))
 	}
 }
 
@@ -81,32 +81,32 @@ func normalizeIdentifier(id store.Identifier) (store.Identifier, *acmeerr.Error)
 func checkDNSName(v string) *acmeerr.Error {
 	base := strings.TrimPrefix(v, "*.")
 	if base == "" || len(v) > 253 {
-		return acmeerr.New(acmeerr.RejectedIdentifier, "%s is not a valid DNS name", quote(v))
+		return acmeerr.New(acmeerr.RejectedIdentifier, "%s is not a valid DNS name", acmeerr.Quote(v))
 	}
 	if strings.HasSuffix(base, ".") {
-		return acmeerr.New(acmeerr.RejectedIdentifier, "%s ends in a dot", quote(v))
+		return acmeerr.New(acmeerr.RejectedIdentifier, "%s ends in a dot", acmeerr.Quote(v))
 	}
 	if _, err := netip.ParseAddr(base); err == nil {
-		return acmeerr.New(acmeerr.RejectedIdentifier, "%s is an IP address; use an ip identifier", quote(v))
+		return acmeerr.New(acmeerr.RejectedIdentifier, "%s is an IP address; use an ip identifier", acmeerr.Quote(v))
 	}
 	for _, label := range strings.Split(base, ".") {
 		if label == "" || len(label) > 63 {
-			return acmeerr.New(acmeerr.RejectedIdentifier, "%s has an empty or over-long label", quote(v))
+			return acmeerr.New(acmeerr.RejectedIdentifier, "%s has an empty or over-long label", acmeerr.Quote(v))
 		}
 		if label[0] == '-' || label[len(label)-1] == '-' {
-			return acmeerr.New(acmeerr.RejectedIdentifier, "%s has a label starting or ending with a hyphen", quote(v))
+			return acmeerr.New(acmeerr.RejectedIdentifier, "%s has a label starting or ending with a hyphen", acmeerr.Quote(v))
 		}
 		for i := 0; i < len(label); i++ {
 			c := label[i]
 			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
-				return acmeerr.New(acmeerr.RejectedIdentifier, "%s has characters outside letters, digits and hyphen (use the IDNA A-label form)", quote(v))
+				return acmeerr.New(acmeerr.RejectedIdentifier, "%s has characters outside letters, digits and hyphen (use the IDNA A-label form)", acmeerr.Quote(v))
 			}
 		}
 		if len(label) >= 4 && label[2:4] == "--" && !strings.HasPrefix(label, "xn--") {
-			return acmeerr.New(acmeerr.RejectedIdentifier, "%s has a reserved label form", quote(v))
+			return acmeerr.New(acmeerr.RejectedIdentifier, "%s has a reserved label form", acmeerr.Quote(v))
 		}
 		if strings.HasPrefix(label, "xn--") && !validALabel(label) {
-			return acmeerr.New(acmeerr.RejectedIdentifier, "%s has a label that is not a valid IDNA A-label", quote(v))
+			return acmeerr.New(acmeerr.RejectedIdentifier, "%s has a label that is not a valid IDNA A-label", acmeerr.Quote(v))
 		}
 	}
 	return nil

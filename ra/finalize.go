@@ -1,0 +1,118 @@
+package ra
+
+import (
+	"context"
+	"crypto"
+	"errors"
+	"time"
+
+	"github.com/acmebridge/acmebridge/acmeerr"
+	"github.com/acmebridge/acmebridge/audit"
+	"github.com/acmebridge/acmebridge/store"
+	"github.com/go-jose/go-jose/v4"
+)
+
+// Finalize checks the CSR (DER; nil when it was not base64url) against the
+// order and the policy, queues the issuance job, and waits up to
+// orders.finalize_wait for a fast upstream (RFC 8555 §7.4). It returns the
+// order as it then is: valid, processing or invalid.
+func (ra *RA) Finalize(ctx context.Context, owner *store.Account, orderID string, der []byte) (*store.Order, error) {
+	o, err := ra.loadOrder(ctx, orderID, owner)
+	if err != nil {
+		return nil, err
+	}
+	// §7.4: "A request to finalize an order will result in error if the
+	// order is not in the "ready" state. In such cases, the server MUST
+	// return a 403 (Forbidden) error with a problem document of type
+	// "orderNotReady"."
+	// loadOrder re-checked every authorization of the order at this moment:
+	// one deactivated or expired since made the order invalid (§7.1.6).
+	if o.Status != store.StatusReady {
+		return nil, acmeerr.New(acmeerr.OrderNotReady, "order is %s, not ready", o.Status)
+	}
+	// The account with the grants its EAB key gives now (eab.go): a
+	// key revoked since newOrder takes them away.
+	acct, err := ra.eabGrants(ctx, owner)
+	if err != nil {
+		return nil, ra.refuse(ctx, audit.FinalizeRefused, o.AccountID, o.ID, o.Identifiers, err)
+	}
+	if len(der) == 0 {
+		return nil, acmeerr.New(acmeerr.BadCSR, "csr is not base64url DER")
+	}
+	// What the certificate may hold is decided in ra, from the order and
+	// the CSR (design.md §5).
+	accountKey, err := accountPublicKey(owner)
+	if err != nil {
+		return nil, err
+	}
+	content, err := CheckCSR(der, o.Identifiers, accountKey)
+	if err != nil {
+		return nil, ra.refuse(ctx, audit.FinalizeRefused, o.AccountID, o.ID, o.Identifiers, err)
+	}
+	// Policy is checked again at finalize: the configuration may have
+	// changed since newOrder (design.md §5). The route taken at newOrder
+	// stays: the order goes to the upstreams it was given.
+	dec, err := ra.route(acct, o.Identifiers, o.Profile)
+	if err != nil {
+		return nil, ra.refuse(ctx, audit.FinalizeRefused, o.AccountID, o.ID, o.Identifiers, err)
+	}
+	if err := KeyAllowed(content.CSR.PublicKey, dec); err != nil {
+		return nil, ra.refuse(ctx, audit.FinalizeRefused, o.AccountID, o.ID, o.Identifiers, err)
+	}
+	if dec.MaxValidity > 0 && (o.MaxValidity == 0 || dec.MaxValidity < o.MaxValidity) {
+		o.MaxValidity = dec.MaxValidity
+	}
+	// CAA, last, just before issuance (caa.go): the route keeps the
+	// upstreams CAA lets issue; none left is a caa (or dns) problem.
+	ups, err := ra.caaRoute(ctx, o)
+	if err != nil {
+		if k := acmeerr.KindOf(err); k == acmeerr.CAA || k == acmeerr.DNS {
+			return nil, ra.refuse(ctx, audit.FinalizeRefused, o.AccountID, o.ID, o.Identifiers, err)
+		}
+		return nil, err
+	}
+	spent, err := ra.limits().finalize(ctx, acct, o.Identifiers)
+	if err != nil {
+		return nil, ra.refuse(ctx, audit.FinalizeRefused, o.AccountID, o.ID, o.Identifiers, err)
+	}
+	o.Upstreams, o.CAACheckedAt = ups, ra.now()
+	o.Status, o.CSR = store.StatusProcessing, der
+	wait := ra.subscribe("order:" + o.ID)
+	defer ra.unsubscribe("order:"+o.ID, wait)
+	if err := ra.store.EnqueueJob(ctx, &store.Job{OrderID: o.ID, NotBefore: ra.now()}, o); err != nil {
+		ra.limits().refund(ctx, spent)
+		if errors.Is(err, store.ErrConflict) {
+			// Another finalize won the race (§7.1.6 allows one).
+			return nil, acmeerr.New(acmeerr.OrderNotReady, "order is already being finalized")
+		}
+		return nil, storeDown(err)
+	}
+	ra.log.Info("order finalizing", "order", o.ID, "account", o.AccountID, "rule", o.Rule, "upstreams", o.Upstreams)
+	ra.metrics.Order(store.StatusProcessing)
+	ra.KickWorker()
+	// ended is the order as this process's worker stored it, when the
+	// worker ended it here (val is read only once done is closed).
+	var ended *store.Order
+	select {
+	case <-wait.done:
+		ended, _ = wait.val.(*store.Order)
+	case <-time.After(ra.cfg.Orders.FinalizeWait.D()):
+	case <-ctx.Done():
+	}
+	if ended != nil {
+		o = ended
+	} else if cur, err := ra.store.GetOrder(ctx, o.ID); err == nil {
+		o = cur
+	}
+	return o, nil
+}
+
+// accountPublicKey is the account's key, which a certificate must not
+// reuse.
+func accountPublicKey(acct *store.Account) (crypto.PublicKey, error) {
+	var k jose.JSONWebKey
+	if err := k.UnmarshalJSON(acct.JWK); err != nil {
+		return nil, acmeerr.Wrap(acmeerr.Internal, err, "stored key of account %s is unreadable", acct.ID)
+	}
+	return k.Key, nil
+}
