@@ -80,8 +80,8 @@ func (c *CertContent) Apply(req *upstream.Request) {
 }
 
 // CheckCSR is what finalize asks: DecideContent, then the key — CheckKey,
-// and it must not be the account's key (RFC 8555 §11.1: "The server MUST
-// NOT issue certificates for a key pair that is also an account key").
+// and it must not be the account's key (design.md §5; Boulder refuses it
+// too: "certificate public key must be different than account key").
 func CheckCSR(der []byte, ids []store.Identifier, accountKey crypto.PublicKey) (*CertContent, error) {
 	c, err := DecideContent(der, ids)
 	if err != nil {

@@ -47,7 +47,7 @@ func TestCheckKey(t *testing.T) {
 	blk, _ := pem.Decode([]byte(rocaVector))
 	roca, err := x509.ParsePKIXPublicKey(blk.Bytes)
 	require.NoError(t, err)
-	small, err := rsa.GenerateKey(rand.Reader, 1024)
+	small, err := rsa.GenerateKey(rand.Reader, 1024) //nolint:gosec // the short key under test
 	require.NoError(t, err)
 	p521, err := ecdsa.GenerateKey(elliptic.P521(), rand.Reader)
 	require.NoError(t, err)
@@ -70,7 +70,7 @@ func TestCheckKey(t *testing.T) {
 		{"RSA even modulus", &rsa.PublicKey{N: even, E: 65537}, "prime factor below 752"},
 		{"RSA modulus divisible by 751", &rsa.PublicKey{N: new(big.Int).Mul(new(big.Int).Rsh(good.N, 10), big.NewInt(751)), E: 65537}, "prime factor below 752"},
 		{"ECDSA P-521", &p521.PublicKey, "P-256 or P-384"},
-		{"ECDSA point off the curve", &ecdsa.PublicKey{Curve: elliptic.P256(), X: big.NewInt(1), Y: big.NewInt(1)}, "not a valid point"},
+		{"ECDSA point off the curve", &ecdsa.PublicKey{Curve: elliptic.P256(), X: big.NewInt(1), Y: big.NewInt(1)}, "not a valid point"}, //nolint:staticcheck // an invalid point needs the raw coordinates
 		{"Ed25519 of 31 bytes", ed25519.PublicKey(make([]byte, 31)), "32 bytes"},
 		{"not a key", "key", "unsupported"},
 	} {

@@ -70,6 +70,17 @@ func startVaultBridge(t *testing.T, auth vaultAuthKind) *vaultBridge {
 // through a vaulttest.Proxy when proxied.
 func startVaultBridgeVia(t *testing.T, auth vaultAuthKind, proxied bool) *vaultBridge {
 	t.Helper()
+	return startVaultBridgeMode(t, auth, proxied, "")
+}
+
+// startVaultBridgeMode is startVaultBridgeVia with the vault upstream's
+// mode (sign or sign-verbatim; "" for the default).
+func startVaultBridgeMode(t *testing.T, auth vaultAuthKind, proxied bool, mode string) *vaultBridge {
+	t.Helper()
+	modeYAML := ""
+	if mode != "" {
+		modeYAML = "mode: " + mode
+	}
 	v := vaulttest.Start(t, vaulttest.Options{})
 	root := v.Client(t, "")
 	p := setupVaultPKI(t, root)
@@ -109,6 +120,7 @@ func startVaultBridgeVia(t *testing.T, auth vaultAuthKind, proxied bool) *vaultB
       role: %s
       ttl: 24h
       %s
+      %s
   - name: dev
     type: local
 policy:
@@ -120,7 +132,7 @@ policy:
       match: {domains: ["*.e2e.test"]}
       upstreams: [vault]
   default: {action: deny}
-`, address, p.Mount, p.Role, authYAML))
+`, address, p.Mount, p.Role, authYAML, modeYAML))
 	return &vaultBridge{s: s, vault: v, pki: p, root: root, proxy: proxy}
 }
 

@@ -135,6 +135,10 @@ func newRequest(t testing.TB, o csrOptions, names ...string) *upstream.Request {
 	if !o.noCN && len(req.DNSNames) > 0 {
 		tmpl.Subject = pkix.Name{CommonName: req.DNSNames[0]}
 	}
+	if len(req.DNSNames) > 0 {
+		// ra's decision: the CSR's CN, or the first DNS name.
+		req.CommonName = req.DNSNames[0]
+	}
 	der, err := x509.CreateCertificateRequest(rand.Reader, tmpl, key)
 	require.NoError(t, err)
 	req.CSRDER = der

@@ -111,13 +111,8 @@ func (u *Upstream) Issue(ctx context.Context, req *upstream.Request, setRef func
 	if ttl > 0 {
 		data["ttl"] = fmt.Sprintf("%ds", int64(ttl/time.Second))
 	}
-	if u.mode == ModeSign && csr.Subject.CommonName == "" && len(req.DNSNames) > 0 && len(req.DNSNames[0]) <= maxCNLength {
-		// Vault's role field use_csr_common_name: "If set, when used with
-		// a signing profile, the common name in the CSR will be used."
-		// Vault falls back to the common_name parameter only when the CSR
-		// has none (certbot's CSRs carry SANs only), so the CSR still
-		// decides when it names one.
-		data["common_name"] = req.DNSNames[0]
+	for k, v := range u.contentParams(req) {
+		data[k] = v
 	}
 
 	start := u.clock()
@@ -151,6 +146,83 @@ func (u *Upstream) Issue(ctx context.Context, req *upstream.Request, setRef func
 		"dns_names", res.Leaf.DNSNames, "ip_addresses", res.Leaf.IPAddresses, "not_after", res.Leaf.NotAfter,
 		"took_ms", u.clock().Sub(start).Milliseconds())
 	return res, nil
+}
+
+// contentParams are the signing request's parameters that carry the
+// request's content (ra decided it; the CSR was checked to ask for nothing
+// else).
+//
+// sign: the role decides what Vault copies from the CSR (use_csr_common_name,
+// use_csr_sans, both true by default) and takes common_name, alt_names and
+// ip_sans otherwise — "If set, when used with a signing profile, the common
+// name in the CSR will be used" — so those three parameters are exactly
+// the content, whichever way the role is set; when it uses the CSR's
+// values, they are the same names. Vault falls back to common_name when
+// the CSR has none (certbot's CSRs carry SANs only). Key usages are the
+// role's (key_usage, ext_key_usage), not the request's.
+//
+// sign-verbatim: Vault copies the CSR's subject and requested extensions
+// ("Values will be taken verbatim from the CSR, except for basic
+// constraints"), and adds key_usage — by default "DigitalSignature,
+// KeyAgreement, KeyEncipherment" — and ext_key_usage where the CSR asks
+// for none. Both are set to the content's usages, so the certificate holds
+// those, whether the CSR asked for them or not.
+func (u *Upstream) contentParams(req *upstream.Request) map[string]any {
+	out := map[string]any{}
+	switch u.mode {
+	case ModeSignVerbatim:
+		if names := keyUsageNames(req.KeyUsage); len(names) > 0 {
+			out["key_usage"] = names
+		}
+		if names := extKeyUsageNames(req.ExtKeyUsage); len(names) > 0 {
+			out["ext_key_usage"] = names
+		}
+	default:
+		if req.CommonName != "" && len(req.CommonName) <= maxCNLength {
+			out["common_name"] = req.CommonName
+		}
+		if len(req.DNSNames) > 0 {
+			out["alt_names"] = strings.Join(req.DNSNames, ",")
+		}
+		if len(req.IPAddresses) > 0 {
+			ips := make([]string, len(req.IPAddresses))
+			for i, ip := range req.IPAddresses {
+				ips[i] = ip.String()
+			}
+			out["ip_sans"] = strings.Join(ips, ",")
+		}
+	}
+	return out
+}
+
+// keyUsageNames are Vault's names of the key usages (those of Go's
+// x509.KeyUsage without the prefix, which Vault's key_usage parameter
+// takes).
+func keyUsageNames(ku x509.KeyUsage) []string {
+	names := []string{"DigitalSignature", "ContentCommitment", "KeyEncipherment", "DataEncipherment", "KeyAgreement",
+		"CertSign", "CRLSign", "EncipherOnly", "DecipherOnly"}
+	var out []string
+	for i, n := range names {
+		if ku&(1<<i) != 0 {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// extKeyUsageNames are Vault's names of the extended key usages acmebridge
+// issues.
+func extKeyUsageNames(ekus []x509.ExtKeyUsage) []string {
+	var out []string
+	for _, e := range ekus {
+		switch e {
+		case x509.ExtKeyUsageServerAuth:
+			out = append(out, "ServerAuth")
+		case x509.ExtKeyUsageClientAuth:
+			out = append(out, "ClientAuth")
+		}
+	}
+	return out
 }
 
 // recordSerial stores the serial of what Vault signed, so a retry of the

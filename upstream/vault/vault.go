@@ -1,8 +1,10 @@
 // Package vault is an upstream backed by HashiCorp Vault's PKI secrets
-// engine, through github.com/hashicorp/vault/api. The client's CSR is sent
-// as-is to MOUNT/sign/ROLE (the role's rules apply) or
-// MOUNT/sign-verbatim/ROLE; the returned certificate and ca_chain are served
-// as one PEM chain, leaf first; revocation goes to MOUNT/revoke.
+// engine, through github.com/hashicorp/vault/api. The client's CSR, checked
+// to ask for nothing beyond the content the registration authority decided,
+// is sent as-is to MOUNT/sign/ROLE (the role's rules apply) or
+// MOUNT/sign-verbatim/ROLE, with that content as the request's parameters
+// (see contentParams); the returned certificate and ca_chain are served as
+// one PEM chain, leaf first; revocation goes to MOUNT/revoke.
 //
 // Authentication is a token (from a file or an environment variable), an
 // AppRole login or a Kubernetes service account login (Vault's Kubernetes
@@ -63,7 +65,9 @@ const (
 	// TTL and extensions it allows.
 	ModeSign Mode = "sign"
 	// ModeSignVerbatim uses MOUNT/sign-verbatim/ROLE: the CSR's subject and
-	// extensions are kept as they are; the role still bounds the TTL.
+	// extensions are kept as they are (ra allowed nothing but the decided
+	// content in them), the key usages are the decided ones; the role still
+	// bounds the TTL.
 	ModeSignVerbatim Mode = "sign-verbatim"
 )
 
