@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/acmebridge/acmebridge/core"
 )
 
 // Kind classifies an error. Each kind maps to one ACME problem type
@@ -62,10 +64,8 @@ const (
 )
 
 // Identifier names the identifier a subproblem is about (RFC 8555 §6.7.1).
-type Identifier struct {
-	Type  string `json:"type"`
-	Value string `json:"value"`
-}
+// It is core.Identifier.
+type Identifier = core.Identifier
 
 // Error is an error with a Kind, a detail meant for the client, optional
 // subproblems and an optional Retry-After.

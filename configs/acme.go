@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+
+	"github.com/acmebridge/acmebridge/core"
 )
 
 // ACME configures an RFC 8555 certificate authority as an upstream (Let's
@@ -145,7 +147,7 @@ func validateACME(f string, u Upstream, bad func(field, format string, args ...a
 	}
 	s, sf := a.Solver, f+".solver"
 	switch s.Type {
-	case "dns-01":
+	case core.ChallengeDNS01:
 		if s.Provider == "" {
 			bad(sf+".provider", "must name a DNS provider (%s)", strings.Join(ACMEDNSProviders, ", "))
 		} else if !slices.Contains(ACMEDNSProviders, s.Provider) {
@@ -171,7 +173,7 @@ func validateACME(f string, u Upstream, bad func(field, format string, args ...a
 		if s.Listen != "" {
 			bad(sf+".listen", "only the http-01 solver listens")
 		}
-	case "http-01":
+	case core.ChallengeHTTP01:
 		if _, _, err := net.SplitHostPort(s.Listen); err != nil {
 			bad(sf+".listen", "%q is not host:port (the address port 80 of every name reaches, e.g. \":80\")", s.Listen)
 		}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/acmebridge/acmebridge/core"
 	"go.yaml.in/yaml/v3"
 	"golang.org/x/net/idna"
 )
@@ -71,7 +72,7 @@ func (m Match) IsZero() bool {
 }
 
 // challengeTypes are the challenge types a rule may allow.
-var challengeTypes = map[string]bool{"http-01": true, "dns-01": true, "tls-alpn-01": true}
+var challengeTypes = map[string]bool{core.ChallengeHTTP01: true, core.ChallengeDNS01: true, core.ChallengeTLSALPN01: true}
 
 // keyTypes are the certificate key types a rule may allow.
 var keyTypes = map[string]bool{"rsa": true, "ecdsa": true, "ed25519": true}

@@ -14,13 +14,11 @@ import (
 
 	"github.com/acmebridge/acmebridge/acmeerr"
 	"github.com/acmebridge/acmebridge/configs"
+	"github.com/acmebridge/acmebridge/core"
 )
 
-// Identifier is an ACME identifier to route.
-type Identifier struct {
-	Type  string
-	Value string
-}
+// Identifier is an ACME identifier to route: core.Identifier.
+type Identifier = core.Identifier
 
 // Request is what a rule matches on.
 type Request struct {
@@ -292,7 +290,7 @@ func decision(r configs.Rule) *Decision {
 		KeyTypes: slices.Clone(r.KeyTypes), MinRSABits: r.MinRSABits, MaxValidity: r.MaxValidity.D(),
 		UpstreamProfile: r.UpstreamProfile}
 	if len(d.Challenges) == 0 {
-		d.Challenges = []string{"http-01", "dns-01", "tls-alpn-01"}
+		d.Challenges = slices.Clone(core.ChallengeTypes)
 	}
 	if len(d.KeyTypes) == 0 {
 		d.KeyTypes = []string{"rsa", "ecdsa"}

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/acmebridge/acmebridge/configs"
+	"github.com/acmebridge/acmebridge/core"
 )
 
 // A wildcard identifier "*.base" asks for a certificate valid for every name
@@ -103,7 +104,7 @@ func stricter(o, r configs.Rule, p string) string {
 		return fmt.Sprintf("routes %s to %v, not %v as rule %s does", p, od.Upstreams, rd.Upstreams, r.Name)
 	case od.UpstreamProfile != rd.UpstreamProfile:
 		return fmt.Sprintf("asks upstream profile %q for %s, not %q as rule %s does", od.UpstreamProfile, p, rd.UpstreamProfile, r.Name)
-	case !slices.Contains(od.Challenges, "dns-01"):
+	case !slices.Contains(od.Challenges, core.ChallengeDNS01):
 		// A wildcard's authorization offers dns-01 only (proxy newAuthz;
 		// Boulder's ChallengesFor: "If the identifier is for a DNS wildcard
 		// name we only provide a DNS-01 challenge as a matter of CA policy").

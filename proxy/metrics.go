@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/acmebridge/acmebridge/core"
 	"github.com/acmebridge/acmebridge/store"
 )
 
@@ -45,7 +46,7 @@ const readyTimeout = 2 * time.Second
 // Label values set to zero at start, so that rate() and increase() see a
 // series' first event (a series born at 1 has no increase to show).
 var (
-	challengeTypes    = []string{"http-01", "dns-01", "tls-alpn-01"}
+	challengeTypes    = core.ChallengeTypes
 	validationResults = []string{"valid", "invalid"}
 	orderStates       = []string{store.StatusPending, store.StatusProcessing, store.StatusValid, store.StatusInvalid}
 	zeroProblems      = []string{errNS + "rateLimited"}

@@ -33,9 +33,7 @@ func identValues(ids []store.Identifier) []string {
 // route asks the policy for a decision on an account's order.
 func (ra *RA) route(acct *store.Account, ids []store.Identifier, profile string) (*policy.Decision, error) {
 	req := policy.Request{EABKey: acct.EABKeyID, Group: acct.Group, Profile: profile}
-	for _, id := range ids {
-		req.Identifiers = append(req.Identifiers, policy.Identifier{Type: id.Type, Value: id.Value})
-	}
+	req.Identifiers = ids
 	return ra.router.Route(req)
 }
 
@@ -82,14 +80,11 @@ func patternsAllow(patterns []string, id store.Identifier) bool {
 func (ra *RA) newAuthz(accountID string, id store.Identifier, allowed []string, now time.Time) *store.Authorization {
 	a := &store.Authorization{ID: core.RandomID(), AccountID: accountID, Status: store.StatusPending,
 		Identifier: id, Expires: now.Add(ra.cfg.Orders.AuthzLifetime.D())}
-	types := []string{"http-01", "dns-01", "tls-alpn-01"}
-	if base, ok := trimWildcard(id); ok {
+	base, wildcard := trimWildcard(id)
+	if wildcard {
 		a.Identifier, a.Wildcard = base, true
-		types = []string{"dns-01"}
-	} else if id.Type == "ip" {
-		types = []string{"http-01", "tls-alpn-01"}
 	}
-	types = slices.DeleteFunc(types, func(t string) bool { return !slices.Contains(allowed, t) })
+	types := slices.DeleteFunc(slices.Clone(core.ChallengesFor(id, wildcard)), func(t string) bool { return !slices.Contains(allowed, t) })
 	for _, t := range types {
 		// §8: "token ... MUST have at least 128 bits of entropy".
 		a.Challenges = append(a.Challenges, store.Challenge{ID: core.RandomID()[:12], Type: t, Status: store.StatusPending, Token: core.RandomID()})

@@ -403,7 +403,7 @@ func (ra *RA) storeCertificate(ctx context.Context, o *store.Order, upstreamName
 	leaf := res.Leaf
 	sum := sha256.Sum256(leaf.RawSubjectPublicKeyInfo)
 	c := &store.Certificate{
-		ID: core.RandomID(), AccountID: o.AccountID, OrderID: o.ID, Serial: serialHex(leaf),
+		ID: core.RandomID(), AccountID: o.AccountID, OrderID: o.ID, Serial: core.SerialHex(leaf),
 		Names: identValues(o.Identifiers), NotBefore: leaf.NotBefore, NotAfter: leaf.NotAfter,
 		Upstream: upstreamName, ChainPEM: res.ChainPEM, Alternates: res.Alternates, KeyThumbprint: hex.EncodeToString(sum[:]), IssuedAt: ra.now(),
 	}
@@ -419,8 +419,6 @@ func (ra *RA) storeCertificate(ctx context.Context, o *store.Order, upstreamName
 		"serial", c.Serial, "names", c.Names, "not_after", c.NotAfter, "took_ms", took.Milliseconds())
 	return o
 }
-
-func serialHex(c *x509.Certificate) string { return hex.EncodeToString(c.SerialNumber.Bytes()) }
 
 // probeTimeout bounds one probe of an upstream whose breaker is open.
 const probeTimeout = 10 * time.Second

@@ -12,6 +12,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/acmebridge/acmebridge/core"
 )
 
 // Errors returned by drivers. Callers test them with errors.Is.
@@ -38,11 +40,9 @@ const (
 	StatusRevoked     = "revoked"
 )
 
-// Identifier is an ACME identifier (RFC 8555 §9.7.7; "ip" from RFC 8738).
-type Identifier struct {
-	Type  string `json:"type"`
-	Value string `json:"value"`
-}
+// Identifier is an ACME identifier: core.Identifier, the one identifier
+// type every package speaks.
+type Identifier = core.Identifier
 
 // Account is an ACME account (RFC 8555 §7.1.2).
 type Account struct {

@@ -22,7 +22,7 @@ func (v *Validator) validateDNS01(ctx context.Context, name, keyAuth string) err
 	qname := dns01Label + name
 	txts, err := v.resolver.lookupTXT(ctx, qname)
 	if err != nil {
-		return prefixed("dns-01", "", err)
+		return prefixed(TypeDNS01, "", err)
 	}
 	// RFC 8555 §8.4: "If no DNS record is found, or DNS record and response
 	// payload do not pass these checks, then the validation fails."

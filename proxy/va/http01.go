@@ -53,7 +53,7 @@ func (v *Validator) validateHTTP01(ctx context.Context, t identTarget, token, ke
 	// Resolve once, check, and pin (design §5). RFC 8738 §4: for IP
 	// identifiers "their initial DNS resolution step MUST be skipped".
 	if err := dialer.pin(ctx, host); err != nil {
-		return prefixed("http-01", shown, err)
+		return prefixed(TypeHTTP01, shown, err)
 	}
 
 	transport := &http.Transport{
@@ -108,12 +108,12 @@ func (v *Validator) validateHTTP01(ctx context.Context, t identTarget, token, ke
 		// their details are our own decisions (redirectRefusal).
 		var ae *acmeerr.Error
 		if errors.As(err, &ae) && (redirects == 0 || ae.Kind == acmeerr.Connection && strings.HasPrefix(ae.Detail, redirectRefused)) {
-			return prefixed("http-01", shown, ae)
+			return prefixed(TypeHTTP01, shown, ae)
 		}
 		if redirects > 0 {
 			return notKeyAuth(fmt.Errorf("after %d redirects: %w", redirects, err))
 		}
-		return netError(ctx, "http-01", "fetching "+shown, err)
+		return netError(ctx, TypeHTTP01, "fetching "+shown, err)
 	}
 	defer func() { _ = resp.Body.Close() }()
 	final := resp.Request.URL.Redacted()
@@ -130,7 +130,7 @@ func (v *Validator) validateHTTP01(ctx context.Context, t identTarget, token, ke
 		if redirects > 0 {
 			return notKeyAuth(fmt.Errorf("reading %s: %w", final, err))
 		}
-		return netError(ctx, "http-01", "reading "+shown, err)
+		return netError(ctx, TypeHTTP01, "reading "+shown, err)
 	}
 	if len(body) > maxBody {
 		return notKeyAuth(fmt.Errorf("%s answered with more than %d bytes", final, maxBody))

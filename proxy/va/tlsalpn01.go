@@ -61,7 +61,7 @@ func (v *Validator) validateTLSALPN01(ctx context.Context, t identTarget, keyAut
 	// Addresses are tried in order until one accepts a connection.
 	addrs, aerr := v.resolveHost(ctx, t.String())
 	if aerr != nil {
-		return prefixed("tls-alpn-01", t.String(), aerr)
+		return prefixed(TypeTLSALPN01, t.String(), aerr)
 	}
 
 	// RFC 8737 §3: "3. The ACME server initiates a TLS connection to the
@@ -71,7 +71,7 @@ func (v *Validator) validateTLSALPN01(ctx context.Context, t identTarget, keyAut
 	// being validated during the TLS handshake."
 	conn, err := v.dialAddrs(ctx, "tcp", addrs, uint16(v.tlsALPNPort))
 	if err != nil {
-		return netError(ctx, "tls-alpn-01", "connecting to "+t.String(), err)
+		return netError(ctx, TypeTLSALPN01, "connecting to "+t.String(), err)
 	}
 	defer func() { _ = conn.Close() }()
 	cfg := &tls.Config{
@@ -90,7 +90,7 @@ func (v *Validator) validateTLSALPN01(ctx context.Context, t identTarget, keyAut
 	tc := tls.Client(conn, cfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		if ctx.Err() != nil {
-			return netError(ctx, "tls-alpn-01", "handshake with "+t.String(), err)
+			return netError(ctx, TypeTLSALPN01, "handshake with "+t.String(), err)
 		}
 		return acmeerr.Wrap(acmeerr.TLS, err, "tls-alpn-01: TLS handshake with %s failed%s", t, alertText(err))
 	}

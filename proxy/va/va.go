@@ -23,16 +23,17 @@ import (
 
 	"github.com/acmebridge/acmebridge/acmeerr"
 	"github.com/acmebridge/acmebridge/configs"
+	"github.com/acmebridge/acmebridge/core"
 )
 
 // Challenge types understood by Validate.
 const (
 	// TypeHTTP01 is the http-01 challenge (RFC 8555 §8.3).
-	TypeHTTP01 = "http-01"
+	TypeHTTP01 = core.ChallengeHTTP01
 	// TypeDNS01 is the dns-01 challenge (RFC 8555 §8.4).
-	TypeDNS01 = "dns-01"
+	TypeDNS01 = core.ChallengeDNS01
 	// TypeTLSALPN01 is the tls-alpn-01 challenge (RFC 8737 §3).
-	TypeTLSALPN01 = "tls-alpn-01"
+	TypeTLSALPN01 = core.ChallengeTLSALPN01
 )
 
 // Identifier types understood by Validate.

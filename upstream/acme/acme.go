@@ -44,6 +44,7 @@ import (
 	"github.com/go-acme/lego/v5/challenge"
 
 	"github.com/acmebridge/acmebridge/acmeerr"
+	"github.com/acmebridge/acmebridge/core"
 	"github.com/acmebridge/acmebridge/upstream"
 )
 
@@ -60,8 +61,8 @@ const (
 
 // Challenge types a Solver may name.
 const (
-	SolverDNS01  = "dns-01"
-	SolverHTTP01 = "http-01"
+	SolverDNS01  = core.ChallengeDNS01
+	SolverHTTP01 = core.ChallengeHTTP01
 )
 
 // KeyTypes are the account key types Options.KeyType accepts (lego's

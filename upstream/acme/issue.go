@@ -16,6 +16,7 @@ import (
 	"github.com/go-acme/lego/v5/acme/api"
 
 	"github.com/acmebridge/acmebridge/acmeerr"
+	"github.com/acmebridge/acmebridge/core"
 	"github.com/acmebridge/acmebridge/upstream"
 )
 
@@ -116,7 +117,7 @@ func (u *Upstream) Issue(ctx context.Context, req *upstream.Request, setRef func
 		return nil, err
 	}
 	u.log.Info("acme certificate issued", "order", req.OrderID, "upstream_order", order.Location,
-		"serial", serialHex(res.Leaf), "names", names, "not_after", res.Leaf.NotAfter, "took_ms", time.Since(start).Milliseconds())
+		"serial", core.SerialHex(res.Leaf), "names", names, "not_after", res.Leaf.NotAfter, "took_ms", time.Since(start).Milliseconds())
 	return res, nil
 }
 
@@ -488,17 +489,6 @@ func sameNames(c *x509.Certificate, req *upstream.Request) bool {
 	slices.Sort(got)
 	slices.Sort(want)
 	return slices.Equal(slices.Compact(got), slices.Compact(want))
-}
-
-// serialHex is a certificate's serial as the store writes it.
-func serialHex(c *x509.Certificate) string {
-	const hexdigits = "0123456789abcdef"
-	b := c.SerialNumber.Bytes()
-	out := make([]byte, 0, 2*len(b))
-	for _, x := range b {
-		out = append(out, hexdigits[x>>4], hexdigits[x&0xf])
-	}
-	return string(out)
 }
 
 // cmpOr returns the first non-empty string.

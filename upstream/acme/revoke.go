@@ -14,6 +14,7 @@ import (
 	"github.com/go-acme/lego/v5/acme/api"
 
 	"github.com/acmebridge/acmebridge/acmeerr"
+	"github.com/acmebridge/acmebridge/core"
 )
 
 // Revoke asks the CA to revoke a certificate this upstream obtained,
@@ -41,7 +42,7 @@ func (u *Upstream) Revoke(ctx context.Context, cert *x509.Certificate, reason in
 	if err := s.core.Certificates.Revoke(ctx, msg); err != nil {
 		return revokeKind(u.mapError("revoking the certificate", err, nil))
 	}
-	u.log.Info("acme certificate revoked", "serial", serialHex(cert), "reason", reason)
+	u.log.Info("acme certificate revoked", "serial", core.SerialHex(cert), "reason", reason)
 	return nil
 }
 
