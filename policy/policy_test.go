@@ -64,7 +64,7 @@ func ids(vals ...string) []Identifier {
 		if v[0] >= '0' && v[0] <= '9' || v[0] == 'f' && v[1] == 'd' {
 			typ = "ip"
 		}
-		out = append(out, Identifier{typ, v})
+		out = append(out, Identifier{Type: typ, Value: v})
 	}
 	return out
 }
