@@ -43,6 +43,17 @@ echo "security report: rate limits"
 "$GO" test -json -count=1 -run '^TestStore$/^RateLimit$' ./store/bolt >"$work/rl-bolt.json" || status=1
 "$GO" test -json -count=1 -run '^(TestStore|TestStoreCluster|TestStoreSentinel)$/^RateLimit$' ./store/redis >"$work/rl-redis.json" || status=1
 
+echo "security report: authorization holes"
+"$GO" test -json -count=1 -run '^(TestFinalizeHostileCSRs|TestFinalizeClientCSRs|TestWorkerDecidesStoredCSR|TestFinalizeWeakKeys|TestNewOrderWildcardCoveringDeniedOrRoutedName|TestFullNonceRecordLocksNoOneOut|TestUnknownKeyRequestsLimitedPerIP|TestReadyOrderAuthzDeactivated|TestReadyOrderAuthzDeactivatedOrderRead|TestReadyOrderAuthzExpired|TestDeactivatedDuringValidation|TestRevokedEABKeyRequired|TestExpiredEABKeyRequired|TestRevokedEABKeyOptional|TestDeactivatedAccountUnauthorized401|TestReplacesAfterInvalidReplacement|TestNotBeforeBackdateCapped)$' \
+	./proxy >"$work/holes-proxy.json" || status=1
+"$GO" test -json -count=1 -run '^(TestWildcardCoversOtherRules|TestUnicodePatterns)$' ./policy >"$work/holes-policy.json" || status=1
+"$GO" test -json -count=1 -run '^(TestPrivateAddressesOnlyWhenSaid|TestPolicyPatternsAsALabels)$' ./configs >"$work/holes-configs.json" || status=1
+"$GO" test -json -count=1 -run '^(TestConfigFileDeniesPrivateAddresses|TestHTTP01DetailIsNoOracle)$' ./proxy/va >"$work/holes-va.json" || status=1
+"$GO" test -json -count=1 -run '^TestUsedNonceRecordFull$' ./store/bolt >"$work/holes-bolt.json" || status=1
+"$GO" test -json -count=1 -run '^(TestSignVerbatimContent|TestSignContentFromParams)$' ./upstream/vault >"$work/holes-vault.json" || status=1
+"$GO" test -json -count=1 -run '^(TestPolicyExplainWildcard|TestPolicyExplainUnicode|TestConfigCheckUnicodePattern)$' ./cmd/acmebridge >"$work/holes-cmd.json" || status=1
+"$GO" test -json -count=1 -timeout 20m -run '^(TestVaultSignVerbatimCSRContent|TestSSRFConfigFileDeniesPrivate|TestSSRFProblemDetailsNoStatus|TestEABRevokeEndsGrants|TestReplicaKilledMidValidation)$' ./test >"$work/holes-e2e.json" || status=1
+
 echo "security report: chaos runs"
 "$GO" test -json -count=1 -timeout 30m -run "$CHAOS_TESTS" ./test >"$work/chaos.json" || status=1
 
@@ -53,6 +64,7 @@ fi
 "$GO" run ./test/securityreport -hostile "$work/hostile.json" -fuzz "$work/fuzz.txt" -fuzztime "$FUZZTIME" \
 	-ssrf "$work/ssrf.json" -chaos "$work/chaos.json" \
 	-ratelimit "$work/rl-proxy.json,$work/rl-e2e.json" -ratelimit-bolt "$work/rl-bolt.json" -ratelimit-redis "$work/rl-redis.json" -commit "$commit" \
+	-holes "$work/holes-proxy.json,$work/holes-policy.json,$work/holes-configs.json,$work/holes-va.json,$work/holes-bolt.json,$work/holes-vault.json,$work/holes-cmd.json,$work/holes-e2e.json" \
 	-go "$("$GO" env GOVERSION)" -cpus "$(nproc 2>/dev/null || echo ?)" >"$work/SECURITY.md" || status=1
 mv "$work/SECURITY.md" "$OUT"
 echo "security report: wrote $OUT"

@@ -141,6 +141,7 @@ func main() {
 	rateLimit := flag.String("ratelimit", "", "go test -json outputs (comma-separated) of the rate-limit tests of proxy/ and test/")
 	rateBolt := flag.String("ratelimit-bolt", "", "go test -json output of the bolt store suite's rate-limit cases")
 	rateRedis := flag.String("ratelimit-redis", "", "go test -json output of the Redis store suites' rate-limit cases")
+	holes := flag.String("holes", "", "go test -json outputs (comma-separated) of the authorization-hole tests")
 	commit := flag.String("commit", "", "the commit tested")
 	goVersion := flag.String("go", "", "go version")
 	cpus := flag.String("cpus", "", "CPUs of the machine")
@@ -361,6 +362,42 @@ func main() {
 	p("%d rows.", n)
 	p("")
 
+	// --- authorization holes ---
+	p("## Authorization holes")
+	p("")
+	p("Each hole an attack pass found in the issuance path (issue 14) has a test through the public")
+	p("interface (ACME over HTTP, the CLI, the binary with real Vault, Redis and lego) that failed on the")
+	p("commit before its fix:")
+	p("")
+	p("| hole | test | package | what it proves | time (s) | result |")
+	p("| --- | --- | --- | --- | ---: | --- |")
+	holeRes := map[string]*testResult{}
+	for _, file := range strings.Split(*holes, ",") {
+		r, _, err := readEvents(file)
+		must(err)
+		for k, v := range r {
+			holeRes[k] = v
+		}
+	}
+	n = 0
+	for _, h := range holeTests {
+		for _, name := range h.tests {
+			r := holeRes[name]
+			if r == nil {
+				r = &testResult{Name: name}
+			}
+			n++
+			if r.Action != "pass" {
+				failed = true
+			}
+			dir := strings.TrimPrefix(strings.TrimPrefix(r.Package, "github.com/acmebridge/acmebridge"), "/")
+			p("| %s | %s | %s | %s | %.2f | %s |", h.hole, name, cell(dir), cell(docOf(dir, name)), r.Elapsed, result(r.Action))
+		}
+	}
+	p("")
+	p("%d tests.", n)
+	p("")
+
 	// --- chaos ---
 	cres, corder, err := readEvents(*chaos)
 	must(err)
@@ -407,6 +444,27 @@ func main() {
 		fmt.Fprintln(os.Stderr, "securityreport: some suites failed; SECURITY.md shows which")
 		os.Exit(1)
 	}
+}
+
+// holeTests are the tests of each hole, in the issue's order
+// (test/security_report.sh runs them).
+var holeTests = []struct {
+	hole  string
+	tests []string
+}{
+	{"1. CSR contents reach the CA", []string{"TestFinalizeHostileCSRs", "TestFinalizeClientCSRs", "TestWorkerDecidesStoredCSR", "TestSignVerbatimContent", "TestSignContentFromParams", "TestVaultSignVerbatimCSRContent"}},
+	{"weak keys", []string{"TestFinalizeWeakKeys"}},
+	{"2. wildcards past exact and glob rules", []string{"TestWildcardCoversOtherRules", "TestNewOrderWildcardCoveringDeniedOrRoutedName", "TestPolicyExplainWildcard"}},
+	{"3. SSRF on by default in config files", []string{"TestPrivateAddressesOnlyWhenSaid", "TestConfigFileDeniesPrivateAddresses", "TestHTTP01DetailIsNoOracle", "TestSSRFConfigFileDeniesPrivate", "TestSSRFProblemDetailsNoStatus"}},
+	{"4. a full nonce record locks everyone out", []string{"TestUsedNonceRecordFull", "TestFullNonceRecordLocksNoOneOut", "TestUnknownKeyRequestsLimitedPerIP"}},
+	{"5. a ready order ignores its authorizations", []string{"TestReadyOrderAuthzDeactivated", "TestReadyOrderAuthzDeactivatedOrderRead", "TestReadyOrderAuthzExpired"}},
+	{"6. a validation resurrects a deactivated authorization", []string{"TestDeactivatedDuringValidation"}},
+	{"7. a revoked EAB key keeps its grants", []string{"TestEABRevokeEndsGrants", "TestRevokedEABKeyRequired", "TestExpiredEABKeyRequired", "TestRevokedEABKeyOptional"}},
+	{"8. Unicode policy patterns never match", []string{"TestUnicodePatterns", "TestPolicyPatternsAsALabels", "TestPolicyExplainUnicode", "TestConfigCheckUnicodePattern"}},
+	{"validations lost with their replica", []string{"TestReplicaKilledMidValidation"}},
+	{"RFC 8555 §7.3.6: 401 for a deactivated account", []string{"TestDeactivatedAccountUnauthorized401"}},
+	{"RFC 9773 §5: replacing after an invalid replacement", []string{"TestReplacesAfterInvalidReplacement"}},
+	{"backdated notBefore", []string{"TestNotBeforeBackdateCapped"}},
 }
 
 func must(err error) {
