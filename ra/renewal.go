@@ -6,13 +6,13 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/pem"
 	"errors"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/acmebridge/acmebridge/acmeerr"
+	"github.com/acmebridge/acmebridge/core"
 	"github.com/acmebridge/acmebridge/store"
 	"github.com/acmebridge/acmebridge/upstream"
 )
@@ -39,11 +39,7 @@ func (ra *RA) certByARIID(ctx context.Context, id string) (*store.Certificate, *
 	if err != nil {
 		return nil, nil, storeDown(err)
 	}
-	blk, _ := pem.Decode(c.ChainPEM)
-	if blk == nil {
-		return nil, nil, acmeerr.New(acmeerr.Internal, "stored chain of %s is unreadable", c.ID)
-	}
-	leaf, err := x509.ParseCertificate(blk.Bytes)
+	leaf, err := core.LeafFromPEM(c.ChainPEM)
 	if err != nil {
 		return nil, nil, acmeerr.Wrap(acmeerr.Internal, err, "stored certificate %s is unreadable", c.ID)
 	}

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
-	"encoding/pem"
 	"errors"
 	"strings"
 	"sync"
@@ -265,12 +264,7 @@ func (ra *RA) replacedLeaf(ctx context.Context, o *store.Order) (*x509.Certifica
 		ra.log.Warn("worker: replaced certificate not loaded; ordering without replaces", "order", o.ID, "cert", o.Replaces, "err", err)
 		return nil, ""
 	}
-	blk, _ := pem.Decode(c.ChainPEM)
-	if blk == nil {
-		ra.log.Warn("worker: replaced certificate unreadable; ordering without replaces", "order", o.ID, "cert", o.Replaces)
-		return nil, ""
-	}
-	leaf, err := x509.ParseCertificate(blk.Bytes)
+	leaf, err := core.LeafFromPEM(c.ChainPEM)
 	if err != nil {
 		ra.log.Warn("worker: replaced certificate unreadable; ordering without replaces", "order", o.ID, "cert", o.Replaces, "err", err)
 		return nil, ""
