@@ -175,19 +175,19 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 	}
 	if cfg.DNSAddr != "" {
-		d, err := StartDNS(cfg.DNSAddr)
+		d, err := StartDNS(ctx, cfg.DNSAddr)
 		if err != nil {
 			return nil, err
 		}
-		defer d.Close()
+		defer func() { _ = d.Close() }() // the run's result is made; a stop error changes nothing
 		r.dns = d
 	}
 	if cfg.Challenge == HTTP01 {
-		h, err := StartHTTP01(cfg.HTTPAddr)
+		h, err := StartHTTP01(ctx, cfg.HTTPAddr)
 		if err != nil {
 			return nil, err
 		}
-		defer h.Close()
+		defer func() { _ = h.Close() }()
 		r.http01 = h
 	}
 
@@ -469,7 +469,7 @@ func orderErr(o acme.Order) error {
 func checkLeaf(chainPEM []byte, name string, pub crypto.PublicKey) error {
 	certs, err := upstream.ParsePEMCertificates(chainPEM)
 	if err != nil || len(certs) == 0 {
-		return fmt.Errorf("download: no certificate in the answer: %v", err)
+		return fmt.Errorf("download: no certificate in the answer: %w", err)
 	}
 	leaf := certs[0]
 	if err := leaf.VerifyHostname(name); err != nil {

@@ -11,7 +11,7 @@ import (
 
 // TestHTTP01Responder serves every client's token from one port.
 func TestHTTP01Responder(t *testing.T) {
-	r, err := StartHTTP01("127.0.0.1:0")
+	r, err := StartHTTP01(t.Context(), "127.0.0.1:0")
 	require.NoError(t, err)
 	defer r.Close()
 	r.Set("tok1", "tok1.thumb")
@@ -37,7 +37,7 @@ func TestHTTP01Responder(t *testing.T) {
 // TestDNSServer answers A 127.0.0.1 for any name and the TXT records set,
 // over UDP and TCP.
 func TestDNSServer(t *testing.T) {
-	d, err := StartDNS("127.0.0.1:0")
+	d, err := StartDNS(t.Context(), "127.0.0.1:0")
 	require.NoError(t, err)
 	defer d.Close()
 	d.SetTXT("_acme-challenge.X.bench.test", "v1")

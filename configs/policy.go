@@ -192,7 +192,7 @@ func ALabels(p string) (string, error) {
 		default:
 			a, err := idna.Registration.ToASCII(l)
 			if err != nil {
-				return "", fmt.Errorf("%q is not a valid internationalized name: label %q: %v", p, l, err)
+				return "", fmt.Errorf("%q is not a valid internationalized name: label %q: %w", p, l, err)
 			}
 			labels[i] = a
 		}

@@ -9,6 +9,7 @@ package deploy_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -55,7 +56,8 @@ func runCmd(t *testing.T, env []string, dir, name string, args ...string) (strin
 	}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		if ee, ok := err.(*exec.ExitError); ok {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
 			return string(out), ee.ExitCode()
 		}
 		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)

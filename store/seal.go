@@ -33,7 +33,8 @@ func Sealed(inner Store, key []byte) (Store, error) {
 	return &sealed{Store: inner, aead: aead}, nil
 }
 
-// ErrUnseal: a secret could not be decrypted (wrong key, or tampered with).
+// ErrUnseal is returned when a secret cannot be decrypted (wrong key, or
+// tampered with).
 var ErrUnseal = errors.New("store: secret cannot be decrypted with the configured encryption key")
 
 type sealed struct {

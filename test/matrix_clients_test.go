@@ -280,7 +280,7 @@ func startBG(t *testing.T, env []string, dir, bin string, args ...string) *bgPro
 func (p *bgProc) alive() error {
 	select {
 	case <-p.done:
-		return fmt.Errorf("the client exited: %v", p.err)
+		return fmt.Errorf("the client exited: %v", p.err) //nolint:errorlint // p.err may be nil here, where %w would print %!w(<nil>)
 	default:
 		return nil
 	}

@@ -602,23 +602,3 @@ func toolVersion(bin string, args ...string) string {
 	}
 	return ""
 }
-
-// waitFile waits for a file to exist (non-empty) and returns its content.
-func waitFile(t *testing.T, path string, d time.Duration, alive func() error) []byte {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		if b, err := os.ReadFile(path); err == nil && len(b) > 0 {
-			return b
-		}
-		if alive != nil {
-			if err := alive(); err != nil {
-				t.Fatalf("waiting for %s: %v", path, err)
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not appear within %s", path, d)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}

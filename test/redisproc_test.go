@@ -110,14 +110,14 @@ func (r *redisProc) start() error {
 	for {
 		select {
 		case <-done:
-			return fmt.Errorf("redis-server exited: %v", r.exitErr())
+			return fmt.Errorf("redis-server exited: %v", r.exitErr()) //nolint:errorlint // the exit error may be nil here, where %w would print %!w(<nil>)
 		default:
 		}
 		if err := redisPing(r.Addr); err == nil {
 			return nil
 		} else if time.Now().After(deadline) {
 			r.kill()
-			return fmt.Errorf("no PONG within %s: %v", readyTimeout, err)
+			return fmt.Errorf("no PONG within %s: %w", readyTimeout, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

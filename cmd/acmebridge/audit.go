@@ -45,7 +45,7 @@ func cmdAudit(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "audit:", err)
 		return 1
 	}
-	defer in.Close()
+	defer func() { _ = in.Close() }() // read only
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
 	enc := json.NewEncoder(stdout)
 	if !*asJSON {

@@ -245,7 +245,7 @@ func summarizeFiles(paths []string, since, until time.Time, bucket time.Duration
 		if err != nil {
 			return nil, fmt.Errorf("audit log: %w", err)
 		}
-		defer f.Close()
+		defer func() { _ = f.Close() }() // read only
 		readers = append(readers, f)
 		// A newline after a file whose last line has none (torn), so it is
 		// not glued to the next file's first.
@@ -310,7 +310,7 @@ func expiringCertificates(ctx context.Context, cfg *configs.Config, opts reportO
 	exp := &expiring{Within: opts.expiring, Before: now.Add(opts.expiring).UTC(), Source: "admin-api"}
 	server := cmp.Or(opts.server, adminURLOf(cfg.Admin))
 	tokenFile := cmp.Or(opts.tokenFile, cfg.Admin.TokenFile)
-	certs, apiErr := expiringFromAPI(server, tokenFile, cmp.Or(opts.caFile, cfg.Admin.TLS.CAFile), opts.expiring)
+	certs, apiErr := expiringFromAPI(ctx, server, tokenFile, cmp.Or(opts.caFile, cfg.Admin.TLS.CAFile), opts.expiring)
 	var dial *net.OpError
 	var pathErr *os.PathError
 	switch {
@@ -321,7 +321,7 @@ func expiringCertificates(ctx context.Context, cfg *configs.Config, opts reportO
 		exp.Source = "store"
 		var err error
 		if certs, err = expiringFromStore(ctx, cfg, exp.Before); err != nil {
-			return nil, fmt.Errorf("%w (and the admin API: %v)", err, apiErr)
+			return nil, fmt.Errorf("%w (and the admin API: %w)", err, apiErr)
 		}
 	default:
 		return nil, apiErr
@@ -341,7 +341,7 @@ func expiringCertificates(ctx context.Context, cfg *configs.Config, opts reportO
 }
 
 // expiringFromAPI pages through GET /api/v1/certificates?expiring=.
-func expiringFromAPI(server, tokenFile, caFile string, within time.Duration) ([]expiringCert, error) {
+func expiringFromAPI(ctx context.Context, server, tokenFile, caFile string, within time.Duration) ([]expiringCert, error) {
 	c, err := newAdminClient(server, tokenFile, caFile)
 	if err != nil {
 		return nil, err
@@ -354,7 +354,7 @@ func expiringFromAPI(server, tokenFile, caFile string, within time.Duration) ([]
 			Next  string         `json:"next"`
 		}
 		q := url.Values{"expiring": {within.String()}, "limit": {strconv.Itoa(reportPageSize)}, "cursor": {cursor}}
-		if err := c.call(http.MethodGet, "/api/v1/certificates?"+q.Encode(), nil, &page); err != nil {
+		if err := c.call(ctx, http.MethodGet, "/api/v1/certificates?"+q.Encode(), nil, &page); err != nil {
 			return nil, err
 		}
 		out = append(out, page.Items...)
@@ -385,7 +385,7 @@ func expiringFromStore(ctx context.Context, cfg *configs.Config, before time.Tim
 	if err != nil {
 		return nil, err
 	}
-	defer st.Close()
+	defer func() { _ = st.Close() }() // only read from
 	var out []expiringCert
 	cursor := ""
 	for {

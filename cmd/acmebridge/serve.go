@@ -56,6 +56,15 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// closeLogged closes c at shutdown and logs a failure: nothing is left to
+// undo then, but the operator should see a store, audit log or upstream
+// that did not close cleanly.
+func closeLogged(log *slog.Logger, what string, c io.Closer) {
+	if err := c.Close(); err != nil {
+		log.Error("closing "+what, "err", err)
+	}
+}
+
 func newLogger(cfg configs.Log, w io.Writer) *slog.Logger {
 	var lvl slog.Level
 	_ = lvl.UnmarshalText([]byte(cfg.Level))
@@ -77,7 +86,7 @@ func serve(ctx context.Context, cfg *configs.Config, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	defer closeLogged(log, "store", st)
 
 	issuers := map[string]upstream.Issuer{}
 	var localCAs []*local.CA
@@ -96,7 +105,7 @@ func serve(ctx context.Context, cfg *configs.Config, stdout, stderr io.Writer) e
 				return err
 			}
 			// Closed after the worker stopped (defers run last to first).
-			defer v.Close()
+			defer closeLogged(log, "upstream "+u.Name, v)
 			issuers[u.Name] = v
 		case "acme":
 			useLegoLogger(log)
@@ -104,7 +113,7 @@ func serve(ctx context.Context, cfg *configs.Config, stdout, stderr io.Writer) e
 			if err != nil {
 				return err
 			}
-			defer a.Close()
+			defer closeLogged(log, "upstream "+u.Name, a)
 			issuers[u.Name] = a
 		}
 	}
@@ -121,7 +130,7 @@ func serve(ctx context.Context, cfg *configs.Config, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	defer auditLog.Close()
+	defer closeLogged(log, "audit log", auditLog)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	engine := policy.New(cfg.Policy)
@@ -141,18 +150,19 @@ func serve(ctx context.Context, cfg *configs.Config, stdout, stderr io.Writer) e
 		types[u.Name] = u.Type
 	}
 
-	acmeLn, err := net.Listen("tcp", cfg.Server.Listen)
+	var lc net.ListenConfig
+	acmeLn, err := lc.Listen(ctx, "tcp", cfg.Server.Listen)
 	if err != nil {
 		return err
 	}
 	adminTLS, err := adminTLSConfig(cfg, log)
 	if err != nil {
-		acmeLn.Close()
+		_ = acmeLn.Close() // never served: the error to report is err
 		return err
 	}
-	adminLn, err := net.Listen("tcp", cfg.Admin.Listen)
+	adminLn, err := lc.Listen(ctx, "tcp", cfg.Admin.Listen)
 	if err != nil {
-		acmeLn.Close()
+		_ = acmeLn.Close() // as above
 		return err
 	}
 	if adminTLS != nil {
@@ -287,7 +297,8 @@ func writeBundle(cfg *configs.Config, cas []*local.CA) string {
 		buf.Write(ca.RootsPEM())
 	}
 	p := filepath.Join(cfg.DataDir, "ca.pem")
-	if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
+	// Public root certificates, for the clients to read: 0644 on purpose.
+	if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil { //nolint:gosec // G306: see above
 		return ""
 	}
 	abs, err := filepath.Abs(p)

@@ -38,7 +38,7 @@ func openStore(cfg *configs.Config, log *slog.Logger) (store.Store, error) {
 	}
 	sealed, err := store.Sealed(raw, key)
 	if err != nil {
-		raw.Close()
+		_ = raw.Close() // unused: the sealing error is the one to report
 		return nil, err
 	}
 	return sealed, nil

@@ -10,7 +10,7 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
-	"io/fs"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"sort"
@@ -45,50 +45,60 @@ type source struct {
 // parse reads the doc comments of the Go files in dir (tests excluded).
 func parse(dir string) (*source, error) {
 	fset := token.NewFileSet()
-	pkgs, err := parser.ParseDir(fset, dir, func(fi fs.FileInfo) bool {
-		return !strings.HasSuffix(fi.Name(), "_test.go")
-	}, parser.ParseComments)
+	names, err := filepath.Glob(filepath.Join(dir, "*.go"))
 	if err != nil {
 		return nil, fmt.Errorf("configref: %w", err)
 	}
+	var files []*ast.File
+	for _, name := range names {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, name, nil, parser.ParseComments)
+		if err != nil {
+			return nil, fmt.Errorf("configref: %w", err)
+		}
+		files = append(files, f)
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("configref: no Go file in %s", dir)
+	}
 	src := &source{fieldDoc: map[string]string{}, groupDoc: map[string]string{}, typeDoc: map[string]string{}}
-	for _, p := range pkgs {
-		for _, f := range p.Files {
-			for _, d := range f.Decls {
-				gd, ok := d.(*ast.GenDecl)
-				if !ok || gd.Tok != token.TYPE {
+	for _, f := range files {
+		for _, d := range f.Decls {
+			gd, ok := d.(*ast.GenDecl)
+			if !ok || gd.Tok != token.TYPE {
+				continue
+			}
+			for _, spec := range gd.Specs {
+				ts := spec.(*ast.TypeSpec)
+				doc := ts.Doc.Text()
+				if doc == "" && len(gd.Specs) == 1 {
+					doc = gd.Doc.Text()
+				}
+				src.typeDoc[ts.Name.Name] = clean(doc)
+				st, ok := ts.Type.(*ast.StructType)
+				if !ok {
 					continue
 				}
-				for _, spec := range gd.Specs {
-					ts := spec.(*ast.TypeSpec)
-					doc := ts.Doc.Text()
-					if doc == "" && len(gd.Specs) == 1 {
-						doc = gd.Doc.Text()
+				// A comment above a run of fields (no blank line between
+				// them) that names a later field documents it too:
+				// "CertFile and KeyFile are …".
+				group := ""
+				prevLine := -1
+				for _, fld := range st.Fields.List {
+					line := fset.Position(fld.Pos()).Line
+					d := clean(fld.Doc.Text())
+					if d != "" {
+						group = d
+					} else if prevLine < 0 || line != prevLine+1 {
+						group = ""
 					}
-					src.typeDoc[ts.Name.Name] = clean(doc)
-					st, ok := ts.Type.(*ast.StructType)
-					if !ok {
-						continue
-					}
-					// A comment above a run of fields (no blank line between
-					// them) that names a later field documents it too:
-					// "CertFile and KeyFile are …".
-					group := ""
-					prevLine := -1
-					for _, fld := range st.Fields.List {
-						line := fset.Position(fld.Pos()).Line
-						d := clean(fld.Doc.Text())
-						if d != "" {
-							group = d
-						} else if prevLine < 0 || line != prevLine+1 {
-							group = ""
-						}
-						prevLine = fset.Position(fld.End()).Line
-						for _, n := range fld.Names {
-							src.fieldDoc[ts.Name.Name+"."+n.Name] = d
-							if d == "" && containsWord(group, n.Name) {
-								src.groupDoc[ts.Name.Name+"."+n.Name] = group
-							}
+					prevLine = fset.Position(fld.End()).Line
+					for _, n := range fld.Names {
+						src.fieldDoc[ts.Name.Name+"."+n.Name] = d
+						if d == "" && containsWord(group, n.Name) {
+							src.groupDoc[ts.Name.Name+"."+n.Name] = group
 						}
 					}
 				}

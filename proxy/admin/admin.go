@@ -56,7 +56,7 @@ func New(opts Options) *Server {
 		opts.Logger = slog.Default()
 	}
 	s := &Server{opts: opts, mux: http.NewServeMux()}
-	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = w.Write([]byte("ok\n"))
 	})
@@ -120,7 +120,7 @@ func EnsureToken(path string) (string, error) {
 		return "", fmt.Errorf("admin: creating token file: %w", err)
 	}
 	if _, err := f.WriteString(tok + "\n"); err != nil {
-		f.Close()
+		_ = f.Close() // the write error is the one to report
 		return "", fmt.Errorf("admin: %w", err)
 	}
 	if err := f.Close(); err != nil {

@@ -190,7 +190,10 @@ func sameOrigin(r *http.Request) bool {
 }
 
 func (d *dashboard) setCookie(w http.ResponseWriter, r *http.Request, value string, exp time.Time) {
-	c := &http.Cookie{Name: sessionCookie, Value: value, Path: "/dashboard", HttpOnly: true,
+	// Secure whenever the admin listener serves TLS (admin.tls); without it the
+	// admin API is plain HTTP (on loopback by default), where a browser would
+	// never send a Secure cookie back.
+	c := &http.Cookie{Name: sessionCookie, Value: value, Path: "/dashboard", HttpOnly: true, //nolint:gosec // G124: see above
 		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil}
 	if value == "" {
 		c.MaxAge = -1

@@ -193,7 +193,7 @@ func (d *dashboard) upstreamRows(p *pageData, sum *audit.Summary, lat *latencies
 			r.Issued24h = sum.Issued.Get(n)
 		}
 		if m := pm[n]; m != nil {
-			r.IssuedTotal, r.ErrorsTransient, r.ErrorsPermanent = int(m.issued), int(m.transient), int(m.permanent)
+			r.IssuedTotal, r.ErrorsTransient, r.ErrorsPermanent = countInt(m.issued), int(m.transient), int(m.permanent)
 			r.UpstreamP50, r.UpstreamP95 = fmtSeconds(histQuantile(0.5, m.issued, m.buckets)), fmtSeconds(histQuantile(0.95, m.issued, m.buckets))
 		} else {
 			r.UpstreamP50, r.UpstreamP95 = "—", "—"
@@ -269,4 +269,12 @@ func (d *dashboard) refusalCharts(p *pageData, sum *audit.Summary, rec *recentAu
 			p.Failures = append(p.Failures, eventOf(e))
 		}
 	}
+}
+
+// countInt is a histogram's sample count as an int, capped at math.MaxInt.
+func countInt(n uint64) int {
+	if n > math.MaxInt {
+		return math.MaxInt
+	}
+	return int(n)
 }

@@ -446,7 +446,7 @@ type upstreamView struct {
 	Type string `json:"type"`
 }
 
-func (a *api) listUpstreams(w http.ResponseWriter, r *http.Request) {
+func (a *api) listUpstreams(w http.ResponseWriter, _ *http.Request) {
 	out := []upstreamView{}
 	for name := range a.Issuers {
 		out = append(out, upstreamView{Name: name, Type: a.Types[name]})

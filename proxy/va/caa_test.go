@@ -27,7 +27,7 @@ func caa(name string, flag int, tag, value string) string {
 func TestParseIssueValue(t *testing.T) {
 	p := func(kv ...string) []caaParam {
 		var out []caaParam
-		for i := 0; i < len(kv); i += 2 {
+		for i := 0; i+1 < len(kv); i += 2 {
 			out = append(out, caaParam{tag: kv[i], value: kv[i+1]})
 		}
 		return out

@@ -353,6 +353,7 @@ func FuzzHTTP01Response(f *testing.F) {
 			resp, rerr := http.ReadResponse(bufio.NewReader(bytes.NewReader(raw)), nil)
 			if rerr == nil {
 				b, _ := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
+				_ = resp.Body.Close()
 				if resp.StatusCode == http.StatusOK {
 					require.True(t, matchHTTPBody(b, testKeyAuth), "http-01 passed on a body that is not the key authorization: %q", b)
 				}

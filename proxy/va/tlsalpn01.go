@@ -69,7 +69,7 @@ func (v *Validator) validateTLSALPN01(ctx context.Context, t identTarget, keyAut
 	// server MUST provide an ALPN extension with the single protocol name
 	// "acme-tls/1" and an SNI extension containing only the domain name
 	// being validated during the TLS handshake."
-	conn, err := v.dialAddrs(ctx, "tcp", addrs, uint16(v.tlsALPNPort))
+	conn, err := v.dialAddrs(ctx, "tcp", addrs, uint16(v.tlsALPNPort)) //nolint:gosec // G115: New keeps the port in 1-65535
 	if err != nil {
 		return netError(ctx, TypeTLSALPN01, "connecting to "+t.String(), err)
 	}

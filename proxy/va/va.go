@@ -319,16 +319,16 @@ func dns01Value(keyAuth string) string {
 // sanitize makes remote-controlled text safe to put in a detail: printable
 // ASCII only, at most 128 bytes.
 func sanitize(s string) string {
-	const max = 128
+	const maxLen = 128
 	var b strings.Builder
-	for i := 0; i < len(s) && b.Len() < max; i++ {
+	for i := 0; i < len(s) && b.Len() < maxLen; i++ {
 		c := s[i]
 		if c < 0x20 || c > 0x7e {
 			c = '?'
 		}
 		b.WriteByte(c)
 	}
-	if len(s) > max {
+	if len(s) > maxLen {
 		b.WriteString("...")
 	}
 	return b.String()

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -155,7 +156,7 @@ func (s *Store) FindValidAuthz(ctx context.Context, accountID string, id store.I
 			}
 			var a store.Authorization
 			switch err := getJSON(tx, bucketAuthzs, string(v[expiryLen:]), &a); {
-			case err == store.ErrNotFound:
+			case errors.Is(err, store.ErrNotFound):
 				continue
 			case err != nil:
 				return err

@@ -211,10 +211,10 @@ func errorf(format string, args ...any) error {
 	return fmt.Errorf("store/bolt: "+format, args...)
 }
 
-// isSentinel reports whether err is one of the store's sentinel errors, which
-// are returned unwrapped.
+// isSentinel reports whether err is (or wraps) one of the store's sentinel
+// errors, which finish passes on as they are.
 func isSentinel(err error) bool {
-	return err == store.ErrNotFound || err == store.ErrConflict || err == store.ErrNoJob
+	return errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNoJob)
 }
 
 // finish prefixes err unless it is nil or a sentinel.

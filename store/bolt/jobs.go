@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 	"time"
@@ -36,7 +37,9 @@ func dueBytes(t time.Time) []byte {
 	default:
 		n = t.UnixNano()
 	}
-	return binary.BigEndian.AppendUint64(make([]byte, 0, 8+32), uint64(n)^(1<<63))
+	// The sign bit flipped on the two's complement bits: byte order is then
+	// numeric order.
+	return binary.BigEndian.AppendUint64(make([]byte, 0, 8+32), uint64(n)^(1<<63)) //nolint:gosec // G115: a bit reinterpretation, on purpose
 }
 
 // jobDue is when j may next be claimed: not before NotBefore, and not while
@@ -72,9 +75,9 @@ func putJob(tx *bolt.Tx, j *store.Job) error {
 // removeJob deletes the job of orderID and its queue key, if there is one.
 func removeJob(tx *bolt.Tx, orderID string) error {
 	var j store.Job
-	switch err := getJSON(tx, bucketJobs, orderID, &j); err {
-	case nil:
-	case store.ErrNotFound:
+	switch err := getJSON(tx, bucketJobs, orderID, &j); {
+	case err == nil:
+	case errors.Is(err, store.ErrNotFound):
 		return nil
 	default:
 		return err

@@ -63,8 +63,10 @@ func appendListed(tx *bolt.Tx, bucket []byte, id string) error {
 // nanosecond.
 func expiryTime(t time.Time) []byte {
 	b := make([]byte, 0, expiryLen+32)
-	b = binary.BigEndian.AppendUint64(b, uint64(t.Unix())^(1<<63))
-	return binary.BigEndian.AppendUint32(b, uint32(t.Nanosecond()))
+	// The seconds' sign bit flipped on their two's complement bits (byte
+	// order is then numeric order), then the nanoseconds (0 to 999999999).
+	b = binary.BigEndian.AppendUint64(b, uint64(t.Unix())^(1<<63))  //nolint:gosec // G115: a bit reinterpretation, on purpose
+	return binary.BigEndian.AppendUint32(b, uint32(t.Nanosecond())) //nolint:gosec // G115: below 1e9, fits
 }
 
 // expiryKey is c's key in cert_expiry.
@@ -149,10 +151,9 @@ func (s *Store) ListNewest(ctx context.Context, kind store.Kind, cursor string, 
 		page = store.Page{}
 		c := tx.Bucket(bucket).Cursor()
 		var k, v []byte
-		switch {
-		case before == nil:
+		if before == nil {
 			k, v = c.Last()
-		default:
+		} else {
 			// The first key at or after the cursor; the one before it is
 			// the newest older than the cursor.
 			if k, _ = c.Seek(before); k == nil {

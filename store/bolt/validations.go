@@ -3,6 +3,7 @@ package bolt
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -44,9 +45,9 @@ func putValidation(tx *bolt.Tx, v *store.Validation) error {
 // key, if there is one.
 func removeValidation(tx *bolt.Tx, authzID string) error {
 	var v store.Validation
-	switch err := getJSON(tx, bucketValidations, authzID, &v); err {
-	case nil:
-	case store.ErrNotFound:
+	switch err := getJSON(tx, bucketValidations, authzID, &v); {
+	case err == nil:
+	case errors.Is(err, store.ErrNotFound):
 		return nil
 	default:
 		return err

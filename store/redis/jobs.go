@@ -122,7 +122,9 @@ func dueKey(t time.Time) string {
 	default:
 		n = t.UnixNano()
 	}
-	return fmt.Sprintf("%020d", uint64(n)^(1<<63))
+	// The sign bit flipped on the two's complement bits: string order is
+	// then numeric order.
+	return fmt.Sprintf("%020d", uint64(n)^(1<<63)) //nolint:gosec // G115: a bit reinterpretation, on purpose
 }
 
 // jobDue is when j may next be claimed: not before NotBefore, and not while

@@ -306,7 +306,7 @@ func waitClusterOK(addr string, timeout time.Duration) error {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%s: cluster not ok after %v: %v %s", addr, timeout, err, info)
+			return fmt.Errorf("%s: cluster not ok after %v: %v %s", addr, timeout, err, info) //nolint:errorlint // err may be nil here, where %w would print %!w(<nil>)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -338,7 +338,7 @@ func startSentinel() (string, error) {
 			return srv.addr, nil
 		}
 		if time.Now().After(deadline) {
-			return "", fmt.Errorf("sentinel %s does not name the master: %v %v\n%s", srv.addr, got, err, srv.logs.String())
+			return "", fmt.Errorf("sentinel %s does not name the master: %v %v\n%s", srv.addr, got, err, srv.logs.String()) //nolint:errorlint // err may be nil here, where %w would print %!w(<nil>)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -147,9 +147,9 @@ func main() {
 	cpus := flag.String("cpus", "", "CPUs of the machine")
 	flag.Parse()
 	w := bufio.NewWriter(os.Stdout)
-	defer w.Flush()
 	failed := false
-	p := func(format string, args ...any) { fmt.Fprintf(w, format+"\n", args...) }
+	// A write error is sticky in w: the Flush at the end reports it.
+	p := func(format string, args ...any) { _, _ = fmt.Fprintf(w, format+"\n", args...) }
 
 	p("# Security")
 	p("")
@@ -439,8 +439,11 @@ func main() {
 	p("")
 	p("`make security-report` (test/security_report.sh) runs the suites above and rewrites this file;")
 	p("FUZZTIME sets the time per fuzz target (5s by default).")
+	if err := w.Flush(); err != nil {
+		fmt.Fprintln(os.Stderr, "securityreport: writing the report:", err)
+		os.Exit(1)
+	}
 	if failed {
-		w.Flush()
 		fmt.Fprintln(os.Stderr, "securityreport: some suites failed; SECURITY.md shows which")
 		os.Exit(1)
 	}

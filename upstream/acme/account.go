@@ -62,7 +62,7 @@ func (u *Upstream) session(ctx context.Context) (*session, error) {
 	// api.New fetches the directory (RFC 8555 §7.1.1).
 	core, err := api.New(u.httpClient(), userAgent, u.directory, "", key)
 	if err != nil {
-		return nil, u.mapError("fetching the directory", err, nil)
+		return nil, u.mapError("fetching the directory", err)
 	}
 	account, err := u.register(ctx, core)
 	if err != nil {
@@ -139,7 +139,7 @@ func (u *Upstream) register(ctx context.Context, core *api.Core) (string, error)
 		acct, err = core.Accounts.New(ctx, req)
 	}
 	if err != nil {
-		return "", u.mapError("registering the account", err, nil)
+		return "", u.mapError("registering the account", err)
 	}
 	if acct.Location == "" {
 		return "", u.errorf(acmeerr.Internal, nil, "the CA returned no account URL")

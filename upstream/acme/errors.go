@@ -13,7 +13,6 @@ import (
 	legoacme "github.com/go-acme/lego/v5/acme"
 
 	"github.com/acmebridge/acmebridge/acmeerr"
-	"github.com/acmebridge/acmebridge/upstream"
 )
 
 // Retry-After hints given with transient errors.
@@ -62,7 +61,7 @@ var validationKinds = map[string]bool{
 // mapError classifies an error from talking to the CA; op names what was
 // being done ("placing the order", "finalizing"). An *acmeerr.Error passes
 // through unchanged.
-func (u *Upstream) mapError(op string, err error, req *upstream.Request) error {
+func (u *Upstream) mapError(op string, err error) error {
 	if err == nil {
 		return nil
 	}
@@ -91,7 +90,7 @@ func (u *Upstream) mapError(op string, err error, req *upstream.Request) error {
 	}
 	var pd *legoacme.ProblemDetails
 	if errors.As(err, &pd) {
-		return u.problemError(op, pd, err, req)
+		return u.problemError(op, pd, err)
 	}
 	if isNetError(err) {
 		return u.errorf(acmeerr.Connection, err, "%s: cannot reach the CA at %s", op, u.host)
@@ -100,7 +99,7 @@ func (u *Upstream) mapError(op string, err error, req *upstream.Request) error {
 }
 
 // problemError classifies a problem document the CA answered with.
-func (u *Upstream) problemError(op string, pd *legoacme.ProblemDetails, cause error, req *upstream.Request) error {
+func (u *Upstream) problemError(op string, pd *legoacme.ProblemDetails, cause error) error {
 	typ := strings.TrimPrefix(pd.Type, errNS)
 	if typ == "compound" && len(pd.SubProblems) > 0 {
 		// RFC 8555 §6.7.1: the subproblems say what went wrong with which

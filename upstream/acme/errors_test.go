@@ -163,7 +163,7 @@ func TestMapError(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			err := u.mapError(tc.op, tc.err, nil)
+			err := u.mapError(tc.op, tc.err)
 			var e *acmeerr.Error
 			require.ErrorAs(t, err, &e)
 			require.Equal(t, tc.kind, e.Kind, "%v", err)
@@ -171,14 +171,15 @@ func TestMapError(t *testing.T) {
 			require.ErrorIs(t, err, tc.err, "the cause is kept for the logs")
 		})
 	}
-	e := u.mapError("placing the order", cases[3].err, nil).(*acmeerr.Error)
+	var e, rl *acmeerr.Error
+	require.ErrorAs(t, u.mapError("placing the order", cases[3].err), &e)
 	require.Len(t, e.Sub, 1)
 	require.Equal(t, &acmeerr.Identifier{Type: "dns", Value: "bad.example"}, e.Identifier)
-	rl := u.mapError("placing the order", cases[len(cases)-1].err, nil).(*acmeerr.Error)
+	require.ErrorAs(t, u.mapError("placing the order", cases[len(cases)-1].err), &rl)
 	require.Equal(t, 3*time.Hour, rl.RetryAfter)
 	require.Equal(t, "acme le: the CA at acme.example rate-limits this request: too many certificates   for example.com", rl.Detail)
 	passed := acmeerr.New(acmeerr.BadCSR, "kept")
-	require.Same(t, passed, u.mapError("x", passed, nil))
+	require.Same(t, passed, u.mapError("x", passed))
 }
 
 // TestIPWithDNS01: an IP identifier cannot be validated with dns-01

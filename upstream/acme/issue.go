@@ -166,7 +166,7 @@ func (u *Upstream) placeOrder(ctx context.Context, s *session, names []string, r
 		order, err = s.core.Orders.New(ctx, names, opts)
 	}
 	if err != nil {
-		return order, u.mapError("placing the order", err, req)
+		return order, u.mapError("placing the order", err)
 	}
 	// §7.4: "the server ... returns a 201 (Created) response ... with the
 	// order object ... [and] a Location header field".
@@ -193,7 +193,7 @@ func (u *Upstream) resume(ctx context.Context, s *session, orderURL string, name
 			u.log.Warn("acme order to resume is gone; placing a new one", "upstream_order", orderURL, "err", err)
 			return legoacme.ExtendedOrder{}, nil
 		}
-		return order, u.mapError("fetching the order", err, nil)
+		return order, u.mapError("fetching the order", err)
 	}
 	order.Location = orderURL
 	if !sameIdentifiers(order.Identifiers, names) {
@@ -236,7 +236,7 @@ func (u *Upstream) complete(ctx context.Context, s *session, order legoacme.Exte
 	refetch := func() error {
 		o, err := s.core.Orders.Get(ctx, location)
 		if err != nil {
-			return u.mapError("polling the order", err, req)
+			return u.mapError("polling the order", err)
 		}
 		order, order.Location = o, location
 		return nil
@@ -269,9 +269,9 @@ func (u *Upstream) complete(ctx context.Context, s *session, order legoacme.Exte
 				// An earlier attempt's finalize got there first: §7.4
 				// "orderNotReady" when the order is no longer ready.
 			case errors.As(err, &pd):
-				return nil, u.mapError("finalizing the order", err, req)
+				return nil, u.mapError("finalizing the order", err)
 			case !strings.HasPrefix(err.Error(), "invalid order"):
-				return nil, u.mapError("finalizing the order", err, req)
+				return nil, u.mapError("finalizing the order", err)
 			}
 			// Refetching gives the order's state, and its error if the
 			// finalize made it invalid.
@@ -299,7 +299,7 @@ func (u *Upstream) complete(ctx context.Context, s *session, order legoacme.Exte
 // next attempt resumes) when ctx ends.
 func (u *Upstream) pause(ctx context.Context, wait *time.Duration) error {
 	if err := sleepCtx(ctx, *wait); err != nil {
-		return u.mapError("waiting for the CA", err, nil)
+		return u.mapError("waiting for the CA", err)
 	}
 	*wait = min(*wait*2, pollMax)
 	return nil
@@ -319,7 +319,7 @@ func (u *Upstream) authorize(ctx context.Context, s *session, order legoacme.Ext
 	for _, az := range order.Authorizations {
 		a, err := s.core.Authorizations.Get(ctx, az)
 		if err != nil {
-			return u.mapError("fetching an authorization", err, req)
+			return u.mapError("fetching an authorization", err)
 		}
 		switch a.Status {
 		case legoacme.StatusValid:
@@ -340,7 +340,7 @@ func (u *Upstream) authorize(ctx context.Context, s *session, order legoacme.Ext
 		return nil
 	}
 	if err := s.prober.Solve(ctx, pending); err != nil {
-		return u.mapError("solving challenges", err, req)
+		return u.mapError("solving challenges", err)
 	}
 	return nil
 }
@@ -350,7 +350,7 @@ func (u *Upstream) authorize(ctx context.Context, s *session, order legoacme.Ext
 func (u *Upstream) authzError(a legoacme.Authorization) error {
 	for _, ch := range a.Challenges {
 		if ch.Status == legoacme.StatusInvalid && ch.Error != nil {
-			return u.mapError("solving challenges", ch.Error, nil)
+			return u.mapError("solving challenges", ch.Error)
 		}
 	}
 	return u.unavailable(nil, "the CA at %s could not validate %s", u.host, a.Identifier.Value)
@@ -360,7 +360,7 @@ func (u *Upstream) authzError(a legoacme.Authorization) error {
 // error, else that of its first invalid authorization.
 func (u *Upstream) invalidOrder(ctx context.Context, s *session, order legoacme.ExtendedOrder) error {
 	if order.Error != nil {
-		return u.mapError("solving challenges", order.Error, nil)
+		return u.mapError("solving challenges", order.Error)
 	}
 	for _, az := range order.Authorizations {
 		a, err := s.core.Authorizations.Get(ctx, az)
@@ -381,7 +381,7 @@ func (u *Upstream) download(ctx context.Context, s *session, order legoacme.Exte
 	// express an alternative certificate chain".
 	chains, err := s.core.Certificates.GetAll(ctx, order.Certificate, true)
 	if err != nil {
-		return nil, u.mapError("downloading the certificate", err, req)
+		return nil, u.mapError("downloading the certificate", err)
 	}
 	chosen := chains[order.Certificate]
 	if chosen == nil {

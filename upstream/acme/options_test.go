@@ -146,7 +146,10 @@ func TestResponderShared(t *testing.T) {
 	resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode, "still served while c holds it")
 	require.NoError(t, c.Close())
-	_, err = http.Get("http://" + addr + "/.well-known/acme-challenge/t")
+	resp, err = http.Get("http://" + addr + "/.well-known/acme-challenge/t")
+	if err == nil {
+		_ = resp.Body.Close()
+	}
 	require.Error(t, err, "stopped with its last user")
 	require.NoError(t, a.Close())
 }

@@ -36,7 +36,7 @@ func (u *Upstream) RenewalInfo(ctx context.Context, cert *x509.Certificate) (tim
 		return time.Time{}, time.Time{}, 0, upstream.ErrNoRenewalInfo
 	}
 	if err != nil {
-		return time.Time{}, time.Time{}, 0, u.mapError("fetching renewal information", err, nil)
+		return time.Time{}, time.Time{}, 0, u.mapError("fetching renewal information", err)
 	}
 	return info.SuggestedWindow.Start, info.SuggestedWindow.End, info.RetryAfter, nil
 }

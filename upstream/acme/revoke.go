@@ -40,7 +40,7 @@ func (u *Upstream) Revoke(ctx context.Context, cert *x509.Certificate, reason in
 	// revoked, in the base64url-encoded version of the DER format."
 	msg := legoacme.RevokeCertMessage{Certificate: base64.RawURLEncoding.EncodeToString(cert.Raw), Reason: &r}
 	if err := s.core.Certificates.Revoke(ctx, msg); err != nil {
-		return revokeKind(u.mapError("revoking the certificate", err, nil))
+		return revokeKind(u.mapError("revoking the certificate", err))
 	}
 	u.log.Info("acme certificate revoked", "serial", core.SerialHex(cert), "reason", reason)
 	return nil
@@ -81,10 +81,10 @@ func (u *Upstream) Check(ctx context.Context) (string, error) {
 	select {
 	case r = <-ch:
 	case <-ctx.Done():
-		return "", u.mapError("fetching the directory", ctx.Err(), nil)
+		return "", u.mapError("fetching the directory", ctx.Err())
 	}
 	if r.err != nil {
-		return "", u.mapError("fetching the directory", r.err, nil)
+		return "", u.mapError("fetching the directory", r.err)
 	}
 	meta := r.dir.Meta
 	if meta.ExternalAccountRequired && u.eabKeyID == "" {

@@ -17,7 +17,7 @@ const (
 	DefaultKubernetesMount = "kubernetes"
 	// DefaultServiceAccountTokenFile is where Kubernetes mounts a pod's
 	// service account token (a projected token, rotated by the kubelet).
-	DefaultServiceAccountTokenFile = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+	DefaultServiceAccountTokenFile = "/var/run/secrets/kubernetes.io/serviceaccount/token" //nolint:gosec // G101: a path, not a credential
 )
 
 // AppRole configures a login through Vault's AppRole auth method.

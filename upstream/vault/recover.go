@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/json"
-	"net"
 	"slices"
 	"time"
 
@@ -133,7 +132,7 @@ func sameNames(c *x509.Certificate, req *upstream.Request) bool {
 	}
 	got := slices.Clone(c.DNSNames)
 	for _, ip := range c.IPAddresses {
-		got = append(got, net.IP(ip).String())
+		got = append(got, ip.String())
 	}
 	slices.Sort(want)
 	slices.Sort(got)

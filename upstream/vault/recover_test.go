@@ -73,7 +73,7 @@ func TestLostAnswer(t *testing.T) {
 		_, err = u.Issue(ctx, req, refs.set)
 		require.Equal(t, acmeerr.Unavailable, acmeerr.KindOf(err), "within the grace period Vault may still be signing")
 		require.Contains(t, err.Error(), "waiting")
-		require.InDelta(t, DefaultRecoveryGrace.Seconds(), err.(*acmeerr.Error).RetryAfter.Seconds(), 5, "retry when the grace period ends")
+		require.InDelta(t, DefaultRecoveryGrace.Seconds(), asACME(t, err).RetryAfter.Seconds(), 5, "retry when the grace period ends")
 		require.Zero(t, e.leavesFor(t, req.CSR.RawSubjectPublicKeyInfo))
 
 		clock.Advance(DefaultRecoveryGrace + time.Second)

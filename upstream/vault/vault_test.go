@@ -167,14 +167,14 @@ func TestRefusals(t *testing.T) {
 		require.NoError(t, err)
 		_, err = u.Issue(ctx, newRequest(t, csrOptions{key: k}, "rsa.example.test"), nil)
 		require.Equal(t, acmeerr.BadCSR, acmeerr.KindOf(err), "%v", err)
-		require.NotContains(t, err.(*acmeerr.Error).Detail, "Vault requires")
+		require.NotContains(t, asACME(t, err).Detail, "Vault requires")
 	})
 
 	t.Run("TTL beyond the issuer", func(t *testing.T) {
 		long := e.upstream(t, func(o *Options) { o.TTL = 80000 * time.Hour })
 		_, err := long.Issue(ctx, newRequest(t, csrOptions{}, "long.example.test"), nil)
 		require.Equal(t, acmeerr.BadCSR, acmeerr.KindOf(err), "%v", err)
-		require.Contains(t, err.(*acmeerr.Error).Detail, "validity")
+		require.Contains(t, asACME(t, err).Detail, "validity")
 	})
 
 	t.Run("missing role is the server's problem", func(t *testing.T) {
@@ -203,8 +203,8 @@ func TestVaultDownAndSealed(t *testing.T) {
 	var refs refLog
 	_, err = u.Issue(ctx, newRequest(t, csrOptions{}, "down.example.test"), refs.set)
 	require.Equal(t, acmeerr.Unavailable, acmeerr.KindOf(err), "%v", err)
-	require.Contains(t, err.(*acmeerr.Error).Detail, "cannot be reached")
-	require.NotZero(t, err.(*acmeerr.Error).RetryAfter)
+	require.Contains(t, asACME(t, err).Detail, "cannot be reached")
+	require.NotZero(t, asACME(t, err).RetryAfter)
 	require.Equal(t, []string{refs.refs[0], ""}, refs.refs, "marked, then cleared: the request never left")
 
 	e.srv.Restart(t)
@@ -214,7 +214,7 @@ func TestVaultDownAndSealed(t *testing.T) {
 	sealed := e.upstream(t, nil)
 	_, err = sealed.Issue(ctx, newRequest(t, csrOptions{}, "sealed.example.test"), nil)
 	require.Equal(t, acmeerr.Unavailable, acmeerr.KindOf(err), "%v", err)
-	require.Contains(t, err.(*acmeerr.Error).Detail, "sealed")
+	require.Contains(t, asACME(t, err).Detail, "sealed")
 }
 
 // TestCheck is what `acmebridge upstream check` runs for Vault.
@@ -334,7 +334,7 @@ func TestHTTPProblemText(t *testing.T) {
 	for _, status := range []int{http.StatusInternalServerError, http.StatusServiceUnavailable, http.StatusTooManyRequests, http.StatusForbidden} {
 		err := u.callError("signing", responseError(status, "secret internal detail from vault"))
 		require.Equal(t, acmeerr.Unavailable, acmeerr.KindOf(err))
-		require.False(t, strings.Contains(err.(*acmeerr.Error).Detail, "secret internal"), "status %d", status)
+		require.False(t, strings.Contains(asACME(t, err).Detail, "secret internal"), "status %d", status)
 	}
 }
 
@@ -345,4 +345,12 @@ func TestREADMEPolicy(t *testing.T) {
 	require.NoError(t, err)
 	require.Contains(t, string(b), "```hcl\n"+vaulttest.MinimumPolicy("pki", "acme")+"```",
 		"README's Vault policy differs from vaulttest.MinimumPolicy")
+}
+
+// asACME is the *acmeerr.Error in err's chain; the test fails without one.
+func asACME(t *testing.T, err error) *acmeerr.Error {
+	t.Helper()
+	var e *acmeerr.Error
+	require.ErrorAs(t, err, &e)
+	return e
 }

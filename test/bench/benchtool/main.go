@@ -194,9 +194,10 @@ func vaultSetup(args []string) error {
 			return err
 		}
 	}
-	if err := c.Sys().TuneMount("pki", api.MountConfigInput{
-		PassthroughRequestHeaders: []string{"If-Modified-Since"},
-		AllowedResponseHeaders:    []string{"Last-Modified", "Location", "Replay-Nonce", "Link"},
+	// Only the two header lists are sent; the mount's other settings stay.
+	if err := c.Sys().TuneMountAllowNil("pki", api.TuneMountConfigInput{
+		PassthroughRequestHeaders: &[]string{"If-Modified-Since"},
+		AllowedResponseHeaders:    &[]string{"Last-Modified", "Location", "Replay-Nonce", "Link"},
 	}); err != nil {
 		return fmt.Errorf("tune pki: %w", err)
 	}
@@ -408,7 +409,7 @@ func wait(args []string) error {
 			err = errors.New(resp.Status)
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%s not ready within %s: %v", *url, *timeout, err)
+			return fmt.Errorf("%s not ready within %s: %w", *url, *timeout, err)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -99,7 +99,7 @@ func install(dir string, bins ...string) error {
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
 		return err
 	}
-	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN) //nolint:errcheck
+	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN) //nolint:errcheck // closing the file releases the lock anyway
 	done := true
 	for _, b := range bins {
 		done = done && exists(b)
@@ -115,7 +115,7 @@ func install(dir string, bins ...string) error {
 	cmd.Env = append(os.Environ(), "GOBIN="+dir, "GOWORK=off", "GOFLAGS=")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("%v\n%s", err, bytes.TrimSpace(out))
+		return fmt.Errorf("%w\n%s", err, bytes.TrimSpace(out))
 	}
 	return nil
 }

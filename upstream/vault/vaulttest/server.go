@@ -149,7 +149,7 @@ func (s *Server) waitReady(done <-chan struct{}, deadline time.Time) error {
 			}
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("not ready within %s (last: %v)", readyTimeout, err)
+			return fmt.Errorf("not ready within %s (last: %v)", readyTimeout, err) //nolint:errorlint // err may be nil here, where %w would print %!w(<nil>)
 		}
 		time.Sleep(25 * time.Millisecond)
 	}
@@ -303,7 +303,7 @@ func build(src, bin string) error {
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
 		return err
 	}
-	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN) //nolint:errcheck
+	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN) //nolint:errcheck // closing the file releases the lock anyway
 	if _, err := os.Stat(bin); err == nil {
 		return nil // built by another process while we waited
 	}
@@ -315,7 +315,7 @@ func build(src, bin string) error {
 	cmd.Env = append(os.Environ(), "GOWORK=off")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("%v\n%s", err, lastLines(out, 30))
+		return fmt.Errorf("%w\n%s", err, lastLines(out, 30))
 	}
 	return os.Rename(tmp, bin)
 }
