@@ -28,7 +28,7 @@ type directory struct {
 // (§6.3: "The server MUST allow GET requests for the directory and newNonce
 // resources"), and so is a POST-as-GET, answered the same way without
 // verification as it carries nothing to act on.
-func (s *Server) handleDirectory(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleDirectory(w http.ResponseWriter, _ *http.Request) {
 	c := s.cfg.Server
 	writeJSON(w, http.StatusOK, directory{
 		NewNonce:    s.base + pathNewNonce,

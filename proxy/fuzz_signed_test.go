@@ -417,11 +417,7 @@ func FuzzPayload(f *testing.F) {
 }
 
 func toPolicyIDs(ids []store.Identifier) []policy.Identifier {
-	var out []policy.Identifier
-	for _, id := range ids {
-		out = append(out, policy.Identifier{Type: id.Type, Value: id.Value})
-	}
-	return out
+	return append([]policy.Identifier(nil), ids...)
 }
 
 // --- FuzzCSR --------------------------------------------------------------

@@ -137,7 +137,7 @@ func captureLegoTraffic(t *testing.T) []capturedPOST {
 	require.Error(t, err, "the fake validator fails fail."+fuzzName)
 	_, err = c.Registration.UpdateRegistration(ctx, registration.RegisterOptions{TermsOfServiceAgreed: true})
 	require.NoError(t, err)
-	reason := uint(acme.CRLReasonKeyCompromise)
+	reason := acme.CRLReasonKeyCompromise
 	require.NoError(t, c.Certificate.RevokeWithReason(ctx, res2.Certificate, &reason))
 	newKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	require.NoError(t, err)

@@ -1,8 +1,6 @@
 package proxy
 
 import (
-
-	//nolint:staticcheck // a DSA CSR is one of the hostile inputs
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"

@@ -57,6 +57,7 @@ func TestRenewalInfo(t *testing.T) {
 		return w.Result(), ri
 	}
 	resp, ri := get(ariID(leaf))
+	_ = resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	require.Equal(t, "21600", resp.Header.Get("Retry-After"))
 	start, err := time.Parse(time.RFC3339, ri.SuggestedWindow.Start)
@@ -77,13 +78,15 @@ func TestRenewalInfo(t *testing.T) {
 	// An operator's early renewal moves the window into the past.
 	rec.RenewBy = time.Now()
 	require.NoError(t, e.st.UpdateCertificate(t.Context(), rec))
-	_, ri = get(ariID(leaf))
+	resp, ri = get(ariID(leaf))
+	_ = resp.Body.Close()
 	end, _ = time.Parse(time.RFC3339, ri.SuggestedWindow.End)
 	require.False(t, end.After(time.Now()))
 
 	// So does revocation.
 	require.Equal(t, http.StatusOK, c.post(pathRevoke, map[string]any{"certificate": b64(leaf.Raw)}).Code)
-	_, ri = get(ariID(leaf))
+	resp, ri = get(ariID(leaf))
+	_ = resp.Body.Close()
 	end, _ = time.Parse(time.RFC3339, ri.SuggestedWindow.End)
 	require.True(t, end.Before(time.Now()))
 }

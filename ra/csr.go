@@ -132,7 +132,7 @@ func decideContent(der []byte, ids []store.Identifier, verify bool) (*CertConten
 	csr, err := x509.ParseCertificateRequest(der)
 	if err != nil {
 		// Our own reading may name the fault Go's parser only refused.
-		if _, ferr := parseCSRInfo(tbsOf(der)); ferr != nil && ferr != errMalformed {
+		if _, ferr := parseCSRInfo(tbsOf(der)); ferr != nil && !errors.Is(ferr, errMalformed) {
 			return nil, badCSR(ferr)
 		}
 		return nil, acmeerr.New(acmeerr.BadCSR, "CSR could not be parsed")

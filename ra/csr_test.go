@@ -48,7 +48,9 @@ func requireBadCSR(t *testing.T, err error, want string) {
 	t.Helper()
 	require.Error(t, err)
 	require.Equal(t, acmeerr.BadCSR, acmeerr.KindOf(err), "%v", err)
-	require.Contains(t, err.(*acmeerr.Error).Detail, want)
+	var e *acmeerr.Error
+	require.ErrorAs(t, err, &e)
+	require.Contains(t, e.Detail, want)
 }
 
 // TestHostileCSRs: each CSR that tries to put into the certificate what
@@ -61,7 +63,7 @@ func TestHostileCSRs(t *testing.T) {
 		t.Run(tc.Name, func(t *testing.T) {
 			_, err := CheckCSR(tc.DER, ids(names...), nil)
 			requireBadCSR(t, err, tc.Detail)
-			t.Logf("detail: %s", err.(*acmeerr.Error).Detail)
+			t.Logf("detail: %v", err)
 		})
 	}
 }

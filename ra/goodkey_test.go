@@ -47,7 +47,7 @@ func TestCheckKey(t *testing.T) {
 	blk, _ := pem.Decode([]byte(rocaVector))
 	roca, err := x509.ParsePKIXPublicKey(blk.Bytes)
 	require.NoError(t, err)
-	small, err := rsa.GenerateKey(rand.Reader, 1024) //nolint:gosec // the short key under test
+	small, err := rsa.GenerateKey(rand.Reader, 1024)
 	require.NoError(t, err)
 	p521, err := ecdsa.GenerateKey(elliptic.P521(), rand.Reader)
 	require.NoError(t, err)

@@ -13,12 +13,12 @@ import (
 // NormalizeIdentifiers checks the identifiers of a newOrder and returns them
 // normalised (lower case, deduplicated, in request order). Every bad one is
 // a subproblem (RFC 8555 §6.7.1).
-func NormalizeIdentifiers(in []store.Identifier, max int) ([]store.Identifier, error) {
+func NormalizeIdentifiers(in []store.Identifier, maxIDs int) ([]store.Identifier, error) {
 	if len(in) == 0 {
 		return nil, acmeerr.New(acmeerr.Malformed, "an order needs at least one identifier")
 	}
-	if len(in) > max {
-		return nil, acmeerr.New(acmeerr.RejectedIdentifier, "an order may have at most %d identifiers", max)
+	if len(in) > maxIDs {
+		return nil, acmeerr.New(acmeerr.RejectedIdentifier, "an order may have at most %d identifiers", maxIDs)
 	}
 	seen := map[store.Identifier]bool{}
 	var out []store.Identifier

@@ -70,10 +70,10 @@ func (ra *RA) window(c *store.Certificate) (time.Time, time.Time) {
 
 // Caching of the upstream CAs' ARI answers.
 const (
-	// ariCacheMin and ariCacheMax bound how long a CA's answer is kept
+	// ariCacheFloor and ariCacheCeiling bound how long a CA's answer is kept
 	// (its Retry-After, RFC 9773 §4.2, within these bounds).
-	ariCacheMin = time.Hour
-	ariCacheMax = 24 * time.Hour
+	ariCacheFloor = time.Hour
+	ariCacheCeiling = 24 * time.Hour
 	// ariFailCache is how long an unreachable CA is not asked again (the
 	// computed window is served meanwhile).
 	ariFailCache = 10 * time.Minute
@@ -162,7 +162,7 @@ func (ra *RA) askARI(ctx context.Context, ri upstream.RenewalInfoer, c *store.Ce
 	start, end, retryAfter, err := ri.RenewalInfo(ctx, leaf)
 	switch {
 	case errors.Is(err, upstream.ErrNoRenewalInfo):
-		return ariEntry{until: now.Add(ariCacheMax)}
+		return ariEntry{until: now.Add(ariCacheCeiling)}
 	case err != nil:
 		ra.log.Warn("renewal-info: upstream CA did not answer; serving the computed window", "cert", c.ID, "upstream", c.Upstream, "err", err)
 		return ariEntry{until: now.Add(ariFailCache)}
@@ -170,7 +170,7 @@ func (ra *RA) askARI(ctx context.Context, ri upstream.RenewalInfoer, c *store.Ce
 		// RFC 9773 §4.2: such a window is invalid.
 		return ariEntry{until: now.Add(ariFailCache)}
 	}
-	return ariEntry{start: start, end: end, ok: true, until: now.Add(min(ariCacheMax, max(ariCacheMin, retryAfter)))}
+	return ariEntry{start: start, end: end, ok: true, until: now.Add(min(ariCacheCeiling, max(ariCacheFloor, retryAfter)))}
 }
 
 // checkReplaces validates newOrder's "replaces" (RFC 9773 §5): the

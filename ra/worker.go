@@ -343,8 +343,10 @@ func (l *lease) setRef(ref string) error {
 func (l *lease) stop() {
 	l.once.Do(func() {
 		close(l.done)
+		// Wait for a renewal in flight to finish: once stop returns, the
+		// caller owns the job record.
 		l.mu.Lock()
-		l.mu.Unlock()
+		defer l.mu.Unlock()
 	})
 }
 

@@ -51,7 +51,7 @@ func http01Responder(t *testing.T, port int, c *acme.Client, answer http.Handler
 // http01Failures orders ids, answers each authorization's http-01
 // challenge and returns, per identifier, the problem the failed
 // authorization carries (every authorization must fail).
-func http01Failures(t *testing.T, ctx context.Context, c *acme.Client, ids []acme.AuthzID) map[string]*acme.Error {
+func http01Failures(ctx context.Context, t *testing.T, c *acme.Client, ids []acme.AuthzID) map[string]*acme.Error {
 	t.Helper()
 	o, err := c.AuthorizeOrder(ctx, ids)
 	require.NoError(t, err)
@@ -79,7 +79,7 @@ func http01Failures(t *testing.T, ctx context.Context, c *acme.Client, ids []acm
 	return out
 }
 
-func newACMEClient(t *testing.T, ctx context.Context, s *server) *acme.Client {
+func newACMEClient(ctx context.Context, t *testing.T, s *server) *acme.Client {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	require.NoError(t, err)
@@ -98,11 +98,11 @@ func TestSSRFConfigFileDeniesPrivate(t *testing.T) {
 	s := startServerWith(t, "", serverOpts{privateDenied: true})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	c := newACMEClient(t, ctx, s)
+	c := newACMEClient(ctx, t, s)
 	hits := http01Responder(t, s.HTTPPort, c, nil)
 
 	// The test DNS server answers A 127.0.0.1 for every name.
-	got := http01Failures(t, ctx, c, []acme.AuthzID{
+	got := http01Failures(ctx, t, c, []acme.AuthzID{
 		{Type: "dns", Value: "loop.ssrf.e2e.test"},
 		{Type: "ip", Value: "127.0.0.1"},
 		{Type: "ip", Value: "169.254.169.254"},
@@ -127,7 +127,7 @@ func TestSSRFProblemDetailsNoStatus(t *testing.T) {
 	s := startServer(t, "")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	c := newACMEClient(t, ctx, s)
+	c := newACMEClient(ctx, t, s)
 	var status atomic.Int64
 	hits := http01Responder(t, s.HTTPPort, c, func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "SECRET-INTERNAL-PAGE", int(status.Load()))
@@ -135,7 +135,7 @@ func TestSSRFProblemDetailsNoStatus(t *testing.T) {
 	for i, code := range []int{http.StatusNotFound, http.StatusForbidden, http.StatusInternalServerError, http.StatusOK} {
 		status.Store(int64(code))
 		name := fmt.Sprintf("status%d.ssrf.e2e.test", i)
-		got := http01Failures(t, ctx, c, []acme.AuthzID{{Type: "dns", Value: name}})
+		got := http01Failures(ctx, t, c, []acme.AuthzID{{Type: "dns", Value: name}})
 		p := got[name]
 		require.NotNil(t, p)
 		require.Equal(t, "urn:ietf:params:acme:error:incorrectResponse", p.ProblemType)

@@ -48,11 +48,11 @@ type nonceCache struct {
 	floor time.Time
 }
 
-func newNonceCache(log *slog.Logger, max int) *nonceCache {
-	if max <= 0 {
-		max = DefaultMaxUsedNonces
+func newNonceCache(log *slog.Logger, capacity int) *nonceCache {
+	if capacity <= 0 {
+		capacity = DefaultMaxUsedNonces
 	}
-	return &nonceCache{log: log, max: max, m: make(map[string]time.Time), nextSweep: min(minSweep, max)}
+	return &nonceCache{log: log, max: capacity, m: make(map[string]time.Time), nextSweep: min(minSweep, capacity)}
 }
 
 // use records nonce as used until until and reports whether it was its

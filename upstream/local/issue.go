@@ -40,7 +40,7 @@ const (
 // digitalSignature (with keyEncipherment for RSA), no ExtKeyUsage means
 // serverAuth and clientAuth. The CA keeps no per-order state, so setRef is
 // not called and a retry issues anew.
-func (ca *CA) Issue(ctx context.Context, req *upstream.Request, setRef func(ref string) error) (*upstream.Result, error) {
+func (ca *CA) Issue(ctx context.Context, req *upstream.Request, _ func(ref string) error) (*upstream.Result, error) {
 	if req == nil {
 		return nil, acmeerr.New(acmeerr.Malformed, "local: no request")
 	}
