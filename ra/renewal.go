@@ -72,7 +72,7 @@ func (ra *RA) window(c *store.Certificate) (time.Time, time.Time) {
 const (
 	// ariCacheFloor and ariCacheCeiling bound how long a CA's answer is kept
 	// (its Retry-After, RFC 9773 §4.2, within these bounds).
-	ariCacheFloor = time.Hour
+	ariCacheFloor   = time.Hour
 	ariCacheCeiling = 24 * time.Hour
 	// ariFailCache is how long an unreachable CA is not asked again (the
 	// computed window is served meanwhile).
