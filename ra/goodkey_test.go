@@ -68,7 +68,7 @@ func TestCheckKey(t *testing.T) {
 		{"RSA exponent 3", &rsa.PublicKey{N: good.N, E: 3}, "exponent 3"},
 		{"RSA even exponent", &rsa.PublicKey{N: good.N, E: 65538}, "exponent 65538"},
 		{"RSA even modulus", &rsa.PublicKey{N: even, E: 65537}, "prime factor below 752"},
-		{"RSA modulus divisible by 751", &rsa.PublicKey{N: new(big.Int).Mul(new(big.Int).Rsh(good.N, 10), big.NewInt(751)), E: 65537}, "prime factor below 752"},
+		{"RSA modulus divisible by 751", &rsa.PublicKey{N: multipleOf751(), E: 65537}, "prime factor below 752"},
 		{"ECDSA P-521", &p521.PublicKey, "P-256 or P-384"},
 		{"ECDSA point off the curve", &ecdsa.PublicKey{Curve: elliptic.P256(), X: big.NewInt(1), Y: big.NewInt(1)}, "not a valid point"}, //nolint:staticcheck // an invalid point needs the raw coordinates
 		{"Ed25519 of 31 bytes", ed25519.PublicKey(make([]byte, 31)), "32 bytes"},
@@ -145,4 +145,13 @@ func BenchmarkCheckKeyRSA(b *testing.B) {
 			}
 		})
 	}
+}
+
+// multipleOf751 is the least multiple of 751 of 2048 bits: a modulus of a
+// valid size with a small factor, whatever random key the test made.
+func multipleOf751() *big.Int {
+	k := new(big.Int).Lsh(big.NewInt(1), 2047)
+	k.Div(k, big.NewInt(751))
+	k.Add(k, big.NewInt(1))
+	return k.Mul(k, big.NewInt(751))
 }
