@@ -170,8 +170,8 @@ func checkPattern(p string) error {
 // in IDNA A-label form, the form identifiers arrive in (proxy/identifier.go
 // accepts only LDH names whose "xn--" labels are real A-labels): so
 // "bücher.example.com" becomes "xn--bcher-kva.example.com" and
-// "*.bücher.example.com" becomes "*.xn--bcher-kva.example.com". Design.md
-// §5: "Patterns are compared as A-labels."
+// "*.bücher.example.com" becomes "*.xn--bcher-kva.example.com", as
+// docs/policy.md says: patterns are compared as A-labels.
 //
 // A Unicode label is converted with the IDNA2008 registration profile,
 // the one identifiers are checked with (RFC 5891 §4); a label it refuses,

@@ -7,7 +7,7 @@ import (
 )
 
 // TestPolicyPatternsAsALabels: Unicode domain patterns are converted to
-// A-labels at load (design.md §5), so they match the identifiers clients
+// A-labels at load (docs/policy.md), so they match the identifiers clients
 // send; a pattern that does not convert is refused with its key and line.
 func TestPolicyPatternsAsALabels(t *testing.T) {
 	c, err := Load(write(t, `

@@ -9,8 +9,8 @@ import (
 )
 
 // TestUnicodePatterns: patterns written in Unicode match the A-label
-// identifiers clients send (design.md §5: "Patterns are compared as
-// A-labels"), as exact names, suffixes and globs; explain takes either.
+// identifiers clients send (docs/policy.md: patterns are compared as
+// A-labels), as exact names, suffixes and globs; explain takes either.
 func TestUnicodePatterns(t *testing.T) {
 	e := New(configs.Policy{Rules: []configs.Rule{
 		deny("books", domains("bücher.example.com")),

@@ -11,8 +11,8 @@ import (
 
 // A wildcard identifier "*.base" asks for a certificate valid for every name
 // exactly one label below base (RFC 6125 §6.4.3: the "*" matches one
-// label). Design.md §5: it "may not get a decision or route that an exact
-// or glob rule would deny or route elsewhere for such a name." Boulder keeps
+// label). As docs/policy.md says, it may not get a decision or route that an exact
+// or glob rule would deny or route elsewhere for such a name. Boulder keeps
 // the same promise for its exact blocklist (policy/pa.go,
 // processHostnamePolicy): "Remove the leftmost label of the exact blocked
 // names entry to make an exact wildcard block list entry that will prevent

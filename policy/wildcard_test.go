@@ -27,7 +27,7 @@ var public = allow("public", domains("*.example.com"), "dev")
 
 // TestWildcardCoversOtherRules: a wildcard "*.base" is refused, naming the
 // rule, when an earlier rule whose conditions hold decides otherwise for a
-// name one label below base (design.md §5); against every kind of pattern
+// name one label below base (docs/policy.md, "Wildcards"); against every kind of pattern
 // and decision.
 func TestWildcardCoversOtherRules(t *testing.T) {
 	for _, tc := range []struct {

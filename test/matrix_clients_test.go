@@ -2,8 +2,7 @@ package test
 
 // The clients of the matrix (matrix_test.go): how each is found, and the
 // commands that drive it through the features. Flags and files follow
-// ../shared/field-notes.md and the per-client tests (lego_cli_test.go,
-// certbot_test.go).
+// the per-client tests (lego_cli_test.go, certbot_test.go).
 
 import (
 	"context"

@@ -47,7 +47,7 @@ type vaultBridge struct {
 type vaultAuthKind int
 
 const (
-	// authMinimumToken: a token holding only the README's minimum policy.
+	// authMinimumToken: a token holding only docs/upstreams.md's minimum policy.
 	authMinimumToken vaultAuthKind = iota
 	// authAppRole: AppRole with the minimum policy.
 	authAppRole

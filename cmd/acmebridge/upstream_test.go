@@ -59,7 +59,7 @@ func TestUpstreamCheckLocal(t *testing.T) {
 }
 
 // TestUpstreamCheckVault runs the check against a real Vault dev server:
-// a token with the README's minimum policy passes; a refused token, a
+// a token with docs/upstreams.md's minimum policy passes; a refused token, a
 // missing role and an unreachable Vault fail with exit 1.
 func TestUpstreamCheckVault(t *testing.T) {
 	srv := vaulttest.Start(t, vaulttest.Options{})

@@ -30,7 +30,7 @@ func TestEveryKeyDocumented(t *testing.T) {
 	require.Empty(t, Undocumented(keys), "configuration keys without a doc comment in configs/")
 }
 
-// TestKnownKeys checks the walk against keys the design fixes (design.md §3).
+// TestKnownKeys checks the walk against keys the configuration must have.
 func TestKnownKeys(t *testing.T) {
 	keys, err := Keys("../../configs")
 	require.NoError(t, err)

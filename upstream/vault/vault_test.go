@@ -18,7 +18,7 @@ import (
 	"github.com/acmebridge/acmebridge/upstream/vault/vaulttest"
 )
 
-// TestIssueAndRevoke issues through a token holding only the README's
+// TestIssueAndRevoke issues through a token holding only the documented
 // minimum policy: the chain is leaf then intermediate (root left out), the
 // serial is recorded, a retry serves the same certificate, and revocation
 // shows in Vault and its CRL.
@@ -338,13 +338,13 @@ func TestHTTPProblemText(t *testing.T) {
 	}
 }
 
-// TestREADMEPolicy: the policy the README shows is the one the tests run
-// with.
+// TestREADMEPolicy: the policy docs/upstreams.md shows (moved there from
+// the README) is the one the tests run with.
 func TestREADMEPolicy(t *testing.T) {
-	b, err := os.ReadFile("../../README.md")
+	b, err := os.ReadFile("../../docs/upstreams.md")
 	require.NoError(t, err)
 	require.Contains(t, string(b), "```hcl\n"+vaulttest.MinimumPolicy("pki", "acme")+"```",
-		"README's Vault policy differs from vaulttest.MinimumPolicy")
+		"docs/upstreams.md's Vault policy differs from vaulttest.MinimumPolicy")
 }
 
 // asACME is the *acmeerr.Error in err's chain; the test fails without one.

@@ -129,8 +129,8 @@ func SetupPKI(t testing.TB, c *api.Client, o PKIOptions) *PKI {
 
 // MinimumPolicy is the least a token needs for acmebridge with the role
 // mount/role in mode sign: sign, revoke, `upstream check`, and the look-ups
-// that settle a signing request whose answer was lost. The README shows
-// this policy; the tests run acmebridge with a token holding only it.
+// that settle a signing request whose answer was lost. docs/upstreams.md
+// shows this policy; the tests run acmebridge with a token holding only it.
 func MinimumPolicy(mount, role string) string {
 	return fmt.Sprintf(`# Sign CSRs with the role (mode sign-verbatim: %[1]s/sign-verbatim/%[2]s;
 # with issuer_ref: %[1]s/issuer/+/sign/%[2]s).
