@@ -167,7 +167,7 @@ func checkPattern(p string) error {
 }
 
 // ALabels returns a domain pattern (or a name) lower-cased with every label
-// in IDNA A-label form, the form identifiers arrive in (proxy/identifier.go
+// in IDNA A-label form, the form identifiers arrive in (ra/identifier.go
 // accepts only LDH names whose "xn--" labels are real A-labels): so
 // "bücher.example.com" becomes "xn--bcher-kva.example.com" and
 // "*.bücher.example.com" becomes "*.xn--bcher-kva.example.com", as

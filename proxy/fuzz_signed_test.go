@@ -422,7 +422,7 @@ func toPolicyIDs(ids []store.Identifier) []policy.Identifier {
 
 // --- FuzzCSR --------------------------------------------------------------
 
-// FuzzCSR fuzzes the CSR checks of finalize (RFC 8555 §7.4, design.md §5):
+// FuzzCSR fuzzes the CSR checks of finalize (RFC 8555 §7.4, docs/security.md):
 // a CSR is accepted only if it parses, its signature verifies, its key is an
 // allowed type and size and not the account key, its names (SANs and
 // common name, compared case-insensitively) are exactly the order's, its

@@ -134,7 +134,7 @@ func hostileCases(t *testing.T, f *hostileFixture) []hostileCase {
 	}()
 
 	return []hostileCase{
-		// Algorithm confusion (RFC 8555 §6.2, design.md §5).
+		// Algorithm confusion (RFC 8555 §6.2, docs/security.md).
 		{"alg none", func(t *testing.T) hostileReq {
 			return josePOST(newAcct, signRaw(t, nil, "none", obj(jwkHdr("none", ecJWK, newAcct)...), []byte(`{}`)))
 		}, 400, "badSignatureAlgorithm", nil},

@@ -24,7 +24,7 @@ import (
 // maxBodyBytes caps every request body; a CSR for 100 names fits easily.
 const maxBodyBytes = 64 << 10
 
-// allowedAlgs is the JWS algorithm allow-list (design.md §5).
+// allowedAlgs is the JWS algorithm allow-list (docs/security.md).
 var allowedAlgs = []jose.SignatureAlgorithm{jose.RS256, jose.ES256, jose.ES384, jose.ES512, jose.EdDSA}
 
 func algNames() []string {

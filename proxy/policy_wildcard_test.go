@@ -35,7 +35,7 @@ func wildcardPolicyEnv(t *testing.T) *env {
 // TestNewOrderWildcardCoveringDeniedOrRoutedName: newOrder for a wildcard
 // that would cover a name an earlier rule denies (exactly or by a glob) or
 // routes to another upstream is refused with rejectedIdentifier naming that
-// rule (design.md §5), and the audit line names it; a wildcard covering no
+// rule (docs/security.md), and the audit line names it; a wildcard covering no
 // such name is issued. Before, "*.example.com" was issued by the public
 // rule, a certificate valid for secret.example.com.
 func TestNewOrderWildcardCoveringDeniedOrRoutedName(t *testing.T) {

@@ -1,7 +1,7 @@
 // Package ra is acmebridge's registration authority: the domain core that
 // decides, without HTTP, what may be issued. This first part decides what a
 // certificate holds, from the order and the client's CSR, in one place
-// (design.md §5), and which certificate keys are acceptable (goodkey.go).
+// (docs/security.md), and which certificate keys are acceptable (goodkey.go).
 // The transport (proxy/) asks it at finalize; the issuance worker asks it
 // again before it calls an upstream, and the upstreams build certificates
 // from its answer, never from the CSR.
@@ -80,7 +80,7 @@ func (c *CertContent) Apply(req *upstream.Request) {
 }
 
 // CheckCSR is what finalize asks: DecideContent, then the key — CheckKey,
-// and it must not be the account's key (design.md §5; Boulder refuses it
+// and it must not be the account's key (docs/security.md; Boulder refuses it
 // too: "certificate public key must be different than account key").
 func CheckCSR(der []byte, ids []store.Identifier, accountKey crypto.PublicKey) (*CertContent, error) {
 	c, err := DecideContent(der, ids)

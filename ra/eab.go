@@ -11,7 +11,7 @@ import (
 // eabGrants is the account as newOrder, newAuthz and finalize must see it at
 // this moment. The rights an EAB key gave its account (the key ID and group
 // that policy rules and rate-limit exemptions match on) last only while the
-// key is neither revoked nor expired (design.md §5). The key is read from
+// key is neither revoked nor expired (docs/security.md). The key is read from
 // the store at every call, with no cache, so `acmebridge eab revoke` takes
 // effect at once on every replica.
 //

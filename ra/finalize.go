@@ -40,7 +40,7 @@ func (ra *RA) Finalize(ctx context.Context, owner *store.Account, orderID string
 		return nil, acmeerr.New(acmeerr.BadCSR, "csr is not base64url DER")
 	}
 	// What the certificate may hold is decided in ra, from the order and
-	// the CSR (design.md §5).
+	// the CSR (docs/security.md).
 	accountKey, err := accountPublicKey(owner)
 	if err != nil {
 		return nil, err
@@ -50,7 +50,7 @@ func (ra *RA) Finalize(ctx context.Context, owner *store.Account, orderID string
 		return nil, ra.refuse(ctx, audit.FinalizeRefused, o.AccountID, o.ID, o.Identifiers, err)
 	}
 	// Policy is checked again at finalize: the configuration may have
-	// changed since newOrder (design.md §5). The route taken at newOrder
+	// changed since newOrder (docs/security.md). The route taken at newOrder
 	// stays: the order goes to the upstreams it was given.
 	dec, err := ra.route(acct, o.Identifiers, o.Profile)
 	if err != nil {

@@ -44,9 +44,9 @@ const (
 // with badCSR too. So a CSR's key is a badCSR, whatever is wrong with it.
 const keyRefused = acmeerr.BadCSR
 
-// CheckKey refuses certificate keys acmebridge does not issue for (design.md
-// §5: "Weak keys (short RSA, Fermat-factorable, ROCA) refused"), as
-// Boulder's goodkey does:
+// CheckKey refuses certificate keys acmebridge does not issue for (weak
+// keys: short RSA, Fermat-factorable, ROCA; docs/security.md), as Boulder's
+// goodkey does:
 //
 //   - RSA: 2048 to 8192 bits, a whole number of bytes (BR §6.1.5); an odd
 //     public exponent of at least 65537 (BR §6.1.6); no prime factor below

@@ -38,8 +38,8 @@ func (ra *RA) route(acct *store.Account, ids []store.Identifier, profile string)
 }
 
 // accountAllows enforces the identifier allow-list an account inherited
-// from its EAB key (design.md §5: "a binding can limit the account's
-// identifiers").
+// from its EAB key (docs/policy.md: a binding can limit the account's
+// identifiers).
 func accountAllows(acct *store.Account, ids []store.Identifier) error {
 	if len(acct.Allow) == 0 {
 		return nil

@@ -29,7 +29,7 @@ import (
 // tests use. Invariants: no panic, every failure an *acmeerr.Error of the
 // kinds validation uses, a success only when the answer really holds the
 // key authorization, and nothing of a response body or record echoed in a
-// problem detail (design.md §5: "upstream response text never echoed").
+// problem detail (docs/security.md: the target's response text is never echoed).
 
 // rawServer answers every DNS query, on one UDP and TCP port, with the
 // bytes of the current fuzz input (its ID set to the query's).

@@ -291,7 +291,7 @@ func main() {
 	must(err)
 	p("## SSRF-safe validation")
 	p("")
-	p("The validator's tests of design.md §5 (resolve once and dial the checked address; no loopback,")
+	p("The validator's tests of docs/security.md (resolve once and dial the checked address; no loopback,")
 	p("link-local or private ranges; bounded redirects, bodies and time), in `proxy/va`:")
 	p("")
 	p("| test | what it proves | time (s) | result |")

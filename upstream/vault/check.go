@@ -53,7 +53,7 @@ func (u *Upstream) Check(ctx context.Context) (string, error) {
 			return "", u.callError("capabilities lookup", err)
 		}
 		if !slices.Contains(caps, "update") && !slices.Contains(caps, "root") {
-			return "", acmeerr.New(acmeerr.Unauthorized, "vault: the token may not write %s (capabilities: %s); see the README's minimum policy",
+			return "", acmeerr.New(acmeerr.Unauthorized, "vault: the token may not write %s (capabilities: %s); see the minimum policy in docs/upstreams.md",
 				p, strings.Join(caps, ","))
 		}
 	}
