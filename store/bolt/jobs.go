@@ -130,30 +130,13 @@ func (s *Store) ClaimJob(ctx context.Context, owner string, now time.Time, lease
 		return nil, errorf("claim job: owner must be set and lease positive")
 	}
 	limit := dueBytes(now)
-	// due returns the queue key of the job due soonest, or nil if none is
-	// due at now.
-	due := func(tx *bolt.Tx) []byte {
-		k, _ := tx.Bucket(bucketJobQueue).Cursor().First()
-		if len(k) < 8 || bytes.Compare(k[:8], limit) > 0 {
-			return nil
-		}
-		return k
-	}
-	// Idle workers poll: answer "nothing due" from a read transaction
-	// rather than queueing for the writer.
-	err := s.read(ctx, func(tx *bolt.Tx) error {
-		if due(tx) == nil {
-			return store.ErrNoJob
-		}
-		return nil
-	})
-	if err != nil {
+	if err := s.anyDue(ctx, bucketJobQueue, limit); err != nil {
 		return nil, err
 	}
 	var claimed *store.Job
-	err = s.write(ctx, func(tx *bolt.Tx) error {
+	err := s.write(ctx, func(tx *bolt.Tx) error {
 		claimed = nil
-		k := due(tx)
+		k := dueKey(tx, bucketJobQueue, limit)
 		if k == nil {
 			return store.ErrNoJob
 		}
@@ -178,6 +161,28 @@ func (s *Store) ClaimJob(ctx context.Context, owner string, now time.Time, lease
 		return nil, err
 	}
 	return claimed, nil
+}
+
+// dueKey is the key of the entry of queue (keys start with the 8-byte due
+// time) due soonest, or nil if none is due at limit.
+func dueKey(tx *bolt.Tx, queue, limit []byte) []byte {
+	k, _ := tx.Bucket(queue).Cursor().First()
+	if len(k) < 8 || bytes.Compare(k[:8], limit) > 0 {
+		return nil
+	}
+	return k
+}
+
+// anyDue is ErrNoJob when queue holds no entry due at limit. Idle workers
+// poll: it answers from a read transaction rather than queueing for the
+// writer.
+func (s *Store) anyDue(ctx context.Context, queue, limit []byte) error {
+	return s.read(ctx, func(tx *bolt.Tx) error {
+		if dueKey(tx, queue, limit) == nil {
+			return store.ErrNoJob
+		}
+		return nil
+	})
 }
 
 // UpdateJob stores j if the stored job's Owner is owner (ErrConflict if not,

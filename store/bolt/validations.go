@@ -1,7 +1,6 @@
 package bolt
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -107,27 +106,13 @@ func (s *Store) ClaimValidation(ctx context.Context, owner string, now time.Time
 		return nil, errorf("claim validation: owner must be set and lease positive")
 	}
 	limit := dueBytes(now)
-	due := func(tx *bolt.Tx) []byte {
-		k, _ := tx.Bucket(bucketValidationQueue).Cursor().First()
-		if len(k) < 8 || bytes.Compare(k[:8], limit) > 0 {
-			return nil
-		}
-		return k
-	}
-	// Idle workers poll: answer "nothing due" from a read transaction.
-	err := s.read(ctx, func(tx *bolt.Tx) error {
-		if due(tx) == nil {
-			return store.ErrNoJob
-		}
-		return nil
-	})
-	if err != nil {
+	if err := s.anyDue(ctx, bucketValidationQueue, limit); err != nil {
 		return nil, err
 	}
 	var claimed *store.Validation
-	err = s.write(ctx, func(tx *bolt.Tx) error {
+	err := s.write(ctx, func(tx *bolt.Tx) error {
 		claimed = nil
-		k := due(tx)
+		k := dueKey(tx, bucketValidationQueue, limit)
 		if k == nil {
 			return store.ErrNoJob
 		}
