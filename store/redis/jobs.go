@@ -209,29 +209,43 @@ func (s *Store) ClaimJob(ctx context.Context, owner string, now time.Time, lease
 	if owner == "" || lease <= 0 {
 		return nil, errorf("claim job: owner must be set and lease positive")
 	}
+	fields, err := s.claimLeased(ctx, "claim job", claimJobScript, keyJobQueue, kindJob, kindOrder, jobFieldNames, owner, now, lease)
+	if err != nil {
+		return nil, err
+	}
+	return jobFromFields("claim job", fields)
+}
+
+// claimLeased runs a claim script over a queue of leased records (issuance
+// or validation jobs) whose parent kind (the order, the authorization) may
+// have expired: the script claims the record due soonest, or deletes up to
+// maxOrphans records whose parent is gone. It returns the claimed record's
+// fields, or ErrNoJob.
+func (s *Store) claimLeased(ctx context.Context, what string, script *script, queue, kind, parent string,
+	fieldNames []string, owner string, now time.Time, lease time.Duration) ([]any, error) {
 	until := now.Add(lease)
 	args := []any{
 		"(" + dueKey(now) + ";", owner, formatTime(until), dueKey(until),
-		s.key(kindJob, ""), s.key(kindOrder, ""), maxOrphans,
+		s.key(kind, ""), s.key(parent, ""), maxOrphans,
 	}
-	for _, f := range jobFieldNames {
+	for _, f := range fieldNames {
 		args = append(args, f)
 	}
-	v, err := s.run(ctx, claimJobScript, []string{s.global(keyJobQueue)}, args...)
+	v, err := s.run(ctx, script, []string{s.global(queue)}, args...)
 	if err != nil {
 		return nil, err
 	}
 	vals, _ := v.([]any)
 	if len(vals) == 0 {
-		return nil, errorf("claim job: empty answer")
+		return nil, errorf("%s: empty answer", what)
 	}
 	if dropped, _ := vals[0].(int64); dropped > 0 {
-		s.log.Info("dropped jobs of expired orders", "count", dropped)
+		s.log.Info("dropped leased records whose parent expired", "what", what, "count", dropped)
 	}
 	if len(vals) == 1 {
 		return nil, store.ErrNoJob
 	}
-	return jobFromFields("claim job", vals[1:])
+	return vals[1:], nil
 }
 
 // UpdateJob stores j if the stored job's Owner is owner (ErrConflict if not,

@@ -146,29 +146,12 @@ func (s *Store) ClaimValidation(ctx context.Context, owner string, now time.Time
 	if owner == "" || lease <= 0 {
 		return nil, errorf("claim validation: owner must be set and lease positive")
 	}
-	until := now.Add(lease)
-	args := []any{
-		"(" + dueKey(now) + ";", owner, formatTime(until), dueKey(until),
-		s.key(kindValidation, ""), s.key(kindAuthz, ""), maxOrphans,
-	}
-	for _, f := range validationFieldNames {
-		args = append(args, f)
-	}
-	r, err := s.run(ctx, claimValidationScript, []string{s.global(keyValidationQueue)}, args...)
+	fields, err := s.claimLeased(ctx, "claim validation", claimValidationScript, keyValidationQueue, kindValidation, kindAuthz,
+		validationFieldNames, owner, now, lease)
 	if err != nil {
 		return nil, err
 	}
-	vals, _ := r.([]any)
-	if len(vals) == 0 {
-		return nil, errorf("claim validation: empty answer")
-	}
-	if dropped, _ := vals[0].(int64); dropped > 0 {
-		s.log.Info("dropped validation jobs of expired authorizations", "count", dropped)
-	}
-	if len(vals) == 1 {
-		return nil, store.ErrNoJob
-	}
-	return validationFromFields("claim validation", vals[1:])
+	return validationFromFields("claim validation", fields)
 }
 
 // GetValidation returns the validation job of an authorization or
