@@ -53,31 +53,7 @@ func TestEABRevokeEndsGrants(t *testing.T) {
 	acctID := accountID(acct.URI)
 
 	// ready runs an order for name up to ready (dns-01 on the test DNS).
-	ready := func(name string) *acme.Order {
-		t.Helper()
-		o, err := c.AuthorizeOrder(ctx, acme.DomainIDs(name))
-		require.NoError(t, err, "newOrder %s", name)
-		for _, u := range o.AuthzURLs {
-			z, err := c.GetAuthorization(ctx, u)
-			require.NoError(t, err)
-			for _, ch := range z.Challenges {
-				if ch.Type != "dns-01" {
-					continue
-				}
-				v, err := c.DNS01ChallengeRecord(ch.Token)
-				require.NoError(t, err)
-				s.DNS.SetTXT("_acme-challenge."+name+".", v)
-				_, err = c.Accept(ctx, ch)
-				require.NoError(t, err)
-			}
-			_, err = c.WaitAuthorization(ctx, u)
-			require.NoError(t, err)
-		}
-		o, err = c.WaitOrder(ctx, o.URI)
-		require.NoError(t, err)
-		require.Equal(t, acme.StatusReady, o.Status)
-		return o
-	}
+	ready := func(name string) *acme.Order { return readyByDNS01(ctx, t, c, s.DNS, name) }
 	requireUnauthorized := func(err error, what string) {
 		t.Helper()
 		var ae *acme.Error
