@@ -256,3 +256,25 @@ func TestHMACKeyNeverLooksLikeAFlag(t *testing.T) {
 		require.NotContains(t, "-_", k[:1], k)
 	}
 }
+
+// TestAPIEABUnicodeAllow: an allow pattern written in Unicode is stored as
+// the A-labels identifiers arrive in (as policy patterns are), so it
+// matches them; one that is no IDNA name is refused. Before, it was stored
+// as written and matched no identifier.
+func TestAPIEABUnicodeAllow(t *testing.T) {
+	e := newAPI(t)
+	w := e.do(http.MethodPost, "/api/v1/eab", map[string]any{"allow": []string{"*.bücher.example.com", "drucker-*.corp.example.com", "Straße.example", "10.0.0.0/8"}})
+	require.Equal(t, http.StatusCreated, w.Code, w.Body.String())
+	var created createdEAB
+	require.NoError(t, json.Unmarshal(w.Body.Bytes(), &created))
+	stored, err := e.st.GetEABKey(context.Background(), created.ID)
+	require.NoError(t, err)
+	require.Equal(t, []string{"*.xn--bcher-kva.example.com", "drucker-*.corp.example.com", "xn--strae-oqa.example", "10.0.0.0/8"}, stored.Allow)
+	require.True(t, policy.MatchDomain(stored.Allow[0], "shop.xn--bcher-kva.example.com"))
+
+	for _, bad := range []string{"bü*cher.example.com", "xn--a.example.com"} {
+		w := e.do(http.MethodPost, "/api/v1/eab", map[string]any{"allow": []string{bad}})
+		require.Equal(t, http.StatusBadRequest, w.Code, bad)
+		require.Contains(t, w.Body.String(), "allow pattern", bad)
+	}
+}

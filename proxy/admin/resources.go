@@ -15,6 +15,7 @@ import (
 
 	"github.com/acmebridge/acmebridge/acmeerr"
 	"github.com/acmebridge/acmebridge/audit"
+	"github.com/acmebridge/acmebridge/configs"
 	"github.com/acmebridge/acmebridge/policy"
 	"github.com/acmebridge/acmebridge/ra"
 	"github.com/acmebridge/acmebridge/store"
@@ -99,6 +100,16 @@ func (a *api) createEAB(w http.ResponseWriter, r *http.Request) {
 		if !validAllow(p) {
 			fail(w, http.StatusBadRequest, "allow pattern "+p+" is not a name, *.suffix, glob or CIDR")
 			return
+		}
+		// Identifiers arrive as A-labels: a Unicode pattern is stored as
+		// its A-label form, or it would never match (as policy patterns).
+		if !strings.Contains(p, "/") {
+			al, err := configs.ALabels(p)
+			if err != nil {
+				fail(w, http.StatusBadRequest, "allow pattern "+err.Error())
+				return
+			}
+			p = al
 		}
 		k.Allow = append(k.Allow, p)
 	}
