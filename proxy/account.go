@@ -54,10 +54,13 @@ func (s *Server) handleNewAccount(w http.ResponseWriter, r *http.Request) {
 		s.writeProblem(w, r, acmeerr.Wrap(acmeerr.BadPublicKey, err, "cannot encode the key"))
 		return
 	}
-	// The binding's MAC is verified here, with the JWS, when an account
-	// is to be created; the key is bound with the account's creation
-	// (ra.NewAccount), so it binds once.
-	eab := func() (*store.EABKey, error) { return s.checkEAB(r, req.ExternalAccountBinding, v) }
+	// The binding is read here, with the JWS; ra.NewAccount decides on it
+	// and binds the key with the account's creation, so it binds once.
+	eab, err := parseEAB(req.ExternalAccountBinding, v)
+	if err != nil {
+		s.writeProblem(w, r, err)
+		return
+	}
 	acct, created, err := s.ra.NewAccount(s.ctx(r), ra.NewAccountRequest{JWK: jwkJSON, Thumbprint: tp,
 		Contact: req.Contact, TermsAgreed: req.TermsOfServiceAgreed, OnlyReturnExisting: req.OnlyReturnExisting,
 		EAB: eab, Remote: s.clientIP(r)})

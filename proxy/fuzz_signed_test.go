@@ -509,8 +509,11 @@ func FuzzEAB(f *testing.F) {
 	bad, _ := json.Marshal(eabBinding(&testing.T{}, &client{e: e, key: other, alg: jose.ES256}, fuzzEABKID, fuzzEABMAC, outer.URL))
 	f.Add(bad)
 	f.Fuzz(func(t *testing.T, binding []byte) {
-		req := httptest.NewRequest(http.MethodPost, testBase+pathNewAccount, nil)
-		key, err := e.srv.checkEAB(req, json.RawMessage(binding), outer)
+		parsed, err := parseEAB(json.RawMessage(binding), outer)
+		var key *store.EABKey
+		if err == nil {
+			key, err = e.srv.ra.BindableKey(t.Context(), parsed)
+		}
 		if err != nil {
 			require.Contains(t, []acmeerr.Kind{acmeerr.Malformed, acmeerr.Unauthorized}, acmeerr.KindOf(err), err.Error())
 			return

@@ -51,11 +51,11 @@ type NewAccountRequest struct {
 	Contact            []string
 	TermsAgreed        bool
 	OnlyReturnExisting bool
-	// EAB verifies the request's external account binding and returns
-	// the key to bind (nil for none); it is called only when an account is
-	// to be created (RFC 8555 §7.3.4), so a client registering again with
-	// its binding finds its account. Nil means no binding.
-	EAB func() (*store.EABKey, error)
+	// EAB is the request's external account binding, nil for none. It
+	// is looked at only when an account is to be created (RFC 8555
+	// §7.3.4), so a client registering again with its binding finds its
+	// account.
+	EAB *EABBinding
 	// Remote is the client's address.
 	Remote string
 }
@@ -106,15 +106,13 @@ func (ra *RA) NewAccount(ctx context.Context, req NewAccountRequest) (acct *stor
 		CreatedFrom:          req.Remote,
 	}
 	kid := ""
-	if req.EAB != nil {
-		k, err := req.EAB()
-		if err != nil {
-			return nil, false, err
-		}
-		if k != nil {
-			kid = k.ID
-			acct.EABKeyID, acct.Group, acct.Allow = k.ID, k.Group, k.Allow
-		}
+	k, err := ra.BindableKey(ctx, req.EAB)
+	if err != nil {
+		return nil, false, err
+	}
+	if k != nil {
+		kid = k.ID
+		acct.EABKeyID, acct.Group, acct.Allow = k.ID, k.Group, k.Allow
 	}
 	spent, err := ra.limits().newAccount(ctx, acct.CreatedFrom, acct.Group)
 	if err != nil {

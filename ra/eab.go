@@ -49,3 +49,52 @@ func (ra *RA) eabGrants(ctx context.Context, acct *store.Account) (*store.Accoun
 	open.EABKeyID, open.Group = "", ""
 	return &open, nil
 }
+
+// EABBinding is the external account binding of a newAccount (RFC 8555
+// §7.3.4) as the transport read it: the key ID it names, and Verify, which
+// checks its MAC and that its payload is the account key, given the key's
+// secret.
+type EABBinding struct {
+	KID    string
+	Verify func(hmacKey []byte) error
+}
+
+// BindableKey decides on a newAccount's binding under accounts.eab and
+// returns the key to bind (nil for none): the key must exist, its MAC
+// verify, and it must be neither revoked, expired nor bound already.
+// NewAccount calls it; the key binds with the account's creation.
+func (ra *RA) BindableKey(ctx context.Context, b *EABBinding) (*store.EABKey, error) {
+	mode := ra.cfg.Accounts.EAB
+	if b == nil {
+		// §7.3.4: "If the server requires an external account binding
+		// and the newAccount request does not include one, the server
+		// MUST return an error of type externalAccountRequired".
+		if mode == "required" {
+			return nil, acmeerr.New(acmeerr.ExternalAccountRequired, "this server requires an external account binding")
+		}
+		return nil, nil
+	}
+	if mode == "disabled" {
+		return nil, acmeerr.New(acmeerr.Malformed, "this server does not use external account binding")
+	}
+	key, err := ra.store.GetEABKey(ctx, b.KID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, acmeerr.New(acmeerr.Unauthorized, "unknown external account key %s", acmeerr.Quote(b.KID))
+	}
+	if err != nil {
+		return nil, storeDown(err)
+	}
+	// The MAC first: a key's state is told only to whoever holds it.
+	if err := b.Verify(key.HMACKey); err != nil {
+		return nil, err
+	}
+	switch {
+	case !key.RevokedAt.IsZero():
+		return nil, acmeerr.New(acmeerr.Unauthorized, "external account key %s is revoked", acmeerr.Quote(key.ID))
+	case !key.ExpiresAt.IsZero() && ra.now().After(key.ExpiresAt):
+		return nil, acmeerr.New(acmeerr.Unauthorized, "external account key %s has expired", acmeerr.Quote(key.ID))
+	case key.AccountID != "":
+		return nil, acmeerr.New(acmeerr.Unauthorized, "external account key %s is already bound to an account", acmeerr.Quote(key.ID))
+	}
+	return key, nil
+}
