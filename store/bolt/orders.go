@@ -176,6 +176,14 @@ func (s *Store) GetAuthz(ctx context.Context, id string) (*store.Authorization, 
 // increments a.Version. ErrNotFound if the authorization does not exist.
 // The index of valid authorizations follows in the same transaction.
 func (s *Store) UpdateAuthz(ctx context.Context, a *store.Authorization) error {
+	return s.updateAuthz(ctx, a, nil)
+}
+
+// updateAuthz is the compare-and-set of an authorization: a (its Version
+// incremented on success) replaces the stored one if the stored Version is
+// a's, with the index of valid authorizations, and also (when set) runs
+// in the same transaction.
+func (s *Store) updateAuthz(ctx context.Context, a *store.Authorization, also func(tx *bolt.Tx) error) error {
 	next := *a
 	next.Version++
 	data, err := encode("authorization", &next)
@@ -190,7 +198,10 @@ func (s *Store) UpdateAuthz(ctx context.Context, a *store.Authorization) error {
 		if err := put(tx, bucketAuthzs, a.ID, data); err != nil {
 			return err
 		}
-		return indexAuthz(tx, &next, now)
+		if err := indexAuthz(tx, &next, now); err != nil || also == nil {
+			return err
+		}
+		return also(tx)
 	})
 	if err != nil {
 		return err

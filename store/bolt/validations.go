@@ -57,19 +57,6 @@ func removeValidation(tx *bolt.Tx, authzID string) error {
 	return del(tx, bucketValidations, []byte(authzID))
 }
 
-// writeAuthz is the compare-and-set of UpdateAuthz inside tx: next (a with
-// its Version incremented, encoded as data) replaces a if the stored
-// Version is a's.
-func writeAuthz(tx *bolt.Tx, a, next *store.Authorization, data []byte, now time.Time) error {
-	if err := checkVersion(tx, bucketAuthzs, a.ID, a.Version); err != nil {
-		return err
-	}
-	if err := put(tx, bucketAuthzs, a.ID, data); err != nil {
-		return err
-	}
-	return indexAuthz(tx, next, now)
-}
-
 // StartValidation stores a if the stored Version equals a.Version (then
 // increments a.Version) and, in the same transaction, v as a's validation
 // job in place of any other. ErrConflict if a moved, ErrNotFound if it
@@ -78,24 +65,7 @@ func (s *Store) StartValidation(ctx context.Context, a *store.Authorization, v *
 	if v.AuthzID != a.ID || v.Owner == "" {
 		return errorf("validation job for %q (owner %q) does not match authorization %q", v.AuthzID, v.Owner, a.ID)
 	}
-	next := *a
-	next.Version++
-	data, err := encode("authorization", &next)
-	if err != nil {
-		return err
-	}
-	now := time.Now()
-	err = s.write(ctx, func(tx *bolt.Tx) error {
-		if err := writeAuthz(tx, a, &next, data, now); err != nil {
-			return err
-		}
-		return putValidation(tx, v)
-	})
-	if err != nil {
-		return err
-	}
-	a.Version = next.Version
-	return nil
+	return s.updateAuthz(ctx, a, func(tx *bolt.Tx) error { return putValidation(tx, v) })
 }
 
 // ClaimValidation takes the validation job whose lease ends soonest if it
@@ -149,24 +119,7 @@ func (s *Store) GetValidation(ctx context.Context, authzID string) (*store.Valid
 // increments a.Version) and removes a's validation job in the same
 // transaction. ErrConflict if a moved, ErrNotFound if it does not exist.
 func (s *Store) FinishValidation(ctx context.Context, a *store.Authorization) error {
-	next := *a
-	next.Version++
-	data, err := encode("authorization", &next)
-	if err != nil {
-		return err
-	}
-	now := time.Now()
-	err = s.write(ctx, func(tx *bolt.Tx) error {
-		if err := writeAuthz(tx, a, &next, data, now); err != nil {
-			return err
-		}
-		return removeValidation(tx, a.ID)
-	})
-	if err != nil {
-		return err
-	}
-	a.Version = next.Version
-	return nil
+	return s.updateAuthz(ctx, a, func(tx *bolt.Tx) error { return removeValidation(tx, a.ID) })
 }
 
 // DeleteValidation removes the validation job of an authorization; a
