@@ -21,7 +21,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -516,22 +515,7 @@ func runXCrypto(r *clientRun) {
 	defer cancel()
 
 	// http-01 responses, served on the validator's port for the whole run.
-	var mu sync.Mutex
-	responses := map[string]string{}
-	l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", s.HTTPPort))
-	require.NoError(t, err)
-	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, q *http.Request) {
-		mu.Lock()
-		body, ok := responses[q.URL.Path]
-		mu.Unlock()
-		if !ok {
-			http.NotFound(w, q)
-			return
-		}
-		_, _ = w.Write([]byte(body))
-	})}
-	go func() { _ = srv.Serve(l) }()
-	t.Cleanup(func() { _ = srv.Close() })
+	serve := serveHTTP01(t, s.HTTPPort)
 
 	newClient := func(t *testing.T) *acme.Client {
 		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -580,9 +564,7 @@ func runXCrypto(r *clientRun) {
 			case "http-01":
 				body, err := c.HTTP01ChallengeResponse(ch.Token)
 				require.NoError(t, err)
-				mu.Lock()
-				responses[c.HTTP01ChallengePath(ch.Token)] = body
-				mu.Unlock()
+				serve(c.HTTP01ChallengePath(ch.Token), body)
 			case "dns-01":
 				v, err := c.DNS01ChallengeRecord(ch.Token)
 				require.NoError(t, err)

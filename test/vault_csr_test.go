@@ -7,12 +7,8 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"errors"
-	"fmt"
-	"net"
 	"net/http"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/acme"
@@ -76,22 +72,7 @@ func TestVaultSignVerbatimCSRContent(t *testing.T) {
 // with the http-01 answers it serves on s's validation port.
 func xcryptoClient(t *testing.T, s *server) (*acme.Client, func(path, body string)) {
 	t.Helper()
-	var mu sync.Mutex
-	responses := map[string]string{}
-	l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", s.HTTPPort))
-	require.NoError(t, err)
-	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, q *http.Request) {
-		mu.Lock()
-		body, ok := responses[q.URL.Path]
-		mu.Unlock()
-		if !ok {
-			http.NotFound(w, q)
-			return
-		}
-		_, _ = w.Write([]byte(body))
-	})}
-	go func() { _ = srv.Serve(l) }()
-	t.Cleanup(func() { _ = srv.Close() })
+	serve := serveHTTP01(t, s.HTTPPort)
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	require.NoError(t, err)
 	c := &acme.Client{Key: key, DirectoryURL: s.DirectoryURL, HTTPClient: s.HTTPClient(), UserAgent: "acmebridge-test"}
@@ -99,11 +80,7 @@ func xcryptoClient(t *testing.T, s *server) (*acme.Client, func(path, body strin
 	defer cancel()
 	_, err = c.Register(ctx, &acme.Account{Contact: []string{"mailto:csr@example.com"}}, acme.AcceptTOS)
 	require.NoError(t, err)
-	return c, func(path, body string) {
-		mu.Lock()
-		defer mu.Unlock()
-		responses[path] = body
-	}
+	return c, serve
 }
 
 // xcryptoReadyOrder orders name, answers its http-01 challenge and returns

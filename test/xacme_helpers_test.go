@@ -2,7 +2,12 @@ package test
 
 import (
 	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/acme"
@@ -34,4 +39,31 @@ func readyByDNS01(ctx context.Context, t *testing.T, c *acme.Client, dns *dnsSer
 	require.NoError(t, err)
 	require.Equal(t, acme.StatusReady, o.Status)
 	return o
+}
+
+// serveHTTP01 answers http-01 requests on 127.0.0.1:port until the test
+// ends, with the bodies set through the function it returns (path, body).
+func serveHTTP01(t *testing.T, port int) func(path, body string) {
+	t.Helper()
+	var mu sync.Mutex
+	responses := map[string]string{}
+	l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	require.NoError(t, err)
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, q *http.Request) {
+		mu.Lock()
+		body, ok := responses[q.URL.Path]
+		mu.Unlock()
+		if !ok {
+			http.NotFound(w, q)
+			return
+		}
+		_, _ = w.Write([]byte(body))
+	})}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return func(path, body string) {
+		mu.Lock()
+		defer mu.Unlock()
+		responses[path] = body
+	}
 }
