@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/acmebridge/acmebridge/configs"
@@ -25,6 +26,7 @@ func openRedis(cfg *configs.Config, log *slog.Logger) (store.Store, error) {
 		Addrs: r.Addrs, MasterName: r.MasterName, Username: r.Username, DB: r.DB,
 		KeyPrefix: r.KeyPrefix, PoolSize: r.PoolSize, DialTimeout: r.DialTimeout.D(),
 		ReadTimeout: r.ReadTimeout.D(), WriteTimeout: r.WriteTimeout.D(), Logger: log,
+		WaitReplicas: r.Durability.Replicas, WaitTimeout: r.Durability.Timeout.D(),
 	}
 	switch {
 	case r.PasswordFile != "":
@@ -71,4 +73,33 @@ type slogPrintf struct{ log *slog.Logger }
 
 func (l slogPrintf) Printf(ctx context.Context, format string, v ...any) {
 	l.log.WarnContext(ctx, fmt.Sprintf(format, v...))
+}
+
+// redisHealth is what the Redis driver counts about failovers and
+// replication (store/redis: MasterChanges, NotReplicated).
+type redisHealth interface {
+	MasterChanges() uint64
+	NotReplicated() uint64
+}
+
+// registerRedisMetrics registers the Redis driver's failover and
+// durability counters when st is (a wrapper of) that driver.
+func registerRedisMetrics(reg prometheus.Registerer, st store.Store) {
+	for st != nil {
+		if h, ok := st.(redisHealth); ok {
+			reg.MustRegister(
+				prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "acmebridge_store_master_changes_total",
+					Help: "Times this replica found the Redis master changed (a failover, or a restart of the master), by its replication ID, at a readiness check or scrape."},
+					func() float64 { return float64(h.MasterChanges()) }),
+				prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "acmebridge_store_writes_not_replicated_total",
+					Help: "Writes that failed because fewer replicas than store.redis.durability.replicas acknowledged them in time."},
+					func() float64 { return float64(h.NotReplicated()) }))
+			return
+		}
+		u, ok := st.(interface{ Unwrap() store.Store })
+		if !ok {
+			return
+		}
+		st = u.Unwrap()
+	}
 }
