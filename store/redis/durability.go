@@ -77,6 +77,12 @@ func (s *Store) durable(ctx context.Context, cmd func(c redis.Cmdable) redis.Cmd
 		return c, c.Err()
 	}
 	if err != nil && !isNil(err) {
+		if cc, ok := s.c.(*redis.ClusterClient); ok {
+			// The pipeline went to the node itself, past the Cluster
+			// client's own error handling: have it learn the slots
+			// again, in case a failover moved the store's.
+			cc.ReloadState(ctx)
+		}
 		return c, err
 	}
 	n, err := wait.Int64()
@@ -219,4 +225,39 @@ func (s *Store) checkMaster(ctx context.Context, node redis.Cmdable) error {
 			errNotReady, r.online, s.waitReplicas)
 	}
 	return nil
+}
+
+// warnUndurable logs what the Redis serving the store can lose of what it
+// acknowledged, when nothing waits for it to keep it: a failover on
+// Sentinel or Cluster without WaitReplicas, a crash of a single Redis that
+// does not fsync each write (appendfsync always) or a restart of one that
+// does not persist at all. It returns the warnings, for tests.
+func (s *Store) warnUndurable(ctx context.Context, sentinel bool) []string {
+	if s.waitReplicas > 0 {
+		return nil
+	}
+	var warn []string
+	_, cluster := s.c.(*redis.ClusterClient)
+	if cluster || sentinel {
+		warn = append(warn, "replication is asynchronous and store.redis.durability.replicas is 0: a failover can lose writes already acknowledged (used nonces, EAB bindings, issuance marks, certificate records); set it to 1")
+	}
+	node, err := s.writeNode(ctx)
+	if err != nil {
+		return warn
+	}
+	cfg, err := node.ConfigGet(ctx, "append*").Result()
+	if err != nil {
+		// CONFIG is often disabled on managed Redis: nothing to tell.
+		return warn
+	}
+	switch {
+	case cfg["appendonly"] != "yes":
+		warn = append(warn, "Redis runs without appendonly: a restart of Redis loses the whole store unless its snapshots are recent; set appendonly yes and appendfsync always")
+	case cfg["appendfsync"] != "always" && !cluster && !sentinel:
+		warn = append(warn, fmt.Sprintf("Redis syncs its append-only file with appendfsync %s: a crash of its host can lose the writes of the last second, already acknowledged; set appendfsync always", cfg["appendfsync"]))
+	}
+	for _, w := range warn {
+		s.log.Warn("redis: " + w)
+	}
+	return warn
 }

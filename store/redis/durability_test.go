@@ -201,3 +201,32 @@ func TestOpenDurabilityErrors(t *testing.T) {
 	_, err = Open(context.Background(), Options{Addrs: []string{addr}, WaitReplicas: 1, WaitTimeout: 3 * time.Second, ReadTimeout: time.Second})
 	require.ErrorContains(t, err, "shorter than the read timeout")
 }
+
+// TestWarnUndurable: a store that can lose acknowledged writes says so at
+// start, naming the setting that fixes it; one that waits for a replica,
+// or a Redis that fsyncs every write, says nothing.
+func TestWarnUndurable(t *testing.T) {
+	ctx := context.Background()
+	s := openSingle(t)
+	require.Equal(t, []string{"Redis runs without appendonly: a restart of Redis loses the whole store unless its snapshots are recent; set appendonly yes and appendfsync always"},
+		s.warnUndurable(ctx, false))
+
+	everysec, err := startServer(func(int) (string, []string, error) {
+		return "", []string{"--appendonly", "yes", "--appendfsync", "everysec", "--appenddirname", fmt.Sprintf("aof-%d", time.Now().UnixNano())}, nil
+	})
+	require.NoError(t, err)
+	t.Cleanup(everysec.stop)
+	e := openOpts(t, Options{Addrs: []string{everysec.addr}})
+	defer e.Close()
+	w := e.warnUndurable(ctx, false)
+	require.Len(t, w, 1)
+	require.Contains(t, w[0], "appendfsync everysec")
+	require.NoError(t, e.c.ConfigSet(ctx, "appendfsync", "always").Err())
+	require.Empty(t, e.warnUndurable(ctx, false))
+	require.Len(t, e.warnUndurable(ctx, true), 1, "behind Sentinel, fsync does not cover a failover")
+
+	p := startPair(t)
+	d := openOpts(t, Options{Addrs: []string{p.master.addr}, WaitReplicas: 1})
+	defer d.Close()
+	require.Empty(t, d.warnUndurable(ctx, true))
+}

@@ -221,6 +221,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		// until it has.
 		s.log.Warn("redis: "+err.Error(), "wait_replicas", s.waitReplicas)
 	}
+	s.warnUndurable(ctx, opts.MasterName != "")
 	s.log.Debug("redis store opened", "addrs", opts.Addrs, "master", opts.MasterName,
 		"mode", clientMode(c), "prefix", s.base, "wait_replicas", s.waitReplicas)
 	return s, nil
