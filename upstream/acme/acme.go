@@ -146,6 +146,12 @@ type Options struct {
 	Solver Solver
 	// Secrets keeps the account key; required.
 	Secrets SecretStore
+	// Tokens keeps the key authorizations of the CA's pending http-01
+	// challenges, so the responder of every replica sharing the store
+	// answers the CA whichever of them its request reaches (store.Store
+	// satisfies it). Nil keeps them in this process only, which serves
+	// one replica.
+	Tokens TokenStore
 	// RequestTimeout bounds each HTTP request; zero means
 	// DefaultRequestTimeout.
 	RequestTimeout time.Duration
@@ -174,7 +180,7 @@ type Upstream struct {
 	log             *slog.Logger
 
 	dns       challenge.Provider
-	responder *responder
+	responder *presenter
 
 	// conn is the CA session, made on first use under initMu.
 	initMu sync.Mutex
@@ -205,7 +211,7 @@ func New(opts Options) (*Upstream, error) {
 			}
 		}
 	case SolverHTTP01:
-		if u.responder, err = startResponder(u.solver.Listen, u.log); err != nil {
+		if u.responder, err = startResponder(u.solver.Listen, u, opts.Tokens); err != nil {
 			return nil, u.errorf(acmeerr.Internal, err, "http-01 responder")
 		}
 	}
