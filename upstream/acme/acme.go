@@ -9,8 +9,9 @@
 // Account Binding when the CA wants one (§7.3.4). The client's CSR is
 // forwarded as-is, so its private key never leaves the client; the CA's
 // challenges are solved by acmebridge itself, through a lego DNS provider
-// (dns-01) or a built-in http-01 responder; valid authorizations the CA
-// offers again are reused without solving.
+// (dns-01) or a built-in http-01 responder, which answers the tokens any
+// replica sharing the store presented (Options.Tokens); valid
+// authorizations the CA offers again are reused without solving.
 //
 // Issue is resumable: the upstream order URL is recorded through setRef as
 // soon as the CA created the order (before anything is solved or
