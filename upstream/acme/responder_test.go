@@ -28,7 +28,7 @@ func freeAddr(t *testing.T) string {
 // httpGet fetches url and returns the status and body.
 func httpGet(t *testing.T, url string) (int, string) {
 	t.Helper()
-	resp, err := http.Get(url) //nolint:noctx // a test's plain GET
+	resp, err := http.Get(url)
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
