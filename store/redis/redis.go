@@ -20,7 +20,11 @@
 // sorted set of jobs ordered by when each is next due, and a sorted set of
 // orders that carry a TTL, so index entries go with the orders, and a sorted
 // set per account, identifier and wildcard flag of the valid authorizations
-// in the order they became valid, for reuse (see authzreuse.go).
+// in the order they became valid, for reuse (see authzreuse.go). The key
+// authorizations the relay presents to an upstream CA's http-01 are
+// strings with a TTL (challengetokens.go); they do not wait for replicas
+// (durability.go): one lost in a failover fails that upstream validation,
+// which the issuance job retries.
 //
 // # Atomicity
 //
