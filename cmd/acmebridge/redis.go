@@ -83,23 +83,33 @@ type redisHealth interface {
 }
 
 // registerRedisMetrics registers the Redis driver's failover and
-// durability counters when st is (a wrapper of) that driver.
+// durability counters, read from st when it is (a wrapper of) that driver;
+// with another store they stay 0 (bolt has no failover), so the alerting
+// rules find their series on every server.
 func registerRedisMetrics(reg prometheus.Registerer, st store.Store) {
+	var h redisHealth = noRedis{}
 	for st != nil {
-		if h, ok := st.(redisHealth); ok {
-			reg.MustRegister(
-				prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "acmebridge_store_master_changes_total",
-					Help: "Times this replica found the Redis master changed (a failover, or a restart of the master), by its replication ID, at a readiness check or scrape."},
-					func() float64 { return float64(h.MasterChanges()) }),
-				prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "acmebridge_store_writes_not_replicated_total",
-					Help: "Writes that failed because fewer replicas than store.redis.durability.replicas acknowledged them in time."},
-					func() float64 { return float64(h.NotReplicated()) }))
-			return
+		if rh, ok := st.(redisHealth); ok {
+			h = rh
+			break
 		}
 		u, ok := st.(interface{ Unwrap() store.Store })
 		if !ok {
-			return
+			break
 		}
 		st = u.Unwrap()
 	}
+	reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "acmebridge_store_master_changes_total",
+			Help: "Times this replica found the Redis master changed (a failover, or a restart of the master), by its replication ID, at a readiness check or scrape; 0 with bolt."},
+			func() float64 { return float64(h.MasterChanges()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "acmebridge_store_writes_not_replicated_total",
+			Help: "Writes that failed because fewer replicas than store.redis.durability.replicas acknowledged them in time; 0 with bolt."},
+			func() float64 { return float64(h.NotReplicated()) }))
 }
+
+// noRedis is the counters of a store that is not Redis: always 0.
+type noRedis struct{}
+
+func (noRedis) MasterChanges() uint64 { return 0 }
+func (noRedis) NotReplicated() uint64 { return 0 }
