@@ -25,7 +25,7 @@ type pair struct {
 
 // startPair starts a master and a replica of it, and waits until the
 // master sees the replica online.
-func startPair(t *testing.T) *pair {
+func startPair(t testing.TB) *pair {
 	t.Helper()
 	requireRedis(t)
 	master, err := startServer(nil)
@@ -46,7 +46,7 @@ func startPair(t *testing.T) *pair {
 }
 
 // waitOnline waits until the master counts n replicas online.
-func (p *pair) waitOnline(t *testing.T, n int) {
+func (p *pair) waitOnline(t testing.TB, n int) {
 	t.Helper()
 	c := redis.NewClient(&redis.Options{Addr: p.master.addr})
 	defer c.Close()
