@@ -48,7 +48,7 @@ const (
 	chaosWorkers = 1
 	// chaosSignDelay is how long Vault takes to sign (its proxy holds the
 	// request): sign requests are in flight across the crash.
-	chaosSignDelay = 600 * time.Millisecond
+	chaosSignDelay = 300 * time.Millisecond
 	// chaosWindow is how long the loss window stays open before the crash.
 	chaosWindow = time.Second
 	// chaosDurabilityYAML is the store.redis setting the README

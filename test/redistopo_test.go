@@ -205,23 +205,28 @@ func (s *sentinelTopo) Crash(t *testing.T) {
 	s.replica.Resume(t)
 }
 
-// WaitRecovered waits until the Sentinels name the replica as the master
-// and it says so, then starts the killed master again (empty, as a
-// supervisor would) and waits until the Sentinels made it a replica in
-// sync.
+// WaitRecovered waits until every Sentinel names the replica as the
+// master and it says so, then starts the killed master again as its
+// replica (an empty master must not come back as a master: Redis's
+// replication docs) and waits until it is in sync.
 func (s *sentinelTopo) WaitRecovered(t *testing.T) {
 	t.Helper()
-	c := goredis.NewSentinelClient(&goredis.Options{Addr: s.sentinels[0].Addr, MaxRetries: -1})
-	defer c.Close()
-	ok := waitFor(40*time.Second, func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		got, err := c.GetMasterAddrByName(ctx, chaosMasterName).Result()
-		return err == nil && len(got) == 2 && net.JoinHostPort(got[0], got[1]) == s.replica.Addr &&
-			infoField(s.replica.Addr, "replication", "role") == "master"
-	})
-	require.True(t, ok, "no failover to %s within 40s", s.replica.Addr)
-	s.failover = time.Since(s.crashAt)
+	for _, sn := range s.sentinels {
+		c := goredis.NewSentinelClient(&goredis.Options{Addr: sn.Addr, MaxRetries: -1})
+		ok := waitFor(40*time.Second, func() bool {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			got, err := c.GetMasterAddrByName(ctx, chaosMasterName).Result()
+			return err == nil && len(got) == 2 && net.JoinHostPort(got[0], got[1]) == s.replica.Addr &&
+				infoField(s.replica.Addr, "replication", "role") == "master"
+		})
+		_ = c.Close()
+		require.True(t, ok, "sentinel %s: no failover to %s within 40s", sn.Addr, s.replica.Addr)
+		if s.failover == 0 {
+			s.failover = time.Since(s.crashAt)
+		}
+	}
+	s.master.opts.Args = []string{"--replicaof", "127.0.0.1", itoa(s.replica.Port)}
 	s.master.Restart(t)
 	waitLinkUp(t, s.master.Addr, 30*time.Second)
 }
