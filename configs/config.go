@@ -142,6 +142,26 @@ type Redis struct {
 	DialTimeout  Duration `yaml:"dial_timeout"`
 	ReadTimeout  Duration `yaml:"read_timeout"`
 	WriteTimeout Duration `yaml:"write_timeout"`
+	// Durability makes every write a promise depends on wait for replicas
+	// (Redis WAIT): see docs/operating.md, "Several replicas on Redis".
+	Durability RedisDurability `yaml:"durability"`
+}
+
+// RedisDurability says how many replicas must hold a write before it
+// counts. Redis replicates asynchronously: without it, a failover to a
+// replica that lagged takes back writes already acknowledged (a used
+// nonce, an EAB key's binding, an issuance job's in-flight mark, a
+// certificate's record).
+type RedisDurability struct {
+	// Replicas is how many replicas must acknowledge each write (WAIT)
+	// before it counts; 0 waits for none. With Sentinel or Cluster, 1 (or
+	// more) keeps every acknowledged write through a failover; a write no
+	// replica acknowledges in time fails with 503, and /readyz reports not
+	// ready while fewer replicas are online.
+	Replicas int `yaml:"replicas"`
+	// Timeout is how long a write waits for its replicas; shorter than
+	// read_timeout.
+	Timeout Duration `yaml:"timeout"`
 }
 
 // RedisTLS configures TLS to Redis.
@@ -288,6 +308,7 @@ func Default() *Config {
 		Store: Store{Driver: "bolt", Redis: Redis{
 			KeyPrefix:   "acmebridge:",
 			DialTimeout: Duration(2 * time.Second), ReadTimeout: Duration(2 * time.Second), WriteTimeout: Duration(2 * time.Second),
+			Durability: RedisDurability{Timeout: Duration(time.Second)},
 		}},
 		Accounts: Accounts{EAB: "disabled"},
 		Orders: Orders{
@@ -482,6 +503,11 @@ func (c *Config) Validate() error {
 		}
 		if r.KeyPrefix == "" {
 			bad("store.redis.key_prefix", "must not be empty")
+		}
+		if d := r.Durability; d.Replicas < 0 || d.Replicas > 16 {
+			bad("store.redis.durability.replicas", "%d must be between 0 and 16", d.Replicas)
+		} else if d.Replicas > 0 && (d.Timeout <= 0 || (r.ReadTimeout > 0 && d.Timeout >= r.ReadTimeout)) {
+			bad("store.redis.durability.timeout", "must be positive and shorter than store.redis.read_timeout (%s)", r.ReadTimeout.D())
 		}
 	default:
 		bad("store.driver", "%q is not supported (bolt, redis)", c.Store.Driver)

@@ -292,3 +292,30 @@ func TestUnknownKeyLimitOnByDefault(t *testing.T) {
 	_, err = Load(write(t, "rate_limits:\n  unknown_key_requests_per_ip: {count: 20, period: 1h, brust: 3}\n"))
 	require.ErrorContains(t, err, "line 2: field brust not found")
 }
+
+// TestRedisDurabilityValidated: a file that omits store.redis.durability
+// waits for no replica (the behaviour of a single Redis); one that sets
+// replicas gets a timeout of 1s, which must stay below the read timeout.
+func TestRedisDurabilityValidated(t *testing.T) {
+	base := "store:\n  driver: redis\n  redis:\n    addrs: [\"127.0.0.1:6379\"]\n"
+	cfg, err := Load(write(t, base))
+	require.NoError(t, err)
+	require.Zero(t, cfg.Store.Redis.Durability.Replicas)
+
+	cfg, err = Load(write(t, base+"    durability: {replicas: 1}\n"))
+	require.NoError(t, err)
+	require.Equal(t, 1, cfg.Store.Redis.Durability.Replicas)
+	require.Equal(t, Duration(time.Second), cfg.Store.Redis.Durability.Timeout)
+
+	for body, want := range map[string]string{
+		"    durability: {replicas: -1}\n":                         "store.redis.durability.replicas",
+		"    durability: {replicas: 17}\n":                         "store.redis.durability.replicas",
+		"    durability: {replicas: 1, timeout: 0s}\n":             "store.redis.durability.timeout",
+		"    durability: {replicas: 1, timeout: 2s}\n":             "shorter than store.redis.read_timeout (2s)",
+		"    read_timeout: 500ms\n    durability: {replicas: 1}\n": "store.redis.durability.timeout",
+		"    durability: {replicas: 1, timout: 1s}\n":              "field timout not found",
+	} {
+		_, err := Load(write(t, base+body))
+		require.ErrorContains(t, err, want, body)
+	}
+}

@@ -51,6 +51,7 @@ func TestHelmChartDefaults(t *testing.T) {
 	})
 	cfg := parseConfig(t, r.configText(t))
 	require.Equal(t, "redis", dig(t, cfg, "store", "driver"))
+	require.NotContains(t, dig(t, cfg, "store", "redis"), "durability", "replicas 0: the server's default")
 	require.Equal(t, true, dig(t, cfg, "server", "tls", "disabled"), "no TLS Secret: plain HTTP behind the Ingress")
 	// Empty policy: everything to the first upstream.
 	require.Equal(t, []any{"vault"}, dig(t, cfg, "policy", "default", "upstreams"))
@@ -73,6 +74,7 @@ func TestHelmChartVaultEAB(t *testing.T) {
 	cfg := parseConfig(t, r.configText(t))
 	require.Equal(t, "required", dig(t, cfg, "accounts", "eab"))
 	require.Equal(t, "mymaster", dig(t, cfg, "store", "redis", "master_name"))
+	require.Equal(t, map[string]any{"replicas": 1, "timeout": "500ms"}, dig(t, cfg, "store", "redis", "durability"))
 	require.Equal(t, 50, dig(t, cfg, "store", "redis", "pool_size"), "config.store.redis merges with the chart's keys")
 	require.Equal(t, "https://pki.example.com/terms", dig(t, cfg, "server", "terms_of_service"))
 	require.Equal(t, "/etc/acmebridge/tls/tls.crt", dig(t, cfg, "server", "tls", "cert_file"))

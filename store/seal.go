@@ -42,6 +42,10 @@ type sealed struct {
 	aead cipher.AEAD
 }
 
+// Unwrap returns the driver the wrapper seals secrets for, so what only a
+// driver has (the Redis driver's failover counters) can be reached.
+func (s *sealed) Unwrap() Store { return s.Store }
+
 func (s *sealed) seal(plain []byte, aad string) []byte {
 	nonce := make([]byte, s.aead.NonceSize())
 	_, _ = rand.Read(nonce)

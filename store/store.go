@@ -407,6 +407,23 @@ type Store interface {
 	// spends.
 	SpendRates(ctx context.Context, spends []RateSpend, now time.Time) ([]RateDecision, error)
 
+	// Challenge tokens: the key authorizations acmebridge presents to an
+	// upstream ACME CA's http-01 challenges (RFC 8555 §8.3), kept here so
+	// that whichever replica the CA's request reaches can answer it. They
+	// are short-lived and not secret (the CA fetches them over plain HTTP).
+
+	// PutChallengeToken stores keyAuth under token until ttl from now,
+	// replacing any value and expiry the token had. A token must not be
+	// empty and ttl must be positive.
+	PutChallengeToken(ctx context.Context, token, keyAuth string, ttl time.Duration) error
+	// GetChallengeToken returns the key authorization stored under token
+	// or ErrNotFound, which is also the answer once its ttl has passed.
+	// Expired tokens do not accumulate: a driver without TTLs of its own
+	// removes them as it goes.
+	GetChallengeToken(ctx context.Context, token string) (string, error)
+	// DeleteChallengeToken removes the token. Missing is not an error.
+	DeleteChallengeToken(ctx context.Context, token string) error
+
 	// Ping reports whether the store is reachable (readiness).
 	Ping(ctx context.Context) error
 	// Close releases the store.

@@ -135,4 +135,6 @@ func TestAlertMetricsExported(t *testing.T) {
 	require.Equal(t, 0.0, m.sum(t, "acmebridge_certificates_expiring_unrenewed", labels("within", "7d")))
 	require.Equal(t, 0.0, m.sum(t, "acmebridge_certificates_expiring_unrenewed", labels("within", "2d")))
 	require.Equal(t, 0.0, m.sum(t, "acmebridge_validations_total", labels("result", "invalid")))
+	require.Equal(t, 0.0, m.sum(t, "acmebridge_store_writes_not_replicated_total", func(map[string]string) bool { return true }))
+	require.Equal(t, 0.0, m.sum(t, "acmebridge_store_master_changes_total", func(map[string]string) bool { return true }))
 }

@@ -44,6 +44,11 @@ func acmeUpstreamDNS(name string, p *acmetest.Pebble) string {
 // acmeUpstreamHTTP is acmeUpstreamDNS with the http-01 responder on the
 // port Pebble's VA connects to.
 func acmeUpstreamHTTP(name string, p *acmetest.Pebble) string {
+	return acmeUpstreamHTTPOn(name, p, p.HTTPPort)
+}
+
+// acmeUpstreamHTTPOn is acmeUpstreamHTTP with the responder on port.
+func acmeUpstreamHTTPOn(name string, p *acmetest.Pebble, port int) string {
 	return fmt.Sprintf(`  - name: %s
     type: acme
     acme:
@@ -52,7 +57,7 @@ func acmeUpstreamHTTP(name string, p *acmetest.Pebble) string {
       solver:
         type: http-01
         listen: "127.0.0.1:%d"
-`, name, p.DirectoryURL, p.CAFile, p.HTTPPort)
+`, name, p.DirectoryURL, p.CAFile, port)
 }
 
 // relayConfig routes everything to the upstreams, in order.
@@ -267,6 +272,13 @@ func TestRelayReplicaKilled(t *testing.T) {
 // key, behind the round-robin proxy, resolving through a test DNS server.
 func startRelayReplicas(t *testing.T, rd *redisProc, extra string) *replicaSet {
 	t.Helper()
+	return startRelayReplicasEach(t, rd, func(int) string { return extra })
+}
+
+// startRelayReplicasEach is startRelayReplicas with each replica's extra
+// config (replica i gets extra(i)).
+func startRelayReplicasEach(t *testing.T, rd *redisProc, extra func(i int) string) *replicaSet {
+	t.Helper()
 	rs := &replicaSet{Dir: t.TempDir(), Redis: rd}
 	rs.SharedDir = filepath.Join(rs.Dir, "shared")
 	rs.KeyFile = filepath.Join(rs.SharedDir, "store.key")
@@ -308,7 +320,7 @@ validation:
 log:
   level: debug
 `, filepath.Join(rs.Dir, fmt.Sprintf("replica%d-data", i)), ports[0], rs.Proxy.URL, ports[1], rs.KeyFile, rd.Addr,
-			ports[2], ports[3], rs.DNS.Addr) + extra
+			ports[2], ports[3], rs.DNS.Addr) + extra(i)
 		require.NoError(t, os.WriteFile(r.ConfigPath, []byte(r.Config), 0o600))
 		rs.Replicas = append(rs.Replicas, r)
 		backends = append(backends, r.BaseURL)

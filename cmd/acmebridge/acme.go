@@ -8,12 +8,14 @@ import (
 	legolog "github.com/go-acme/lego/v5/log"
 
 	"github.com/acmebridge/acmebridge/configs"
+	"github.com/acmebridge/acmebridge/store"
 	"github.com/acmebridge/acmebridge/upstream/acme"
 )
 
-// acmeOptions turns an acme block into the upstream's options; secrets is
-// the (sealed) store that keeps the account key.
-func acmeOptions(u configs.Upstream, secrets acme.SecretStore, log *slog.Logger) acme.Options {
+// acmeOptions turns an acme block into the upstream's options; st is the
+// (sealed) store that keeps the account key and the http-01 tokens every
+// replica answers from (nil for `upstream check`).
+func acmeOptions(u configs.Upstream, st store.Store, log *slog.Logger) acme.Options {
 	a := u.ACME
 	p := a.Solver.Propagation
 	return acme.Options{
@@ -26,7 +28,8 @@ func acmeOptions(u configs.Upstream, secrets acme.SecretStore, log *slog.Logger)
 			DisableAuthoritativeCheck: p.DisableAuthoritativeCheck, DisablePropagationCheck: p.DisableCheck,
 			Listen: a.Solver.Listen,
 		},
-		Secrets:        secrets,
+		Secrets:        st,
+		Tokens:         st,
 		RequestTimeout: a.Timeout.D(),
 		Logger:         log,
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/acmebridge/acmebridge/configs"
@@ -25,6 +26,7 @@ func openRedis(cfg *configs.Config, log *slog.Logger) (store.Store, error) {
 		Addrs: r.Addrs, MasterName: r.MasterName, Username: r.Username, DB: r.DB,
 		KeyPrefix: r.KeyPrefix, PoolSize: r.PoolSize, DialTimeout: r.DialTimeout.D(),
 		ReadTimeout: r.ReadTimeout.D(), WriteTimeout: r.WriteTimeout.D(), Logger: log,
+		WaitReplicas: r.Durability.Replicas, WaitTimeout: r.Durability.Timeout.D(),
 	}
 	switch {
 	case r.PasswordFile != "":
@@ -72,3 +74,42 @@ type slogPrintf struct{ log *slog.Logger }
 func (l slogPrintf) Printf(ctx context.Context, format string, v ...any) {
 	l.log.WarnContext(ctx, fmt.Sprintf(format, v...))
 }
+
+// redisHealth is what the Redis driver counts about failovers and
+// replication (store/redis: MasterChanges, NotReplicated).
+type redisHealth interface {
+	MasterChanges() uint64
+	NotReplicated() uint64
+}
+
+// registerRedisMetrics registers the Redis driver's failover and
+// durability counters, read from st when it is (a wrapper of) that driver;
+// with another store they stay 0 (bolt has no failover), so the alerting
+// rules find their series on every server.
+func registerRedisMetrics(reg prometheus.Registerer, st store.Store) {
+	var h redisHealth = noRedis{}
+	for st != nil {
+		if rh, ok := st.(redisHealth); ok {
+			h = rh
+			break
+		}
+		u, ok := st.(interface{ Unwrap() store.Store })
+		if !ok {
+			break
+		}
+		st = u.Unwrap()
+	}
+	reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "acmebridge_store_master_changes_total",
+			Help: "Times this replica found the Redis master changed (a failover, or a restart of the master), by its replication ID, at a readiness check or scrape; 0 with bolt."},
+			func() float64 { return float64(h.MasterChanges()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "acmebridge_store_writes_not_replicated_total",
+			Help: "Writes that failed because fewer replicas than store.redis.durability.replicas acknowledged them in time; 0 with bolt."},
+			func() float64 { return float64(h.NotReplicated()) }))
+}
+
+// noRedis is the counters of a store that is not Redis: always 0.
+type noRedis struct{}
+
+func (noRedis) MasterChanges() uint64 { return 0 }
+func (noRedis) NotReplicated() uint64 { return 0 }

@@ -135,6 +135,7 @@ func serve(ctx context.Context, cfg *configs.Config, stdout, stderr io.Writer) e
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	engine := policy.New(cfg.Policy)
 	metrics := proxy.NewMetrics(reg, st)
+	registerRedisMetrics(reg, st)
 	observed := store.Observed(st, metrics.ObserveStore)
 	srv, err := proxy.New(proxy.Options{Config: cfg, Store: observed, Validator: v, Router: engine, Issuers: issuers, Logger: log,
 		Audit: auditLog, Metrics: metrics})

@@ -55,7 +55,10 @@ type pageData struct {
 	StoreDown bool
 	Errors    []string
 	// AuditNote says what part of the audit log was read, or why none.
-	AuditNote  string
+	AuditNote string
+	// StoreNote tells of Redis failovers and unreplicated writes this
+	// replica saw (storeNote); empty when there were none.
+	StoreNote  string
 	WindowFrom time.Time
 	Upstreams  []upstreamRow
 	Expiry     *expiryView
@@ -226,6 +229,7 @@ func (d *dashboard) gather(ctx context.Context, q url.Values) *pageData {
 		p.storeErr("ping", err)
 	}
 
+	p.StoreNote = d.storeNote()
 	sum, recent := d.auditSections(p, now)
 	var lat *latencies
 	if !p.StoreDown {
@@ -610,4 +614,37 @@ func (d *dashboard) latestOrders(ctx context.Context, p *pageData, q url.Values,
 	v.HasPrev, v.HasNext = page > 0, (more || page+1 < pages) && page+1 < maxOrderPages
 	v.PrevLink, v.NextLink = link(page-1), link(page+1)
 	return nil
+}
+
+// storeNote reads the Redis driver's counters from the registry: the
+// failovers (or restarts) of the master this replica noticed, and the
+// writes that failed for want of replicas. Empty when both are zero or
+// absent (bolt).
+func (d *dashboard) storeNote() string {
+	fams, err := d.reg.Gather()
+	if err != nil {
+		return ""
+	}
+	var changes, unreplicated float64
+	for _, f := range fams {
+		for _, m := range f.GetMetric() {
+			switch f.GetName() {
+			case "acmebridge_store_master_changes_total":
+				changes += m.GetCounter().GetValue()
+			case "acmebridge_store_writes_not_replicated_total":
+				unreplicated += m.GetCounter().GetValue()
+			}
+		}
+	}
+	var parts []string
+	if changes > 0 {
+		parts = append(parts, fmt.Sprintf("the Redis master changed %.0f time(s) (a failover or a restart)", changes))
+	}
+	if unreplicated > 0 {
+		parts = append(parts, fmt.Sprintf("%.0f write(s) failed because too few replicas acknowledged them (503 to the client)", unreplicated))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "Store: since this replica started, " + strings.Join(parts, "; ") + "."
 }

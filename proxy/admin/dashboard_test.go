@@ -40,6 +40,7 @@ type dashEnv struct {
 	audit string
 	rec   *recorder
 	fails map[string]int
+	reg   *prometheus.Registry
 }
 
 func newDash(t testing.TB, dir string) *dashEnv {
@@ -52,6 +53,7 @@ func newDash(t testing.TB, dir string) *dashEnv {
 		fails: map[string]int{}}
 	e.clock.Store(&now)
 	reg := prometheus.NewRegistry()
+	e.reg = reg
 	e.h = New(Options{Store: st, Registry: reg, API: &APIOptions{Token: dashToken, Store: st,
 		Issuers: map[string]upstream.Issuer{"internal": nil, "public": nil}, Types: map[string]string{"internal": "local", "public": "acme"},
 		Audit: e.rec, Clock: func() time.Time { return *e.clock.Load() }},
@@ -249,6 +251,22 @@ func TestDashboardStoreDown(t *testing.T) {
 	require.Contains(t, body, "Not available while the store is unavailable.")
 	require.Contains(t, body, "legacy names are retired", "refusals come from the audit log")
 	requireSecureHeaders(t, w)
+}
+
+// TestDashboardStoreFailover: a failover of Redis, and writes that failed
+// for want of replicas, are on the page (from the driver's counters, as
+// cmd registers them); a store without them shows no note.
+func TestDashboardStoreFailover(t *testing.T) {
+	e := newDash(t, t.TempDir())
+	body := e.get(t, "/dashboard", nil).Body.String()
+	require.NotContains(t, body, `id="store-note"`)
+	changes := prometheus.NewCounter(prometheus.CounterOpts{Name: "acmebridge_store_master_changes_total"})
+	unreplicated := prometheus.NewCounter(prometheus.CounterOpts{Name: "acmebridge_store_writes_not_replicated_total"})
+	e.reg.MustRegister(changes, unreplicated)
+	changes.Add(2)
+	unreplicated.Add(3)
+	body = e.get(t, "/dashboard", nil).Body.String()
+	require.Contains(t, body, "the Redis master changed 2 time(s) (a failover or a restart); 3 write(s) failed because too few replicas acknowledged them")
 }
 
 // hosts names the certificates seed makes.

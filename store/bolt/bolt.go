@@ -63,6 +63,9 @@ var (
 	// Validation jobs (see validations.go).
 	bucketValidations     = []byte("validations")      // authorization ID → Validation
 	bucketValidationQueue = []byte("validation_queue") // LeaseUntil (8 bytes BE), authorization ID → empty
+	// Challenge tokens of an upstream CA's http-01 (see challengetokens.go).
+	bucketChallengeTokens      = []byte("challenge_tokens")       // token → expiry (Unix ns, 8 bytes BE), key authorization
+	bucketChallengeTokenExpiry = []byte("challenge_token_expiry") // expiry (8 bytes BE), token → empty
 
 	allBuckets = [][]byte{
 		bucketMeta, bucketAccounts, bucketAccountKeys, bucketOrders,
@@ -71,6 +74,7 @@ var (
 		bucketAccountList, bucketOrderList, bucketCertList, bucketEABList,
 		bucketCertExpiry, bucketSecrets, bucketAuthzValid, bucketAuthzValidPos,
 		bucketRates, bucketValidations, bucketValidationQueue,
+		bucketChallengeTokens, bucketChallengeTokenExpiry,
 	}
 
 	keySchema = []byte("schema")

@@ -34,7 +34,7 @@ return 'ok'
 //
 // KEYS: index entry. ARGV: the record key's name up to the ID, then the
 // fields to read. Answers nil when the index has no entry.
-var getIndexedScript = newScript("get by index", `
+var getIndexedScript = newLossyScript("get by index", `
 local id = redis.call('GET', KEYS[1])
 if not id then return false end
 return redis.call('HMGET', ARGV[1] .. id, unpack(ARGV, 2))

@@ -67,7 +67,7 @@ index_authz(KEYS[1], ARGV[7], ARGV[5], KEYS[2], KEYS[3], ARGV[2], ARGV[8], ARGV[
 //
 // KEYS: index of valid authorizations. ARGV: the authorization key's name
 // up to the ID, the expiry key of now, the expiry key of drop.
-var findAuthzScript = newScript("find valid authorization", `
+var findAuthzScript = newLossyScript("find valid authorization", `
 for _, m in ipairs(redis.call('ZREVRANGE', KEYS[1], 0, -1)) do
   local f = redis.call('HMGET', ARGV[1] .. m, 'd', 'v', 'st', 'exp')
   if not f[1] or f[3] ~= 'valid' or not f[4] then

@@ -50,7 +50,7 @@ func (s *Store) listKey(kind store.Kind) string {
 // KEYS: listing. ARGV: the bound ("-inf", or "+inf" newest first, or "("
 // sequence), want, the record key's name up to the ID, "1" for newest
 // first.
-var listScript = newScript("list", `
+var listScript = newLossyScript("list", `
 local want = tonumber(ARGV[2])
 local min = ARGV[1]
 local rev = ARGV[4] == '1'

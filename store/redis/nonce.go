@@ -19,7 +19,9 @@ const keyNonceKey = "noncekey"
 func (s *Store) NonceKey(ctx context.Context) ([]byte, error) {
 	k := make([]byte, 32)
 	_, _ = rand.Read(k)
-	if err := s.c.SetNX(ctx, s.global(keyNonceKey), k, 0).Err(); err != nil {
+	if _, err := s.durable(ctx, func(c redis.Cmdable) redis.Cmder {
+		return c.SetNX(ctx, s.global(keyNonceKey), k, 0)
+	}); err != nil {
 		return nil, wrap("nonce key", err)
 	}
 	v, err := s.c.Get(ctx, s.global(keyNonceKey)).Bytes()
@@ -33,16 +35,21 @@ func (s *Store) NonceKey(ctx context.Context) ([]byte, error) {
 }
 
 // UseNonce records the nonce as used until it expires with one SET NX
-// PXAT, so across every replica sharing the Redis exactly one call sets
-// it (and returns true).
+// PX, so across every replica sharing the Redis exactly one call sets it
+// (and returns true). With WaitReplicas the use counts only once
+// replicated, so a failover cannot make a used nonce good again.
 func (s *Store) UseNonce(ctx context.Context, nonce string, until time.Time) (bool, error) {
 	ttl := max(time.Until(until), minNonceTTL)
-	ok, err := s.c.SetArgs(ctx, s.key(kindNonce, nonce), "1", redis.SetArgs{Mode: "NX", TTL: ttl}).Result()
+	var set *redis.StatusCmd
+	_, err := s.durable(ctx, func(c redis.Cmdable) redis.Cmder {
+		set = c.SetArgs(ctx, s.key(kindNonce, nonce), "1", redis.SetArgs{Mode: "NX", TTL: ttl})
+		return set
+	})
 	if isNil(err) {
 		return false, nil
 	}
 	if err != nil {
 		return false, wrap("use nonce", err)
 	}
-	return ok == "OK", nil
+	return set.Val() == "OK", nil
 }

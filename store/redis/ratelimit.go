@@ -19,7 +19,7 @@ const kindRate = "rate"
 // answer is one {allowed, remaining, retry µs, TAT µs} per spend. The
 // arithmetic is store.GCRA's, in whole microseconds (exact in Lua's
 // doubles).
-var spendRates = newScript("spend rates", `
+var spendRates = newLossyScript("spend rates", `
 local now = tonumber(ARGV[1])
 local cur, out, allowed = {}, {}, true
 local n = (#ARGV - 1) / 5

@@ -20,7 +20,11 @@
 // sorted set of jobs ordered by when each is next due, and a sorted set of
 // orders that carry a TTL, so index entries go with the orders, and a sorted
 // set per account, identifier and wildcard flag of the valid authorizations
-// in the order they became valid, for reuse (see authzreuse.go).
+// in the order they became valid, for reuse (see authzreuse.go). The key
+// authorizations the relay presents to an upstream CA's http-01 are
+// strings with a TTL (challengetokens.go); they do not wait for replicas
+// (durability.go): one lost in a failover fails that upstream validation,
+// which the issuance job retries.
 //
 // # Atomicity
 //
@@ -85,6 +89,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -138,6 +143,13 @@ type Options struct {
 	// tried 5 times). Context deadlines are honoured as well, and are what
 	// bounds a request when Redis does not answer.
 	DialTimeout, ReadTimeout, WriteTimeout time.Duration
+	// WaitReplicas, when above zero, makes every write a promise depends
+	// on wait (WAIT) until that many replicas acknowledged it, within
+	// WaitTimeout (DefaultWaitTimeout when zero), or fail with
+	// ErrNotReplicated: see durability.go. WaitTimeout must be shorter than
+	// ReadTimeout.
+	WaitReplicas int
+	WaitTimeout  time.Duration
 	// Logger receives the driver's diagnostics. Nil discards them.
 	Logger *slog.Logger
 }
@@ -152,6 +164,13 @@ type Store struct {
 	// grace and minTTL are the constants above; fields so tests can shorten
 	// them.
 	grace, minTTL time.Duration
+	// waitReplicas and waitTimeout are Options.WaitReplicas and
+	// WaitTimeout (durability.go); notReplicated counts the writes that
+	// came back short, master the master last seen by Ping.
+	waitReplicas  int
+	waitTimeout   time.Duration
+	notReplicated atomic.Uint64
+	master        masterWatch
 }
 
 var _ store.Store = (*Store)(nil)
@@ -163,6 +182,15 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	if strings.ContainsAny(opts.KeyPrefix, "{}") {
 		return nil, errorf("key prefix %q contains '{' or '}'", opts.KeyPrefix)
+	}
+	if opts.WaitReplicas < 0 || opts.WaitTimeout < 0 {
+		return nil, errorf("wait replicas and wait timeout must not be negative")
+	}
+	if opts.WaitReplicas > 0 && opts.WaitTimeout == 0 {
+		opts.WaitTimeout = DefaultWaitTimeout
+	}
+	if read := opts.ReadTimeout; opts.WaitReplicas > 0 && read > 0 && opts.WaitTimeout >= read {
+		return nil, errorf("wait timeout %s must be shorter than the read timeout %s", opts.WaitTimeout, read)
 	}
 	c := redis.NewUniversalClient(&redis.UniversalOptions{
 		Addrs:                 opts.Addrs,
@@ -183,15 +211,23 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		},
 	})
 	s := NewFromClient(c, opts.KeyPrefix)
+	s.waitReplicas, s.waitTimeout = opts.WaitReplicas, opts.WaitTimeout
 	if opts.Logger != nil {
 		s.log = opts.Logger
 	}
 	if err := s.Ping(ctx); err != nil {
-		_ = c.Close()
-		return nil, err
+		if !errors.Is(err, errNotReady) {
+			_ = c.Close()
+			return nil, err
+		}
+		// Not ready (Ping says so at /readyz), but this may pass (a
+		// failover, a replica restarting): start, and let writes fail
+		// until it has.
+		s.log.Warn("redis: "+err.Error(), "wait_replicas", s.waitReplicas)
 	}
+	s.warnUndurable(ctx, opts.MasterName != "")
 	s.log.Debug("redis store opened", "addrs", opts.Addrs, "master", opts.MasterName,
-		"mode", clientMode(c), "prefix", s.base)
+		"mode", clientMode(c), "prefix", s.base, "wait_replicas", s.waitReplicas)
 	return s, nil
 }
 
@@ -227,23 +263,19 @@ func clientMode(c redis.UniversalClient) string {
 	}
 }
 
-// Ping reports whether the Redis serving the store answers. On a Cluster it
-// pings the master of the store's hash slot, the only one the store uses.
+// Ping reports whether the Redis serving the store answers, as a master
+// (on a Cluster, the master of the store's hash slot, the only one the
+// store uses), with the replicas writes wait for online. It logs a change
+// of master (MasterChanges).
 func (s *Store) Ping(ctx context.Context) error {
-	if cc, ok := s.c.(*redis.ClusterClient); ok {
-		node, err := cc.MasterForKey(ctx, s.key("ping", ""))
-		if err != nil {
-			return errorf("ping: %w", err)
-		}
-		if err := node.Ping(ctx).Err(); err != nil {
-			return errorf("ping: %w", err)
-		}
-		return nil
-	}
-	if err := s.c.Ping(ctx).Err(); err != nil {
+	node, err := s.writeNode(ctx)
+	if err != nil {
 		return errorf("ping: %w", err)
 	}
-	return nil
+	if err := node.Ping(ctx).Err(); err != nil {
+		return errorf("ping: %w", err)
+	}
+	return s.checkMaster(ctx, node)
 }
 
 // Close closes the client and its connections.

@@ -134,18 +134,38 @@ end
 type script struct {
 	name string
 	s    *redis.Script
+	// lossy is set on scripts whose effects may be lost without breaking a
+	// promise: they do not wait for replicas (see durability.go).
+	lossy bool
 }
 
-// newScript returns the script prelude + body.
+// newScript returns the script prelude + body: a write, which waits for
+// replicas when the store is configured to (durability.go).
 func newScript(name, body string) *script {
 	return &script{name: name, s: redis.NewScript(prelude + body)}
 }
 
-// run runs sc (EVALSHA, then EVAL if Redis lost its script cache). Status
+// newLossyScript returns a script that reads, or writes only what may be
+// lost (rate-limit counters, the pruning of listings): it never waits for
+// replicas.
+func newLossyScript(name, body string) *script {
+	sc := newScript(name, body)
+	sc.lossy = true
+	return sc
+}
+
+// run runs sc (EVALSHA, then EVAL if Redis lost its script cache), then
+// for a write WAIT when the store waits for replicas. Status
 // answers become nil or a sentinel error; a nil answer is (nil, nil); other
 // answers are returned as they are.
 func (s *Store) run(ctx context.Context, sc *script, keys []string, args ...any) (any, error) {
-	v, err := sc.s.Run(ctx, s.c, keys, args...).Result()
+	var v any
+	var err error
+	if s.waitReplicas > 0 && !sc.lossy {
+		v, err = s.runDurable(ctx, sc, keys, args...)
+	} else {
+		v, err = sc.s.Run(ctx, s.c, keys, args...).Result()
+	}
 	if isNil(err) {
 		return nil, nil
 	}

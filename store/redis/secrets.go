@@ -20,11 +20,15 @@ func (s *Store) PutSecret(ctx context.Context, name string, value []byte) error 
 	if name == "" {
 		return errorf("secret needs a name")
 	}
-	ok, err := s.c.SetNX(ctx, s.key(kindSecret, name), value, 0).Result()
+	var set *redis.BoolCmd
+	_, err := s.durable(ctx, func(c redis.Cmdable) redis.Cmder {
+		set = c.SetNX(ctx, s.key(kindSecret, name), value, 0)
+		return set
+	})
 	if err != nil {
 		return wrap("put secret", err)
 	}
-	if !ok {
+	if !set.Val() {
 		return store.ErrConflict
 	}
 	return nil

@@ -42,6 +42,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"List", listingCases},
 		{"ListExpiring", expiringCases},
 		{"Secret", secretCases},
+		{"ChallengeToken", challengeTokenCases},
 		{"RateLimit", rateCases},
 		{"Misc", miscCases},
 	}
@@ -95,6 +96,7 @@ func testGettersNotFound(t *testing.T, s store.Store) {
 		"GetJob":                 func() error { _, err := s.GetJob(ctx, missing); return err },
 		"GetValidation":          func() error { _, err := s.GetValidation(ctx, missing); return err },
 		"GetSecret":              func() error { _, err := s.GetSecret(ctx, missing); return err },
+		"GetChallengeToken":      func() error { _, err := s.GetChallengeToken(ctx, missing); return err },
 	}
 	for name, get := range getters {
 		require.ErrorIs(t, get(), store.ErrNotFound, name)

@@ -7,6 +7,9 @@
 # and certificate keys; in-memory or local-disk storage):
 #   acmebridge-bolt   acmebridge, local CA, bolt file
 #   acmebridge-redis  acmebridge, local CA, Redis (no persistence)
+#   acmebridge-redis-durable  the same on a Redis master with one replica,
+#                     every write waiting for it (store.redis.durability:
+#                     replicas 1); not in the default list
 #   acmebridge-vault  acmebridge in front of the Vault dev server (pki/sign)
 #   vault-acme        Vault's own ACME on the same dev server
 #   step-ca           step-ca v0.30.2, ACME provisioner, badger on disk
@@ -50,7 +53,9 @@ cleanup() {
 	local p
 	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
 	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-	[ -n "${REDIS_PIDFILE:-}" ] && [ -f "$REDIS_PIDFILE" ] && kill "$(cat "$REDIS_PIDFILE")" 2>/dev/null || true
+	for p in ${REDIS_PIDFILE:-} ${DURABLE_PIDFILES:-}; do
+		[ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null || true
+	done
 }
 trap cleanup EXIT
 has() { case " $SERVERS " in *" $1 "*) return 0 ;; esac; return 1; }
@@ -76,7 +81,7 @@ if (has acmebridge-vault || has vault-acme) && ! command -v openssl >/dev/null; 
 	log "installing openssl from Debian (Vault's TLS certificate)"
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null
 fi
-if has acmebridge-redis && ! command -v redis-server >/dev/null; then
+if { has acmebridge-redis || has acmebridge-redis-durable; } && ! command -v redis-server >/dev/null; then
 	log "installing redis-server from Debian"
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools >/dev/null
 fi
@@ -143,6 +148,20 @@ if has acmebridge-redis; then
 	log "redis on 127.0.0.1:$RP (pid $REDIS_PID)"
 fi
 
+# A master and its replica, for acmebridge-redis-durable.
+if has acmebridge-redis-durable; then
+	read -r DMP DRP <<<"$($BT ports 2)"
+	DURABLE_PIDFILES="$WORK/redis-master.pid $WORK/redis-replica.pid"
+	redis-server --port "$DMP" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
+		--pidfile "$WORK/redis-master.pid" --logfile "$WORK/redis-master.log"
+	redis-server --port "$DRP" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
+		--pidfile "$WORK/redis-replica.pid" --logfile "$WORK/redis-replica.log" --replicaof 127.0.0.1 "$DMP"
+	for _ in $(seq 100); do redis-cli -p "$DMP" info replication 2>/dev/null | grep -q 'state=online' && break; sleep 0.1; done
+	redis-cli -p "$DMP" info replication | grep -q 'state=online' || die "the redis replica did not come online"
+	DURABLE_REDIS_PIDS="$(cat "$WORK/redis-master.pid") $(cat "$WORK/redis-replica.pid")"
+	log "redis master on 127.0.0.1:$DMP, replica on 127.0.0.1:$DRP"
+fi
+
 # --- acmebridge ----------------------------------------------------------
 start_acmebridge() { # name extra-yaml
 	local name=$1 extra=$2 d=$WORK/$1 p a
@@ -180,6 +199,14 @@ if has acmebridge-redis; then
   encryption_key_file: $WORK/acmebridge-redis/store.key
   redis: {addrs: [\"127.0.0.1:$RP\"], key_prefix: \"bench:\"}"
 	REDIS_SERVER_PIDS="--server-pid $REDIS_PID"
+fi
+if has acmebridge-redis-durable; then
+	mkdir -p "$WORK/acmebridge-redis-durable"
+	head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$WORK/acmebridge-redis-durable/store.key"
+	start_acmebridge acmebridge-redis-durable "store:
+  driver: redis
+  encryption_key_file: $WORK/acmebridge-redis-durable/store.key
+  redis: {addrs: [\"127.0.0.1:$DMP\"], key_prefix: \"bench:\", durability: {replicas: 1}}"
 fi
 has acmebridge-vault && start_acmebridge acmebridge-vault "upstreams:
   - name: vault
@@ -254,6 +281,9 @@ store_ops() { # name
 run_one() { # name round
 	local name=$1 round=$2 f=$OUT/$1-$2.json pids=(--server-pid "${PIDOF[$1]}") rc=0 before after ops_before
 	[ "$name" = acmebridge-redis ] && pids+=(--server-pid "$REDIS_PID")
+	if [ "$name" = acmebridge-redis-durable ]; then
+		for p in $DURABLE_REDIS_PIDS; do pids+=(--server-pid "$p"); done
+	fi
 	[ "$name" = acmebridge-vault ] && pids+=(--server-pid "${PIDOF[vault]}")
 	[ "$name" = pebble ] && [ "$round" -gt 1 ] && start_pebble && pids=(--server-pid "${PIDOF[pebble]}")
 	[ "$name" = acmebridge-redis ] && before=$(redis-cli -p "$RP" info stats | sed -n 's/^total_commands_processed:\([0-9]*\).*/\1/p') &&

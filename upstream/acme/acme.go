@@ -9,8 +9,9 @@
 // Account Binding when the CA wants one (§7.3.4). The client's CSR is
 // forwarded as-is, so its private key never leaves the client; the CA's
 // challenges are solved by acmebridge itself, through a lego DNS provider
-// (dns-01) or a built-in http-01 responder; valid authorizations the CA
-// offers again are reused without solving.
+// (dns-01) or a built-in http-01 responder, which answers the tokens any
+// replica sharing the store presented (Options.Tokens); valid
+// authorizations the CA offers again are reused without solving.
 //
 // Issue is resumable: the upstream order URL is recorded through setRef as
 // soon as the CA created the order (before anything is solved or
@@ -146,6 +147,12 @@ type Options struct {
 	Solver Solver
 	// Secrets keeps the account key; required.
 	Secrets SecretStore
+	// Tokens keeps the key authorizations of the CA's pending http-01
+	// challenges, so the responder of every replica sharing the store
+	// answers the CA whichever of them its request reaches (store.Store
+	// satisfies it). Nil keeps them in this process only, which serves
+	// one replica.
+	Tokens TokenStore
 	// RequestTimeout bounds each HTTP request; zero means
 	// DefaultRequestTimeout.
 	RequestTimeout time.Duration
@@ -174,7 +181,7 @@ type Upstream struct {
 	log             *slog.Logger
 
 	dns       challenge.Provider
-	responder *responder
+	responder *presenter
 
 	// conn is the CA session, made on first use under initMu.
 	initMu sync.Mutex
@@ -205,7 +212,7 @@ func New(opts Options) (*Upstream, error) {
 			}
 		}
 	case SolverHTTP01:
-		if u.responder, err = startResponder(u.solver.Listen, u.log); err != nil {
+		if u.responder, err = startResponder(u.solver.Listen, u, opts.Tokens); err != nil {
 			return nil, u.errorf(acmeerr.Internal, err, "http-01 responder")
 		}
 	}

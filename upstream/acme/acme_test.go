@@ -59,7 +59,7 @@ func TestIssueHTTP01(t *testing.T) {
 	res := issue(t, u, req, nil)
 	verifyResult(t, p, res, req)
 	require.Equal(t, []string{"127.0.0.1"}, []string{res.Leaf.IPAddresses[0].String()})
-	require.Empty(t, u.responder.tokens, "the responder withdrew its tokens")
+	require.Empty(t, u.responder.r.tokens, "the responder withdrew its tokens")
 }
 
 // TestBadNonceRetried: with half of Pebble's nonces rejected, issuance

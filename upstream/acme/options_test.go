@@ -85,9 +85,10 @@ func TestProviderEnv(t *testing.T) {
 // GET and HEAD, until every order that presented a token cleaned it up.
 func TestResponder(t *testing.T) {
 	log, _ := testLogger(t)
-	r, err := startResponder("127.0.0.1:0", log)
+	p, err := startResponder("127.0.0.1:0", &Upstream{name: "t", log: log}, nil)
 	require.NoError(t, err)
-	defer r.close()
+	defer p.close()
+	r := p.r
 	get := func(method, path string) (int, string) {
 		req, err := http.NewRequest(method, "http://"+r.addr()+path, nil)
 		require.NoError(t, err)
@@ -98,8 +99,8 @@ func TestResponder(t *testing.T) {
 		return resp.StatusCode, string(b)
 	}
 	ctx := context.Background()
-	require.NoError(t, r.Present(ctx, "a.example", "tok", "tok.thumb"))
-	require.NoError(t, r.Present(ctx, "a.example", "tok", "tok.thumb"))
+	require.NoError(t, p.Present(ctx, "a.example", "tok", "tok.thumb"))
+	require.NoError(t, p.Present(ctx, "a.example", "tok", "tok.thumb"))
 	code, body := get(http.MethodGet, "/.well-known/acme-challenge/tok")
 	require.Equal(t, http.StatusOK, code)
 	require.Equal(t, "tok.thumb", body)
@@ -109,15 +110,15 @@ func TestResponder(t *testing.T) {
 	require.Equal(t, http.StatusNotFound, code)
 	code, _ = get(http.MethodPost, "/.well-known/acme-challenge/tok")
 	require.Equal(t, http.StatusMethodNotAllowed, code)
-	require.NoError(t, r.CleanUp(ctx, "a.example", "tok", ""))
+	require.NoError(t, p.CleanUp(ctx, "a.example", "tok", ""))
 	code, _ = get(http.MethodHead, "/.well-known/acme-challenge/tok")
 	require.Equal(t, http.StatusOK, code, "still presented by the other order")
-	require.NoError(t, r.CleanUp(ctx, "a.example", "tok", ""))
+	require.NoError(t, p.CleanUp(ctx, "a.example", "tok", ""))
 	code, _ = get(http.MethodGet, "/.well-known/acme-challenge/tok")
 	require.Equal(t, http.StatusNotFound, code)
 	require.True(t, strings.HasPrefix(r.addr(), "127.0.0.1:"))
-	require.NoError(t, r.close())
-	require.NoError(t, r.close(), "close twice")
+	require.NoError(t, p.close())
+	require.NoError(t, p.close(), "close twice")
 }
 
 // TestResponderShared: upstreams with the same listen address share one
@@ -137,7 +138,7 @@ func TestResponderShared(t *testing.T) {
 	o.Name = "c"
 	c, err := New(o)
 	require.NoError(t, err)
-	require.Same(t, b.responder, c.responder)
+	require.Same(t, b.responder.r, c.responder.r)
 	require.NoError(t, b.Close())
 	require.NoError(t, b.Close(), "Close is idempotent")
 	require.NoError(t, c.responder.Present(context.Background(), "x", "t", "t.k"))

@@ -78,6 +78,9 @@ from the other values, then upstreams and policy.
 {{- $r := $v.redis -}}
 {{- $redis := dict "addrs" $r.addrs "db" (int $r.db) "key_prefix" $r.keyPrefix -}}
 {{- with $r.masterName -}}{{- $_ := set $redis "master_name" . -}}{{- end -}}
+{{- if and $r.durability (gt (int $r.durability.replicas) 0) -}}
+{{- $_ := set $redis "durability" (dict "replicas" (int $r.durability.replicas) "timeout" ($r.durability.timeout | default "1s")) -}}
+{{- end -}}
 {{- with $r.username -}}{{- $_ := set $redis "username" . -}}{{- end -}}
 {{- if $r.password.existingSecret -}}{{- $_ := set $redis "password_env" "ACMEBRIDGE_REDIS_PASSWORD" -}}{{- end -}}
 {{- if $r.tls.enabled -}}
