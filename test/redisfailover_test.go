@@ -32,6 +32,7 @@ import (
 //	ACMEBRIDGE_CHAOS_ROUNDS=N          N rounds per topology (fresh processes each)
 //	ACMEBRIDGE_CHAOS_DURABILITY=off    without the durability (default on)
 //	ACMEBRIDGE_CHAOS_OUT=file          one JSON line per round appended there
+//	ACMEBRIDGE_CHAOS_WINDOW=2500ms     a longer loss window (default 1s)
 //
 // Violations fail a run with durability on (measured or not), never one
 // without it.
@@ -49,7 +50,8 @@ const (
 	// chaosSignDelay is how long Vault takes to sign (its proxy holds the
 	// request): sign requests are in flight across the crash.
 	chaosSignDelay = 300 * time.Millisecond
-	// chaosWindow is how long the loss window stays open before the crash.
+	// chaosWindow is how long the loss window stays open before the crash
+	// (ACMEBRIDGE_CHAOS_WINDOW overrides it).
 	chaosWindow = time.Second
 	// chaosDurabilityYAML is the store.redis setting the README
 	// recommends with replicas (Sentinel, Cluster).
@@ -112,11 +114,17 @@ type chaosEnv struct {
 	rounds  int
 	durable bool
 	out     string
+	window  time.Duration
 }
 
 func readChaosEnv(t *testing.T) chaosEnv {
 	t.Helper()
-	e := chaosEnv{rounds: 1, durable: true, out: os.Getenv("ACMEBRIDGE_CHAOS_OUT")}
+	e := chaosEnv{rounds: 1, durable: true, out: os.Getenv("ACMEBRIDGE_CHAOS_OUT"), window: chaosWindow}
+	if v := os.Getenv("ACMEBRIDGE_CHAOS_WINDOW"); v != "" {
+		d, err := time.ParseDuration(v)
+		require.NoError(t, err, "ACMEBRIDGE_CHAOS_WINDOW")
+		e.window = d
+	}
 	if v := os.Getenv("ACMEBRIDGE_CHAOS_ROUNDS"); v != "" {
 		n, err := strconv.Atoi(v)
 		require.NoError(t, err, "ACMEBRIDGE_CHAOS_ROUNDS")
@@ -159,7 +167,7 @@ func runChaos(t *testing.T, name string, start func(t *testing.T, durable bool) 
 	requireRedisServer(t)
 	for i := 1; i <= env.rounds; i++ {
 		t.Run(fmt.Sprintf("round%d", i), func(t *testing.T) {
-			c := runChaosRound(t, name, start(t, env.durable), env.durable)
+			c := runChaosRound(t, name, start(t, env.durable), env)
 			c.Round = i
 			b, err := json.Marshal(c)
 			require.NoError(t, err)
@@ -236,8 +244,9 @@ policy:
   default: {action: deny}
 `
 
-func runChaosRound(t *testing.T, name string, topo redisTopology, durable bool) chaosCounts {
+func runChaosRound(t *testing.T, name string, topo redisTopology, env chaosEnv) chaosCounts {
 	start := time.Now()
+	durable := env.durable
 	run := &chaosRun{t: t, c: chaosCounts{Topology: name, Durability: map[bool]string{true: "on", false: "off"}[durable]}}
 	run.vault = startVaultUpstream(t)
 	opts := replicaOptions{N: 2, JobLease: 3 * time.Second, FinalizeWait: time.Second, Workers: chaosWorkers,
@@ -293,7 +302,7 @@ func runChaosRound(t *testing.T, name string, topo redisTopology, durable bool) 
 		run.bindEAB("window", keys[i+1], run.lagAt.Add(at*time.Millisecond), &probes)
 		run.nonceProbe("window", probeUser, run.lagAt.Add((at+150)*time.Millisecond), &probes)
 	}
-	time.Sleep(time.Until(run.lagAt.Add(chaosWindow)))
+	time.Sleep(time.Until(run.lagAt.Add(env.window)))
 	topo.Crash(t)
 	run.mu.Lock()
 	run.crashAt = time.Now()
