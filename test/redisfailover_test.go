@@ -94,7 +94,8 @@ type chaosCounts struct {
 	CertsInWindow  int `json:"certs_in_window"`
 	EABInWindow    int `json:"eab_in_window"`
 	NoncesInWindow int `json:"nonces_in_window"`
-	// Fault is what was done; Seconds the run's length.
+	// Fault is what was done; Seconds the round's length, processes'
+	// start included.
 	Fault   string   `json:"fault"`
 	Seconds float64  `json:"seconds"`
 	Notes   []string `json:"notes,omitempty"`
@@ -167,8 +168,9 @@ func runChaos(t *testing.T, name string, start func(t *testing.T, durable bool) 
 	requireRedisServer(t)
 	for i := 1; i <= env.rounds; i++ {
 		t.Run(fmt.Sprintf("round%d", i), func(t *testing.T) {
+			began := time.Now()
 			c := runChaosRound(t, name, start(t, env.durable), env)
-			c.Round = i
+			c.Round, c.Seconds = i, time.Since(began).Seconds()
 			b, err := json.Marshal(c)
 			require.NoError(t, err)
 			t.Logf("%s durability=%s round %d: double signed %d, lost certificates %d, EAB double %d, nonce replays %d, stuck %d, bad errors %d\n"+
@@ -245,7 +247,6 @@ policy:
 `
 
 func runChaosRound(t *testing.T, name string, topo redisTopology, env chaosEnv) chaosCounts {
-	start := time.Now()
 	durable := env.durable
 	run := &chaosRun{t: t, c: chaosCounts{Topology: name, Durability: map[bool]string{true: "on", false: "off"}[durable]}}
 	run.vault = startVaultUpstream(t)
@@ -327,6 +328,5 @@ func runChaosRound(t *testing.T, name string, topo redisTopology, env chaosEnv) 
 	run.countEAB()
 	run.countCerts()
 	run.countClientErrors()
-	run.c.Seconds = time.Since(start).Seconds()
 	return run.c
 }
