@@ -112,6 +112,8 @@ bench: deps vault-dev
 ## rounds per topology (Sentinel, one Redis with an AOF, Cluster), without and with the durability the
 ## README recommends, then a table of the promises that broke per topology and setting (test/chaosreport).
 ## `make test` runs one round of each, with durability, and fails on any broken promise.
+## ACMEBRIDGE_CHAOS_SECOND_FAILOVER=1 (a second Sentinel failover while the killed master resyncs) and
+## ACMEBRIDGE_CHAOS_PERSIST=1 (an AOF on the Sentinel's data nodes) vary the Sentinel runs.
 CHAOS_ROUNDS ?= 5
 chaos-redis: deps vault-dev
 	@out=$$(mktemp); status=0; \

@@ -145,8 +145,21 @@ func readChaosEnv(t *testing.T) chaosEnv {
 // TestRedisChaosSentinel: Sentinel (master, replica, three Sentinels); the
 // replica lags, the master is killed with SIGKILL while finalizes, sign
 // requests and EAB bindings are in flight, the replica is promoted.
+//
+// Measurements only: ACMEBRIDGE_CHAOS_SECOND_FAILOVER=1 adds a second fault
+// (the new master stalls while the killed one is back as a replica in its
+// first sync), ACMEBRIDGE_CHAOS_PERSIST=1 gives the data nodes an AOF.
 func TestRedisChaosSentinel(t *testing.T) {
-	runChaos(t, "sentinel", func(t *testing.T, _ bool) redisTopology { return startSentinelTopo(t) })
+	o := sentinelOptions{SecondFailover: os.Getenv("ACMEBRIDGE_CHAOS_SECOND_FAILOVER") == "1",
+		Persistent: os.Getenv("ACMEBRIDGE_CHAOS_PERSIST") == "1"}
+	name := "sentinel"
+	if o.SecondFailover {
+		name += "+second"
+	}
+	if o.Persistent {
+		name += "+aof"
+	}
+	runChaos(t, name, func(t *testing.T, _ bool) redisTopology { return startSentinelTopo(t, o) })
 }
 
 // TestRedisChaosAOF: one Redis with an append-only file, killed with
@@ -253,7 +266,7 @@ func runChaosRound(t *testing.T, name string, topo redisTopology, env chaosEnv) 
 	opts := replicaOptions{N: 2, JobLease: 3 * time.Second, FinalizeWait: time.Second, Workers: chaosWorkers,
 		RedisYAML: "    dial_timeout: 500ms\n", Upstreams: run.vault.yaml, Extra: chaosPolicyYAML}
 	topo.Configure(&opts)
-	if durable && name != "aof" {
+	if durable && !strings.HasPrefix(name, "aof") {
 		opts.RedisYAML += chaosDurabilityYAML
 	}
 	rs := startReplicas(t, opts)

@@ -151,21 +151,38 @@ func lagReplica(t *testing.T, master *goredis.Client, key func(i int) string) in
 type sentinelTopo struct {
 	master, replica *redisProc
 	sentinels       []*redisProc
+	opts            sentinelOptions
 	ballast         int
 	lagAt, crashAt  time.Time
 	failover        time.Duration
+	// second is the master after the second failover (SecondFailover).
+	second *redisProc
+}
+
+// sentinelOptions vary the Sentinel runs (measurements only).
+type sentinelOptions struct {
+	// SecondFailover adds a second fault once the killed master is back
+	// as a replica, still in its first sync: the new master stalls
+	// (SIGSTOP) past down-after, and the Sentinels fail over again.
+	SecondFailover bool
+	// Persistent gives the data nodes an AOF (appendfsync everysec: a
+	// kill -9 loses nothing), so the killed master comes back with its
+	// data rather than empty.
+	Persistent bool
 }
 
 // startSentinelTopo starts the master, its replica and three Sentinels
 // (quorum 2, down-after 1000 ms, failover-timeout 3000 ms), and waits until
 // every Sentinel knows the replica and the other two.
-func startSentinelTopo(t *testing.T) *sentinelTopo {
+func startSentinelTopo(t *testing.T, o sentinelOptions) *sentinelTopo {
 	t.Helper()
 	// The first sync of a replica starts at once (the default waits 5 s
 	// for more replicas to share it).
 	sync := []string{"--repl-diskless-sync-delay", "0"}
-	s := &sentinelTopo{master: startRedisWith(t, redisOptions{Args: sync})}
-	s.replica = startRedisWith(t, redisOptions{Args: append(sync, "--replicaof", "127.0.0.1", itoa(s.master.Port))})
+	data := redisOptions{Args: sync, Persistent: o.Persistent, Fsync: "everysec"}
+	s := &sentinelTopo{master: startRedisWith(t, data), opts: o}
+	data.Args = append(sync, "--replicaof", "127.0.0.1", itoa(s.master.Port))
+	s.replica = startRedisWith(t, data)
 	waitLinkUp(t, s.replica.Addr, 20*time.Second)
 	conf := fmt.Sprintf("sentinel monitor %[1]s 127.0.0.1 %[2]d 2\nsentinel down-after-milliseconds %[1]s 1000\n"+
 		"sentinel failover-timeout %[1]s 3000\nsentinel parallel-syncs %[1]s 1\n", chaosMasterName, s.master.Port)
@@ -217,6 +234,10 @@ func (s *sentinelTopo) WaitRecovered(t *testing.T) {
 	s.requireMaster(t, s.replica, 40*time.Second)
 	s.failover = time.Since(s.crashAt)
 	s.master.opts.Args = append(s.master.opts.Args, "--replicaof", "127.0.0.1", itoa(s.replica.Port))
+	if s.opts.SecondFailover {
+		s.secondFailover(t)
+		return
+	}
 	s.master.Restart(t)
 	waitLinkUp(t, s.master.Addr, 30*time.Second)
 	// Sentinel 7.0 may promote a replica still in its first sync (it
@@ -252,7 +273,52 @@ func (s *sentinelTopo) requireMaster(t *testing.T, m *redisProc, d time.Duration
 	}
 }
 
+// secondFailover restarts the killed master as a replica whose first sync
+// waits (the new master's repl-diskless-sync-delay back at Redis's default
+// 5 s), stalls the new master 3 s (SIGSTOP) so the Sentinels fail over
+// again, and waits until they agree on a master and the other node is its
+// replica in sync.
+func (s *sentinelTopo) secondFailover(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	require.NoError(t, redisClient(t, s.replica.Addr).ConfigSet(ctx, "repl-diskless-sync-delay", "5").Err())
+	s.master.Restart(t)
+	s.replica.Pause(t)
+	time.Sleep(3 * time.Second)
+	s.replica.Resume(t)
+	var m, other *redisProc
+	require.True(t, waitFor(40*time.Second, func() bool {
+		m, other = nil, nil
+		for _, sn := range s.sentinels {
+			c := goredis.NewSentinelClient(&goredis.Options{Addr: sn.Addr, MaxRetries: -1})
+			got, err := c.GetMasterAddrByName(ctx, chaosMasterName).Result()
+			_ = c.Close()
+			if err != nil || len(got) != 2 {
+				return false
+			}
+			named := map[string]*redisProc{s.master.Addr: s.master, s.replica.Addr: s.replica}[net.JoinHostPort(got[0], got[1])]
+			if named == nil || (m != nil && named != m) {
+				return false
+			}
+			m = named
+		}
+		other = map[*redisProc]*redisProc{s.master: s.replica, s.replica: s.master}[m]
+		return infoField(m.Addr, "replication", "role") == "master" &&
+			infoField(other.Addr, "replication", "master_link_status") == "up"
+	}), "the Sentinels did not settle after the second fault")
+	s.second = m
+}
+
 func (s *sentinelTopo) Fault() string {
+	if s.opts.SecondFailover {
+		who := "the promoted replica (no second failover)"
+		if s.second == s.master {
+			who = "the restarted old master, before its first sync"
+		}
+		return fmt.Sprintf("replica paused %s (ballast %d MiB), master kill -9ed, replica promoted %s later; old master back as a replica "+
+			"(persistence %v), the new master stalled 3 s: the Sentinels' master is now %s",
+			s.crashAt.Sub(s.lagAt).Round(time.Millisecond), s.ballast>>20, s.failover.Round(time.Millisecond), s.opts.Persistent, who)
+	}
 	return fmt.Sprintf("replica paused %s (ballast %d MiB), master kill -9ed, replica promoted %s later; old master back as a replica",
 		s.crashAt.Sub(s.lagAt).Round(time.Millisecond), s.ballast>>20, s.failover.Round(time.Millisecond))
 }
