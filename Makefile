@@ -2,7 +2,7 @@
 GO ?= go
 BIN := bin/acmebridge
 
-.PHONY: build run test deps unit e2e fmt vet lint vault-dev bench matrix fuzz fuzz-short security-report
+.PHONY: build run test deps unit e2e fmt vet lint vault-dev bench matrix fuzz fuzz-short security-report chaos-redis
 
 # The Vault dev server the Vault tests run (test/vaultdev, its own Go module
 # linking Vault's packages): built once into the cache, named by a hash of
@@ -107,6 +107,21 @@ security-report: deps
 ## A measurement, not a test: never part of `make test`.
 bench: deps vault-dev
 	test/bench/run.sh
+
+## chaos-redis: Redis failing over or crashing under load (test/redisfailover_test.go): CHAOS_ROUNDS
+## rounds per topology (Sentinel, one Redis with an AOF, Cluster), without and with the durability the
+## README recommends, then a table of the promises that broke per topology and setting (test/chaosreport).
+## `make test` runs one round of each, with durability, and fails on any broken promise.
+## ACMEBRIDGE_CHAOS_SECOND_FAILOVER=1 (a second Sentinel failover while the killed master resyncs) and
+## ACMEBRIDGE_CHAOS_PERSIST=1 (an AOF on the Sentinel's data nodes) vary the Sentinel runs.
+CHAOS_ROUNDS ?= 5
+chaos-redis: deps vault-dev
+	@out=$$(mktemp); status=0; \
+	for d in off on; do \
+	  ACMEBRIDGE_CHAOS_ROUNDS=$(CHAOS_ROUNDS) ACMEBRIDGE_CHAOS_DURABILITY=$$d ACMEBRIDGE_CHAOS_OUT=$$out \
+	    $(GO) test -count=1 -timeout 90m -run 'TestRedisChaos' ./test/ || status=1; \
+	done; \
+	$(GO) run ./test/chaosreport -in $$out; rm -f $$out; exit $$status
 
 vet:
 	$(GO) vet ./...

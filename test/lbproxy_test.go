@@ -40,6 +40,31 @@ type lbProxy struct {
 	counts   map[string]int
 	refused  int // connections refused (and retried elsewhere)
 	failed   int // requests answered 502
+	// observe, when set, sees every answer a client gets.
+	observe func(r *http.Request, status int, h http.Header, body []byte)
+}
+
+// SetObserver makes f see every answer the proxy gives a client (its own
+// 502s included), after it was sent.
+func (p *lbProxy) SetObserver(f func(r *http.Request, status int, h http.Header, body []byte)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.observe = f
+}
+
+func (p *lbProxy) observed(r *http.Request, status int, h http.Header, body []byte) {
+	p.mu.Lock()
+	f := p.observe
+	p.mu.Unlock()
+	if f != nil {
+		f(r, status, h, body)
+	}
+}
+
+// fail answers 502 and reports it to the observer.
+func (p *lbProxy) fail(w http.ResponseWriter, r *http.Request, msg string) {
+	http.Error(w, msg, http.StatusBadGateway)
+	p.observed(r, http.StatusBadGateway, w.Header(), []byte(msg))
 }
 
 // startLBProxy starts the proxy with no backends (SetBackends adds them,
@@ -171,7 +196,7 @@ func (p *lbProxy) serve(w http.ResponseWriter, r *http.Request) {
 				continue
 			}
 			p.count(func() { p.failed++ })
-			http.Error(w, fmt.Sprintf("lbproxy: backend %s: %v", be, err), http.StatusBadGateway)
+			p.fail(w, r, fmt.Sprintf("lbproxy: backend %s: %v", be, err))
 			return
 		}
 		p.count(func() { p.counts[be]++ })
@@ -181,12 +206,20 @@ func (p *lbProxy) serve(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		w.WriteHeader(resp.StatusCode)
-		_, _ = io.Copy(w, resp.Body)
+		b, err := io.ReadAll(resp.Body)
 		resp.Body.Close()
+		_, _ = w.Write(b)
+		if err != nil {
+			// The backend died mid-answer: the client gets a cut body.
+			p.count(func() { p.failed++ })
+			p.observed(r, http.StatusBadGateway, resp.Header, []byte("lbproxy: body cut: "+err.Error()))
+			return
+		}
+		p.observed(r, resp.StatusCode, resp.Header, b)
 		return
 	}
 	p.count(func() { p.failed++ })
-	http.Error(w, fmt.Sprintf("lbproxy: no backend answered: %v", lastErr), http.StatusBadGateway)
+	p.fail(w, r, fmt.Sprintf("lbproxy: no backend answered: %v", lastErr))
 }
 
 // TestLBProxy checks the proxy itself: round robin, X-Forwarded-For, and a

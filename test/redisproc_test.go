@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -16,8 +17,9 @@ import (
 )
 
 // redisProc is a redis-server subprocess on a free loopback port. With
-// persistence it keeps an append-only file (fsync on every write) in Dir,
-// so Kill9 followed by Restart loses nothing that was acknowledged.
+// persistence it keeps an append-only file (fsync on every write unless
+// redisOptions.Fsync says otherwise) in Dir, so Kill9 followed by Restart
+// loses nothing that was acknowledged.
 type redisProc struct {
 	// Addr is host:port; Port its port; Dir the working directory (and the
 	// AOF directory when persistent).
@@ -25,6 +27,7 @@ type redisProc struct {
 	Port       int
 	Dir        string
 	persistent bool
+	opts       redisOptions
 	bin        string
 	logs       *syncBuffer
 
@@ -47,10 +50,30 @@ func requireRedisServer(t *testing.T) string {
 // the test fails.
 func startRedis(t *testing.T, persistent bool) *redisProc {
 	t.Helper()
+	return startRedisWith(t, redisOptions{Persistent: persistent})
+}
+
+// redisOptions vary the redis-server startRedisWith runs.
+type redisOptions struct {
+	// Persistent keeps an append-only file; Fsync is its appendfsync
+	// (default always).
+	Persistent bool
+	Fsync      string
+	// Conf, when set, is written to Dir/redis.conf and given first (a
+	// Sentinel needs a file it can rewrite); Args follow the defaults
+	// (--replicaof, --cluster-enabled, --sentinel...).
+	Conf string
+	Args []string
+}
+
+// startRedisWith is startRedis with options.
+func startRedisWith(t *testing.T, o redisOptions) *redisProc {
+	t.Helper()
 	bin := requireRedisServer(t)
 	r := &redisProc{
 		Dir:        t.TempDir(),
-		persistent: persistent,
+		persistent: o.Persistent,
+		opts:       o,
 		bin:        bin,
 		logs:       &syncBuffer{},
 	}
@@ -75,16 +98,32 @@ func startRedis(t *testing.T, persistent bool) *redisProc {
 }
 
 func (r *redisProc) args() []string {
-	a := []string{"--port", itoa(r.Port), "--bind", "127.0.0.1", "--save", "", "--daemonize", "no",
-		"--dir", r.Dir, "--protected-mode", "no"}
-	if r.persistent {
-		return append(a, "--appendonly", "yes", "--appendfsync", "always")
+	var a []string
+	if r.opts.Conf != "" {
+		a = append(a, filepath.Join(r.Dir, "redis.conf"))
 	}
-	return append(a, "--appendonly", "no")
+	a = append(a, "--port", itoa(r.Port), "--bind", "127.0.0.1", "--save", "", "--daemonize", "no",
+		"--dir", r.Dir, "--protected-mode", "no")
+	if r.persistent {
+		fsync := r.opts.Fsync
+		if fsync == "" {
+			fsync = "always"
+		}
+		a = append(a, "--appendonly", "yes", "--appendfsync", fsync)
+	} else {
+		a = append(a, "--appendonly", "no")
+	}
+	return append(a, r.opts.Args...)
 }
 
 // start runs the process and waits for PONG (or its early exit).
 func (r *redisProc) start() error {
+	if r.opts.Conf != "" {
+		// Written at every start: a Sentinel rewrites it for its own port.
+		if err := os.WriteFile(filepath.Join(r.Dir, "redis.conf"), []byte(r.opts.Conf), 0o600); err != nil {
+			return err
+		}
+	}
 	r.mu.Lock()
 	fmt.Fprintf(r.logs, "--- redis-server %s\n", strings.Join(r.args(), " "))
 	cmd := exec.Command(r.bin, r.args()...)
@@ -202,6 +241,28 @@ func (r *redisProc) Restart(t *testing.T) {
 		t.Fatal("Restart: redis-server is still running")
 	}
 	require.NoError(t, r.start(), "redis-server did not restart on %s", r.Addr)
+}
+
+// Pause stops the process with SIGSTOP: it keeps its connections but
+// neither reads nor answers until Resume.
+func (r *redisProc) Pause(t *testing.T) {
+	t.Helper()
+	r.signal(t, syscall.SIGSTOP)
+}
+
+// Resume continues a paused process (SIGCONT).
+func (r *redisProc) Resume(t *testing.T) {
+	t.Helper()
+	r.signal(t, syscall.SIGCONT)
+}
+
+func (r *redisProc) signal(t *testing.T, sig syscall.Signal) {
+	t.Helper()
+	r.mu.Lock()
+	cmd := r.cmd
+	r.mu.Unlock()
+	require.NoError(t, cmd.Process.Signal(sig), "redis-server %s: %v", r.Addr, sig)
+	fmt.Fprintf(r.logs, "--- %v\n", sig)
 }
 
 // stop ends the process at cleanup (SIGKILL: nothing is kept).

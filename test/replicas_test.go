@@ -38,14 +38,27 @@ import (
 type replicaOptions struct {
 	// N replicas (default 2).
 	N int
-	// Redis is the store every replica shares.
+	// Redis is the store every replica shares, unless RedisAddrs is set.
 	Redis *redisProc
+	// RedisAddrs, when set, are store.redis.addrs instead of Redis's
+	// address: the Sentinels (with MasterName) or the Cluster's nodes.
+	RedisAddrs []string
+	// MasterName is store.redis.master_name (Sentinel).
+	MasterName string
+	// RedisYAML is more of store.redis (keys at two spaces below redis:,
+	// as "    dial_timeout: 1s\n").
+	RedisYAML string
+	// Upstreams are more entries of the upstreams list (after the local
+	// CA dev, which every set has), as "  - name: x\n    type: ...\n".
+	Upstreams string
 	// Delay is the local CA's delay per issuance (a slow CA).
 	Delay time.Duration
 	// JobLease is orders.job_lease (default 3s).
 	JobLease time.Duration
 	// FinalizeWait is orders.finalize_wait (default 1s).
 	FinalizeWait time.Duration
+	// Workers is orders.workers (default: the server's).
+	Workers int
 	// ValidationWait is orders.validation_wait (default 5s, the
 	// server's).
 	ValidationWait time.Duration
@@ -105,7 +118,27 @@ type replica struct {
 // cleanly; logs are printed (tails, or whole with E2E_LOGS=1) on failure.
 func startReplicas(t *testing.T, opts replicaOptions) *replicaSet {
 	t.Helper()
-	require.NotNil(t, opts.Redis, "a replica set needs a Redis")
+	require.True(t, opts.Redis != nil || len(opts.RedisAddrs) > 0, "a replica set needs a Redis")
+	addrs := opts.RedisAddrs
+	if len(addrs) == 0 {
+		addrs = []string{opts.Redis.Addr}
+	}
+	redisYAML := "    addrs: ["
+	for i, a := range addrs {
+		if i > 0 {
+			redisYAML += ", "
+		}
+		redisYAML += fmt.Sprintf("%q", a)
+	}
+	redisYAML += "]\n"
+	if opts.MasterName != "" {
+		redisYAML += fmt.Sprintf("    master_name: %q\n", opts.MasterName)
+	}
+	redisYAML += opts.RedisYAML
+	workersYAML := ""
+	if opts.Workers > 0 {
+		workersYAML = fmt.Sprintf("  workers: %d\n", opts.Workers)
+	}
 	if opts.N == 0 {
 		opts.N = 2
 	}
@@ -161,13 +194,12 @@ store:
   driver: redis
   encryption_key_file: %q
   redis:
-    addrs: [%q]
-    key_prefix: "e2e:"
+%s    key_prefix: "e2e:"
 orders:
   job_lease: %s
   finalize_wait: %s
   validation_wait: %s
-validation:
+%svalidation:
   http_port: %d
   tls_alpn_port: %d
   dns_resolvers: [%q]
@@ -176,10 +208,10 @@ upstreams:
   - name: dev
     type: local
     local: {dir: %q, delay: %s}
-log:
+%slog:
   level: info
-`, filepath.Join(rs.Dir, fmt.Sprintf("replica%d-data", i)), ports[0], rs.Proxy.URL, ports[1], rs.KeyFile, opts.Redis.Addr,
-			opts.JobLease, opts.FinalizeWait, opts.ValidationWait, ports[2], ports[3], rs.DNS.Addr, rs.CADir, opts.Delay)
+`, filepath.Join(rs.Dir, fmt.Sprintf("replica%d-data", i)), ports[0], rs.Proxy.URL, ports[1], rs.KeyFile, redisYAML,
+			opts.JobLease, opts.FinalizeWait, opts.ValidationWait, workersYAML, ports[2], ports[3], rs.DNS.Addr, rs.CADir, opts.Delay, opts.Upstreams)
 		r.Config += opts.Extra
 		require.NoError(t, os.WriteFile(r.ConfigPath, []byte(r.Config), 0o600))
 		rs.Replicas = append(rs.Replicas, r)

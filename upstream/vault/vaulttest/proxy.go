@@ -27,14 +27,18 @@ const (
 	DropUnsent
 )
 
-// Proxy stands between a client and a dev server and loses the answers to
-// sign requests on demand.
+// Proxy stands between a client and a dev server and loses or delays the
+// answers to sign requests on demand.
 type Proxy struct {
 	// URL is the proxy's base URL, to use as Vault's address.
 	URL  string
 	mode atomic.Int32
 	// once, when set, applies to the next sign request only.
 	once atomic.Int32
+	// delay holds every sign request this long before it is forwarded
+	// (nanoseconds); signs counts the sign requests that arrived.
+	delay atomic.Int64
+	signs atomic.Int64
 }
 
 // StartProxy starts a proxy to target, closed when the test ends.
@@ -45,9 +49,17 @@ func StartProxy(t testing.TB, target string) *Proxy {
 		body, _ := io.ReadAll(r.Body)
 		mode := Pass
 		if strings.Contains(r.URL.Path, "/sign/") || strings.Contains(r.URL.Path, "/sign-verbatim/") {
+			p.signs.Add(1)
 			mode = ProxyMode(p.mode.Load())
 			if once := ProxyMode(p.once.Swap(int32(Pass))); once != Pass {
 				mode = once
+			}
+			if d := time.Duration(p.delay.Load()); d > 0 {
+				select {
+				case <-time.After(d):
+				case <-r.Context().Done():
+					return
+				}
 			}
 		}
 		if mode == DropUnsent {
@@ -87,6 +99,13 @@ func (p *Proxy) SetMode(m ProxyMode) { p.mode.Store(int32(m)) }
 
 // Next sets what happens to the next sign request only.
 func (p *Proxy) Next(m ProxyMode) { p.once.Store(int32(m)) }
+
+// SetSignDelay holds every later sign request d before it is forwarded: a
+// slow CA, so signing requests are in flight for a while.
+func (p *Proxy) SetSignDelay(d time.Duration) { p.delay.Store(int64(d)) }
+
+// Signs is how many sign requests arrived so far.
+func (p *Proxy) Signs() int { return int(p.signs.Load()) }
 
 // drop closes the client's connection without an answer.
 func drop(w http.ResponseWriter) {
