@@ -228,33 +228,32 @@ func (s *Store) checkMaster(ctx context.Context, node redis.Cmdable) error {
 }
 
 // warnUndurable logs what the Redis serving the store can lose of what it
-// acknowledged, when nothing waits for it to keep it: a failover on
-// Sentinel or Cluster without WaitReplicas, a crash of a single Redis that
-// does not fsync each write (appendfsync always) or a restart of one that
-// does not persist at all. It returns the warnings, for tests.
+// acknowledged: a failover on Sentinel or Cluster without WaitReplicas; a
+// crash of a single Redis that does not fsync each write (appendfsync
+// always) or a restart of one that does not persist at all; and, even with
+// WaitReplicas, data nodes without an append-only file, which come back
+// empty after a crash and which a second failover can promote (measured:
+// docs/operating.md). It returns the warnings, for tests.
 func (s *Store) warnUndurable(ctx context.Context, sentinel bool) []string {
-	if s.waitReplicas > 0 {
-		return nil
-	}
 	var warn []string
 	_, cluster := s.c.(*redis.ClusterClient)
-	if cluster || sentinel {
+	replicated := cluster || sentinel
+	if replicated && s.waitReplicas == 0 {
 		warn = append(warn, "replication is asynchronous and store.redis.durability.replicas is 0: a failover can lose writes already acknowledged (used nonces, EAB bindings, issuance marks, certificate records); set it to 1")
 	}
 	node, err := s.writeNode(ctx)
-	if err != nil {
-		return warn
-	}
-	cfg, err := node.ConfigGet(ctx, "append*").Result()
-	if err != nil {
-		// CONFIG is often disabled on managed Redis: nothing to tell.
-		return warn
-	}
-	switch {
-	case cfg["appendonly"] != "yes":
-		warn = append(warn, "Redis runs without appendonly: a restart of Redis loses the whole store unless its snapshots are recent; set appendonly yes and appendfsync always")
-	case cfg["appendfsync"] != "always" && !cluster && !sentinel:
-		warn = append(warn, fmt.Sprintf("Redis syncs its append-only file with appendfsync %s: a crash of its host can lose the writes of the last second, already acknowledged; set appendfsync always", cfg["appendfsync"]))
+	if err == nil {
+		cfg, err := node.ConfigGet(ctx, "append*").Result()
+		// CONFIG is often disabled on managed Redis: then nothing to tell.
+		switch {
+		case err != nil:
+		case cfg["appendonly"] != "yes" && replicated && s.waitReplicas > 0:
+			warn = append(warn, "the Redis master runs without appendonly: a node that crashes comes back empty, and a second failover while it resyncs can promote it and empty the store; set appendonly yes on every data node")
+		case cfg["appendonly"] != "yes" && !replicated:
+			warn = append(warn, "Redis runs without appendonly: a restart of Redis loses the whole store unless its snapshots are recent; set appendonly yes and appendfsync always")
+		case cfg["appendonly"] == "yes" && cfg["appendfsync"] != "always" && !replicated:
+			warn = append(warn, fmt.Sprintf("Redis syncs its append-only file with appendfsync %s: a crash of its host can lose the writes of the last second, already acknowledged; set appendfsync always", cfg["appendfsync"]))
+		}
 	}
 	for _, w := range warn {
 		s.log.Warn("redis: " + w)
