@@ -220,7 +220,7 @@ func (run *chaosRun) probeAnswer(p *chaosProbe, ok ...int) {
 		return
 	}
 	run.c.BadErrors++
-	run.c.note("bad answer: %s probe (%s) answered %d %s", p.kind, p.phase, p.status, p.problem)
+	run.c.Note("bad answer: %s probe (%s) answered %d %s", p.kind, p.phase, p.status, p.problem)
 }
 
 // countReplays sends every signed request accepted before the crash again:
@@ -247,10 +247,10 @@ func (run *chaosRun) countReplays(u *legoUser) {
 		case status == http.StatusBadRequest && problem == "urn:ietf:params:acme:error:badNonce":
 		case status == http.StatusOK:
 			run.c.NonceReplays++
-			run.c.note("nonce replay: a request accepted %s (%s) was accepted again after recovery", run.since(p.at), p.phase)
+			run.c.Note("nonce replay: a request accepted %s (%s) was accepted again after recovery", run.since(p.at), p.phase)
 		default:
 			run.c.BadErrors++
-			run.c.note("bad answer: the replay of a request accepted %s got %d %s, not badNonce", run.since(p.at), status, problem)
+			run.c.Note("bad answer: the replay of a request accepted %s got %d %s, not badNonce", run.since(p.at), status, problem)
 		}
 	}
 }
@@ -296,7 +296,7 @@ func (run *chaosRun) countEAB() {
 		}
 		if len(broken) > 0 {
 			run.c.EABDouble++
-			run.c.note("EAB key %s bound %s (%s): %s", p.key.ID, run.since(p.at), p.phase, strings.Join(broken, "; "))
+			run.c.Note("EAB key %s bound %s (%s): %s", p.key.ID, run.since(p.at), p.phase, strings.Join(broken, "; "))
 		}
 	}
 }
@@ -316,7 +316,7 @@ func (run *chaosRun) countCerts() {
 		}
 		if run.adm.get(t, "/api/v1/certificates/"+core.SerialHex(a.leaf), nil) == http.StatusNotFound {
 			run.c.LostCerts++
-			run.c.note("lost certificate: %s (serial %s), received %s, is not in the store", a.name, core.SerialHex(a.leaf), run.since(a.at))
+			run.c.Note("lost certificate: %s (serial %s), received %s, is not in the store", a.name, core.SerialHex(a.leaf), run.since(a.at))
 		}
 	}
 	perName := map[string][]string{}
@@ -339,7 +339,7 @@ func (run *chaosRun) countCerts() {
 	for _, n := range names {
 		if len(perName[n]) > 1 {
 			run.c.DoubleSigned++
-			run.c.note("double sign: Vault signed %d certificates for the order of %s: %v", len(perName[n]), n, perName[n])
+			run.c.Note("double sign: Vault signed %d certificates for the order of %s: %v", len(perName[n]), n, perName[n])
 		}
 	}
 	var orders listing[orderRec]
@@ -349,7 +349,7 @@ func (run *chaosRun) countCerts() {
 	for _, o := range orders.Items {
 		byStatus[o.Status]++
 	}
-	run.c.note("orders by status: %v", byStatus)
+	run.c.Note("orders by status: %v", byStatus)
 }
 
 // countStuck waits (2 job leases and 10 s at most) for the orders still
@@ -363,7 +363,7 @@ func (run *chaosRun) countStuck() {
 	})
 	run.c.Stuck = len(processing.Items)
 	for _, o := range processing.Items {
-		run.c.note("stuck: order %s (%s) still processing", o.ID, o.Identifiers[0].Value)
+		run.c.Note("stuck: order %s (%s) still processing", o.ID, o.Identifiers[0].Value)
 	}
 }
 
@@ -373,7 +373,7 @@ func (run *chaosRun) countStuck() {
 func (run *chaosRun) countClientErrors() {
 	run.c.Clean503, run.c.BadErrors = run.obs.clean, run.c.BadErrors+len(run.obs.bad)
 	for _, b := range run.obs.bad {
-		run.c.note("bad answer: %s", b)
+		run.c.Note("bad answer: %s", b)
 	}
 	for _, a := range run.attempts {
 		if a.err == nil {
@@ -386,7 +386,7 @@ func (run *chaosRun) countClientErrors() {
 			continue
 		}
 		run.c.BadErrors++
-		run.c.note("bad answer: client %d, %s, %s: %s", a.client, a.name, run.since(a.at), errSummary(a.err))
+		run.c.Note("bad answer: client %d, %s, %s: %s", a.client, a.name, run.since(a.at), errSummary(a.err))
 	}
 }
 

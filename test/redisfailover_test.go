@@ -16,13 +16,15 @@ import (
 	"github.com/go-acme/lego/v5/lego"
 	"github.com/stretchr/testify/require"
 
+	"github.com/acmebridge/acmebridge/test/chaoscount"
+
 	"github.com/acmebridge/acmebridge/upstream/vault/vaulttest"
 )
 
 // Redis failing over or crashing under load (issue 18): two replicas on
 // one of the topologies of redistopo_test.go, lego clients issuing through
 // a real Vault, EAB bindings and signed requests around the fault. Each
-// run counts the promises that broke (chaosCounts).
+// run counts the promises that broke (chaoscount.Counts).
 //
 // In the test command each topology runs once with the durability the
 // README recommends (Sentinel and Cluster: store.redis.durability with one
@@ -57,58 +59,6 @@ const (
 	// recommends with replicas (Sentinel, Cluster).
 	chaosDurabilityYAML = "    durability: {replicas: 1, timeout: 1s}\n"
 )
-
-// chaosCounts is what one run found: the six promises, then context.
-type chaosCounts struct {
-	Topology   string `json:"topology"`
-	Durability string `json:"durability"`
-	Round      int    `json:"round"`
-
-	// DoubleSigned: orders Vault signed more than once.
-	DoubleSigned int `json:"double_signed"`
-	// LostCerts: certificates a client received that the store no longer
-	// lists (by serial).
-	LostCerts int `json:"lost_certs"`
-	// EABDouble: EAB keys whose binding a client was told of that a second
-	// account could bind too, or whose account is gone.
-	EABDouble int `json:"eab_double"`
-	// NonceReplays: signed requests accepted before the fault and again
-	// after it.
-	NonceReplays int `json:"nonce_replays"`
-	// Stuck: orders still processing a while after recovery.
-	Stuck int `json:"stuck"`
-	// BadErrors: answers clients saw that were neither right nor a clean
-	// 503 with Retry-After.
-	BadErrors int `json:"bad_errors"`
-
-	// Orders the store lists, certificates the clients received, Vault
-	// signed, and those Vault signed that the store has no record of.
-	Orders      int `json:"orders"`
-	Received    int `json:"received"`
-	VaultSigned int `json:"vault_signed"`
-	Unrecorded  int `json:"unrecorded"`
-	// Clean503 counts the clean 503s the clients saw.
-	Clean503 int `json:"clean_503"`
-	// InWindow: what the window held, so a zero is not an empty test:
-	// certificates received, EAB bindings and nonces accepted in it.
-	CertsInWindow  int `json:"certs_in_window"`
-	EABInWindow    int `json:"eab_in_window"`
-	NoncesInWindow int `json:"nonces_in_window"`
-	// Fault is what was done; Seconds the round's length, processes'
-	// start included.
-	Fault   string   `json:"fault"`
-	Seconds float64  `json:"seconds"`
-	Notes   []string `json:"notes,omitempty"`
-}
-
-// violations sums the six promises.
-func (c chaosCounts) violations() int {
-	return c.DoubleSigned + c.LostCerts + c.EABDouble + c.NonceReplays + c.Stuck + c.BadErrors
-}
-
-func (c *chaosCounts) note(format string, args ...any) {
-	c.Notes = append(c.Notes, fmt.Sprintf(format, args...))
-}
 
 // chaosEnv is the run's settings from the environment.
 type chaosEnv struct {
@@ -209,7 +159,7 @@ func runChaos(t *testing.T, name string, start func(t *testing.T, durable bool) 
 				require.NoError(t, f.Close())
 			}
 			if env.durable {
-				require.Zero(t, c.violations(), "%s with durability: promises broke:\n  %s", name, strings.Join(c.Notes, "\n  "))
+				require.Zero(t, c.Violations(), "%s with durability: promises broke:\n  %s", name, strings.Join(c.Notes, "\n  "))
 			}
 		})
 	}
@@ -222,7 +172,7 @@ type chaosRun struct {
 	adm   chaosAdmin
 	vault *vaultUpstream
 	obs   *chaosObserver
-	c     chaosCounts
+	c     chaoscount.Counts
 
 	mu       sync.Mutex
 	probes   []*chaosProbe
@@ -269,9 +219,9 @@ policy:
   default: {action: deny}
 `
 
-func runChaosRound(t *testing.T, name string, topo redisTopology, env chaosEnv) chaosCounts {
+func runChaosRound(t *testing.T, name string, topo redisTopology, env chaosEnv) chaoscount.Counts {
 	durable := env.durable
-	run := &chaosRun{t: t, c: chaosCounts{Topology: name, Durability: map[bool]string{true: "on", false: "off"}[durable]}}
+	run := &chaosRun{t: t, c: chaoscount.Counts{Topology: name, Durability: map[bool]string{true: "on", false: "off"}[durable]}}
 	run.vault = startVaultUpstream(t)
 	opts := replicaOptions{N: 2, JobLease: 3 * time.Second, FinalizeWait: time.Second, Workers: chaosWorkers,
 		RedisYAML: "    dial_timeout: 500ms\n", Upstreams: run.vault.yaml, Extra: chaosPolicyYAML}

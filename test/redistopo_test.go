@@ -147,14 +147,39 @@ func lagReplica(t *testing.T, master *goredis.Client, key func(i int) string) in
 	return 0
 }
 
-// sentinelTopo is a master, one replica and three Sentinels.
-type sentinelTopo struct {
+// lagPair is a master and the replica that takes over from it, with what
+// a round did to them: the replica held back (beginLag) and the master
+// killed (Crash), and how long the failover took.
+type lagPair struct {
 	master, replica *redisProc
-	sentinels       []*redisProc
-	opts            sentinelOptions
 	ballast         int
 	lagAt, crashAt  time.Time
 	failover        time.Duration
+}
+
+// beginLag holds the replica back (paused) and fills its replication link
+// with ballast keys named by keyFormat (one %d), so what the master
+// acknowledges from now on stays in its output buffer.
+func (p *lagPair) beginLag(t *testing.T, keyFormat string) {
+	t.Helper()
+	p.lagAt = time.Now()
+	p.replica.Pause(t)
+	p.ballast = lagReplica(t, redisClient(t, p.master.Addr), func(i int) string { return fmt.Sprintf(keyFormat, i) })
+}
+
+// Crash kills the master with SIGKILL and lets the replica go on.
+func (p *lagPair) Crash(t *testing.T) {
+	t.Helper()
+	p.crashAt = time.Now()
+	p.master.Kill9(t)
+	p.replica.Resume(t)
+}
+
+// sentinelTopo is a master, one replica and three Sentinels.
+type sentinelTopo struct {
+	lagPair
+	sentinels []*redisProc
+	opts      sentinelOptions
 	// second is the master after the second failover (SecondFailover).
 	second *redisProc
 }
@@ -180,7 +205,7 @@ func startSentinelTopo(t *testing.T, o sentinelOptions) *sentinelTopo {
 	// for more replicas to share it).
 	sync := []string{"--repl-diskless-sync-delay", "0"}
 	data := redisOptions{Args: sync, Persistent: o.Persistent, Fsync: "everysec"}
-	s := &sentinelTopo{master: startRedisWith(t, data), opts: o}
+	s := &sentinelTopo{lagPair: lagPair{master: startRedisWith(t, data)}, opts: o}
 	data.Args = append(sync, "--replicaof", "127.0.0.1", itoa(s.master.Port))
 	s.replica = startRedisWith(t, data)
 	waitLinkUp(t, s.replica.Addr, 20*time.Second)
@@ -213,16 +238,7 @@ func (s *sentinelTopo) Configure(o *replicaOptions) {
 
 func (s *sentinelTopo) BeginLag(t *testing.T) {
 	t.Helper()
-	s.lagAt = time.Now()
-	s.replica.Pause(t)
-	s.ballast = lagReplica(t, redisClient(t, s.master.Addr), func(i int) string { return fmt.Sprintf("chaos-ballast:%d", i) })
-}
-
-func (s *sentinelTopo) Crash(t *testing.T) {
-	t.Helper()
-	s.crashAt = time.Now()
-	s.master.Kill9(t)
-	s.replica.Resume(t)
+	s.beginLag(t, "chaos-ballast:%d")
 }
 
 // WaitRecovered waits until every Sentinel names the replica as the
@@ -409,11 +425,9 @@ func (a *aofTopo) Fault() string {
 // clusterTopo is a Redis Cluster of three masters with one replica each.
 type clusterTopo struct {
 	nodes []*redisProc
-	// master serves the store's hash slot; replica is its replica.
-	master, replica *redisProc
-	ballast         int
-	lagAt, crashAt  time.Time
-	failover        time.Duration
+	// lagPair's master serves the store's hash slot; replica is its
+	// replica.
+	lagPair
 }
 
 // startClusterTopo starts six Cluster nodes (cluster-node-timeout 1000
@@ -498,16 +512,8 @@ func (c *clusterTopo) Configure(o *replicaOptions) {
 
 func (c *clusterTopo) BeginLag(t *testing.T) {
 	t.Helper()
-	c.lagAt = time.Now()
-	c.replica.Pause(t)
-	c.ballast = lagReplica(t, redisClient(t, c.master.Addr), func(i int) string { return fmt.Sprintf("chaos-ballast:%d{acmebridge}", i) })
-}
-
-func (c *clusterTopo) Crash(t *testing.T) {
-	t.Helper()
-	c.crashAt = time.Now()
-	c.master.Kill9(t)
-	c.replica.Resume(t)
+	// In the store's slot, so the ballast goes down the same link.
+	c.beginLag(t, "chaos-ballast:%d{acmebridge}")
 }
 
 // WaitRecovered waits until the replica is a master and the cluster is ok

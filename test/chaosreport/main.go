@@ -16,35 +16,12 @@ import (
 	"os"
 	"slices"
 	"strings"
+
+	"github.com/acmebridge/acmebridge/test/chaoscount"
 )
 
-// round mirrors chaosCounts in test/redisfailover_test.go.
-type round struct {
-	Topology       string   `json:"topology"`
-	Durability     string   `json:"durability"`
-	Round          int      `json:"round"`
-	DoubleSigned   int      `json:"double_signed"`
-	LostCerts      int      `json:"lost_certs"`
-	EABDouble      int      `json:"eab_double"`
-	NonceReplays   int      `json:"nonce_replays"`
-	Stuck          int      `json:"stuck"`
-	BadErrors      int      `json:"bad_errors"`
-	Orders         int      `json:"orders"`
-	Received       int      `json:"received"`
-	VaultSigned    int      `json:"vault_signed"`
-	Unrecorded     int      `json:"unrecorded"`
-	Clean503       int      `json:"clean_503"`
-	CertsInWindow  int      `json:"certs_in_window"`
-	EABInWindow    int      `json:"eab_in_window"`
-	NoncesInWindow int      `json:"nonces_in_window"`
-	Fault          string   `json:"fault"`
-	Seconds        float64  `json:"seconds"`
-	Notes          []string `json:"notes"`
-}
-
-func (r round) violations() int {
-	return r.DoubleSigned + r.LostCerts + r.EABDouble + r.NonceReplays + r.Stuck + r.BadErrors
-}
+// round is one run's line.
+type round = chaoscount.Counts
 
 func main() {
 	in := flag.String("in", "", "the JSON lines the runs wrote (ACMEBRIDGE_CHAOS_OUT)")
@@ -143,10 +120,10 @@ func render(rounds []round, allNotes bool) string {
 	}
 	for _, k := range keys {
 		for _, r := range groups[k] {
-			if !allNotes && (r.Durability != "on" || r.violations() == 0) {
+			if !allNotes && (r.Durability != "on" || r.Violations() == 0) {
 				continue
 			}
-			fmt.Fprintf(&w, "\n%s durability=%s round %d (%d broken): %s\n", r.Topology, r.Durability, r.Round, r.violations(), r.Fault)
+			fmt.Fprintf(&w, "\n%s durability=%s round %d (%d broken): %s\n", r.Topology, r.Durability, r.Round, r.Violations(), r.Fault)
 			for _, n := range r.Notes {
 				fmt.Fprintf(&w, "  %s\n", n)
 			}
