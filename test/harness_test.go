@@ -339,11 +339,28 @@ func toolEnv(extra ...string) []string {
 
 // runTool runs a client with a timeout and returns its combined output,
 // failing the test (with the output) if it fails.
+//
+// A client that could not bind its challenge port is run again, a few
+// times, a second apart: the port the server validates at is picked free
+// when the server starts, but nobody holds it between steps, and any
+// process on the machine (another test package's listener on port 0, an
+// outgoing connection's ephemeral port) may have it for a moment.
 func runTool(t *testing.T, env []string, dir, name string, args ...string) string {
 	t.Helper()
 	out, err := runToolErr(t, env, dir, name, args...)
+	for i := 0; i < 5 && err != nil && portTaken(out); i++ {
+		t.Logf("%s could not bind its port; again in 1s:\n%s", name, out)
+		time.Sleep(time.Second)
+		out, err = runToolErr(t, env, dir, name, args...)
+	}
 	require.NoError(t, err, "%s %s failed:\n%s", name, strings.Join(args, " "), out)
 	return out
+}
+
+// portTaken reports whether a client's output says its listening port was
+// in use (certbot's and Go's wording).
+func portTaken(out string) bool {
+	return strings.Contains(out, "Could not bind TCP port") || strings.Contains(out, "address already in use")
 }
 
 // runToolErr is runTool that returns the error instead of failing.
