@@ -170,8 +170,12 @@ func startReplicas(t *testing.T, opts replicaOptions) *replicaSet {
 	rs.DirectoryURL = rs.Proxy.URL + "/directory"
 
 	var backends []string
+	// Every replica's ports from one call, so they are distinct: ports
+	// picked a call apart may repeat, as nobody binds them until the
+	// replicas start (two replicas were once given the same listener).
+	all := freePorts(t, 4*opts.N)
 	for i := 0; i < opts.N; i++ {
-		ports := freePorts(t, 4)
+		ports := all[4*i : 4*i+4]
 		if opts.HTTPPort != 0 {
 			ports[2] = opts.HTTPPort
 		}
