@@ -57,14 +57,20 @@ func runCaddy(r *clientRun, v211 bool) {
 	storage file_system %s
 }
 `, s.HTTPPort, httpsPort, storage)
+	// Each site gets its own email, so its own account: Caddy 2.6
+	// (certmagic 0.17) registers an email's account once per concurrent
+	// obtain and can keep the key of one registration with the URL of the
+	// other, after which every request of that account fails "JWS
+	// verification error" (a CI run saw it on the renewal; lego#1006 and
+	// NixOS#101445 describe the same mismatch).
 	cfg += site(httpName, issuer("caddy@example.com"))
 	cfg += site(eabName, issuer("caddy-eab@example.com", fmt.Sprintf("eab %s %s", eab.ID, eab.HMACKey)))
 	if r.up.ShortValidity {
-		cfg += site(shortName, issuer("caddy@example.com"))
+		cfg += site(shortName, issuer("caddy-renew@example.com"))
 	}
 	if v211 {
-		cfg += site(ariName, issuer("caddy@example.com"))
-		cfg += site(profName, issuer("caddy@example.com", "profile "+matrixProfile))
+		cfg += site(ariName, issuer("caddy-ari@example.com"))
+		cfg += site(profName, issuer("caddy-profile@example.com", "profile "+matrixProfile))
 	}
 	cfgFile := filepath.Join(r.dir, "Caddyfile")
 	require.NoError(t, os.WriteFile(cfgFile, []byte(cfg), 0o600))
