@@ -33,8 +33,12 @@ type Config struct {
 	Upstreams  []Upstream `yaml:"upstreams"`
 	Policy     Policy     `yaml:"policy"`
 	RateLimits RateLimits `yaml:"rate_limits"`
-	Audit      Audit      `yaml:"audit"`
-	Log        Log        `yaml:"log"`
+	// Directories are more ACME directories (tenants) beside the top
+	// level's, each at /{name}/directory with its own sign-up, policy and
+	// limits (see Directory).
+	Directories []Directory `yaml:"directories"`
+	Audit       Audit       `yaml:"audit"`
+	Log         Log         `yaml:"log"`
 }
 
 // Server is the ACME listener.
@@ -401,7 +405,13 @@ func decode(c *Config, b []byte) error {
 	if n, ok := top["policy"]; ok {
 		policy = &n
 	}
-	return c.Policy.toALabels(policy)
+	if err := c.Policy.toALabels(policy); err != nil {
+		return err
+	}
+	if n, ok := top["directories"]; ok {
+		return c.decodeDirectories(&n)
+	}
+	return nil
 }
 
 // fill derives paths left empty from DataDir.
@@ -524,7 +534,7 @@ func (c *Config) Validate() error {
 		bad("orders.max_identifiers", "must be at least 1")
 	}
 	for name := range c.Orders.Profiles {
-		if name == "" || len(name) > 64 || strings.ContainsAny(name, " \t\"") {
+		if !profileName(name) {
 			bad("orders.profiles", "%q is not a profile name", name)
 		}
 	}
@@ -608,6 +618,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	errs = append(errs, c.Policy.validate(names)...)
+	errs = append(errs, c.validateDirectories(names, bad)...)
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
@@ -619,6 +630,11 @@ func (c *Config) Validate() error {
 		bad("log.format", "%q must be text or json", c.Log.Format)
 	}
 	return errors.Join(errs...)
+}
+
+// profileName accepts a profile's name.
+func profileName(name string) bool {
+	return name != "" && len(name) <= 64 && !strings.ContainsAny(name, " \t\"")
 }
 
 // caaIdentity accepts an issuer-domain-name of RFC 8659 §4.2:
