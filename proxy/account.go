@@ -21,7 +21,7 @@ type accountJSON struct {
 
 func (s *Server) accountJSON(a *store.Account) accountJSON {
 	return accountJSON{Status: a.Status, Contact: a.Contact, TermsOfServiceAgreed: a.TermsOfServiceAgreed,
-		Orders: s.accountURL(a.ID) + "/orders"}
+		Orders: s.accountURL(a.Directory, a.ID) + "/orders"}
 }
 
 // newAccountReq is the newAccount payload (§7.3).
@@ -72,7 +72,7 @@ func (s *Server) handleNewAccount(w http.ResponseWriter, r *http.Request) {
 	if created {
 		status = http.StatusCreated
 	}
-	w.Header().Set("Location", s.accountURL(acct.ID))
+	w.Header().Set("Location", s.accountURL(acct.Directory, acct.ID))
 	writeJSON(w, status, s.accountJSON(acct))
 }
 

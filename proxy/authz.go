@@ -29,7 +29,7 @@ type challengeJSON struct {
 }
 
 func (s *Server) challengeJSON(a *store.Authorization, c store.Challenge) challengeJSON {
-	return challengeJSON{Type: c.Type, URL: s.challURL(a.ID, c.ID), Status: c.Status, Token: c.Token,
+	return challengeJSON{Type: c.Type, URL: s.challURL(a.Directory, a.ID, c.ID), Status: c.Status, Token: c.Token,
 		Validated: rfc3339(c.Validated), Error: c.Error}
 }
 

@@ -44,7 +44,7 @@ func (s *Server) handleCertificate(w http.ResponseWriter, r *http.Request) {
 		if i == alt {
 			continue
 		}
-		u := s.certURL(c.ID)
+		u := s.certURL(c.Directory, c.ID)
 		if i > 0 {
 			u += "/" + strconv.Itoa(i)
 		}

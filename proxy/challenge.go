@@ -41,6 +41,6 @@ func (s *Server) handleChallenge(w http.ResponseWriter, r *http.Request) {
 		s.writeProblem(w, r, err)
 		return
 	}
-	w.Header().Add("Link", link(s.authzURL(a.ID), "up"))
+	w.Header().Add("Link", link(s.authzURL(a.Directory, a.ID), "up"))
 	writeJSON(w, http.StatusOK, s.challengeJSON(a, a.Challenges[idx]))
 }

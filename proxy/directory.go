@@ -1,6 +1,11 @@
 package proxy
 
-import "net/http"
+import (
+	"net/http"
+
+	"github.com/acmebridge/acmebridge/acmeerr"
+	"github.com/acmebridge/acmebridge/ra"
+)
 
 type directoryMeta struct {
 	TermsOfService          string   `json:"termsOfService,omitempty"`
@@ -28,22 +33,28 @@ type directory struct {
 // (§6.3: "The server MUST allow GET requests for the directory and newNonce
 // resources"), and so is a POST-as-GET, answered the same way without
 // verification as it carries nothing to act on.
-func (s *Server) handleDirectory(w http.ResponseWriter, _ *http.Request) {
-	c := s.cfg.Server
+func (s *Server) handleDirectory(w http.ResponseWriter, r *http.Request) {
+	name := ra.DirectoryOf(r.Context())
+	d := s.ra.Directory(name)
+	if d == nil {
+		s.writeProblem(w, r, acmeerr.New(acmeerr.NotFound, "no resource at %s", r.URL.Path))
+		return
+	}
+	c, root := d.Config, s.root(name)
 	writeJSON(w, http.StatusOK, directory{
-		NewNonce:    s.base + pathNewNonce,
-		NewAccount:  s.base + pathNewAccount,
-		NewOrder:    s.base + pathNewOrder,
-		RevokeCert:  s.base + pathRevoke,
-		KeyChange:   s.base + pathKeyChange,
-		NewAuthz:    s.newAuthzURL(),
-		RenewalInfo: s.base + pathRenewalInfo,
+		NewNonce:    root + pathNewNonce,
+		NewAccount:  root + pathNewAccount,
+		NewOrder:    root + pathNewOrder,
+		RevokeCert:  root + pathRevoke,
+		KeyChange:   root + pathKeyChange,
+		NewAuthz:    s.newAuthzURL(name),
+		RenewalInfo: root + pathRenewalInfo,
 		Meta: directoryMeta{
-			TermsOfService:          c.TermsOfService,
-			Website:                 c.Website,
-			CAAIdentities:           c.CAAIdentities,
-			ExternalAccountRequired: s.cfg.Accounts.EAB == "required",
-			Profiles:                s.cfg.Orders.Profiles,
+			TermsOfService:          c.Server.TermsOfService,
+			Website:                 c.Server.Website,
+			CAAIdentities:           c.Server.CAAIdentities,
+			ExternalAccountRequired: c.Accounts.EAB == "required",
+			Profiles:                c.Orders.Profiles,
 		},
 	})
 }

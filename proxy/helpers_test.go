@@ -29,6 +29,7 @@ import (
 	"github.com/acmebridge/acmebridge/audit"
 	"github.com/acmebridge/acmebridge/configs"
 	"github.com/acmebridge/acmebridge/policy"
+	"github.com/acmebridge/acmebridge/ra"
 	"github.com/acmebridge/acmebridge/store"
 	"github.com/acmebridge/acmebridge/store/bolt"
 	"github.com/acmebridge/acmebridge/upstream"
@@ -132,6 +133,10 @@ var wrapIssuer func(upstream.Issuer) upstream.Issuer
 // envClock, when set by a test, is the clock of the next envs' servers.
 var envClock func() time.Time
 
+// envNewValidator, when set by a test, makes the directories' validators
+// of the next envs.
+var envNewValidator func(*configs.Config) ra.Validator
+
 // maxUsedNonces, when set by a test, bounds the bolt store's record of used
 // nonces in the next envs.
 var maxUsedNonces int
@@ -169,7 +174,7 @@ func newEnvWith(t *testing.T, mutate func(*configs.Config), wrap func(store.Stor
 	if wrap != nil {
 		served = wrap(st)
 	}
-	srv, err := New(Options{Config: cfg, Store: served, Validator: va, Router: policy.New(cfg.Policy),
+	srv, err := New(Options{Config: cfg, Store: served, Validator: va, NewValidator: envNewValidator, Router: policy.New(cfg.Policy),
 		Issuers: issuers, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Audit: au, Metrics: m, Clock: envClock})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -204,6 +209,28 @@ type client struct {
 	key crypto.Signer
 	alg jose.SignatureAlgorithm
 	kid string
+	// dir is the directory whose URLs relative paths are under ("" the
+	// top level).
+	dir string
+}
+
+// newClientIn is a client of the directory called dir.
+func (e *env) newClientIn(dir string) *client {
+	c := e.newClient()
+	c.dir = dir
+	return c
+}
+
+// url is the absolute URL of a path relative to the client's directory
+// (an absolute URL is kept).
+func (c *client) url(path string) string {
+	if strings.HasPrefix(path, testBase) {
+		return path
+	}
+	if c.dir != "" {
+		return testBase + "/" + c.dir + path
+	}
+	return testBase + path
 }
 
 func (e *env) newClient() *client {
@@ -245,14 +272,15 @@ func (c *client) post(path string, payload any) *httptest.ResponseRecorder {
 		require.NoError(c.e.t, err)
 	}
 	useJWK := c.kid == "" || path == pathNewAccount
-	return c.e.do(http.MethodPost, strings.TrimPrefix(path, testBase), "application/jose+json", c.sign(testBase+strings.TrimPrefix(path, testBase), body, useJWK))
+	u := c.url(path)
+	return c.e.do(http.MethodPost, strings.TrimPrefix(u, testBase), "application/jose+json", c.sign(u, body, useJWK))
 }
 
 func (c *client) register() {
 	rec := c.post(pathNewAccount, map[string]any{"termsOfServiceAgreed": true, "contact": []string{"mailto:ops@example.com"}})
 	require.Equal(c.e.t, http.StatusCreated, rec.Code, rec.Body.String())
 	c.kid = rec.Header().Get("Location")
-	require.True(c.e.t, strings.HasPrefix(c.kid, testBase+pathAccount))
+	require.True(c.e.t, strings.HasPrefix(c.kid, c.url(pathAccount)))
 }
 
 // requireProblem asserts a problem response.

@@ -18,6 +18,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/acmebridge/acmebridge/acmeerr"
+	"github.com/acmebridge/acmebridge/ra"
 	"github.com/acmebridge/acmebridge/store"
 )
 
@@ -324,17 +325,20 @@ func checkAlgForKey(alg string, k *jose.JSONWebKey) error {
 // MUST contain an account URL received by POSTing to the newAccount
 // resource").
 func (s *Server) accountFromKID(r *http.Request, kid string) (*store.Account, error) {
-	prefix := s.base + pathAccount
+	prefix := s.root(ra.DirectoryOf(r.Context())) + pathAccount
 	id, ok := strings.CutPrefix(kid, prefix)
+	if !ok {
+		// Another directory's account URL names no account here.
+		if rest, found := strings.CutPrefix(kid, s.base+"/"); found && strings.Contains("/"+rest, pathAccount) {
+			return nil, acmeerr.New(acmeerr.AccountDoesNotExist, "no account at %s in this directory", kid)
+		}
+	}
 	if !ok || id == "" || strings.Contains(id, "/") {
 		return nil, acmeerr.New(acmeerr.Malformed, "kid is not an account URL of this server")
 	}
-	acct, err := s.store.GetAccount(r.Context(), id)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, acmeerr.New(acmeerr.AccountDoesNotExist, "no account at %s", kid)
-	}
+	acct, err := s.ra.Account(r.Context(), id)
 	if err != nil {
-		return nil, storeDown(err)
+		return nil, err
 	}
 	return acct, nil
 }

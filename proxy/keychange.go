@@ -65,7 +65,7 @@ func (s *Server) handleKeyChange(w http.ResponseWriter, r *http.Request) {
 	// contains the URL for the account matching the old key (i.e., the
 	// "kid" field in the outer JWS)" and "Check that the "oldKey" field
 	// ... is the key currently associated with the account".
-	if req.Account != s.accountURL(acct.ID) {
+	if req.Account != s.accountURL(acct.Directory, acct.ID) {
 		s.writeProblem(w, r, acmeerr.New(acmeerr.Malformed, "keyChange account does not match the outer kid"))
 		return
 	}
@@ -89,10 +89,11 @@ func (s *Server) handleKeyChange(w http.ResponseWriter, r *http.Request) {
 		s.writeProblem(w, r, acmeerr.Wrap(acmeerr.BadPublicKey, err, "cannot encode the key"))
 		return
 	}
+	dir := acct.Directory
 	acct, err = s.ra.KeyChange(s.ctx(r), acct, oldTP, newJSON, newTP)
 	var inUse *ra.KeyInUseError
 	if errors.As(err, &inUse) {
-		w.Header().Set("Location", s.accountURL(inUse.AccountID))
+		w.Header().Set("Location", s.accountURL(dir, inUse.AccountID))
 	}
 	if err != nil {
 		s.writeProblem(w, r, err)

@@ -38,13 +38,13 @@ func (s *Server) orderJSON(o *store.Order) orderJSON {
 	j := orderJSON{
 		Status: o.Status, Expires: rfc3339(o.Expires), Identifiers: o.Identifiers,
 		NotBefore: rfc3339(o.NotBefore), NotAfter: rfc3339(o.NotAfter), Error: o.Error,
-		Finalize: s.orderURL(o.ID) + "/finalize", Profile: o.Profile,
+		Finalize: s.orderURL(o.Directory, o.ID) + "/finalize", Profile: o.Profile,
 	}
 	for _, a := range o.AuthzIDs {
-		j.Authorizations = append(j.Authorizations, s.authzURL(a))
+		j.Authorizations = append(j.Authorizations, s.authzURL(o.Directory, a))
 	}
 	if o.CertificateID != "" {
-		j.Certificate = s.certURL(o.CertificateID)
+		j.Certificate = s.certURL(o.Directory, o.CertificateID)
 	}
 	return j
 }
@@ -77,7 +77,7 @@ func (s *Server) handleNewOrder(w http.ResponseWriter, r *http.Request) {
 		s.writeProblem(w, r, err)
 		return
 	}
-	w.Header().Set("Location", s.orderURL(o.ID))
+	w.Header().Set("Location", s.orderURL(o.Directory, o.ID))
 	writeJSON(w, http.StatusCreated, s.orderJSON(o))
 }
 
@@ -106,7 +106,7 @@ func (s *Server) writeOrder(w http.ResponseWriter, o *store.Order, status int) {
 	if o.Status == store.StatusProcessing {
 		w.Header().Set("Retry-After", strconv.Itoa(1))
 	}
-	w.Header().Set("Location", s.orderURL(o.ID))
+	w.Header().Set("Location", s.orderURL(o.Directory, o.ID))
 	writeJSON(w, status, s.orderJSON(o))
 }
 
@@ -133,10 +133,10 @@ func (s *Server) handleAccountOrders(w http.ResponseWriter, r *http.Request) {
 	}
 	urls := []string{}
 	for _, id := range page.IDs {
-		urls = append(urls, s.orderURL(id))
+		urls = append(urls, s.orderURL(v.Account.Directory, id))
 	}
 	if page.Next != "" {
-		w.Header().Add("Link", link(s.accountURL(v.Account.ID)+"/orders?cursor="+url.QueryEscape(page.Next), "next"))
+		w.Header().Add("Link", link(s.accountURL(v.Account.Directory, v.Account.ID)+"/orders?cursor="+url.QueryEscape(page.Next), "next"))
 	}
 	writeJSON(w, http.StatusOK, map[string][]string{"orders": urls})
 }

@@ -6,11 +6,11 @@ import (
 	"github.com/acmebridge/acmebridge/store"
 )
 
-func (s *Server) newAuthzURL() string {
+func (s *Server) newAuthzURL(dir string) string {
 	if !s.cfg.Orders.PreAuthorization {
 		return ""
 	}
-	return s.base + pathNewAuthz
+	return s.root(dir) + pathNewAuthz
 }
 
 // newAuthzReq is the newAuthz payload (§7.4.1).
@@ -36,6 +36,6 @@ func (s *Server) handleNewAuthz(w http.ResponseWriter, r *http.Request) {
 		s.writeProblem(w, r, err)
 		return
 	}
-	w.Header().Set("Location", s.authzURL(a.ID))
+	w.Header().Set("Location", s.authzURL(a.Directory, a.ID))
 	writeJSON(w, http.StatusCreated, s.authzJSON(a))
 }

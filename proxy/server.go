@@ -33,6 +33,9 @@ type Options struct {
 	// CAA checks CAA at finalize for the upstreams that need it
 	// (configs.Upstream.ChecksCAA); nil means the Validator, when it can.
 	CAA ra.CAAChecker
+	// NewValidator makes a directory's validator from its configuration
+	// (validation.allow_private_addresses); nil: Validator for all.
+	NewValidator func(*configs.Config) ra.Validator
 	// Router takes the policy decision at newOrder and finalize.
 	Router ra.Router
 	// Issuers are the upstreams by name.
@@ -105,7 +108,7 @@ func New(opts Options) (*Server, error) {
 		s.log = slog.Default()
 	}
 	core, err := ra.New(ra.Options{Config: opts.Config, Store: opts.Store, Validator: opts.Validator, CAA: opts.CAA,
-		Router: opts.Router, Issuers: opts.Issuers, AccountURL: s.accountURL, Clock: func() time.Time { return s.now() },
+		Router: opts.Router, NewValidator: opts.NewValidator, Issuers: opts.Issuers, AccountURL: s.accountURL, Clock: func() time.Time { return s.now() },
 		Logger: s.log, WorkerID: opts.WorkerID, Audit: opts.Audit, Metrics: opts.Metrics})
 	if err != nil {
 		return nil, fmt.Errorf("proxy: %w", err)
@@ -132,9 +135,24 @@ func (s *Server) Run(ctx context.Context) {
 	s.ra.Run(ctx)
 }
 
+// routes serves every resource at the top level and, for each configured
+// directory, under /{name}/: one set of handlers, the directory named in
+// the request's context (ra.WithDirectory) by wrap. A directory is looked
+// up per request, so one a reload adds or removes is served or refused at
+// once.
 func (s *Server) routes() http.Handler {
 	r := mux.NewRouter()
 	r.UseEncodedPath()
+	s.route(r)
+	s.route(r.PathPrefix("/{dir:[a-z0-9-]+}").Subrouter())
+	r.NotFoundHandler = s.wrap("other", nil, func(w http.ResponseWriter, r *http.Request) {
+		s.writeProblem(w, r, acmeerr.New(acmeerr.NotFound, "no resource at %s", r.URL.Path))
+	})
+	return r
+}
+
+// route registers the ACME resources on r.
+func (s *Server) route(r *mux.Router) {
 	h := func(path string, methods []string, fn func(http.ResponseWriter, *http.Request)) {
 		r.Handle(path, s.wrap(path, methods, fn))
 	}
@@ -163,10 +181,6 @@ func (s *Server) routes() http.Handler {
 	// RFC 9773 §4.2: renewal information is fetched with an
 	// unauthenticated GET.
 	h(pathRenewalInfo+"/{id}", []string{http.MethodGet}, s.handleRenewalInfo)
-	r.NotFoundHandler = s.wrap("other", nil, func(w http.ResponseWriter, r *http.Request) {
-		s.writeProblem(w, r, acmeerr.New(acmeerr.NotFound, "no resource at %s", r.URL.Path))
-	})
-	return r
 }
 
 // reqInfo is request-scoped bookkeeping for the access log.
@@ -245,8 +259,15 @@ func (s *Server) wrap(endpoint string, methods []string, fn func(http.ResponseWr
 		}()
 		hdr := w.Header()
 		hdr.Set("Cache-Control", "no-store")
-		hdr.Add("Link", link(s.base+pathDirectory, "index"))
-		if r.Method != http.MethodGet && r.Method != http.MethodHead || r.URL.Path == pathNewNonce {
+		dir := mux.Vars(r)["dir"]
+		if s.ra.Directory(dir) == nil {
+			// Not a directory this server serves (or no longer does).
+			s.writeProblem(w, r, acmeerr.New(acmeerr.NotFound, "no resource at %s", r.URL.Path))
+			return
+		}
+		r = r.WithContext(ra.WithDirectory(r.Context(), dir))
+		hdr.Add("Link", link(s.root(dir)+pathDirectory, "index"))
+		if r.Method != http.MethodGet && r.Method != http.MethodHead || endpoint == pathNewNonce {
 			if n, err := s.newNonce(r.Context()); err == nil {
 				hdr.Set("Replay-Nonce", n)
 			} else {
@@ -281,10 +302,21 @@ func (headWriter) Write(b []byte) (int, error) { return len(b), nil }
 func link(u, rel string) string { return "<" + u + `>;rel="` + rel + `"` }
 
 // URL builders.
-func (s *Server) accountURL(id string) string { return s.base + pathAccount + id }
-func (s *Server) orderURL(id string) string   { return s.base + pathOrder + id }
-func (s *Server) authzURL(id string) string   { return s.base + pathAuthz + id }
-func (s *Server) certURL(id string) string    { return s.base + pathCert + id }
-func (s *Server) challURL(authz, id string) string {
-	return s.base + pathChallenge + authz + "/" + id
+// URL builders: every URL is in the directory of the record it names.
+
+// root is the URL of a directory's resources: the external URL for the top
+// level, the external URL and "/{name}" for another.
+func (s *Server) root(dir string) string {
+	if dir == "" {
+		return s.base
+	}
+	return s.base + "/" + dir
+}
+
+func (s *Server) accountURL(dir, id string) string { return s.root(dir) + pathAccount + id }
+func (s *Server) orderURL(dir, id string) string   { return s.root(dir) + pathOrder + id }
+func (s *Server) authzURL(dir, id string) string   { return s.root(dir) + pathAuthz + id }
+func (s *Server) certURL(dir, id string) string    { return s.root(dir) + pathCert + id }
+func (s *Server) challURL(dir, authz, id string) string {
+	return s.root(dir) + pathChallenge + authz + "/" + id
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/acmebridge/acmebridge/acmeerr"
 	"github.com/acmebridge/acmebridge/audit"
+	"github.com/acmebridge/acmebridge/configs"
 	"github.com/acmebridge/acmebridge/core"
 	"github.com/acmebridge/acmebridge/store"
 )
@@ -18,8 +19,8 @@ const maxContacts = 10
 // checkContacts validates contact URLs (§7.3: "the server MUST ... return an
 // error of type unsupportedContact" for schemes it does not support and
 // invalidContact for invalid ones).
-func (ra *RA) checkContacts(contacts []string) error {
-	if ra.cfg.Accounts.RequireContact && len(contacts) == 0 {
+func checkContacts(cfg *configs.Config, contacts []string) error {
+	if cfg.Accounts.RequireContact && len(contacts) == 0 {
 		return acmeerr.New(acmeerr.InvalidContact, "a contact is required")
 	}
 	if len(contacts) > maxContacts {
@@ -67,8 +68,21 @@ func (ra *RA) NewAccount(ctx context.Context, req NewAccountRequest) (acct *stor
 	// provided account key, then it MUST return a response with status
 	// code 200 (OK) and provide the URL of that account in the Location
 	// header field."
+	d, err := ra.dir(ctx)
+	if err != nil {
+		return nil, false, err
+	}
 	existing, err := ra.store.GetAccountByKey(ctx, req.Thumbprint)
 	switch {
+	case err == nil && existing.Directory != d.Name:
+		// The key's account was made in another directory, for which
+		// this one has no account (an account key is one account's in
+		// the whole server). The signer holds the key, so telling it
+		// so reveals nothing it does not know.
+		if req.OnlyReturnExisting {
+			return nil, false, acmeerr.New(acmeerr.AccountDoesNotExist, "no account exists with this key")
+		}
+		return nil, false, acmeerr.New(acmeerr.Unauthorized, "this key is the account key of another directory's account; use another key here")
 	case err == nil:
 		// §7.3.6: a request from a deactivated account is a 401
 		// unauthorized, newAccount with its key included.
@@ -86,14 +100,14 @@ func (ra *RA) NewAccount(ctx context.Context, req NewAccountRequest) (acct *stor
 	if req.OnlyReturnExisting {
 		return nil, false, acmeerr.New(acmeerr.AccountDoesNotExist, "no account exists with this key")
 	}
-	if err := ra.checkContacts(req.Contact); err != nil {
+	if err := checkContacts(d.Config, req.Contact); err != nil {
 		return nil, false, err
 	}
 	// §7.3: "If the server wishes to require the client to agree to terms
 	// under which the ACME service is to be used, it MUST indicate the URL
 	// where such terms can be accessed in the "termsOfService" subfield".
-	if ra.cfg.Accounts.RequireTermsAgreement && ra.cfg.Server.TermsOfService != "" && !req.TermsAgreed {
-		return nil, false, acmeerr.New(acmeerr.Malformed, "you must agree to the terms of service at %s", ra.cfg.Server.TermsOfService)
+	if d.Config.Accounts.RequireTermsAgreement && d.Config.Server.TermsOfService != "" && !req.TermsAgreed {
+		return nil, false, acmeerr.New(acmeerr.Malformed, "you must agree to the terms of service at %s", d.Config.Server.TermsOfService)
 	}
 	acct = &store.Account{
 		ID:                   core.RandomID(),
@@ -104,6 +118,7 @@ func (ra *RA) NewAccount(ctx context.Context, req NewAccountRequest) (acct *stor
 		TermsOfServiceAgreed: req.TermsAgreed,
 		CreatedAt:            ra.now(),
 		CreatedFrom:          req.Remote,
+		Directory:            d.Name,
 	}
 	kid := ""
 	k, err := ra.BindableKey(ctx, req.EAB)
@@ -114,12 +129,12 @@ func (ra *RA) NewAccount(ctx context.Context, req NewAccountRequest) (acct *stor
 		kid = k.ID
 		acct.EABKeyID, acct.Group, acct.Allow = k.ID, k.Group, k.Allow
 	}
-	spent, err := ra.limits().newAccount(ctx, acct.CreatedFrom, acct.Group)
+	spent, err := d.lim.newAccount(ctx, acct.CreatedFrom, acct.Group)
 	if err != nil {
 		return nil, false, err
 	}
 	if err := ra.store.CreateAccount(ctx, acct); err != nil {
-		ra.limits().refund(ctx, spent)
+		d.lim.refund(ctx, spent)
 		switch {
 		case errors.Is(err, store.ErrConflict) && kid != "":
 			return nil, false, acmeerr.New(acmeerr.Unauthorized, "external account key %q is already bound to an account", kid)
@@ -144,6 +159,23 @@ func (ra *RA) NewAccount(ctx context.Context, req NewAccountRequest) (acct *stor
 	return acct, true, nil
 }
 
+// Account is the account a "kid" names (RFC 8555 §6.2), for the
+// directory ctx names: an account of another directory does not exist
+// there (§6.2: "If the client sends a JWS signed with a "kid" for which
+// the server has no account, the server MUST return ... accountDoesNotExist").
+func (ra *RA) Account(ctx context.Context, id string) (*store.Account, error) {
+	acct, err := ra.store.GetAccount(ctx, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, acmeerr.New(acmeerr.AccountDoesNotExist, "no account %s", acmeerr.Quote(id))
+	case err != nil:
+		return nil, storeDown(err)
+	case acct.Directory != DirectoryOf(ctx):
+		return nil, acmeerr.New(acmeerr.AccountDoesNotExist, "no account %s", acmeerr.Quote(id))
+	}
+	return acct, nil
+}
+
 // AccountUpdate is a POST to an account URL (RFC 8555 §7.3.2, §7.3.6):
 // new contacts (nil keeps them), and a status ("" or "deactivated").
 type AccountUpdate struct {
@@ -163,7 +195,7 @@ func (ra *RA) UpdateAccount(ctx context.Context, acct *store.Account, u AccountU
 		return nil, acmeerr.New(acmeerr.Malformed, "status may only be changed to deactivated")
 	}
 	if u.Contact != nil {
-		if err := ra.checkContacts(*u.Contact); err != nil {
+		if err := checkContacts(ra.dirNamed(acct.Directory).Config, *u.Contact); err != nil {
 			return nil, err
 		}
 		acct.Contact = *u.Contact
@@ -208,6 +240,11 @@ func (ra *RA) KeyChange(ctx context.Context, acct *store.Account, oldThumbprint 
 	// is such an account, then the server MUST NOT update the account's
 	// key, and it MUST return ... 409 (Conflict)".
 	if other, err := ra.store.GetAccountByKey(ctx, newThumbprint); err == nil {
+		if other.Directory != acct.Directory {
+			// Another directory's account: its URL is not this one's
+			// to give.
+			return nil, acmeerr.New(acmeerr.Conflict, "the new key belongs to another account")
+		}
 		return nil, &KeyInUseError{AccountID: other.ID, Err: acmeerr.New(acmeerr.Conflict, "the new key belongs to another account")}
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return nil, storeDown(err)

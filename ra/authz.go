@@ -20,6 +20,11 @@ func (ra *RA) getAuthz(ctx context.Context, id string, acct *store.Account) (*st
 	if acct != nil && a.AccountID != acct.ID {
 		return nil, acmeerr.New(acmeerr.Unauthorized, "the authorization belongs to another account")
 	}
+	// Another directory's authorization is not there for this one, even
+	// to an unauthenticated GET.
+	if a.Directory != DirectoryOf(ctx) {
+		return nil, acmeerr.New(acmeerr.NotFound, "no such authorization")
+	}
 	return a, nil
 }
 
@@ -48,7 +53,7 @@ func (ra *RA) DeactivateAuthz(ctx context.Context, a *store.Authorization, statu
 		return nil, storeErr(err, "authorization")
 	}
 	if st == store.StatusPending {
-		ra.limits().deactivated(ctx, a.AccountID)
+		ra.dirNamed(a.Directory).lim.deactivated(ctx, a.AccountID)
 	}
 	return a, nil
 }

@@ -61,7 +61,7 @@ func (ra *RA) caaRoute(ctx context.Context, o *store.Order) ([]string, error) {
 		}
 		ids := u.CAAIdentities
 		if len(ids) == 0 {
-			ids = ra.cfg.Server.CAAIdentities
+			ids = ra.dirNamed(o.Directory).Config.Server.CAAIdentities
 		}
 		norm := make([]string, 0, len(ids))
 		for _, id := range ids {
@@ -86,7 +86,7 @@ func (ra *RA) caaRoute(ctx context.Context, o *store.Order) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	acct := ra.accountURL(o.AccountID)
+	acct := ra.accountURL(o.Directory, o.AccountID)
 	for _, g := range groups {
 		g.failures = ra.checkCAANames(ctx, o.Identifiers, g.identities, acct, methods)
 	}
@@ -116,7 +116,7 @@ func (ra *RA) caaRoute(ctx context.Context, o *store.Order) ([]string, error) {
 // on: CAA now forbidding every upstream makes the order invalid; a failed
 // lookup or store write puts the job back for a later attempt.
 func (ra *RA) caaFresh(ctx context.Context, o *store.Order, job *store.Job) bool {
-	if !o.CAACheckedAt.IsZero() && ra.now().Sub(o.CAACheckedAt) <= ra.cfg.Orders.CAAMaxAge.D() {
+	if !o.CAACheckedAt.IsZero() && ra.now().Sub(o.CAACheckedAt) <= ra.conf().Orders.CAAMaxAge.D() {
 		return true
 	}
 	ups, err := ra.caaRoute(ctx, o)
@@ -225,7 +225,7 @@ func (ra *RA) validationMethods(ctx context.Context, o *store.Order) (map[string
 
 // upstreamConfig returns the configuration of the named upstream.
 func (ra *RA) upstreamConfig(name string) (configs.Upstream, bool) {
-	for _, u := range ra.cfg.Upstreams {
+	for _, u := range ra.conf().Upstreams {
 		if u.Name == name {
 			return u, true
 		}

@@ -64,7 +64,7 @@ func (ra *RA) startValidation(ctx context.Context, a *store.Authorization, idx i
 	// A validation left processing without a job (by a version that
 	// kept none) is taken up again once it has clearly outlived its
 	// budget.
-	stale := c.Status == store.StatusProcessing && ra.now().Sub(c.Started) > 2*ra.cfg.Validation.Timeout.D()+10*time.Second
+	stale := c.Status == store.StatusProcessing && ra.now().Sub(c.Started) > 2*ra.conf().Validation.Timeout.D()+10*time.Second
 	if AuthzStatus(a, ra.now()) != store.StatusPending || (c.Status != store.StatusPending && !stale) {
 		return a, nil
 	}
@@ -95,7 +95,7 @@ func (ra *RA) startValidation(ctx context.Context, a *store.Authorization, idx i
 		if done, _ := w.val.(*store.Authorization); done != nil {
 			return done, nil
 		}
-	case <-time.After(ra.cfg.Orders.ValidationWait.D()):
+	case <-time.After(ra.conf().Orders.ValidationWait.D()):
 	case <-ctx.Done():
 	}
 	return ra.getAuthz(ctx, id, acct)
@@ -108,7 +108,7 @@ const MaxValidationAttempts = 5
 // validationBudget bounds one run of a validation: the validator's own
 // timeout, then time to record the outcome.
 func (ra *RA) validationBudget() time.Duration {
-	return ra.cfg.Validation.Timeout.D() + 5*time.Second
+	return ra.conf().Validation.Timeout.D() + 5*time.Second
 }
 
 // validationLease is how long a replica holds a validation job: the run's
@@ -145,7 +145,7 @@ func (ra *RA) validate(parent context.Context, a *store.Authorization, job *stor
 	if job.Attempts > MaxValidationAttempts {
 		verr = acmeerr.New(acmeerr.Internal, "the validation did not complete in %d attempts", MaxValidationAttempts)
 	} else {
-		verr = ra.va.Validate(ctx, a.Identifier.Type, a.Identifier.Value, c.Type, c.Token, job.KeyAuthorization)
+		verr = ra.dirNamed(a.Directory).va.Validate(ctx, a.Identifier.Type, a.Identifier.Value, c.Type, c.Token, job.KeyAuthorization)
 	}
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {
@@ -190,7 +190,7 @@ func (ra *RA) validate(parent context.Context, a *store.Authorization, job *stor
 			e.Problem, e.Detail = problemType(p), p.Detail
 		}
 	}
-	ra.limits().validated(ctx, a.AccountID, a.Identifier, verr != nil)
+	ra.dirNamed(a.Directory).lim.validated(ctx, a.AccountID, a.Identifier, verr != nil)
 	ra.metrics.Validation(c.Type, result)
 	ra.record(ctx, e)
 	ra.log.Info("challenge validated", "authz", authzID, "account", a.AccountID, "type", c.Type,

@@ -40,7 +40,7 @@ func (ra *RA) eabGrants(ctx context.Context, acct *store.Account) (*store.Accoun
 	default:
 		return acct, nil
 	}
-	if ra.cfg.Accounts.EAB == "required" {
+	if ra.dirNamed(acct.Directory).Config.Accounts.EAB == "required" {
 		return nil, acmeerr.New(acmeerr.Unauthorized,
 			"the external account key %s this account was bound with %s, and this server requires external account binding: register a new account with a valid key",
 			acmeerr.Quote(acct.EABKeyID), why)
@@ -64,7 +64,11 @@ type EABBinding struct {
 // verify, and it must be neither revoked, expired nor bound already.
 // NewAccount calls it; the key binds with the account's creation.
 func (ra *RA) BindableKey(ctx context.Context, b *EABBinding) (*store.EABKey, error) {
-	mode := ra.cfg.Accounts.EAB
+	d, err := ra.dir(ctx)
+	if err != nil {
+		return nil, err
+	}
+	mode := d.Config.Accounts.EAB
 	if b == nil {
 		// §7.3.4: "If the server requires an external account binding
 		// and the newAccount request does not include one, the server
@@ -78,6 +82,11 @@ func (ra *RA) BindableKey(ctx context.Context, b *EABBinding) (*store.EABKey, er
 		return nil, acmeerr.New(acmeerr.Malformed, "this server does not use external account binding")
 	}
 	key, err := ra.store.GetEABKey(ctx, b.KID)
+	if err == nil && key.Directory != d.Name {
+		// A key made for another directory binds only there: here it
+		// is as unknown as a key never made.
+		err = store.ErrNotFound
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, acmeerr.New(acmeerr.Unauthorized, "unknown external account key %s", acmeerr.Quote(b.KID))
 	}

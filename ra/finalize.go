@@ -71,7 +71,11 @@ func (ra *RA) Finalize(ctx context.Context, owner *store.Account, orderID string
 		}
 		return nil, err
 	}
-	spent, err := ra.limits().finalize(ctx, acct, o.Identifiers)
+	d, err := ra.accountDir(acct)
+	if err != nil {
+		return nil, err
+	}
+	spent, err := d.lim.finalize(ctx, acct, o.Identifiers)
 	if err != nil {
 		return nil, ra.refuse(ctx, audit.FinalizeRefused, o.AccountID, o.ID, o.Identifiers, err)
 	}
@@ -80,7 +84,7 @@ func (ra *RA) Finalize(ctx context.Context, owner *store.Account, orderID string
 	wait := ra.subscribe("order:" + o.ID)
 	defer ra.unsubscribe("order:"+o.ID, wait)
 	if err := ra.store.EnqueueJob(ctx, &store.Job{OrderID: o.ID, NotBefore: ra.now()}, o); err != nil {
-		ra.limits().refund(ctx, spent)
+		d.lim.refund(ctx, spent)
 		if errors.Is(err, store.ErrConflict) {
 			// Another finalize won the race (§7.1.6 allows one).
 			return nil, acmeerr.New(acmeerr.OrderNotReady, "order is already being finalized")
@@ -96,7 +100,7 @@ func (ra *RA) Finalize(ctx context.Context, owner *store.Account, orderID string
 	select {
 	case <-wait.done:
 		ended, _ = wait.val.(*store.Order)
-	case <-time.After(ra.cfg.Orders.FinalizeWait.D()):
+	case <-time.After(ra.conf().Orders.FinalizeWait.D()):
 	case <-ctx.Done():
 	}
 	if ended != nil {

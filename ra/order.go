@@ -31,10 +31,25 @@ func identValues(ids []store.Identifier) []string {
 }
 
 // route asks the policy for a decision on an account's order.
+// The account's directory decides, with its own policy.
 func (ra *RA) route(acct *store.Account, ids []store.Identifier, profile string) (*policy.Decision, error) {
+	d, err := ra.accountDir(acct)
+	if err != nil {
+		return nil, err
+	}
 	req := policy.Request{EABKey: acct.EABKeyID, Group: acct.Group, Profile: profile}
 	req.Identifiers = ids
-	return ra.router.Route(req)
+	return d.router.Route(req)
+}
+
+// accountDir is the directory an account was made in, as the setup in
+// force runs it; an account whose directory a reload removed may order
+// nothing more.
+func (ra *RA) accountDir(acct *store.Account) (*Directory, error) {
+	if d, ok := ra.current().dirs[acct.Directory]; ok {
+		return d, nil
+	}
+	return nil, acmeerr.New(acmeerr.Unauthorized, "the directory %s of this account is no longer served", acmeerr.Quote(acct.Directory))
 }
 
 // accountAllows enforces the identifier allow-list an account inherited
@@ -79,7 +94,7 @@ func patternsAllow(patterns []string, id store.Identifier) bool {
 // not by dns-01, RFC 8738 §7).
 func (ra *RA) newAuthz(accountID string, id store.Identifier, allowed []string, now time.Time) *store.Authorization {
 	a := &store.Authorization{ID: core.RandomID(), AccountID: accountID, Status: store.StatusPending,
-		Identifier: id, Expires: now.Add(ra.cfg.Orders.AuthzLifetime.D())}
+		Identifier: id, Expires: now.Add(ra.conf().Orders.AuthzLifetime.D())}
 	base, wildcard := trimWildcard(id)
 	if wildcard {
 		a.Identifier, a.Wildcard = base, true
@@ -205,7 +220,7 @@ type NewOrderRequest struct {
 // reused or created, rate limits spent. A refusal is audited.
 func (ra *RA) NewOrder(ctx context.Context, acct *store.Account, req NewOrderRequest) (*store.Order, error) {
 	owner := acct
-	idents, err := NormalizeIdentifiers(req.Identifiers, ra.cfg.Orders.MaxIdentifiers)
+	idents, err := NormalizeIdentifiers(req.Identifiers, ra.conf().Orders.MaxIdentifiers)
 	if err != nil {
 		return nil, err
 	}
@@ -227,7 +242,7 @@ func (ra *RA) NewOrder(ctx context.Context, acct *store.Account, req NewOrderReq
 		// §7.4: "If the server is unwilling to issue certificates with
 		// the requested validity ... it MUST return an error".
 		switch {
-		case !ra.cfg.Orders.AllowValidityRequest:
+		case !ra.conf().Orders.AllowValidityRequest:
 			return nil, acmeerr.New(acmeerr.Malformed, "this server does not accept notBefore/notAfter")
 		case !nb.IsZero() && !na.IsZero() && !na.After(nb):
 			return nil, acmeerr.New(acmeerr.Malformed, "notAfter must be after notBefore")
@@ -239,8 +254,12 @@ func (ra *RA) NewOrder(ctx context.Context, acct *store.Account, req NewOrderReq
 			return nil, acmeerr.New(acmeerr.Malformed, "notBefore %s lies more than %s in the past", nb.UTC().Format(time.RFC3339), maxBackdate)
 		}
 	}
+	d, err := ra.accountDir(owner)
+	if err != nil {
+		return nil, err
+	}
 	if req.Profile != "" {
-		if _, ok := ra.cfg.Orders.Profiles[req.Profile]; !ok {
+		if _, ok := d.Config.Orders.Profiles[req.Profile]; !ok {
 			return nil, acmeerr.New(acmeerr.InvalidProfile, "profile %s is not offered (see the directory's meta.profiles)", acmeerr.Quote(req.Profile))
 		}
 	}
@@ -260,9 +279,9 @@ func (ra *RA) NewOrder(ctx context.Context, acct *store.Account, req NewOrderReq
 	now := ra.now()
 	o := &store.Order{
 		ID: core.RandomID(), AccountID: acct.ID, Status: store.StatusPending, Identifiers: idents,
-		NotBefore: nb, NotAfter: na, Expires: now.Add(ra.cfg.Orders.OrderLifetime.D()), Profile: req.Profile,
+		NotBefore: nb, NotAfter: na, Expires: now.Add(ra.conf().Orders.OrderLifetime.D()), Profile: req.Profile,
 		Rule: dec.Rule, Upstreams: dec.Upstreams, UpstreamProfile: dec.UpstreamProfile, MaxValidity: dec.MaxValidity,
-		CreatedAt: now,
+		CreatedAt: now, Directory: acct.Directory,
 	}
 	if replaced != nil {
 		o.Replaces = replaced.ID
@@ -274,6 +293,7 @@ func (ra *RA) NewOrder(ctx context.Context, acct *store.Account, req NewOrderReq
 			continue
 		}
 		a := ra.newAuthz(acct.ID, id, dec.Challenges, now)
+		a.Directory = acct.Directory
 		if len(a.Challenges) == 0 {
 			return nil, acmeerr.New(acmeerr.RejectedIdentifier, "rule %s allows no challenge type that can validate %s", dec.Rule, id.Value).For(id.Type, id.Value)
 		}
@@ -283,12 +303,12 @@ func (ra *RA) NewOrder(ctx context.Context, acct *store.Account, req NewOrderReq
 		authzs = append(authzs, a)
 		o.AuthzIDs = append(o.AuthzIDs, a.ID)
 	}
-	spent, err := ra.limits().newOrder(ctx, acct, idents, len(authzs))
+	spent, err := d.lim.newOrder(ctx, acct, idents, len(authzs))
 	if err != nil {
 		return nil, ra.refuse(ctx, audit.OrderRefused, acct.ID, "", idents, err)
 	}
 	if err := ra.store.CreateOrder(ctx, o, authzs); err != nil {
-		ra.limits().refund(ctx, spent)
+		d.lim.refund(ctx, spent)
 		return nil, storeErr(err, "order")
 	}
 	ra.log.Info("order created", "order", o.ID, "account", o.AccountID, "rule", o.Rule, "upstreams", o.Upstreams, "identifiers", identValues(idents))

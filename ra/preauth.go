@@ -16,7 +16,7 @@ import (
 // it outlives the reuse check ("" otherwise). RFC 8555 §7.1.3 lets an
 // order list authorizations the account already holds.
 func (ra *RA) reusableAuthz(ctx context.Context, accountID string, id store.Identifier, allowed []string) string {
-	window := ra.cfg.Orders.ValidAuthzReuse.D()
+	window := ra.conf().Orders.ValidAuthzReuse.D()
 	if window <= 0 {
 		return ""
 	}
@@ -64,15 +64,20 @@ func (ra *RA) NewAuthz(ctx context.Context, owner *store.Account, ident store.Id
 		return nil, ra.refuse(ctx, audit.OrderRefused, owner.ID, "", ids, err)
 	}
 	a := ra.newAuthz(owner.ID, id, dec.Challenges, ra.now())
+	a.Directory = owner.Directory
+	d, err := ra.accountDir(owner)
+	if err != nil {
+		return nil, err
+	}
 	if len(a.Challenges) == 0 {
 		return nil, acmeerr.New(acmeerr.RejectedIdentifier, "rule %s allows no challenge type that can validate %s", dec.Rule, id.Value).For(id.Type, id.Value)
 	}
-	spent, err := ra.limits().newAuthz(ctx, acct, id)
+	spent, err := d.lim.newAuthz(ctx, acct, id)
 	if err != nil {
 		return nil, ra.refuse(ctx, audit.OrderRefused, owner.ID, "", ids, err)
 	}
 	if err := ra.store.CreateAuthz(ctx, a); err != nil {
-		ra.limits().refund(ctx, spent)
+		d.lim.refund(ctx, spent)
 		return nil, storeErr(err, "authorization")
 	}
 	return a, nil

@@ -11,7 +11,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"slices"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -59,13 +59,21 @@ type Options struct {
 	// CAA checks CAA at finalize for the upstreams that need it
 	// (configs.Upstream.ChecksCAA); nil means the Validator, when it can.
 	CAA CAAChecker
-	// Router takes the policy decision at newOrder and finalize.
+	// Router takes the policy decision at newOrder and finalize for the
+	// top-level directory; nil: NewRouter's.
 	Router Router
+	// NewRouter makes a directory's policy engine (the top level's too
+	// when Router is nil, and every one after a reload); nil: policy.New.
+	NewRouter func(configs.Policy) Router
+	// NewValidator makes the validator of a directory from its
+	// configuration (its validation.allow_private_addresses); nil: the
+	// Validator for every directory.
+	NewValidator func(*configs.Config) Validator
 	// Issuers are the upstreams by name.
 	Issuers map[string]upstream.Issuer
-	// AccountURL is an account's ACME URL, which CAA's accounturi names
-	// (RFC 8657).
-	AccountURL func(id string) string
+	// AccountURL is an account's ACME URL in its directory, which CAA's
+	// accounturi names (RFC 8657).
+	AccountURL func(directory, id string) string
 	// Clock returns the current time; time.Now when nil.
 	Clock func() time.Time
 	// Logger receives the operations' log lines; slog.Default when nil.
@@ -81,21 +89,21 @@ type Options struct {
 // RA is the domain core. Create it with New, and run Run for the
 // background issuance and validation workers.
 type RA struct {
-	cfg        *configs.Config
-	store      store.Store
-	va         Validator
-	caa        CAAChecker
-	router     Router
-	issuers    map[string]upstream.Issuer
-	accountURL func(id string) string
-	now        func() time.Time
-	log        *slog.Logger
-	audit      Auditor
-	metrics    Observer
-	workerID   string
-	breaker    *Breaker
-	// lim applies the rate limits (ratelimit.go); SetRateLimits swaps it.
-	lim atomic.Pointer[limiter]
+	// cur is the setup in force (setup.go): configuration, directories,
+	// upstreams; Reload swaps it.
+	cur          atomic.Pointer[setup]
+	store        store.Store
+	caa          CAAChecker
+	hasValidator bool
+	newRouter    func(configs.Policy) Router
+	newValidator func(*configs.Config) Validator
+	accountURL   func(directory, id string) string
+	now          func() time.Time
+	log          *slog.Logger
+	audit        Auditor
+	metrics      Observer
+	workerID     string
+	breaker      *Breaker
 	// ari caches the upstream CAs' renewal windows (renewal.go).
 	ari ariCache
 	// Background work (validations) and its waiters.
@@ -124,8 +132,9 @@ func New(opts Options) (*RA, error) {
 	if cfg == nil {
 		cfg = configs.Default()
 	}
-	ra := &RA{cfg: cfg, store: opts.Store, va: opts.Validator, caa: opts.CAA, router: opts.Router,
-		issuers: opts.Issuers, accountURL: opts.AccountURL, now: opts.Clock, log: opts.Logger, audit: opts.Audit,
+	ra := &RA{store: opts.Store, caa: opts.CAA, hasValidator: opts.Validator != nil,
+		newRouter: opts.NewRouter, newValidator: opts.NewValidator, accountURL: opts.AccountURL,
+		now: opts.Clock, log: opts.Logger, audit: opts.Audit,
 		metrics: opts.Metrics, workerID: opts.WorkerID, waiters: map[string][]*waiter{},
 		kick: make(chan struct{}, max(1, cfg.Orders.Workers))}
 	if ra.now == nil {
@@ -138,7 +147,7 @@ func New(opts Options) (*RA, error) {
 		ra.metrics = nopObserver{}
 	}
 	if ra.accountURL == nil {
-		ra.accountURL = func(id string) string { return id }
+		ra.accountURL = func(_, id string) string { return id }
 	}
 	if ra.workerID == "" {
 		ra.workerID = core.RandomID()
@@ -146,13 +155,19 @@ func New(opts Options) (*RA, error) {
 	if ra.caa == nil {
 		ra.caa, _ = opts.Validator.(CAAChecker)
 	}
-	for _, u := range cfg.Upstreams {
-		if u.ChecksCAA() && ra.caa == nil && opts.Validator != nil {
-			return nil, errors.New("ra: upstream " + u.Name + " checks CAA, and neither Options.CAA nor the Validator can")
-		}
+	if ra.newRouter == nil {
+		ra.newRouter = defaultRouter
 	}
+	if ra.newValidator == nil {
+		v := opts.Validator
+		ra.newValidator = func(*configs.Config) Validator { return v }
+	}
+	s, err := ra.build(cfg, opts.Issuers, 1, opts.Router)
+	if err != nil {
+		return nil, err
+	}
+	ra.cur.Store(s)
 	ra.breaker = NewBreaker(func() time.Time { return ra.now() })
-	ra.SetRateLimits(cfg.RateLimits)
 	ra.baseCtx, ra.cancel = context.WithCancel(context.Background())
 	return ra, nil
 }
@@ -164,13 +179,17 @@ func (ra *RA) Close() {
 	ra.wg.Wait()
 }
 
-// SetRateLimits replaces the rate limits in force (a configuration reload);
+// SetRateLimits replaces the top-level directory's rate limits in force;
 // the buckets in the store keep what was spent.
 func (ra *RA) SetRateLimits(l configs.RateLimits) {
-	ra.lim.Store(newLimiter(l, ra.store, func() time.Time { return ra.now() }))
+	old := ra.current()
+	s := *old
+	s.dirs = maps.Clone(old.dirs)
+	d := *old.dirs[""]
+	d.lim = newLimiter(l, ra.store, func() time.Time { return ra.now() }, "")
+	s.dirs[""] = &d
+	ra.cur.Store(&s)
 }
-
-func (ra *RA) limits() *limiter { return ra.lim.Load() }
 
 // Wait waits for the background validations started so far to end.
 func (ra *RA) Wait() { ra.wg.Wait() }
@@ -179,7 +198,7 @@ func (ra *RA) Wait() { ra.wg.Wait() }
 func (ra *RA) WorkerID() string { return ra.workerID }
 
 // Config is the configuration the core runs with.
-func (ra *RA) Config() *configs.Config { return ra.cfg }
+func (ra *RA) Config() *configs.Config { return ra.conf() }
 
 // Breaker is the upstreams' circuit breaker.
 func (ra *RA) Breaker() *Breaker { return ra.breaker }
@@ -213,11 +232,4 @@ func (ra *RA) record(ctx context.Context, e audit.Event) {
 }
 
 // Upstreams are the names of the configured upstreams, sorted.
-func (ra *RA) Upstreams() []string {
-	names := make([]string, 0, len(ra.issuers))
-	for name := range ra.issuers {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	return names
-}
+func (ra *RA) Upstreams() []string { return sortedNames(ra.current().issuers) }

@@ -21,7 +21,11 @@ import (
 // limits. Each request's spends go to the store as one batch: a request
 // refused by one limit spends nothing from the others.
 type limiter struct {
-	cfg            configs.RateLimits
+	cfg configs.RateLimits
+	// ns starts every bucket key: "" for the top-level directory, the
+	// directory's name and "/" for another, so a tenant's limits are its
+	// own.
+	ns             string
 	st             rateSpender
 	now            func() time.Time
 	exemptAccounts map[string]bool
@@ -50,8 +54,8 @@ type limitSpend struct {
 	what string
 }
 
-func newLimiter(cfg configs.RateLimits, st rateSpender, now func() time.Time) *limiter {
-	l := &limiter{cfg: cfg, st: st, now: now, exemptAccounts: map[string]bool{}, exemptGroups: map[string]bool{}}
+func newLimiter(cfg configs.RateLimits, st rateSpender, now func() time.Time, directory string) *limiter {
+	l := &limiter{cfg: cfg, st: st, now: now, ns: directory, exemptAccounts: map[string]bool{}, exemptGroups: map[string]bool{}}
 	for _, a := range cfg.Exempt.Accounts {
 		l.exemptAccounts[a] = true
 	}
@@ -93,7 +97,7 @@ func (l *limiter) spend(ctx context.Context, spends []limitSpend) error {
 	}
 	batch := make([]store.RateSpend, len(spends))
 	for i, sp := range spends {
-		batch[i] = sp.RateSpend
+		batch[i] = l.keyed(sp.RateSpend)
 	}
 	ds, err := l.st.SpendRates(ctx, batch, l.now())
 	if err != nil {
@@ -123,7 +127,7 @@ func (l *limiter) refund(ctx context.Context, spends []limitSpend) {
 	var batch []store.RateSpend
 	for _, sp := range spends {
 		if !sp.CheckOnly && sp.Cost > 0 {
-			r := sp.RateSpend
+			r := l.keyed(sp.RateSpend)
 			r.Cost = -r.Cost
 			batch = append(batch, r)
 		}
@@ -131,6 +135,14 @@ func (l *limiter) refund(ctx context.Context, spends []limitSpend) {
 	if len(batch) > 0 {
 		_, _ = l.st.SpendRates(ctx, batch, l.now())
 	}
+}
+
+// keyed puts the directory's namespace before a spend's bucket key.
+func (l *limiter) keyed(sp store.RateSpend) store.RateSpend {
+	if l.ns != "" {
+		sp.Key = l.ns + "/" + sp.Key
+	}
+	return sp
 }
 
 // ipKey is the bucket key of a client address (IPv6 per /64, as Boulder's
@@ -185,17 +197,21 @@ func (l *limiter) unknownKey(ctx context.Context, ip string) error {
 // would otherwise take room in the record of used nonces
 // (store.Store.UseNonce).
 func (ra *RA) LimitUnknownKey(ctx context.Context, tp, ip string) error {
-	if !ra.limits().cfg.UnknownKeyRequestsPerIP.On() {
+	d, err := ra.dir(ctx)
+	if err != nil {
+		return err
+	}
+	if !d.lim.cfg.UnknownKeyRequestsPerIP.On() {
 		return nil
 	}
-	_, err := ra.store.GetAccountByKey(ctx, tp)
+	_, err = ra.store.GetAccountByKey(ctx, tp)
 	switch {
 	case err == nil:
 		return nil
 	case !errors.Is(err, store.ErrNotFound):
 		return storeDown(err)
 	}
-	return ra.limits().unknownKey(ctx, ip)
+	return d.lim.unknownKey(ctx, ip)
 }
 
 // newOrder spends one order and newAuthzs pending authorizations for the
@@ -277,7 +293,7 @@ func (l *limiter) validated(ctx context.Context, account string, id store.Identi
 	// Separate batches: a failure bucket already spent must not keep the
 	// pending authorization from being given back.
 	for _, sp := range spends {
-		_, _ = l.st.SpendRates(ctx, []store.RateSpend{sp.RateSpend}, l.now())
+		_, _ = l.st.SpendRates(ctx, []store.RateSpend{l.keyed(sp.RateSpend)}, l.now())
 	}
 }
 

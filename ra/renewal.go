@@ -43,7 +43,8 @@ func (ra *RA) certByARIID(ctx context.Context, id string) (*store.Certificate, *
 	if err != nil {
 		return nil, nil, acmeerr.Wrap(acmeerr.Internal, err, "stored certificate %s is unreadable", c.ID)
 	}
-	if !bytes.Equal(leaf.AuthorityKeyId, aki) {
+	// A directory answers for its own certificates only.
+	if !bytes.Equal(leaf.AuthorityKeyId, aki) || c.Directory != DirectoryOf(ctx) {
 		return nil, nil, acmeerr.New(acmeerr.NotFound, "no certificate with that identifier was issued here")
 	}
 	return c, leaf, nil
@@ -132,12 +133,13 @@ func (a *ariCache) put(id string, e ariEntry, now time.Time) {
 // (cached) when it offers one, else the computed window. Revocation and
 // an operator's early renewal take precedence over the CA's answer.
 func (ra *RA) suggestedWindow(ctx context.Context, c *store.Certificate, leaf *x509.Certificate) (time.Time, time.Time, time.Duration) {
-	retry := ra.cfg.Orders.RenewalRetryAfter.D()
+	retry := ra.conf().Orders.RenewalRetryAfter.D()
 	start, end := ra.window(c)
 	if !c.RevokedAt.IsZero() || (!c.RenewBy.IsZero() && c.RenewBy.Before(c.NotAfter)) {
 		return start, end, retry
 	}
-	ri, ok := ra.issuers[c.Upstream].(upstream.RenewalInfoer)
+	iss, _ := ra.issuer(c.Upstream)
+	ri, ok := iss.(upstream.RenewalInfoer)
 	if !ok {
 		return start, end, retry
 	}

@@ -81,6 +81,11 @@ func (ra *RA) Revoke(ctx context.Context, req RevokeRequest) (*store.Certificate
 	if leaf != nil && !bytes.Equal(stored.Raw, leaf.Raw) {
 		return nil, acmeerr.New(acmeerr.NotFound, "certificate was not issued by this server")
 	}
+	// A directory's certificates are revoked through its own URLs only
+	// (the admin path, for the whole server, excepted).
+	if req.By != ByAdmin && rec.Directory != DirectoryOf(ctx) {
+		return nil, acmeerr.New(acmeerr.NotFound, "certificate was not issued by this server")
+	}
 	switch req.By {
 	case ByAccount:
 		// §7.6: "The server MUST consider at least the following accounts
@@ -108,7 +113,7 @@ func (ra *RA) Revoke(ctx context.Context, req RevokeRequest) (*store.Certificate
 	if !rec.RevokedAt.IsZero() {
 		return nil, acmeerr.New(acmeerr.AlreadyRevoked, "certificate is already revoked")
 	}
-	iss, ok := ra.issuers[rec.Upstream]
+	iss, ok := ra.issuer(rec.Upstream)
 	if !ok {
 		return nil, acmeerr.New(acmeerr.Internal, "upstream %s that issued the certificate is not configured", rec.Upstream)
 	}

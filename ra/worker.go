@@ -40,7 +40,7 @@ func (ra *RA) Run(ctx context.Context) {
 		}
 	}()
 	done := make(chan struct{})
-	workers := ra.cfg.Orders.Workers
+	workers := ra.conf().Orders.Workers
 	for i := 0; i < workers; i++ {
 		go func() {
 			defer func() { done <- struct{}{} }()
@@ -74,7 +74,7 @@ func (ra *RA) workLoop(ctx context.Context) {
 	var lastLogged time.Time
 	for {
 		for ctx.Err() == nil {
-			job, err := ra.store.ClaimJob(ctx, ra.workerID, ra.now(), ra.cfg.Orders.JobLease.D())
+			job, err := ra.store.ClaimJob(ctx, ra.workerID, ra.now(), ra.conf().Orders.JobLease.D())
 			if errors.Is(err, store.ErrNoJob) {
 				break
 			}
@@ -104,7 +104,7 @@ func (ra *RA) workLoop(ctx context.Context) {
 func (ra *RA) validationLoop(ctx context.Context) {
 	t := time.NewTicker(jobPoll)
 	defer t.Stop()
-	slots := make(chan struct{}, max(1, ra.cfg.Orders.Workers))
+	slots := make(chan struct{}, max(1, ra.conf().Orders.Workers))
 	var running sync.WaitGroup
 	defer running.Wait()
 	var lastLogged time.Time
@@ -191,7 +191,7 @@ func (ra *RA) processJob(ctx context.Context, job *store.Job) {
 	var lastErr error
 	var lastName string
 	for i, name := range o.Upstreams {
-		iss, ok := ra.issuers[name]
+		iss, ok := ra.issuer(name)
 		if !ok {
 			lastErr = acmeerr.New(acmeerr.Internal, "upstream %s is not configured", name)
 			continue
@@ -306,7 +306,7 @@ type lease struct {
 func (ra *RA) leaseKeeper(ctx context.Context, job *store.Job) *lease {
 	l := &lease{ra: ra, job: job, done: make(chan struct{})}
 	l.ctx, l.cancel = context.WithCancel(ctx)
-	d := ra.cfg.Orders.JobLease.D()
+	d := ra.conf().Orders.JobLease.D()
 	go func() {
 		t := time.NewTicker(d / 3)
 		defer t.Stop()
@@ -384,7 +384,7 @@ func (ra *RA) failOrder(ctx context.Context, o *store.Order, upstream string, ca
 	_ = ra.store.DeleteJob(ctx, o.ID)
 	if acct, err := ra.store.GetAccount(ctx, o.AccountID); err == nil {
 		// No certificate: give back what finalize spent.
-		ra.limits().notIssued(ctx, acct, o.Identifiers)
+		ra.dirNamed(o.Directory).lim.notIssued(ctx, acct, o.Identifiers)
 	}
 	ra.log.Warn("order invalid", "order", o.ID, "account", o.AccountID, "err", cause)
 	ra.metrics.Order(store.StatusInvalid)
@@ -402,6 +402,7 @@ func (ra *RA) storeCertificate(ctx context.Context, o *store.Order, upstreamName
 		ID: core.RandomID(), AccountID: o.AccountID, OrderID: o.ID, Serial: core.SerialHex(leaf),
 		Names: identValues(o.Identifiers), NotBefore: leaf.NotBefore, NotAfter: leaf.NotAfter,
 		Upstream: upstreamName, ChainPEM: res.ChainPEM, Alternates: res.Alternates, KeyThumbprint: hex.EncodeToString(sum[:]), IssuedAt: ra.now(),
+		Directory: o.Directory,
 	}
 	o.Status, o.CertificateID, o.Upstream, o.Error = store.StatusValid, c.ID, upstreamName, nil
 	if err := ra.store.PutCertificate(ctx, c, o); err != nil {
@@ -424,7 +425,7 @@ const probeTimeout = 10 * time.Second
 // giving up.
 func (ra *RA) anyHealthy(b *Breaker, names []string) bool {
 	for _, n := range names {
-		if _, ok := ra.issuers[n]; ok && !b.IsOpen(n) {
+		if _, ok := ra.issuer(n); ok && !b.IsOpen(n) {
 			return true
 		}
 	}
@@ -450,7 +451,8 @@ func (ra *RA) probeLoop(ctx context.Context) {
 		}
 		br := ra.breaker
 		for _, name := range br.Open() {
-			c, ok := ra.issuers[name].(checker)
+			iss, _ := ra.issuer(name)
+			c, ok := iss.(checker)
 			if !ok {
 				continue // closed by the cool-down
 			}

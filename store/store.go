@@ -63,6 +63,9 @@ type Account struct {
 	Allow       []string  `json:"allow,omitempty"`
 	CreatedAt   time.Time `json:"createdAt"`
 	CreatedFrom string    `json:"createdFrom,omitempty"`
+	// Directory is the ACME directory the account was made in ("" the
+	// top level); it exists for no other.
+	Directory string `json:"directory,omitempty"`
 }
 
 // Problem is a stored RFC 7807 problem (order or challenge error).
@@ -106,6 +109,8 @@ type Order struct {
 	// route: at finalize, and again by the worker when that is older than
 	// orders.caa_max_age.
 	CAACheckedAt time.Time `json:"caaCheckedAt,omitzero"`
+	// Directory is the account's directory ("" the top level).
+	Directory string `json:"directory,omitempty"`
 }
 
 // Challenge is an ACME challenge (RFC 8555 §7.1.5, §8).
@@ -132,6 +137,8 @@ type Authorization struct {
 	Wildcard   bool        `json:"wildcard,omitempty"`
 	Expires    time.Time   `json:"expires"`
 	Challenges []Challenge `json:"challenges"`
+	// Directory is the account's directory ("" the top level).
+	Directory string `json:"directory,omitempty"`
 }
 
 // Certificate is an issued certificate.
@@ -162,6 +169,10 @@ type Certificate struct {
 	// ReplacedBy is the order that named this certificate in "replaces"
 	// (RFC 9773 §5).
 	ReplacedBy string `json:"replacedBy,omitempty"`
+	// Directory is the directory of the order's account ("" the top
+	// level): revocation by the certificate's key and ARI answer only
+	// there.
+	Directory string `json:"directory,omitempty"`
 }
 
 // EABKey is an External Account Binding key (RFC 8555 §7.3.4).
@@ -180,6 +191,9 @@ type EABKey struct {
 	// AccountID is set once, when the key is bound.
 	AccountID string    `json:"accountID,omitempty"`
 	BoundAt   time.Time `json:"boundAt,omitzero"`
+	// Directory is the directory the key binds in ("" the top level);
+	// it binds in no other.
+	Directory string `json:"directory,omitempty"`
 }
 
 // Job is a pending issuance: an order in state processing that a worker must

@@ -28,6 +28,7 @@ import (
 	"github.com/acmebridge/acmebridge/proxy"
 	"github.com/acmebridge/acmebridge/proxy/admin"
 	"github.com/acmebridge/acmebridge/proxy/va"
+	"github.com/acmebridge/acmebridge/ra"
 	"github.com/acmebridge/acmebridge/store"
 	"github.com/acmebridge/acmebridge/upstream"
 	"github.com/acmebridge/acmebridge/upstream/acme"
@@ -121,11 +122,14 @@ func serve(ctx context.Context, cfg *configs.Config, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	v, err := va.FromConfig(cfg.Validation, log)
+	newValidator, err := validators(cfg.Validation, log)
 	if err != nil {
 		return err
 	}
-	warnPrivateValidation(cfg, log)
+	v := newValidator(cfg)
+	for _, name := range cfg.DirectoryNames() {
+		warnPrivateValidation(cfg.ForDirectory(name), log)
+	}
 	auditLog, err := audit.Open(cfg.Audit.File)
 	if err != nil {
 		return err
@@ -137,7 +141,8 @@ func serve(ctx context.Context, cfg *configs.Config, stdout, stderr io.Writer) e
 	metrics := proxy.NewMetrics(reg, st)
 	registerRedisMetrics(reg, st)
 	observed := store.Observed(st, metrics.ObserveStore)
-	srv, err := proxy.New(proxy.Options{Config: cfg, Store: observed, Validator: v, Router: engine, Issuers: issuers, Logger: log,
+	srv, err := proxy.New(proxy.Options{Config: cfg, Store: observed, Validator: v, NewValidator: newValidator,
+		Router: engine, Issuers: issuers, Logger: log,
 		Audit: auditLog, Metrics: metrics})
 	if err != nil {
 		return err
@@ -272,6 +277,28 @@ func adminTLSConfig(cfg *configs.Config, log *slog.Logger) (*tls.Config, error) 
 // while the ACME listener is not on loopback: anyone who can reach it can
 // then point an http-01 redirect or a name at the services of the network
 // acmebridge runs in (RFC 8555 §10.4). The quickstart listens on loopback.
+// validators builds the two validators a configuration can ask for, one
+// that reaches private addresses and one that does not, and returns what
+// picks a directory's (its validation.allow_private_addresses).
+func validators(c configs.Validation, log *slog.Logger) (func(*configs.Config) ra.Validator, error) {
+	c.AllowPrivateAddresses = false
+	public, err := va.FromConfig(c, log)
+	if err != nil {
+		return nil, err
+	}
+	c.AllowPrivateAddresses = true
+	private, err := va.FromConfig(c, log)
+	if err != nil {
+		return nil, err
+	}
+	return func(d *configs.Config) ra.Validator {
+		if d.Validation.AllowPrivateAddresses {
+			return private
+		}
+		return public
+	}, nil
+}
+
 func warnPrivateValidation(cfg *configs.Config, log *slog.Logger) {
 	if !cfg.Validation.AllowPrivateAddresses {
 		return
