@@ -120,6 +120,9 @@ type eabKey struct {
 func (s *server) createEAB(t *testing.T, flags ...string) eabKey {
 	t.Helper()
 	var k eabKey
+	if s.Directory != "" {
+		flags = append([]string{"--directory", s.Directory}, flags...)
+	}
 	s.adminJSON(t, &k, "eab", "create", flags...)
 	require.NotEmpty(t, k.ID, "eab create printed no id")
 	require.NotEmpty(t, k.HMACKey, "eab create printed no hmac_key")

@@ -72,6 +72,9 @@ type server struct {
 	Roots  *x509.CertPool
 	// DNS is the test DNS server acmebridge resolves through.
 	DNS *dnsServer
+	// Directory is the ACME directory DirectoryURL names ("" the top
+	// level); createEAB makes its keys for it.
+	Directory string
 
 	// AdminCAFile is the CA of the admin listener's certificate when it
 	// serves HTTPS (startServerAdminTLS); adminClient trusts it.
@@ -196,6 +199,14 @@ admin:
 	resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	return s
+}
+
+// in is s as the clients of its directory called dir see it: DirectoryURL
+// is /{dir}/directory, and EAB keys are made for dir. The process is s's.
+func (s *server) in(dir string) *server {
+	c := *s
+	c.Directory, c.DirectoryURL = dir, s.BaseURL+"/"+dir+"/directory"
+	return &c
 }
 
 func (s *server) waitReady(t *testing.T) {

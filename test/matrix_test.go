@@ -53,7 +53,7 @@ const (
 
 var (
 	matrixFeatures  = []string{featRegister, featRegisterEAB, featHTTP01, featDNS01, featRenew, featRenewARI, featProfile, featRevoke}
-	matrixUpstreams = []string{"local", "vault", "pebble"}
+	matrixUpstreams = []string{"local", "vault", "pebble", "tenant"}
 )
 
 // matrixZone is the DNS zone of every name the matrix orders.
@@ -224,6 +224,10 @@ type matrixUpstream struct {
 	// ShortValidity says whether max_validity reaches the certificate
 	// (the acme upstream leaves the lifetime to the CA).
 	ShortValidity bool
+	// Directory, when set, puts the matrix's settings in that directory
+	// (directories:) and points the clients at /{Directory}/directory;
+	// the top level then refuses EAB and issues nothing.
+	Directory string
 }
 
 // matrixServerYAML is the config every matrix server runs: EAB optional
@@ -231,6 +235,9 @@ type matrixUpstream struct {
 // answers to be polled again after a minute (the least allowed), and names under
 // short.matrix.test issued for 90 seconds (the Vault upstream refuses less than a minute) (lifetime-driven renewal).
 func matrixServerYAML(up *matrixUpstream) string {
+	if up.Directory != "" {
+		return matrixTenantYAML(up)
+	}
 	return fmt.Sprintf(`accounts:
   eab: optional
 orders:
@@ -249,6 +256,37 @@ upstreams:
       max_validity: 90s
   default: {upstreams: [main]}
 `, matrixProfile, up.YAML, matrixProfile, up.ProfileRule, matrixZone)
+}
+
+// matrixTenantYAML is matrixServerYAML inside the directory up.Directory:
+// the tenant has the sign-up, profile and policy; the top level refuses
+// EAB and denies every order, so nothing a client gets can come from it.
+func matrixTenantYAML(up *matrixUpstream) string {
+	return fmt.Sprintf(`accounts:
+  eab: disabled
+orders:
+  renewal_retry_after: 1m
+upstreams:
+%spolicy:
+  default: {action: deny, reason: "the top level issues nothing in this test"}
+directories:
+  - name: %s
+    accounts:
+      eab: optional
+    profiles:
+      %s: "certificates valid for a day at most"
+    policy:
+      rules:
+        - name: profile
+          match: {profiles: [%s]}
+          upstreams: [main]
+          max_validity: 24h
+        - name: short
+          match: {domains: ["*.short.%s"]}
+          upstreams: [main]
+          max_validity: 90s
+      default: {upstreams: [main]}
+`, up.YAML, up.Directory, matrixProfile, matrixProfile, matrixZone)
 }
 
 // matrixParallel is how many client runs of one upstream go at once.
@@ -348,6 +386,8 @@ func startMatrixUpstream(t *testing.T, name string) (up *matrixUpstream, reason 
 		return &matrixUpstream{Name: name, YAML: acmeUpstreamDNS("main", p),
 			ProfileRule: "      upstream_profile: " + matrixProfile + "\n",
 			Roots:       p.Roots(t), RootsName: "Pebble's root"}, ""
+	case "tenant":
+		return &matrixUpstream{Name: name, YAML: "  - name: main\n    type: local\n", ShortValidity: true, Directory: "tenant"}, ""
 	}
 	return nil, "unknown upstream " + name
 }
@@ -398,6 +438,9 @@ func runMatrixCell(t *testing.T, rec *matrixRecorder, up *matrixUpstream, mc *ma
 		rec.mu.Unlock()
 	}
 	s := startServer(t, matrixServerYAML(up))
+	if up.Directory != "" {
+		s = s.in(up.Directory)
+	}
 	r := &clientRun{t: t, s: s, up: up, mc: mc, rec: rec, bin: bin, dir: t.TempDir(), passed: map[string]bool{}, skips: map[*testing.T]string{}}
 	r.roots, r.rootsName = up.Roots, up.RootsName
 	if r.roots == nil {

@@ -56,6 +56,7 @@ var upstreamNames = map[string]string{
 	"local":  "local CA",
 	"vault":  "Vault PKI",
 	"pebble": "ACME relay (Pebble)",
+	"tenant": "local CA, in a directory (/tenant/)",
 }
 
 func main() {
