@@ -13,6 +13,7 @@ import (
 
 func newAccount(now time.Time) *store.Account {
 	return &store.Account{
+		Directory:            "tenant", // every record carries its directory (configs.Directory)
 		ID:                   newID("acct"),
 		Status:               store.StatusValid,
 		Contact:              []string{"mailto:ops@example.com", "mailto:sec@example.com"},
@@ -26,6 +27,7 @@ func newAccount(now time.Time) *store.Account {
 
 func newAuthz(accountID, name string, now time.Time) *store.Authorization {
 	return &store.Authorization{
+		Directory:  "tenant", // every record carries its directory (configs.Directory)
 		ID:         newID("authz"),
 		AccountID:  accountID,
 		Status:     store.StatusPending,
@@ -42,6 +44,7 @@ func newAuthz(accountID, name string, now time.Time) *store.Authorization {
 // per authorization.
 func newOrder(accountID string, now time.Time, authzIDs ...string) *store.Order {
 	o := &store.Order{
+		Directory: "tenant", // every record carries its directory (configs.Directory)
 		ID:        newID("order"),
 		AccountID: accountID,
 		Status:    store.StatusPending,
@@ -62,6 +65,7 @@ func newOrder(accountID string, now time.Time, authzIDs ...string) *store.Order 
 
 func newCertificate(accountID, orderID string, now time.Time) *store.Certificate {
 	return &store.Certificate{
+		Directory:     "tenant", // every record carries its directory (configs.Directory)
 		ID:            newID("cert"),
 		AccountID:     accountID,
 		OrderID:       orderID,
@@ -78,6 +82,7 @@ func newCertificate(accountID, orderID string, now time.Time) *store.Certificate
 
 func newEABKey(now time.Time) *store.EABKey {
 	return &store.EABKey{
+		Directory: "tenant", // every record carries its directory (configs.Directory)
 		ID:        newID("kid"),
 		HMACKey:   []byte("0123456789abcdef0123456789abcdef"),
 		Group:     "team-a",
