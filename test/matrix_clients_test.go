@@ -329,8 +329,11 @@ func runCertbot(r *clientRun) {
 
 	r.step(featRegister, func(t *testing.T) string {
 		cmd(t, main, append([]string{"register", "--agree-tos", "-m", "certbot@example.com", "--no-eff-email"}, common...)...)
+		// accounts/HOST/PATH.../ID/regr.json: PATH is the directory URL's
+		// path (directory, or tenant/directory).
 		m, _ := filepath.Glob(filepath.Join(main, "config", "accounts", "*", "*", "*", "regr.json"))
-		require.NotEmpty(t, m, "certbot stored no account")
+		m2, _ := filepath.Glob(filepath.Join(main, "config", "accounts", "*", "*", "*", "*", "regr.json"))
+		require.NotEmpty(t, append(m, m2...), "certbot stored no account")
 		return ""
 	})
 	r.step(featRegisterEAB, func(t *testing.T) string {
