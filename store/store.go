@@ -106,6 +106,11 @@ type Order struct {
 	// route: at finalize, and again by the worker when that is older than
 	// orders.caa_max_age.
 	CAACheckedAt time.Time `json:"caaCheckedAt,omitzero"`
+	// Delegated says the order's authorizations were created valid without
+	// a challenge, by delegated validation under Rule
+	// (configs.Rule.DelegatedValidation); finalize and the worker check
+	// that the account's EAB key still grants it.
+	Delegated bool `json:"delegated,omitempty"`
 }
 
 // Challenge is an ACME challenge (RFC 8555 §7.1.5, §8).
@@ -132,6 +137,12 @@ type Authorization struct {
 	Wildcard   bool        `json:"wildcard,omitempty"`
 	Expires    time.Time   `json:"expires"`
 	Challenges []Challenge `json:"challenges"`
+	// Delegated says the authorization was created valid without a
+	// challenge: delegated validation by policy rule DelegatedRule, for an
+	// account bound with an EAB key that rule matches. It is never reused
+	// for another order.
+	Delegated     bool   `json:"delegated,omitempty"`
+	DelegatedRule string `json:"delegatedRule,omitempty"`
 }
 
 // Certificate is an issued certificate.
