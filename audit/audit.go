@@ -37,6 +37,10 @@ const (
 	CertRevoked        = "certificate.revoked"
 	FinalizeRefused    = "finalize.refused"
 	AdminAction        = "admin.action"
+
+	// AuthzDelegated is an authorization created valid without a challenge
+	// by a rule's delegated validation (with EAB key, group, name, rule).
+	AuthzDelegated = "authorization.delegated"
 )
 
 // Event is one audit line.
@@ -47,6 +51,7 @@ type Event struct {
 	Remote    string    `json:"remote,omitempty"`
 	Account   string    `json:"account,omitempty"`
 	EABKey    string    `json:"eab_key,omitempty"`
+	Group     string    `json:"group,omitempty"`
 	Order     string    `json:"order,omitempty"`
 	Names     []string  `json:"names,omitempty"`
 	Rule      string    `json:"rule,omitempty"`

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -45,6 +46,16 @@ type Rule struct {
 	MaxValidity Duration `yaml:"max_validity"`
 	// UpstreamProfile is the profile asked of the upstream.
 	UpstreamProfile string `yaml:"upstream_profile"`
+	// DelegatedValidation makes the authorizations of this rule's orders
+	// valid without a challenge, as a CA does for the pre-validated domains
+	// of an EAB account: the names were validated elsewhere (an on-prem
+	// acmebridge that validated its clients on the LAN and relays here
+	// with an EAB key). Only on a rule whose match names groups or
+	// eab_keys (an open sign-up account has neither) and the domains or
+	// ips it grants; never on the default rule. Each such authorization is
+	// audited as authorization.delegated; allow_wildcards, allow_ips and
+	// CAA still apply.
+	DelegatedValidation bool `yaml:"delegated_validation"`
 }
 
 // Match selects what a rule applies to. Within a field any entry matches;
@@ -107,6 +118,9 @@ func (p Policy) validate(upstreams map[string]bool) []error {
 		if !isDefault && r.Match.IsZero() {
 			bad(f+".match", "must set at least one of domains, ips, eab_keys, groups, profiles")
 		}
+		if r.DelegatedValidation {
+			errs = append(errs, checkDelegation(f, r, isDefault)...)
+		}
 		for j, d := range r.Match.Domains {
 			if err := checkPattern(d); err != nil {
 				bad(fmt.Sprintf("%s.match.domains[%d]", f, j), "%v", err)
@@ -150,6 +164,35 @@ func (p Policy) validate(upstreams map[string]bool) []error {
 		check(f, r, false)
 	}
 	check("policy.default", p.Default, true)
+	return errs
+}
+
+// checkDelegation keeps delegated validation narrow and explicit: a rule
+// that grants it must only match accounts bound with an EAB key (by key ID
+// or group, never an empty one, which an open sign-up account has) and
+// name the identifiers it grants.
+func checkDelegation(f string, r Rule, isDefault bool) []error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s.delegated_validation: %s", f, fmt.Sprintf(format, args...)))
+	}
+	m := r.Match
+	switch {
+	case isDefault:
+		bad("the default rule matches every account, open sign-up ones included: delegate only on a rule that names groups or eab_keys")
+		return errs
+	case r.Action == "deny":
+		bad("a deny rule issues nothing to delegate")
+	}
+	if len(m.Groups)+len(m.EABKeys) == 0 {
+		bad("the rule must match groups or eab_keys: without them it would match open sign-up accounts, which nobody vouched for")
+	}
+	if slices.Contains(m.Groups, "") || slices.Contains(m.EABKeys, "") {
+		bad("an empty group or EAB key ID matches accounts without one (open sign-up)")
+	}
+	if len(m.Domains)+len(m.IPs) == 0 {
+		bad("the rule must name the domains or ips it grants")
+	}
 	return errs
 }
 

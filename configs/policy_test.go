@@ -58,3 +58,43 @@ func TestALabels(t *testing.T) {
 		require.Equal(t, want, got, in)
 	}
 }
+
+// TestDelegatedValidationNarrow: delegated validation is accepted only on a
+// rule that matches accounts by EAB group or key and names the domains or
+// IPs it grants; config check refuses it on the default rule, on a rule an
+// open sign-up account could match, and on one that grants every name.
+func TestDelegatedValidationNarrow(t *testing.T) {
+	c, err := Load(write(t, `
+accounts: {eab: required}
+policy:
+  rules:
+    - name: site-a
+      match: {groups: [site-a], domains: ["*.site-a.example.com"], ips: ["10.1.0.0/16"]}
+      upstreams: [dev]
+      delegated_validation: true
+    - name: key-1
+      match: {eab_keys: [kid-1], domains: ["k1.example.com"]}
+      upstreams: [dev]
+      delegated_validation: true
+  default: {action: deny}
+`))
+	require.NoError(t, err)
+	require.True(t, c.Policy.Rules[0].DelegatedValidation)
+
+	for body, want := range map[string]string{
+		// The default rule matches every account.
+		"  default: {upstreams: [dev], delegated_validation: true}\n": "policy.default.delegated_validation: the default rule matches every account",
+		// No account condition: open sign-up accounts would match.
+		"  rules:\n    - {name: r, match: {domains: [a.example.com]}, upstreams: [dev], delegated_validation: true}\n": "policy.rules[0].delegated_validation: the rule must match groups or eab_keys",
+		// A profile is no account condition either.
+		"  rules:\n    - {name: r, match: {profiles: [p], domains: [a.example.com]}, upstreams: [dev], delegated_validation: true}\n": "policy.rules[0].delegated_validation: the rule must match groups or eab_keys",
+		// An empty group matches accounts without one.
+		"  rules:\n    - {name: r, match: {groups: [\"\"], domains: [a.example.com]}, upstreams: [dev], delegated_validation: true}\n": "an empty group or EAB key ID matches accounts without one",
+		// Every name of the group: the grant must be explicit.
+		"  rules:\n    - {name: r, match: {groups: [g]}, upstreams: [dev], delegated_validation: true}\n":                       "policy.rules[0].delegated_validation: the rule must name the domains or ips it grants",
+		"  rules:\n    - {name: r, match: {groups: [g], domains: [a.example.com]}, action: deny, delegated_validation: true}\n": "a deny rule issues nothing to delegate",
+	} {
+		_, err := Load(write(t, "policy:\n"+body))
+		require.ErrorContains(t, err, want, body)
+	}
+}

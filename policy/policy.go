@@ -48,6 +48,11 @@ type Decision struct {
 	MaxValidity time.Duration
 	// UpstreamProfile is the profile to ask the upstream for.
 	UpstreamProfile string
+	// Delegated says the rule grants delegated validation
+	// (configs.Rule.DelegatedValidation): the order's authorizations are
+	// valid without a challenge. Only a rule matching the account's EAB
+	// key or group and naming every identifier of the order gives it.
+	Delegated bool
 }
 
 // Explanation is the reasoning for one name, for `policy explain`.
@@ -65,6 +70,9 @@ type Explanation struct {
 	// otherwise for ConflictingPattern, names the wildcard would cover.
 	ConflictingRule    string `json:"conflicting_rule,omitempty"`
 	ConflictingPattern string `json:"conflicting_pattern,omitempty"`
+	// Delegated says an allowed name's authorization would be valid
+	// without a challenge (the rule's delegated_validation).
+	Delegated bool `json:"delegated,omitempty"`
 	// Skipped says why each earlier rule did not match.
 	Skipped []string `json:"skipped,omitempty"`
 }
@@ -288,7 +296,7 @@ func allowed(r configs.Rule, id Identifier) *acmeerr.Error {
 func decision(r configs.Rule) *Decision {
 	d := &Decision{Rule: r.Name, Upstreams: slices.Clone(r.Upstreams), Challenges: slices.Clone(r.Challenges),
 		KeyTypes: slices.Clone(r.KeyTypes), MinRSABits: r.MinRSABits, MaxValidity: r.MaxValidity.D(),
-		UpstreamProfile: r.UpstreamProfile}
+		UpstreamProfile: r.UpstreamProfile, Delegated: r.DelegatedValidation}
 	if len(d.Challenges) == 0 {
 		d.Challenges = slices.Clone(core.ChallengeTypes)
 	}
@@ -334,6 +342,8 @@ func (e *Engine) Explain(name string, req Request) Explanation {
 	} else if c := e.wildcardConflict(id, req, ri, r); c != nil {
 		x.Action, x.Reason, x.Upstreams = "deny", c.detail, nil
 		x.ConflictingRule, x.ConflictingPattern = c.rule, c.pattern
+	} else {
+		x.Delegated = r.DelegatedValidation
 	}
 	return x
 }

@@ -104,7 +104,11 @@ func stricter(o, r configs.Rule, p string) string {
 		return fmt.Sprintf("routes %s to %v, not %v as rule %s does", p, od.Upstreams, rd.Upstreams, r.Name)
 	case od.UpstreamProfile != rd.UpstreamProfile:
 		return fmt.Sprintf("asks upstream profile %q for %s, not %q as rule %s does", od.UpstreamProfile, p, rd.UpstreamProfile, r.Name)
-	case !slices.Contains(od.Challenges, core.ChallengeDNS01):
+	case rd.Delegated && !od.Delegated:
+		// A delegated wildcard is valid without a challenge: it would
+		// skip the validation o requires of the names it covers.
+		return fmt.Sprintf("requires a challenge for %s, which rule %s's delegated validation would skip", p, r.Name)
+	case !rd.Delegated && !slices.Contains(od.Challenges, core.ChallengeDNS01):
 		// A wildcard's authorization offers dns-01 only (proxy newAuthz;
 		// Boulder's ChallengesFor: "If the identifier is for a DNS wildcard
 		// name we only provide a DNS-01 challenge as a matter of CA policy").

@@ -58,6 +58,24 @@ func TestWildcardCoversOtherRules(t *testing.T) {
 			req: req("*.example.com"), refusedBy: "order", detail: "routes www.example.com to [vault dev]"},
 		{name: "exact same route and constraints", rules: []configs.Rule{allow("same", domains("www.example.com"), "dev"), public},
 			req: req("*.example.com"), rule: "public"},
+		// Delegated validation: a delegated wildcard may not cover a name
+		// an earlier rule validates by challenge; a delegated earlier rule
+		// under a wildcard validated by challenge is no conflict.
+		{name: "delegated wildcard over a challenged name", rules: []configs.Rule{
+			allow("challenged", configs.Match{Groups: []string{"g"}, Domains: []string{"secret.example.com"}}, "dev"),
+			with(allow("site", configs.Match{Groups: []string{"g"}, Domains: []string{"*.example.com"}}, "dev"), func(r *configs.Rule) { r.DelegatedValidation = true })},
+			req: withReq(req("*.example.com"), func(r *Request) { r.Group = "g" }), refusedBy: "challenged",
+			detail: "rule challenged requires a challenge for secret.example.com, which rule site's delegated validation would skip"},
+		{name: "delegated wildcard over a delegated name", rules: []configs.Rule{
+			with(allow("also", configs.Match{Groups: []string{"g"}, Domains: []string{"secret.example.com"}}, "dev"), func(r *configs.Rule) {
+				r.DelegatedValidation, r.Challenges = true, []string{"http-01"}
+			}),
+			with(allow("site", configs.Match{Groups: []string{"g"}, Domains: []string{"*.example.com"}}, "dev"), func(r *configs.Rule) { r.DelegatedValidation = true })},
+			req: withReq(req("*.example.com"), func(r *Request) { r.Group = "g" }), rule: "site"},
+		{name: "challenged wildcard over a delegated name", rules: []configs.Rule{
+			with(allow("delegated", configs.Match{Groups: []string{"g"}, Domains: []string{"secret.example.com"}}, "dev"), func(r *configs.Rule) { r.DelegatedValidation = true }),
+			public},
+			req: withReq(req("*.example.com"), func(r *Request) { r.Group = "g" }), rule: "public"},
 
 		// Globs in the first label.
 		{name: "glob deny one label below", rules: []configs.Rule{deny("printers", domains("printer-*.corp.example.com")), allow("corp", domains("*.corp.example.com"), "dev")},

@@ -56,6 +56,11 @@ func (ra *RA) Finalize(ctx context.Context, owner *store.Account, orderID string
 	if err != nil {
 		return nil, ra.refuse(ctx, audit.FinalizeRefused, o.AccountID, o.ID, o.Identifiers, err)
 	}
+	// An order validated by delegation (delegate.go) keeps it only while
+	// the account's EAB key and the policy still grant it.
+	if err := delegationHolds(o, dec); err != nil {
+		return nil, ra.refuse(ctx, audit.FinalizeRefused, o.AccountID, o.ID, o.Identifiers, err)
+	}
 	if err := KeyAllowed(content.CSR.PublicKey, dec); err != nil {
 		return nil, ra.refuse(ctx, audit.FinalizeRefused, o.AccountID, o.ID, o.Identifiers, err)
 	}

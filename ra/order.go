@@ -287,11 +287,26 @@ func (ra *RA) NewOrder(ctx context.Context, acct *store.Account, req NewOrderReq
 		o.Replaces = replaced.ID
 	}
 	var authzs []*store.Authorization
+	pending := 0
 	for _, id := range idents {
+		if dec.Delegated {
+			// Delegated validation (delegate.go): a fresh valid
+			// authorization per order, never one reused.
+			a := ra.delegatedAuthz(acct.ID, id, dec.Rule, now)
+			a.Directory = acct.Directory
+			if a.Expires.After(o.Expires) {
+				a.Expires = o.Expires
+			}
+			authzs = append(authzs, a)
+			o.AuthzIDs = append(o.AuthzIDs, a.ID)
+			o.Delegated = true
+			continue
+		}
 		if reused := ra.reusableAuthz(ctx, acct.ID, id, dec.Challenges); reused != "" {
 			o.AuthzIDs = append(o.AuthzIDs, reused)
 			continue
 		}
+		pending++
 		a := ra.newAuthz(acct.ID, id, dec.Challenges, now)
 		a.Directory = acct.Directory
 		if len(a.Challenges) == 0 {
@@ -303,7 +318,7 @@ func (ra *RA) NewOrder(ctx context.Context, acct *store.Account, req NewOrderReq
 		authzs = append(authzs, a)
 		o.AuthzIDs = append(o.AuthzIDs, a.ID)
 	}
-	spent, err := d.lim.newOrder(ctx, acct, idents, len(authzs))
+	spent, err := d.lim.newOrder(ctx, acct, idents, pending)
 	if err != nil {
 		return nil, ra.refuse(ctx, audit.OrderRefused, acct.ID, "", idents, err)
 	}
@@ -315,6 +330,13 @@ func (ra *RA) NewOrder(ctx context.Context, acct *store.Account, req NewOrderReq
 	ra.record(ctx, audit.Event{Event: audit.OrderCreated, Account: o.AccountID, EABKey: owner.EABKeyID, Order: o.ID,
 		Names: identValues(idents), Rule: o.Rule, Upstreams: o.Upstreams})
 	ra.metrics.Order(store.StatusPending)
+	if o.Delegated {
+		ra.auditDelegated(ctx, acct, o, authzs)
+		// §7.1.6: every authorization is valid, so the order is "ready".
+		if ready, err := ra.refreshOrder(ctx, o); err == nil {
+			o = ready
+		}
+	}
 	if replaced != nil {
 		// Best effort: the replacement is on the order either way; the mark
 		// on the certificate makes a second "replaces" of it alreadyReplaced.

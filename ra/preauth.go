@@ -29,6 +29,10 @@ func (ra *RA) reusableAuthz(ctx context.Context, accountID string, id store.Iden
 		}
 		return ""
 	}
+	if a.Delegated {
+		// A delegated authorization belongs to its order (delegate.go).
+		return ""
+	}
 	for _, c := range a.Challenges {
 		if c.Status == store.StatusValid && now.Sub(c.Validated) <= window && slices.Contains(allowed, c.Type) {
 			return a.ID

@@ -169,6 +169,17 @@ func (ra *RA) processJob(ctx context.Context, job *store.Job) {
 		ended = ra.failOrder(ctx, o, "", err)
 		return
 	}
+	// A delegated order's grant is checked again before an upstream is
+	// asked: a key revoked while the job waited ends it (delegate.go).
+	if err := ra.delegationNow(ctx, o); err != nil {
+		if acmeerr.KindOf(err) == acmeerr.Unavailable {
+			job.NotBefore = ra.now().Add(5 * time.Second)
+			ra.releaseJob(ctx, job)
+			return
+		}
+		ended = ra.failOrder(ctx, o, "", err)
+		return
+	}
 	if !ra.caaFresh(ctx, o, job) {
 		return
 	}

@@ -111,6 +111,11 @@ type Order struct {
 	CAACheckedAt time.Time `json:"caaCheckedAt,omitzero"`
 	// Directory is the account's directory ("" the top level).
 	Directory string `json:"directory,omitempty"`
+	// Delegated says the order's authorizations were created valid without
+	// a challenge, by delegated validation under Rule
+	// (configs.Rule.DelegatedValidation); finalize and the worker check
+	// that the account's EAB key still grants it.
+	Delegated bool `json:"delegated,omitempty"`
 }
 
 // Challenge is an ACME challenge (RFC 8555 §7.1.5, §8).
@@ -139,6 +144,12 @@ type Authorization struct {
 	Challenges []Challenge `json:"challenges"`
 	// Directory is the account's directory ("" the top level).
 	Directory string `json:"directory,omitempty"`
+	// Delegated says the authorization was created valid without a
+	// challenge: delegated validation by policy rule DelegatedRule, for an
+	// account bound with an EAB key that rule matches. It is never reused
+	// for another order.
+	Delegated     bool   `json:"delegated,omitempty"`
+	DelegatedRule string `json:"delegatedRule,omitempty"`
 }
 
 // Certificate is an issued certificate.

@@ -279,6 +279,7 @@ type auditEvent struct {
 	RequestID string    `json:"request_id"`
 	Account   string    `json:"account"`
 	EABKey    string    `json:"eab_key"`
+	Group     string    `json:"group"`
 	Order     string    `json:"order"`
 	Names     []string  `json:"names"`
 	Rule      string    `json:"rule"`

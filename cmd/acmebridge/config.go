@@ -83,6 +83,9 @@ func cmdPolicyExplain(args []string, stdout, stderr io.Writer) int {
 		if e.Reason != "" {
 			fmt.Fprintf(stdout, " (%s)", e.Reason)
 		}
+		if e.Delegated {
+			fmt.Fprint(stdout, ", delegated validation (no challenge)")
+		}
 		fmt.Fprintln(stdout)
 		if e.ConflictingRule != "" {
 			fmt.Fprintf(stdout, "  refused by rule %s (%s)\n", e.ConflictingRule, e.ConflictingPattern)

@@ -73,3 +73,35 @@ policy:
 	require.Equal(t, 2, code)
 	require.Contains(t, stderr, "name at least one")
 }
+
+// TestTierExamples: the tiered bridge's example configs pass `config check`,
+// and `policy explain` tells which names of a site's group the SaaS side
+// delegates (README "On-prem and SaaS").
+func TestTierExamples(t *testing.T) {
+	for _, f := range []string{"../../configs/tier-onprem.yaml", "../../configs/tier-saas.yaml"} {
+		code, out, stderr := runCmd("config", "check", "--config", f)
+		require.Equal(t, 0, code, "%s: %s", f, stderr)
+		require.Contains(t, out, "ok")
+	}
+	code, out, _ := runCmd("policy", "explain", "--config", "../../configs/tier-saas.yaml", "--group", "site-a",
+		"printer-1.site-a.corp.example.com", "printer-1.site-b.corp.example.com", "*.site-a.corp.example.com")
+	require.Equal(t, 0, code)
+	require.Contains(t, out, "printer-1.site-a.corp.example.com: rule site-a, allow via vault, delegated validation (no challenge)")
+	require.Contains(t, out, "printer-1.site-b.corp.example.com: rule sites-elsewhere, deny (a site's bridge gets certificates only for its own names)")
+	require.Contains(t, out, "*.site-a.corp.example.com: rule site-a, deny (rule site-a: wildcard names are not issued)")
+	code, out, _ = runCmd("policy", "explain", "--config", "../../configs/tier-saas.yaml", "printer-1.site-a.corp.example.com")
+	require.Equal(t, 0, code)
+	require.Contains(t, out, "printer-1.site-a.corp.example.com: rule default, deny", "an account of no group gets nothing")
+
+	// config check refuses delegation on a rule an open sign-up account could match.
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	require.NoError(t, os.WriteFile(bad, []byte(`upstreams: [{name: dev, type: local}]
+policy:
+  rules:
+    - {name: open, match: {domains: ["*.example.com"]}, upstreams: [dev], delegated_validation: true}
+  default: {action: deny}
+`), 0o600))
+	code, _, stderr := runCmd("config", "check", "--config", bad)
+	require.Equal(t, 1, code)
+	require.Contains(t, stderr, "policy.rules[0].delegated_validation: the rule must match groups or eab_keys")
+}

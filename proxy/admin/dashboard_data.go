@@ -118,6 +118,8 @@ type orderRow struct {
 	ID, Account, Status, Rule, Upstream, Color, Error, Certificate string
 	Names, Route                                                   []string
 	Created                                                        time.Time
+	// Delegated: validated by the rule's delegated validation.
+	Delegated bool
 }
 
 // ordersView is a page of the latest orders.
@@ -506,7 +508,7 @@ func certRowOf(c *store.Certificate, now time.Time) certRow {
 
 func orderRowOf(o *store.Order) orderRow {
 	r := orderRow{ID: o.ID, Account: o.AccountID, Status: o.Status, Rule: o.Rule, Upstream: o.Upstream, Route: o.Upstreams,
-		Certificate: o.CertificateID, Created: o.CreatedAt}
+		Certificate: o.CertificateID, Created: o.CreatedAt, Delegated: o.Delegated}
 	for _, id := range o.Identifiers {
 		r.Names = append(r.Names, id.Value)
 	}

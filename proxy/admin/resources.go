@@ -241,12 +241,44 @@ type orderView struct {
 	Expires     time.Time          `json:"expires"`
 	// Replaces is the certificate this order renews (ARI "replaces").
 	Replaces string `json:"replaces,omitempty"`
+	// Delegated: the order's authorizations were valid without a
+	// challenge, by the delegated validation of Rule.
+	Delegated bool `json:"delegated,omitempty"`
+	// Authorizations are listed when one order is shown.
+	Authorizations []authzView `json:"authorizations,omitempty"`
+}
+
+// authzView is an order's authorization: its state, the challenge that
+// validated it, or the rule that delegated it.
+type authzView struct {
+	ID         string           `json:"id"`
+	Identifier store.Identifier `json:"identifier"`
+	Wildcard   bool             `json:"wildcard,omitempty"`
+	Status     string           `json:"status"`
+	Expires    time.Time        `json:"expires"`
+	// ValidatedBy is the type of the challenge that validated it.
+	ValidatedBy string `json:"validated_by,omitempty"`
+	// Delegated and DelegatedRule: valid without a challenge, by that
+	// rule's delegated validation.
+	Delegated     bool   `json:"delegated,omitempty"`
+	DelegatedRule string `json:"delegated_rule,omitempty"`
 }
 
 func orderOf(o *store.Order) orderView {
 	return orderView{ID: o.ID, Account: o.AccountID, Status: o.Status, Identifiers: o.Identifiers, Profile: o.Profile,
 		Rule: o.Rule, Upstreams: o.Upstreams, Upstream: o.Upstream, Certificate: o.CertificateID, Error: o.Error,
-		CreatedAt: o.CreatedAt, Expires: o.Expires, Replaces: o.Replaces}
+		CreatedAt: o.CreatedAt, Expires: o.Expires, Replaces: o.Replaces, Delegated: o.Delegated}
+}
+
+func authzOf(a *store.Authorization, now time.Time) authzView {
+	v := authzView{ID: a.ID, Identifier: a.Identifier, Wildcard: a.Wildcard, Status: ra.AuthzStatus(a, now),
+		Expires: a.Expires, Delegated: a.Delegated, DelegatedRule: a.DelegatedRule}
+	for _, c := range a.Challenges {
+		if c.Status == store.StatusValid {
+			v.ValidatedBy = c.Type
+		}
+	}
+	return v
 }
 
 func hasName(ids []store.Identifier, name string) bool {
@@ -284,7 +316,19 @@ func (a *api) showOrder(w http.ResponseWriter, r *http.Request) {
 		storeFail(w, err, "order")
 		return
 	}
-	writeJSON(w, http.StatusOK, orderOf(o))
+	v := orderOf(o)
+	for _, id := range o.AuthzIDs {
+		az, err := a.Store.GetAuthz(r.Context(), id)
+		if errors.Is(err, store.ErrNotFound) {
+			continue // an authorization removed after it expired
+		}
+		if err != nil {
+			storeFail(w, err, "authorization")
+			return
+		}
+		v.Authorizations = append(v.Authorizations, authzOf(az, a.now()))
+	}
+	writeJSON(w, http.StatusOK, v)
 }
 
 // certView is a certificate for operators.
