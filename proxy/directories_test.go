@@ -54,13 +54,14 @@ func (c *client) issued(names ...string) (orderJSON, []byte) {
 	return o, blk.Bytes
 }
 
-// registerEAB registers c with the EAB key kid/mac in its directory.
-func (c *client) registerEAB(kid string, mac []byte) *http.Response {
+// registerEAB registers c with the EAB key kid/mac in its directory and
+// returns the status.
+func (c *client) registerEAB(kid string, mac []byte) int {
 	rec := c.post(pathNewAccount, map[string]any{"externalAccountBinding": eabBinding(c.e.t, c, kid, mac, c.url(pathNewAccount))})
 	if rec.Code == http.StatusCreated {
 		c.kid = rec.Header().Get("Location")
 	}
-	return rec.Result()
+	return rec.Code
 }
 
 // TestDirectoriesServed: each directory has its own URLs and meta; the top
@@ -114,7 +115,7 @@ func TestDirectoryIsolation(t *testing.T) {
 
 	mac := eabKey(t, e, "dev-1", func(k *store.EABKey) { k.Directory = "devices" })
 	b := e.newClientIn("devices")
-	require.Equal(t, http.StatusCreated, b.registerEAB("dev-1", mac).StatusCode)
+	require.Equal(t, http.StatusCreated, b.registerEAB("dev-1", mac))
 
 	moved := func(u string) string { return strings.Replace(u, "/public/", "/devices/", 1) }
 	events := len(e.audit.events)
@@ -197,14 +198,14 @@ func TestDirectoryAccountsAndKeys(t *testing.T) {
 	k, err := e.st.GetEABKey(t.Context(), "top-1")
 	require.NoError(t, err)
 	require.Empty(t, k.AccountID)
-	require.Equal(t, http.StatusCreated, c.registerEAB("dev-1", devMAC).StatusCode)
+	require.Equal(t, http.StatusCreated, c.registerEAB("dev-1", devMAC))
 
 	e2 := newEnv(t, func(cfg *configs.Config) { twoDirectories(cfg); cfg.Accounts.EAB = "optional" })
 	devMAC2 := eabKey(t, e2, "dev-2", func(k *store.EABKey) { k.Directory = "devices" })
 	topC := e2.newClient()
 	rec = topC.post(pathNewAccount, map[string]any{"externalAccountBinding": eabBinding(t, topC, "dev-2", devMAC2, topC.url(pathNewAccount))})
 	requireProblem(t, rec, 403, "unauthorized")
-	require.Equal(t, http.StatusCreated, e2.newClientIn("devices").registerEAB("dev-2", devMAC2).StatusCode)
+	require.Equal(t, http.StatusCreated, e2.newClientIn("devices").registerEAB("dev-2", devMAC2))
 }
 
 // TestDirectoryPolicyAndLimits: each directory routes by its own policy and
@@ -213,7 +214,7 @@ func TestDirectoryPolicyAndLimits(t *testing.T) {
 	e := newEnv(t, twoDirectories)
 	mac := eabKey(t, e, "dev-1", func(k *store.EABKey) { k.Directory = "devices" })
 	dev := e.newClientIn("devices")
-	require.Equal(t, http.StatusCreated, dev.registerEAB("dev-1", mac).StatusCode)
+	require.Equal(t, http.StatusCreated, dev.registerEAB("dev-1", mac))
 	pub := e.newClientIn("public")
 	pub.register()
 
@@ -283,7 +284,7 @@ func TestDirectoryValidators(t *testing.T) {
 	e := newEnv(t, twoDirectories)
 	mac := eabKey(t, e, "dev-1", func(k *store.EABKey) { k.Directory = "devices" })
 	dev := e.newClientIn("devices")
-	require.Equal(t, http.StatusCreated, dev.registerEAB("dev-1", mac).StatusCode)
+	require.Equal(t, http.StatusCreated, dev.registerEAB("dev-1", mac))
 	dev.readyOrder(dnsIDs("p.corp.example.com")...)
 	require.Equal(t, 1, lan.calls)
 	require.Equal(t, 0, internet.calls)
