@@ -33,6 +33,11 @@ func cmdConfigCheck(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "%s: ok\n  listen %s, external URL %s\n  store %s\n  upstreams: %s\n  policy: %d rules and a default\n",
 		*path, c.Server.Listen, c.Server.ExternalURL, c.Store.Driver, strings.Join(names, ", "), len(c.Policy.Rules))
+	for _, name := range c.DirectoryNames()[1:] {
+		d := c.ForDirectory(name)
+		fmt.Fprintf(stdout, "  directory /%s/: eab %s, %d policy rules and a default, private addresses %s\n",
+			name, d.Accounts.EAB, len(d.Policy.Rules), map[bool]string{true: "allowed", false: "refused"}[d.Validation.AllowPrivateAddresses])
+	}
 	return 0
 }
 

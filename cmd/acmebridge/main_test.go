@@ -42,6 +42,11 @@ func TestConfigCheck(t *testing.T) {
 	code, _, stderr := runCmd("config", "check", "--config", bad)
 	require.Equal(t, 1, code)
 	require.Contains(t, stderr, "line 2: field listn not found")
+
+	code, out, _ = runCmd("config", "check", "--config", "../../configs/directories.yaml")
+	require.Equal(t, 0, code)
+	require.Contains(t, out, "directory /public/: eab disabled, 1 policy rules and a default, private addresses refused")
+	require.Contains(t, out, "directory /devices/: eab required, 2 policy rules and a default, private addresses allowed")
 }
 
 func TestPolicyExplain(t *testing.T) {
