@@ -82,14 +82,16 @@ type dashboard struct {
 	mu sync.Mutex
 	// loggedOut holds the sessions ended by logout until they expire.
 	loggedOut map[string]time.Time
-	// expiry caches the expiry timeline a minute (the most costly part).
-	expiry cached[*expiryView]
+	// expiry caches the expiry timeline of each directory filter ("" all)
+	// a while (the most costly part); guarded by mu.
+	expiry map[string]*cached[*expiryView]
 }
 
 func newDashboard(a *api, opts DashboardOptions, reg prometheus.Gatherer, log *slog.Logger) *dashboard {
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
-	d := &dashboard{api: a, opts: opts, reg: reg, log: log, key: key, loggedOut: map[string]time.Time{}}
+	d := &dashboard{api: a, opts: opts, reg: reg, log: log, key: key, loggedOut: map[string]time.Time{},
+		expiry: map[string]*cached[*expiryView]{}}
 	d.tokenMAC = d.mac("token", a.Token)
 	return d
 }
