@@ -126,7 +126,7 @@ func (a *api) directoryParam(r *http.Request, v string) (string, int, error) {
 		return v, 0, nil
 	}
 	if !slices.Contains(a.directoryNames(), v) {
-		return "", http.StatusBadRequest, fmt.Errorf("no directory %q is configured", v)
+		return "", http.StatusBadRequest, fmt.Errorf("no directory %s is configured", v)
 	}
 	return v, 0, nil
 }
