@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
-	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -106,9 +105,6 @@ func (a *api) match(tok string) (scope, bool) {
 	}
 	return s, found > 0 && tok != ""
 }
-
-// errForbidden is a scoped token asking for what is not its directory's.
-var errForbidden = errors.New("forbidden")
 
 // directoryParam reads the directory a request names (the query parameter
 // or a body field, v): "" for every directory. A scoped token may name
