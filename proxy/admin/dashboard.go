@@ -229,7 +229,14 @@ func (d *dashboard) login(w http.ResponseWriter, r *http.Request) {
 		d.showLogin(w, http.StatusBadRequest, "The form could not be read.")
 		return
 	}
-	if !hmac.Equal(d.mac("token", strings.TrimSpace(r.PostForm.Get("token"))), d.tokenMAC) {
+	tok := strings.TrimSpace(r.PostForm.Get("token"))
+	if !hmac.Equal(d.mac("token", tok), d.tokenMAC) {
+		if s, ok := d.api.match(tok); ok && !s.global {
+			// The dashboard shows every directory: the global token only.
+			d.record(r, "dashboard login refused: a token scoped to a directory")
+			d.showLogin(w, http.StatusForbidden, "This token is scoped to a directory: the dashboard takes the global admin token.")
+			return
+		}
 		d.record(r, "dashboard login refused: wrong token")
 		d.showLogin(w, http.StatusUnauthorized, "Wrong token.")
 		return

@@ -287,11 +287,19 @@ func TestScopedTokenCannotReachAnotherTenant(t *testing.T) {
 		require.Equal(t, "lan", ex[0].Rule)
 		require.Equal(t, http.StatusForbidden, e.as(devicesTok, http.MethodGet, "/api/v1/policy/explain?name=www.example.net&directory=public", nil).Code)
 
-		// The dashboard wants the global token: a scoped one gets the login form.
+		// The dashboard wants the global token: a scoped one gets the
+		// login form, and the form refuses it.
 		w = e.as(devicesTok, http.MethodGet, "/dashboard", nil)
 		require.Equal(t, http.StatusOK, w.Code)
 		require.Contains(t, w.Body.String(), `name="token"`)
 		require.NotContains(t, w.Body.String(), "www.example.net")
+		login := httptest.NewRequest(http.MethodPost, "/dashboard/login", strings.NewReader("token="+devicesTok))
+		login.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		w = httptest.NewRecorder()
+		e.h.ServeHTTP(w, login)
+		require.Equal(t, http.StatusForbidden, w.Code)
+		require.Contains(t, w.Body.String(), "scoped to a directory")
+		require.Empty(t, w.Result().Cookies(), "no session")
 
 		// Its own records: shown and acted on, audited with its directory
 		// and the scoped token as actor.
