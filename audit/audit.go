@@ -75,6 +75,22 @@ type Event struct {
 	// commas, the reason code); Summarize still reads them.
 	Reason string `json:"reason,omitempty"`
 	Actor  string `json:"actor,omitempty"`
+	// Directory is the ACME directory (tenant) the event belongs to: the
+	// name of a configured directory, empty for the top level.
+	Directory string `json:"directory,omitempty"`
+}
+
+// TopLevel is how operators name the top-level directory (/directory) in
+// filters and views: configured directories' names never hold a '/'.
+const TopLevel = "/"
+
+// DirectoryLabel is the name operators see for a directory: TopLevel for
+// the top level ("").
+func DirectoryLabel(name string) string {
+	if name == "" {
+		return TopLevel
+	}
+	return name
 }
 
 // Why is the event's reason for people: a problem's type and detail, a
@@ -162,6 +178,9 @@ type Filter struct {
 	Name string
 	// Events limits the event types.
 	Events []string
+	// Directory keeps one directory's events: its name, or TopLevel; ""
+	// keeps every directory's.
+	Directory string
 }
 
 // Match reports whether e passes the filter.
@@ -176,6 +195,8 @@ func (f Filter) Match(e Event) bool {
 	case len(f.Events) > 0 && !slices.Contains(f.Events, e.Event):
 		return false
 	case f.Name != "" && !slices.ContainsFunc(e.Names, func(n string) bool { return strings.EqualFold(n, f.Name) }):
+		return false
+	case f.Directory != "" && DirectoryLabel(e.Directory) != f.Directory:
 		return false
 	}
 	return true

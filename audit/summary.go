@@ -143,6 +143,12 @@ type Summary struct {
 // lines are counted, not fatal; an error is a read error or more than
 // MaxBuckets buckets.
 func Summarize(r io.Reader, since, until time.Time, bucket time.Duration) (*Summary, error) {
+	return SummarizeDirectory(r, "", since, until, bucket)
+}
+
+// SummarizeDirectory is Summarize of one directory's events (a name, or
+// TopLevel; "" is every directory's, as Summarize).
+func SummarizeDirectory(r io.Reader, directory string, since, until time.Time, bucket time.Duration) (*Summary, error) {
 	if !since.IsZero() && !until.IsZero() && !since.Before(until) {
 		return nil, fmt.Errorf("audit: summary window: since (%s) is not before until (%s)", since.Format(time.RFC3339), until.Format(time.RFC3339))
 	}
@@ -166,7 +172,7 @@ func Summarize(r io.Reader, since, until time.Time, bucket time.Duration) (*Summ
 		}
 		return b
 	}
-	bad, err := Read(r, Filter{Since: since}, func(e Event) {
+	bad, err := Read(r, Filter{Since: since, Directory: directory}, func(e Event) {
 		if !until.IsZero() && !e.Time.Before(until) {
 			return
 		}

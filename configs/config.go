@@ -86,6 +86,23 @@ type Admin struct {
 	TokenFile string `yaml:"token_file"`
 	// TLS serves the admin listener (API, dashboard, metrics) over HTTPS.
 	TLS AdminTLS `yaml:"tls"`
+	// DirectoryTokens are admin tokens scoped to one directory each: a
+	// tenant operator's token sees and manages that directory's EAB keys,
+	// accounts, orders and certificates only (another directory's are
+	// not found), and none of the server-wide endpoints (upstreams,
+	// reload, the dashboard). token_file holds the token (at least 32
+	// characters; created 0600 with 256 random bits when missing).
+	DirectoryTokens []DirectoryToken `yaml:"directory_tokens"`
+}
+
+// DirectoryToken is an admin token scoped to one directory.
+type DirectoryToken struct {
+	// Directory is a configured directory's name, or "/" for the top
+	// level.
+	Directory string `yaml:"directory"`
+	// TokenFile holds the token; one file per entry, not the global
+	// token's.
+	TokenFile string `yaml:"token_file"`
 }
 
 // AdminTLS is the admin listener's certificate. Without one the listener
@@ -490,6 +507,7 @@ func (c *Config) Validate() error {
 	if (c.Admin.TLS.CertFile == "") != (c.Admin.TLS.KeyFile == "") {
 		bad("admin.tls", "cert_file and key_file go together")
 	}
+	c.validateDirectoryTokens(bad)
 	switch c.Store.Driver {
 	case "bolt":
 	case "redis":

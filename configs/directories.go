@@ -2,6 +2,7 @@ package configs
 
 import (
 	"fmt"
+	"path/filepath"
 	"regexp"
 	"slices"
 
@@ -193,4 +194,33 @@ func (c *Config) validateDirectories(upstreams map[string]bool, bad func(field, 
 		}
 	}
 	return errs
+}
+
+// validateDirectoryTokens checks admin.directory_tokens: each names a
+// served directory and a token file of its own.
+func (c *Config) validateDirectoryTokens(bad func(field, format string, args ...any)) {
+	files := map[string]string{filepath.Clean(c.Admin.TokenFile): "admin.token_file"}
+	for i, t := range c.Admin.DirectoryTokens {
+		f := fmt.Sprintf("admin.directory_tokens[%d]", i)
+		if t.Directory == "" || (t.Directory != "/" && !c.HasDirectory(t.Directory)) {
+			bad(f+".directory", "%q is not a configured directory (name one of directories, or \"/\" for the top level)", t.Directory)
+		}
+		if t.TokenFile == "" {
+			bad(f+".token_file", "is required")
+			continue
+		}
+		if other, ok := files[filepath.Clean(t.TokenFile)]; ok {
+			bad(f+".token_file", "%q is also %s: each token has its own file", t.TokenFile, other)
+		}
+		files[filepath.Clean(t.TokenFile)] = f
+	}
+}
+
+// ScopedDirectory is the directory a scoped admin token names: "" for the
+// top level ("/").
+func (t DirectoryToken) ScopedDirectory() string {
+	if t.Directory == "/" {
+		return ""
+	}
+	return t.Directory
 }

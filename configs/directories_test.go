@@ -69,3 +69,30 @@ func TestDirectoriesValidated(t *testing.T) {
 		require.ErrorContains(t, err, want, body)
 	}
 }
+
+// TestDirectoryTokensValidated: a scoped admin token names a configured
+// directory (or "/", the top level) and a token file of its own.
+func TestDirectoryTokensValidated(t *testing.T) {
+	c, err := Load(write(t, `
+data_dir: /tmp/ab
+directories: [{name: devices}]
+admin:
+  directory_tokens:
+    - {directory: devices, token_file: /run/secrets/devices.token}
+    - {directory: /, token_file: /run/secrets/top.token}
+`))
+	require.NoError(t, err)
+	require.Equal(t, "devices", c.Admin.DirectoryTokens[0].ScopedDirectory())
+	require.Equal(t, "", c.Admin.DirectoryTokens[1].ScopedDirectory())
+	for body, want := range map[string]string{
+		`admin: {directory_tokens: [{directory: nope, token_file: /x}]}`:                                                          `admin.directory_tokens[0].directory: "nope" is not a configured directory`,
+		`admin: {directory_tokens: [{token_file: /x}]}`:                                                                           `admin.directory_tokens[0].directory: "" is not a configured directory`,
+		`{directories: [{name: d}], admin: {directory_tokens: [{directory: d}]}}`:                                                 `admin.directory_tokens[0].token_file: is required`,
+		`{directories: [{name: d}], admin: {token_file: /t, directory_tokens: [{directory: d, token_file: /t}]}}`:                 `admin.directory_tokens[0].token_file: "/t" is also admin.token_file`,
+		`{directories: [{name: d}], admin: {directory_tokens: [{directory: d, token_file: /a}, {directory: /, token_file: /a}]}}`: `admin.directory_tokens[1].token_file: "/a" is also admin.directory_tokens[0]`,
+		`admin: {directory_tokens: [{directory: d, token: x}]}`:                                                                   `field token not found`,
+	} {
+		_, err := Load(write(t, body))
+		require.ErrorContains(t, err, want, body)
+	}
+}

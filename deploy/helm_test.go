@@ -123,6 +123,27 @@ func TestHelmChartVaultEAB(t *testing.T) {
 	require.Equal(t, []string{"zerossl"}, ex[1].Upstreams)
 	require.Equal(t, "deny", ex[2].Action)
 
+	// The directories pass through; the devices directory explains with
+	// its own policy; its scoped admin token comes from its Secret.
+	dirs, ok := dig(t, cfg, "directories").([]any)
+	require.True(t, ok)
+	require.Len(t, dirs, 1)
+	require.Equal(t, "devices", dig(t, dirs[0].(map[string]any), "name"))
+	out, code = runCmd(t, nil, "", binPath, "policy", "explain", "--config", path, "--directory", "devices", "--json",
+		"printer.devices.corp.example.com", "host.corp.example.com")
+	require.Equal(t, 0, code, out)
+	require.NoError(t, json.Unmarshal([]byte(out), &ex))
+	require.Equal(t, "lan", ex[0].Rule)
+	require.Equal(t, "deny", ex[1].Action)
+	toks, ok := dig(t, cfg, "admin", "directory_tokens").([]any)
+	require.True(t, ok)
+	require.Len(t, toks, 1)
+	tok := toks[0].(map[string]any)
+	require.Equal(t, "devices", tok["directory"])
+	tm := mountTable(t, d.Spec.Template.Spec, ctr).find(tok["token_file"].(string))
+	require.NotNil(t, tm)
+	require.Equal(t, "secret:acmebridge-devices-admin", tm.source)
+
 	var ing struct {
 		Spec struct {
 			Rules []struct {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/acmebridge/acmebridge/audit"
 	"github.com/acmebridge/acmebridge/core"
 	"github.com/acmebridge/acmebridge/store"
 )
@@ -71,15 +72,15 @@ var unrenewedWindows = []struct {
 func NewMetrics(reg prometheus.Registerer, st metricsStore) *Metrics {
 	m := &Metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "acmebridge_requests_total",
-			Help: "ACME requests by endpoint, method and HTTP status."}, []string{"endpoint", "method", "code"}),
+			Help: "ACME requests by directory, endpoint, method and HTTP status."}, []string{"directory", "endpoint", "method", "code"}),
 		problems: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "acmebridge_problems_total",
 			Help: "Problem documents sent, by ACME error type."}, []string{"type"}),
 		orders: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "acmebridge_orders_total",
-			Help: "Orders entering each state (pending at creation, processing at finalize, valid, invalid)."}, []string{"state"}),
+			Help: "Orders entering each state (pending at creation, processing at finalize, valid, invalid), by directory."}, []string{"directory", "state"}),
 		// 5 ms to 11 minutes: a local CA answers in milliseconds, a public
 		// CA solving dns-01 in minutes (an attempt is cut at issueDeadline).
 		issuance: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "acmebridge_issuance_seconds",
-			Help: "Time an upstream took to issue, by upstream.", Buckets: prometheus.ExponentialBuckets(0.005, 2, 18)}, []string{"upstream"}),
+			Help: "Time an upstream took to issue, by directory and upstream.", Buckets: prometheus.ExponentialBuckets(0.005, 2, 18)}, []string{"directory", "upstream"}),
 		upstreamErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "acmebridge_upstream_errors_total",
 			Help: "Failed upstream issuance attempts, by upstream and error kind (transient or permanent)."}, []string{"upstream", "kind"}),
 		validations: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "acmebridge_validations_total",
@@ -96,9 +97,6 @@ func NewMetrics(reg prometheus.Registerer, st metricsStore) *Metrics {
 		for _, res := range validationResults {
 			m.validations.WithLabelValues(typ, res)
 		}
-	}
-	for _, state := range orderStates {
-		m.orders.WithLabelValues(state)
 	}
 	for _, typ := range zeroProblems {
 		m.problems.WithLabelValues(typ)
@@ -151,16 +149,23 @@ func (m *Metrics) ObserveStore(op string, d time.Duration, err error) {
 	m.storeOps.WithLabelValues(op, result).Observe(d.Seconds())
 }
 
-func (m *Metrics) request(endpoint, method string, code int) {
+// request counts an ACME request. dir is the label of a served directory
+// (dirLabel), or "" for a path naming none: a client's path never becomes
+// a label value.
+func (m *Metrics) request(dir, endpoint, method string, code int) {
 	switch method {
 	case "GET", "HEAD", "POST":
 	default:
 		method = "other" // the method is the client's: keep the label set small
 	}
 	if m != nil {
-		m.requests.WithLabelValues(endpoint, method, strconv.Itoa(code)).Inc()
+		m.requests.WithLabelValues(dir, endpoint, method, strconv.Itoa(code)).Inc()
 	}
 }
+
+// dirLabel is a directory's label value: its name, "/" for the top level
+// (as the admin API and the CLI name it).
+func dirLabel(name string) string { return audit.DirectoryLabel(name) }
 
 func (m *Metrics) problem(typ string) {
 	if m != nil {
@@ -168,17 +173,18 @@ func (m *Metrics) problem(typ string) {
 	}
 }
 
-// Order counts an order reaching state.
-func (m *Metrics) Order(state string) {
+// Order counts an order of a directory reaching state.
+func (m *Metrics) Order(directory, state string) {
 	if m != nil {
-		m.orders.WithLabelValues(state).Inc()
+		m.orders.WithLabelValues(dirLabel(directory), state).Inc()
 	}
 }
 
-// Issued observes an issuance by upstream and how long it took.
-func (m *Metrics) Issued(upstream string, d time.Duration) {
+// Issued observes an issuance by directory and upstream and how long it
+// took.
+func (m *Metrics) Issued(directory, upstream string, d time.Duration) {
 	if m != nil {
-		m.issuance.WithLabelValues(upstream).Observe(d.Seconds())
+		m.issuance.WithLabelValues(dirLabel(directory), upstream).Observe(d.Seconds())
 	}
 }
 
@@ -201,14 +207,23 @@ func (m *Metrics) Validation(typ, result string) {
 }
 
 // watchUpstreams makes acmebridge_upstream_up report s's upstreams (Run
-// calls it) and starts their error counters and issuance histograms at
-// zero, so an alert's rate() sees the first failure.
+// calls it) and starts their error counters, the issuance histograms and
+// the order counters of every directory at zero, so an alert's rate() sees
+// the first failure.
 func (m *Metrics) watchUpstreams(s *Server) {
 	if m == nil {
 		return
 	}
+	dirs := s.ra.Directories()
+	for _, dir := range dirs {
+		for _, state := range orderStates {
+			m.orders.WithLabelValues(dirLabel(dir), state)
+		}
+	}
 	for _, name := range s.ra.Upstreams() {
-		m.issuance.WithLabelValues(name)
+		for _, dir := range dirs {
+			m.issuance.WithLabelValues(dirLabel(dir), name)
+		}
 		m.upstreamErrors.WithLabelValues(name, "transient")
 		m.upstreamErrors.WithLabelValues(name, "permanent")
 	}

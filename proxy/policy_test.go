@@ -153,7 +153,7 @@ func TestAuditAndMetrics(t *testing.T) {
 	a := decode[authzJSON](t, c.post(decode[orderJSON](t, rec).Authorizations[0], nil))
 	c.post(a.Challenges[0].URL, struct{}{})
 	require.Equal(t, "invalid", decode[orderJSON](t, c.post(badURL, nil)).Status)
-	require.Equal(t, 1.0, testutil.ToFloat64(e.metrics.orders.WithLabelValues("invalid")))
+	require.Equal(t, 1.0, testutil.ToFloat64(e.metrics.orders.WithLabelValues("/", "invalid")))
 	require.Len(t, e.audit.of(audit.OrderInvalid), 1)
 
 	require.Len(t, e.audit.of(audit.AccountCreated), 1)
@@ -178,10 +178,10 @@ func TestAuditAndMetrics(t *testing.T) {
 		require.NotContains(t, ev.Why(), "BEGIN")
 	}
 
-	require.Equal(t, 1.0, testutil.ToFloat64(e.metrics.orders.WithLabelValues("valid")))
-	require.Equal(t, 2.0, testutil.ToFloat64(e.metrics.orders.WithLabelValues("pending")))
+	require.Equal(t, 1.0, testutil.ToFloat64(e.metrics.orders.WithLabelValues("/", "valid")))
+	require.Equal(t, 2.0, testutil.ToFloat64(e.metrics.orders.WithLabelValues("/", "pending")))
 	require.Equal(t, 1.0, testutil.ToFloat64(e.metrics.validations.WithLabelValues("http-01", "invalid")))
-	require.Equal(t, 2.0, testutil.ToFloat64(e.metrics.requests.WithLabelValues(pathNewOrder, "POST", "201")))
+	require.Equal(t, 2.0, testutil.ToFloat64(e.metrics.requests.WithLabelValues("/", pathNewOrder, "POST", "201")))
 	require.Equal(t, 1, testutil.CollectAndCount(e.metrics.issuance))
 	e.metrics.ObserveStore("GetOrder", time.Millisecond, nil)
 	require.Equal(t, 1, testutil.CollectAndCount(e.metrics.storeOps))

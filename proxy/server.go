@@ -245,6 +245,8 @@ func (s *Server) wrap(endpoint string, methods []string, fn func(http.ResponseWr
 		ri := &reqInfo{id: core.RandomID()[:16]}
 		r = r.WithContext(context.WithValue(r.Context(), reqInfoKey{}, ri))
 		w := &statusWriter{ResponseWriter: rw}
+		// The directory label: set once the path names a served directory.
+		label := ""
 		defer func() {
 			if v := recover(); v != nil {
 				s.log.Error("panic", "request_id", ri.id, "panic", fmt.Sprint(v))
@@ -252,7 +254,7 @@ func (s *Server) wrap(endpoint string, methods []string, fn func(http.ResponseWr
 					s.writeProblem(w, r, fmt.Errorf("panic: %v", v))
 				}
 			}
-			s.metrics.request(endpoint, r.Method, w.status)
+			s.metrics.request(label, endpoint, r.Method, w.status)
 			s.log.Info("request", "request_id", ri.id, "method", r.Method, "path", r.URL.Path,
 				"status", w.status, "problem", ri.problem, "remote", r.RemoteAddr,
 				"duration_ms", float64(s.now().Sub(start).Microseconds())/1000)
@@ -266,6 +268,7 @@ func (s *Server) wrap(endpoint string, methods []string, fn func(http.ResponseWr
 			return
 		}
 		r = r.WithContext(ra.WithDirectory(r.Context(), dir))
+		label = dirLabel(dir)
 		hdr.Add("Link", link(s.root(dir)+pathDirectory, "index"))
 		if r.Method != http.MethodGet && r.Method != http.MethodHead || endpoint == pathNewNonce {
 			if n, err := s.newNonce(r.Context()); err == nil {

@@ -183,7 +183,7 @@ func (ra *RA) validate(parent context.Context, a *store.Authorization, job *stor
 	}
 	stored = a
 	result, event := "valid", audit.ChallengeValid
-	e := audit.Event{Event: event, Account: a.AccountID, Names: []string{a.Identifier.Value}, Challenge: c.Type}
+	e := audit.Event{Event: event, Account: a.AccountID, Names: []string{a.Identifier.Value}, Challenge: c.Type, Directory: a.Directory}
 	if verr != nil {
 		result, e.Event = "invalid", audit.ChallengeInvalid
 		if p := a.Challenges[idx].Error; p != nil {

@@ -97,7 +97,7 @@ func (ra *RA) Finalize(ctx context.Context, owner *store.Account, orderID string
 		return nil, storeDown(err)
 	}
 	ra.log.Info("order finalizing", "order", o.ID, "account", o.AccountID, "rule", o.Rule, "upstreams", o.Upstreams)
-	ra.metrics.Order(store.StatusProcessing)
+	ra.metrics.Order(o.Directory, store.StatusProcessing)
 	ra.KickWorker()
 	// ended is the order as this process's worker stored it, when the
 	// worker ended it here (val is read only once done is closed).

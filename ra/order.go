@@ -151,10 +151,10 @@ func (ra *RA) refreshOrder(ctx context.Context, o *store.Order) (*store.Order, e
 		o.Status, o.Error = next, prob
 		err = ra.store.UpdateOrder(ctx, o)
 		if err == nil {
-			ra.metrics.Order(next)
+			ra.metrics.Order(o.Directory, next)
 			if next == store.StatusInvalid {
 				ra.record(ctx, audit.Event{Event: audit.OrderInvalid, Account: o.AccountID, Order: o.ID, Names: identValues(o.Identifiers),
-					Rule: o.Rule, Problem: problemType(prob), Detail: prob.Detail})
+					Rule: o.Rule, Problem: problemType(prob), Detail: prob.Detail, Directory: o.Directory})
 			}
 			return o, nil
 		}
@@ -329,7 +329,7 @@ func (ra *RA) NewOrder(ctx context.Context, acct *store.Account, req NewOrderReq
 	ra.log.Info("order created", "order", o.ID, "account", o.AccountID, "rule", o.Rule, "upstreams", o.Upstreams, "identifiers", identValues(idents))
 	ra.record(ctx, audit.Event{Event: audit.OrderCreated, Account: o.AccountID, EABKey: owner.EABKeyID, Order: o.ID,
 		Names: identValues(idents), Rule: o.Rule, Upstreams: o.Upstreams})
-	ra.metrics.Order(store.StatusPending)
+	ra.metrics.Order(o.Directory, store.StatusPending)
 	if o.Delegated {
 		ra.auditDelegated(ctx, acct, o, authzs)
 		// §7.1.6: every authorization is valid, so the order is "ready".

@@ -40,10 +40,12 @@ type Auditor interface {
 }
 
 // Observer receives the domain's measurements (implemented by
-// proxy.Metrics; every method must accept a nil receiver).
+// proxy.Metrics; every method must accept a nil receiver). directory is
+// the name of the directory (tenant) the order belongs to, "" for the top
+// level: always a configured one, never a client's word.
 type Observer interface {
-	Order(state string)
-	Issued(upstream string, d time.Duration)
+	Order(directory, state string)
+	Issued(directory, upstream string, d time.Duration)
 	UpstreamError(upstream string, transient bool)
 	Validation(typ, result string)
 }
@@ -118,10 +120,10 @@ type RA struct {
 // nopObserver measures nothing.
 type nopObserver struct{}
 
-func (nopObserver) Order(string)                 {}
-func (nopObserver) Issued(string, time.Duration) {}
-func (nopObserver) UpstreamError(string, bool)   {}
-func (nopObserver) Validation(string, string)    {}
+func (nopObserver) Order(string, string)                 {}
+func (nopObserver) Issued(string, string, time.Duration) {}
+func (nopObserver) UpstreamError(string, bool)           {}
+func (nopObserver) Validation(string, string)            {}
 
 // New builds the domain core from its options.
 func New(opts Options) (*RA, error) {
@@ -219,10 +221,15 @@ func WithClient(ctx context.Context, c Client) context.Context {
 }
 
 // record writes an audit event, with the client ctx carries (none for
-// background work), before the response that depends on it.
+// background work), before the response that depends on it. The event's
+// directory is the one ctx names unless the caller set it (background work
+// sets it from the record it acts on).
 func (ra *RA) record(ctx context.Context, e audit.Event) {
 	c, _ := ctx.Value(clientKey{}).(Client)
 	e.RequestID, e.Remote = c.RequestID, c.Remote
+	if e.Directory == "" {
+		e.Directory = DirectoryOf(ctx)
+	}
 	if ra.audit == nil {
 		return
 	}

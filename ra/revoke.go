@@ -127,7 +127,8 @@ func (ra *RA) Revoke(ctx context.Context, req RevokeRequest) (*store.Certificate
 		return nil, storeErr(err, "certificate")
 	}
 	ra.record(WithClient(ctx, req.Client), audit.Event{Event: audit.CertRevoked, Account: rec.AccountID, Order: rec.OrderID, Names: rec.Names,
-		Upstream: rec.Upstream, Serial: rec.Serial, RevocationReason: audit.ReasonCode(req.Reason), Actor: req.By})
+		Upstream: rec.Upstream, Serial: rec.Serial, RevocationReason: audit.ReasonCode(req.Reason), Actor: req.By,
+		Directory: rec.Directory})
 	ra.log.Info("certificate revoked", "serial", rec.Serial, "account", rec.AccountID, "upstream", rec.Upstream,
 		"reason", req.Reason, "by", req.By)
 	return rec, nil

@@ -232,7 +232,7 @@ func (ra *RA) processJob(ctx context.Context, job *store.Job) {
 		}
 		if err == nil {
 			br.Success(name)
-			ra.metrics.Issued(name, ra.now().Sub(start))
+			ra.metrics.Issued(o.Directory, name, ra.now().Sub(start))
 			ended = ra.storeCertificate(ctx, o, name, res, ra.now().Sub(start))
 			return
 		}
@@ -398,9 +398,10 @@ func (ra *RA) failOrder(ctx context.Context, o *store.Order, upstream string, ca
 		ra.dirNamed(o.Directory).lim.notIssued(ctx, acct, o.Identifiers)
 	}
 	ra.log.Warn("order invalid", "order", o.ID, "account", o.AccountID, "err", cause)
-	ra.metrics.Order(store.StatusInvalid)
+	ra.metrics.Order(o.Directory, store.StatusInvalid)
 	ra.record(ctx, audit.Event{Event: audit.OrderInvalid, Account: o.AccountID, Order: o.ID, Names: identValues(o.Identifiers),
-		Rule: o.Rule, Upstream: upstream, Upstreams: o.Upstreams, Problem: problemType(o.Error), Detail: o.Error.Detail})
+		Rule: o.Rule, Upstream: upstream, Upstreams: o.Upstreams, Problem: problemType(o.Error), Detail: o.Error.Detail,
+		Directory: o.Directory})
 	return o
 }
 
@@ -420,9 +421,9 @@ func (ra *RA) storeCertificate(ctx context.Context, o *store.Order, upstreamName
 		ra.log.Error("worker: store certificate", "order", o.ID, "serial", c.Serial, "err", err)
 		return nil
 	}
-	ra.metrics.Order(store.StatusValid)
+	ra.metrics.Order(o.Directory, store.StatusValid)
 	ra.record(ctx, audit.Event{Event: audit.CertIssued, Account: o.AccountID, Order: o.ID, Names: c.Names, Rule: o.Rule,
-		Upstream: upstreamName, Serial: c.Serial, NotAfter: c.NotAfter})
+		Upstream: upstreamName, Serial: c.Serial, NotAfter: c.NotAfter, Directory: o.Directory})
 	ra.log.Info("certificate issued", "order", o.ID, "account", o.AccountID, "upstream", upstreamName,
 		"serial", c.Serial, "names", c.Names, "not_after", c.NotAfter, "took_ms", took.Milliseconds())
 	return o

@@ -161,9 +161,14 @@ func adminCommand(args []string, stdout, stderr io.Writer) int {
 		ident     = new(string)
 		expiring  = new(string)
 		reason    = new(int)
+		directory = new(string)
 		limit     = fs.Int("limit", 100, "page size")
 		cursor    = fs.String("cursor", "", "continue a listing")
 	)
+	switch group + " " + verb {
+	case "eab create", "eab list", "account list", "order list", "cert list":
+		directory = fs.String("directory", "", `directory (tenant) by name, "/" for the top level (a scoped token: its own)`)
+	}
 	switch group + " " + verb {
 	case "eab create":
 		eabGroup = fs.String("group", "", "policy group the bound account joins")
@@ -201,6 +206,9 @@ func adminCommand(args []string, stdout, stderr io.Writer) int {
 		return url.PathEscape(fs.Arg(0)), true
 	}
 	page := url.Values{"limit": {fmt.Sprint(*limit)}, "cursor": {*cursor}}
+	if *directory != "" {
+		page.Set("directory", *directory)
+	}
 	var out any
 	var path string // every case sets it
 	method := http.MethodGet
@@ -212,7 +220,7 @@ func adminCommand(args []string, stdout, stderr io.Writer) int {
 		if *eabAllow != "" {
 			allow = strings.Split(*eabAllow, ",")
 		}
-		body = map[string]any{"group": *eabGroup, "allow": allow, "expires": *eabExpire, "note": *eabNote}
+		body = map[string]any{"directory": *directory, "group": *eabGroup, "allow": allow, "expires": *eabExpire, "note": *eabNote}
 	case "eab list":
 		path = "/api/v1/eab?" + page.Encode()
 	case "eab revoke":
@@ -284,10 +292,10 @@ func adminCommand(args []string, stdout, stderr io.Writer) int {
 
 // columns are the fields shown, per record kind, in tables.
 var columns = map[string][]string{
-	"eab":     {"id", "status", "group", "allow", "account_id", "expires_at", "note"},
-	"account": {"id", "status", "group", "eab_key", "contact", "created_at"},
-	"order":   {"id", "status", "identifiers", "rule", "upstream", "account", "created_at"},
-	"cert":    {"serial", "names", "upstream", "not_after", "revoked_at", "account"},
+	"eab":     {"id", "directory", "status", "group", "allow", "account_id", "expires_at", "note"},
+	"account": {"id", "directory", "status", "group", "eab_key", "contact", "created_at"},
+	"order":   {"id", "directory", "status", "identifiers", "rule", "upstream", "account", "created_at"},
+	"cert":    {"serial", "directory", "names", "upstream", "not_after", "revoked_at", "account"},
 }
 
 // printTable prints records as a table for people.

@@ -22,11 +22,12 @@ func cmdAudit(args []string, stdout, stderr io.Writer) int {
 	account := fs.String("account", "", "only this account's events")
 	name := fs.String("name", "", "only events naming this identifier")
 	event := fs.String("event", "", "only these event types (comma-separated)")
+	directory := fs.String("directory", "", `only this directory's events ("/" the top level)`)
 	asJSON := fs.Bool("json", false, "print JSON lines")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	f := audit.Filter{Account: *account, Name: *name}
+	f := audit.Filter{Account: *account, Name: *name, Directory: *directory}
 	if *event != "" {
 		f.Events = strings.Split(*event, ",")
 	}
@@ -49,14 +50,14 @@ func cmdAudit(args []string, stdout, stderr io.Writer) int {
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
 	enc := json.NewEncoder(stdout)
 	if !*asJSON {
-		fmt.Fprintln(tw, "TIME\tEVENT\tACCOUNT\tNAMES\tUPSTREAM\tSERIAL\tREASON")
+		fmt.Fprintln(tw, "TIME\tEVENT\tDIRECTORY\tACCOUNT\tNAMES\tUPSTREAM\tSERIAL\tREASON")
 	}
 	bad, err := audit.Read(in, f, func(e audit.Event) {
 		if *asJSON {
 			_ = enc.Encode(e)
 			return
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.Format(time.RFC3339), e.Event, dash(e.Account),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.Format(time.RFC3339), e.Event, audit.DirectoryLabel(e.Directory), dash(e.Account),
 			dash(strings.Join(e.Names, ",")), dash(e.Upstream), dash(e.Serial), dash(e.Why()))
 	})
 	tw.Flush()

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -49,6 +50,7 @@ func cmdPolicyExplain(args []string, stdout, stderr io.Writer) int {
 	group := fs.String("group", "", "as an account of this EAB group")
 	eabKey := fs.String("eab-key", "", "as an account bound with this EAB key ID")
 	profile := fs.String("profile", "", "as an order asking for this profile")
+	directory := fs.String("directory", "", `with the policy of this directory (a configured one; "/" or none: the top level)`)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -61,7 +63,16 @@ func cmdPolicyExplain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	eng := policy.New(c.Policy)
+	name := *directory
+	if name == "/" {
+		name = ""
+	}
+	dc := c.ForDirectory(name)
+	if dc == nil {
+		fmt.Fprintf(stderr, "policy explain: no directory %q in %s\n", *directory, cmp.Or(*path, "the quickstart"))
+		return 1
+	}
+	eng := policy.New(dc.Policy)
 	var out []policy.Explanation
 	for _, n := range fs.Args() {
 		out = append(out, eng.Explain(n, policy.Request{Group: *group, EABKey: *eabKey, Profile: *profile}))

@@ -14,8 +14,10 @@ const usage = `acmebridge: one ACME URL in front of many certificate authorities
 Usage:
   acmebridge serve [--config FILE]           run the server (no flags: the quickstart)
   acmebridge config check --config FILE      validate a configuration file
-  acmebridge policy explain [--config FILE] [--json] [--group G] [--eab-key KID] [--profile P] NAME...
+  acmebridge policy explain [--config FILE] [--json] [--directory D] [--group G] [--eab-key KID]
+                            [--profile P] NAME...
                                              which rule and upstreams each name gets, and why
+                                             (--directory: with that directory's policy)
   acmebridge upstream check [--config FILE] [--timeout D]
                                              whether each upstream is reachable and acmebridge
                                              authorised (Vault: token lookup, role read); exit 1 if not
@@ -27,18 +29,20 @@ Usage:
   acmebridge version                         print the version
 
 Admin commands (talk to a running server's admin API; --server URL,
---token-file FILE, --json; defaults suit the quickstart):
-  acmebridge eab create [--group G] [--allow 'pattern,...'] [--expires 720h] [--note TEXT]
-  acmebridge eab list | eab revoke KID
-  acmebridge account list [--status S] | account show ID | account deactivate ID
-  acmebridge order list [--account ID] [--state S] [--identifier NAME] | order show ID
-  acmebridge cert list [--expiring 30d] [--account ID] [--name NAME] | cert show ID|SERIAL
+--token-file FILE, --json; defaults suit the quickstart). --directory D names
+a directory (tenant), "/" the top level; a token scoped to a directory
+(admin.directory_tokens) sees and acts on its own directory only:
+  acmebridge eab create [--directory D] [--group G] [--allow 'pattern,...'] [--expires 720h] [--note TEXT]
+  acmebridge eab list [--directory D] | eab revoke KID
+  acmebridge account list [--directory D] [--status S] | account show ID | account deactivate ID
+  acmebridge order list [--directory D] [--account ID] [--state S] [--identifier NAME] | order show ID
+  acmebridge cert list [--directory D] [--expiring 30d] [--account ID] [--name NAME] | cert show ID|SERIAL
   acmebridge cert revoke [--reason N] ID|SERIAL
   acmebridge cert renew-now ID|SERIAL | cert renew-now --upstream NAME
                                              move ARI renewal windows into the past
-  acmebridge audit [--file F] [--since 24h] [--account ID] [--name NAME] [--event E] [--json]
+  acmebridge audit [--file F] [--since 24h] [--account ID] [--name NAME] [--event E] [--directory D] [--json]
   acmebridge report [--since 30d] [--until T] [--expiring 30d] [--bucket 1d] [--config F]
-                    [--file F]... [--json | --csv]
+                    [--directory D] [--file F]... [--json | --csv]
                                              issuance by upstream, account and domain, refusals,
                                              revocations (audit log) and certificates expiring
 `

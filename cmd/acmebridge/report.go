@@ -30,8 +30,8 @@ import (
 
 // reportUsage is printed with a usage error of `acmebridge report`.
 const reportUsage = `usage: acmebridge report [--since 30d] [--until T] [--expiring 30d] [--bucket 1d]
-                         [--config FILE] [--file AUDIT_LOG]... [--server URL] [--token-file F]
-                         [--ca-file F] [--json | --csv]
+                         [--config FILE] [--directory D] [--file AUDIT_LOG]... [--server URL]
+                         [--token-file F] [--ca-file F] [--json | --csv]
   --since and --until take a span back from now (30d, 12h, 2w, 1w2d) or a time
   (RFC 3339, or a date 2006-01-02 meaning 00:00 UTC); the window is [since, until).
 `
@@ -52,6 +52,9 @@ type reportOptions struct {
 	tokenFile  string
 	caFile     string
 	format     string // text, json or csv
+	// directory keeps one directory's events and certificates (a name,
+	// or "/" for the top level); "" every directory's.
+	directory string
 }
 
 // cmdReport prints what the audit log says about a window (issuance by
@@ -80,7 +83,11 @@ func runReport(args []string, stdout, stderr io.Writer, now time.Time) int {
 		}
 		opts.files = []string{cfg.Audit.File}
 	}
-	sum, err := summarizeFiles(opts.files, opts.since, opts.until, opts.bucket)
+	if opts.directory != "" && opts.directory != audit.TopLevel && !cfg.HasDirectory(opts.directory) {
+		fmt.Fprintf(stderr, "report: no directory %q is configured\n", opts.directory)
+		return 2
+	}
+	sum, err := summarizeFiles(opts.files, opts.directory, opts.since, opts.until, opts.bucket)
 	if err != nil {
 		fmt.Fprintln(stderr, "report:", err)
 		return 1
@@ -88,7 +95,7 @@ func runReport(args []string, stdout, stderr io.Writer, now time.Time) int {
 	if sum.Unreadable > 0 {
 		fmt.Fprintf(stderr, "report: %d unreadable audit lines skipped\n", sum.Unreadable)
 	}
-	rep := &report{GeneratedAt: now.UTC(), Files: opts.files, Summary: sum}
+	rep := &report{GeneratedAt: now.UTC(), Files: opts.files, Directory: opts.directory, Summary: sum}
 	if opts.expiring > 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
@@ -122,6 +129,7 @@ func parseReportFlags(args []string, stderr io.Writer, now time.Time) (reportOpt
 	fs.Usage = func() { fmt.Fprint(stderr, reportUsage); fs.PrintDefaults() }
 	var o reportOptions
 	fs.StringVar(&o.configPath, "config", "", "configuration file (default: the quickstart); gives the audit log, admin API and store")
+	fs.StringVar(&o.directory, "directory", "", `only this directory's events and certificates (a configured one; "/" the top level)`)
 	fs.Func("file", "audit log to read instead of the config's audit.file (repeat for rotated files)", func(s string) error {
 		o.files = append(o.files, s)
 		return nil
@@ -238,7 +246,7 @@ func formatSpan(d time.Duration) string {
 
 // summarizeFiles summarizes audit logs read one after the other (a log and
 // its rotated predecessors, in any order: the window is by time).
-func summarizeFiles(paths []string, since, until time.Time, bucket time.Duration) (*audit.Summary, error) {
+func summarizeFiles(paths []string, directory string, since, until time.Time, bucket time.Duration) (*audit.Summary, error) {
 	var readers []io.Reader
 	for _, p := range paths {
 		f, err := os.Open(p)
@@ -256,14 +264,16 @@ func summarizeFiles(paths []string, since, until time.Time, bucket time.Duration
 			}
 		}
 	}
-	return audit.Summarize(io.MultiReader(readers...), since, until, bucket)
+	return audit.SummarizeDirectory(io.MultiReader(readers...), directory, since, until, bucket)
 }
 
 // report is what `acmebridge report` prints.
 type report struct {
 	GeneratedAt time.Time
 	Files       []string
-	Summary     *audit.Summary
+	// Directory is --directory ("" every directory).
+	Directory string
+	Summary   *audit.Summary
 	// Expiring is nil with --expiring 0.
 	Expiring *expiring
 }
@@ -310,7 +320,7 @@ func expiringCertificates(ctx context.Context, cfg *configs.Config, opts reportO
 	exp := &expiring{Within: opts.expiring, Before: now.Add(opts.expiring).UTC(), Source: "admin-api"}
 	server := cmp.Or(opts.server, adminURLOf(cfg.Admin))
 	tokenFile := cmp.Or(opts.tokenFile, cfg.Admin.TokenFile)
-	certs, apiErr := expiringFromAPI(ctx, server, tokenFile, cmp.Or(opts.caFile, cfg.Admin.TLS.CAFile), opts.expiring)
+	certs, apiErr := expiringFromAPI(ctx, server, tokenFile, cmp.Or(opts.caFile, cfg.Admin.TLS.CAFile), opts.expiring, opts.directory)
 	var dial *net.OpError
 	var pathErr *os.PathError
 	switch {
@@ -320,7 +330,7 @@ func expiringCertificates(ctx context.Context, cfg *configs.Config, opts reportO
 		fmt.Fprintf(stderr, "report: no admin API (%v); reading the store directly\n", apiErr)
 		exp.Source = "store"
 		var err error
-		if certs, err = expiringFromStore(ctx, cfg, exp.Before); err != nil {
+		if certs, err = expiringFromStore(ctx, cfg, exp.Before, opts.directory); err != nil {
 			return nil, fmt.Errorf("%w (and the admin API: %w)", err, apiErr)
 		}
 	default:
@@ -340,8 +350,9 @@ func expiringCertificates(ctx context.Context, cfg *configs.Config, opts reportO
 	return exp, nil
 }
 
-// expiringFromAPI pages through GET /api/v1/certificates?expiring=.
-func expiringFromAPI(ctx context.Context, server, tokenFile, caFile string, within time.Duration) ([]expiringCert, error) {
+// expiringFromAPI pages through GET /api/v1/certificates?expiring=
+// (&directory= for one directory).
+func expiringFromAPI(ctx context.Context, server, tokenFile, caFile string, within time.Duration, directory string) ([]expiringCert, error) {
 	c, err := newAdminClient(server, tokenFile, caFile)
 	if err != nil {
 		return nil, err
@@ -354,6 +365,9 @@ func expiringFromAPI(ctx context.Context, server, tokenFile, caFile string, with
 			Next  string         `json:"next"`
 		}
 		q := url.Values{"expiring": {within.String()}, "limit": {strconv.Itoa(reportPageSize)}, "cursor": {cursor}}
+		if directory != "" {
+			q.Set("directory", directory)
+		}
 		if err := c.call(ctx, http.MethodGet, "/api/v1/certificates?"+q.Encode(), nil, &page); err != nil {
 			return nil, err
 		}
@@ -367,8 +381,9 @@ func expiringFromAPI(ctx context.Context, server, tokenFile, caFile string, with
 
 // expiringFromStore lists the certificates expiring before a time from the
 // configured store, opened directly (no server running). Certificates hold
-// no secret, so the store is read without its sealing key.
-func expiringFromStore(ctx context.Context, cfg *configs.Config, before time.Time) ([]expiringCert, error) {
+// no secret, so the store is read without its sealing key. directory, when
+// not "", keeps that directory's ("/" the top level).
+func expiringFromStore(ctx context.Context, cfg *configs.Config, before time.Time, directory string) ([]expiringCert, error) {
 	log := slog.New(slog.DiscardHandler)
 	var st store.Store
 	var err error
@@ -401,7 +416,7 @@ func expiringFromStore(ctx context.Context, cfg *configs.Config, before time.Tim
 			if err != nil {
 				return nil, fmt.Errorf("store: certificate %s: %w", id, err)
 			}
-			if c.RevokedAt.IsZero() {
+			if c.RevokedAt.IsZero() && (directory == "" || audit.DirectoryLabel(c.Directory) == directory) {
 				out = append(out, expiringCert{ID: c.ID, Serial: c.Serial, Names: c.Names, Upstream: c.Upstream, Account: c.AccountID, NotAfter: c.NotAfter})
 			}
 		}
@@ -414,7 +429,10 @@ func expiringFromStore(ctx context.Context, cfg *configs.Config, before time.Tim
 
 // reportJSON is the document --json prints.
 type reportJSON struct {
-	GeneratedAt     time.Time     `json:"generated_at"`
+	GeneratedAt time.Time `json:"generated_at"`
+	// Directory is the directory reported on ("/" the top level); absent
+	// for every directory.
+	Directory       string        `json:"directory,omitempty"`
 	Since           time.Time     `json:"since"`
 	Until           time.Time     `json:"until"`
 	AuditFiles      []string      `json:"audit_files"`
@@ -469,7 +487,7 @@ type expiringJSON struct {
 func writeReportJSON(w io.Writer, r *report) error {
 	s := r.Summary
 	doc := reportJSON{
-		GeneratedAt: r.GeneratedAt, Since: s.Since.UTC(), Until: s.Until.UTC(), AuditFiles: r.Files,
+		GeneratedAt: r.GeneratedAt, Directory: r.Directory, Since: s.Since.UTC(), Until: s.Until.UTC(), AuditFiles: r.Files,
 		Events: s.Events, UnreadableLines: s.Unreadable, Orders: s.Orders,
 		Issued: issuedJSON{Total: s.Issued.Total(), ByUpstream: s.Issued, ByAccount: s.IssuedByAccount,
 			ByDomain: s.IssuedByDomain, Bucket: formatSpan(s.Bucket), OverTime: []bucketJSON{}},
@@ -564,6 +582,9 @@ func writeReportText(w io.Writer, r *report) error {
 	var b bytes.Buffer
 	ts := func(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 	fmt.Fprintf(&b, "acmebridge report: %s to %s (UTC, %s)\n", ts(s.Since), ts(s.Until), formatSpan(s.Until.Sub(s.Since)))
+	if r.Directory != "" {
+		fmt.Fprintf(&b, "directory %s only\n", r.Directory)
+	}
 	fmt.Fprintf(&b, "audit log %s: %d events in the window", strings.Join(r.Files, ", "), s.Events)
 	if s.Unreadable > 0 {
 		fmt.Fprintf(&b, ", %d unreadable lines skipped", s.Unreadable)

@@ -151,6 +151,10 @@ func serve(ctx context.Context, cfg *configs.Config, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
+	scoped, err := admin.ReadDirectoryTokens(token, cfg.Admin.DirectoryTokens)
+	if err != nil {
+		return err
+	}
 	types := map[string]string{}
 	for _, u := range cfg.Upstreams {
 		types[u.Name] = u.Type
@@ -178,7 +182,7 @@ func serve(ctx context.Context, cfg *configs.Config, stdout, stderr io.Writer) e
 		ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second,
 		MaxHeaderBytes: 64 << 10, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	adminSrv := &http.Server{Handler: admin.New(admin.Options{Store: st, Logger: log, Registry: reg, API: &admin.APIOptions{
-		Token: token, Store: st, Policy: engine, Issuers: issuers, Types: types, Audit: auditLog, RA: srv.RA()},
+		Token: token, DirectoryTokens: scoped, Directories: srv.RA(), Store: st, Policy: engine, Issuers: issuers, Types: types, Audit: auditLog, RA: srv.RA()},
 		Dashboard: &admin.DashboardOptions{AuditFile: cfg.Audit.File, Health: srv.UpstreamHealth}}),
 		ReadHeaderTimeout: 10 * time.Second}
 

@@ -63,7 +63,7 @@ func New(opts Options) *Server {
 	s.mux.HandleFunc("GET /readyz", s.ready)
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{}))
 	if opts.API != nil {
-		a := &api{APIOptions: *opts.API}
+		a := buildAPI(*opts.API)
 		a.routes(s.mux)
 		if opts.Dashboard != nil {
 			newDashboard(a, *opts.Dashboard, opts.Registry, opts.Logger).routes(s.mux)

@@ -2,13 +2,11 @@ package admin
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"net"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/acmebridge/acmebridge/audit"
@@ -30,9 +28,18 @@ type Auditor interface {
 
 // APIOptions are the admin API's dependencies.
 type APIOptions struct {
-	// Token is the bearer token every API request must carry.
-	Token  string
-	Store  store.Store
+	// Token is the global bearer token: it sees every directory and may
+	// call every endpoint.
+	Token string
+	// DirectoryTokens are tokens scoped to one directory each (see
+	// ReadDirectoryTokens).
+	DirectoryTokens []DirectoryToken
+	// Directories are the directories served; nil: the top level alone.
+	// Policy explain uses a directory's own policy from it.
+	Directories Directories
+	Store       store.Store
+	// Policy explains with the top level's policy when Directories is
+	// nil.
 	Policy Explainer
 	// Issuers are the upstreams by name (revocation, health); Types their
 	// configured types.
@@ -53,6 +60,18 @@ type Revoker interface {
 // api serves /api/v1/.
 type api struct {
 	APIOptions
+	// globalHash and scoped are the tokens' hashes (scope.go).
+	globalHash [32]byte
+	scoped     []scopedHash
+}
+
+// buildAPI is the API of opts.
+func buildAPI(opts APIOptions) *api {
+	a := &api{APIOptions: opts, globalHash: tokenHash(opts.Token)}
+	for _, t := range opts.DirectoryTokens {
+		a.scoped = append(a.scoped, scopedHash{sum: tokenHash(t.Token), dir: t.Directory})
+	}
+	return a
 }
 
 // apiError is the API's error body.
@@ -85,37 +104,50 @@ func storeFail(w http.ResponseWriter, err error, what string) {
 	}
 }
 
-// authorize checks the bearer token in constant time.
-func (a *api) authorize(next http.HandlerFunc) http.HandlerFunc {
+// authorize checks the bearer token in constant time against the global
+// token and every scoped one, and puts the token's scope in the request's
+// context. Unless tenant, the endpoint is server-wide: a scoped token gets
+// 403.
+func (a *api) authorize(tenant bool, next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(tok)), []byte(a.Token)) != 1 {
+		tok, ok := bearer(r)
+		s, found := a.match(tok)
+		if !ok || !found {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="acmebridge-admin"`)
 			fail(w, http.StatusUnauthorized, "missing or wrong bearer token")
 			return
 		}
+		if !s.global && !tenant {
+			fail(w, http.StatusForbidden, "this endpoint is server-wide: it needs the global admin token")
+			return
+		}
+		r = r.WithContext(context.WithValue(r.Context(), scopeKey{}, s))
 		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 		next(w, r)
 	}
 }
 
+// routes registers the API. h registers a server-wide endpoint (the
+// global token only: the default for a new one); t one a token scoped to
+// a directory may call, which acts on its directory only.
 func (a *api) routes(mux *http.ServeMux) {
-	h := func(pattern string, fn http.HandlerFunc) { mux.HandleFunc(pattern, a.authorize(fn)) }
-	h("GET /api/v1/eab", a.listEAB)
-	h("POST /api/v1/eab", a.createEAB)
-	h("POST /api/v1/eab/{kid}/revoke", a.revokeEAB)
-	h("GET /api/v1/accounts", a.listAccounts)
-	h("GET /api/v1/accounts/{id}", a.showAccount)
-	h("POST /api/v1/accounts/{id}/deactivate", a.deactivateAccount)
-	h("GET /api/v1/orders", a.listOrders)
-	h("GET /api/v1/orders/{id}", a.showOrder)
-	h("GET /api/v1/certificates", a.listCertificates)
-	h("GET /api/v1/certificates/{id}", a.showCertificate)
-	h("POST /api/v1/certificates/{id}/revoke", a.revokeCertificate)
-	h("POST /api/v1/certificates/{id}/renew-now", a.renewNow)
+	h := func(pattern string, fn http.HandlerFunc) { mux.HandleFunc(pattern, a.authorize(false, fn)) }
+	t := func(pattern string, fn http.HandlerFunc) { mux.HandleFunc(pattern, a.authorize(true, fn)) }
+	t("GET /api/v1/eab", a.listEAB)
+	t("POST /api/v1/eab", a.createEAB)
+	t("POST /api/v1/eab/{kid}/revoke", a.revokeEAB)
+	t("GET /api/v1/accounts", a.listAccounts)
+	t("GET /api/v1/accounts/{id}", a.showAccount)
+	t("POST /api/v1/accounts/{id}/deactivate", a.deactivateAccount)
+	t("GET /api/v1/orders", a.listOrders)
+	t("GET /api/v1/orders/{id}", a.showOrder)
+	t("GET /api/v1/certificates", a.listCertificates)
+	t("GET /api/v1/certificates/{id}", a.showCertificate)
+	t("POST /api/v1/certificates/{id}/revoke", a.revokeCertificate)
+	t("POST /api/v1/certificates/{id}/renew-now", a.renewNow)
+	t("GET /api/v1/policy/explain", a.explain)
 	h("POST /api/v1/upstreams/{name}/renew-now", a.renewUpstreamNow)
 	h("GET /api/v1/upstreams", a.listUpstreams)
-	h("GET /api/v1/policy/explain", a.explain)
 }
 
 func (a *api) now() time.Time {
@@ -130,7 +162,7 @@ func (a *api) record(r *http.Request, e audit.Event) {
 	if a.Audit == nil {
 		return
 	}
-	e.Actor = "admin"
+	e.Actor = actor(r)
 	e.Remote = r.RemoteAddr
 	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
 		e.Remote = host

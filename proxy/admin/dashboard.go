@@ -82,14 +82,16 @@ type dashboard struct {
 	mu sync.Mutex
 	// loggedOut holds the sessions ended by logout until they expire.
 	loggedOut map[string]time.Time
-	// expiry caches the expiry timeline a minute (the most costly part).
-	expiry cached[*expiryView]
+	// expiry caches the expiry timeline of each directory filter ("" all)
+	// a while (the most costly part); guarded by mu.
+	expiry map[string]*cached[*expiryView]
 }
 
 func newDashboard(a *api, opts DashboardOptions, reg prometheus.Gatherer, log *slog.Logger) *dashboard {
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
-	d := &dashboard{api: a, opts: opts, reg: reg, log: log, key: key, loggedOut: map[string]time.Time{}}
+	d := &dashboard{api: a, opts: opts, reg: reg, log: log, key: key, loggedOut: map[string]time.Time{},
+		expiry: map[string]*cached[*expiryView]{}}
 	d.tokenMAC = d.mac("token", a.Token)
 	return d
 }
@@ -227,7 +229,14 @@ func (d *dashboard) login(w http.ResponseWriter, r *http.Request) {
 		d.showLogin(w, http.StatusBadRequest, "The form could not be read.")
 		return
 	}
-	if !hmac.Equal(d.mac("token", strings.TrimSpace(r.PostForm.Get("token"))), d.tokenMAC) {
+	tok := strings.TrimSpace(r.PostForm.Get("token"))
+	if !hmac.Equal(d.mac("token", tok), d.tokenMAC) {
+		if s, ok := d.api.match(tok); ok && !s.global {
+			// The dashboard shows every directory: the global token only.
+			d.record(r, "dashboard login refused: a token scoped to a directory")
+			d.showLogin(w, http.StatusForbidden, "This token is scoped to a directory: the dashboard takes the global admin token.")
+			return
+		}
 		d.record(r, "dashboard login refused: wrong token")
 		d.showLogin(w, http.StatusUnauthorized, "Wrong token.")
 		return

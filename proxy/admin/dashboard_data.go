@@ -51,6 +51,11 @@ type pageData struct {
 	Now   time.Time
 	Took  string
 	Query string
+	// Directory is the directory shown (a label, "/" the top level), ""
+	// for every directory; Directories the labels to choose from (the
+	// selector shows only with more than one).
+	Directory   string
+	Directories []string
 	// StoreDown: the store did not answer; the page says so (HTTP 503).
 	StoreDown bool
 	Errors    []string
@@ -116,8 +121,10 @@ type certRow struct {
 // orderRow is an order in a table.
 type orderRow struct {
 	ID, Account, Status, Rule, Upstream, Color, Error, Certificate string
-	Names, Route                                                   []string
-	Created                                                        time.Time
+	// Directory is the order's directory ("/" the top level).
+	Directory    string
+	Names, Route []string
+	Created      time.Time
 	// Delegated: validated by the rule's delegated validation.
 	Delegated bool
 }
@@ -218,6 +225,8 @@ func (d *dashboard) gather(ctx context.Context, q url.Values) *pageData {
 	start := time.Now()
 	now := d.api.now().UTC()
 	p := &pageData{Now: now, Query: strings.TrimSpace(q.Get("q")), WindowFrom: now.Add(-window)}
+	d.chooseDirectory(p, q.Get("directory"))
+	dir := p.Directory
 	col := &colors{index: map[string]int{}}
 	names := slices.Sorted(maps.Keys(d.api.Issuers))
 	for _, n := range names {
@@ -232,10 +241,10 @@ func (d *dashboard) gather(ctx context.Context, q url.Values) *pageData {
 	}
 
 	p.StoreNote = d.storeNote()
-	sum, recent := d.auditSections(p, now)
+	sum, recent := d.auditSections(p, now, dir)
 	var lat *latencies
 	if !p.StoreDown {
-		exp, err := d.expiry.get(now, expiryCacheFor, func() (*expiryView, error) { return d.expiryTimeline(ctx, now) })
+		exp, err := d.expiryCache(dir).get(now, expiryCacheFor, func() (*expiryView, error) { return d.expiryTimeline(ctx, now, dir) })
 		if err != nil {
 			p.storeErr("certificates expiring", err)
 		} else {
@@ -254,12 +263,12 @@ func (d *dashboard) gather(ctx context.Context, q url.Values) *pageData {
 		}
 	}
 	if !p.StoreDown {
-		if lat, err = d.latencies(ctx, now); err != nil {
+		if lat, err = d.latencies(ctx, now, dir); err != nil {
 			p.storeErr("issuance latency", err)
 		}
 	}
 	if !p.StoreDown && p.Query != "" {
-		if p.Search, err = d.search(ctx, p.Query, col); err != nil {
+		if p.Search, err = d.search(ctx, p.Query, col, dir); err != nil {
 			p.storeErr("search", err)
 		}
 	}
@@ -291,8 +300,8 @@ type recentAudit struct {
 }
 
 // auditSections reads the window of the audit log: its summary and the
-// latest refusals and failures.
-func (d *dashboard) auditSections(p *pageData, now time.Time) (*audit.Summary, *recentAudit) {
+// latest refusals and failures (of one directory unless dir is "").
+func (d *dashboard) auditSections(p *pageData, now time.Time, dir string) (*audit.Summary, *recentAudit) {
 	since := now.Add(-window).Truncate(time.Hour)
 	w, err := openAuditWindow(d.opts.AuditFile, since, maxAuditWindow)
 	switch {
@@ -307,13 +316,14 @@ func (d *dashboard) auditSections(p *pageData, now time.Time) (*audit.Summary, *
 	if w.Truncated {
 		p.AuditNote = fmt.Sprintf("The last 24 hours hold more than %d MiB of audit log: only the newest part is counted.", maxAuditWindow>>20)
 	}
-	sum, err := audit.Summarize(w.Reader(), since, now.Add(time.Nanosecond), time.Hour)
+	sum, err := audit.SummarizeDirectory(w.Reader(), dir, since, now.Add(time.Nanosecond), time.Hour)
 	if err != nil {
 		p.Errors = append(p.Errors, "The audit log could not be read: "+err.Error())
 		return nil, nil
 	}
 	rec := &recentAudit{}
-	_, err = audit.Read(w.Reader(), audit.Filter{Since: since, Events: []string{audit.OrderRefused, audit.FinalizeRefused, audit.OrderInvalid}},
+	_, err = audit.Read(w.Reader(), audit.Filter{Since: since, Directory: dir,
+		Events: []string{audit.OrderRefused, audit.FinalizeRefused, audit.OrderInvalid}},
 		func(e audit.Event) {
 			if e.Event == audit.OrderInvalid {
 				rec.failures = keepLast(rec.failures, e, recentEvents)
@@ -390,11 +400,12 @@ func cmpErr(a, b error) error {
 // dayStart is the start of t's UTC day.
 func dayStart(t time.Time) time.Time { return t.UTC().Truncate(24 * time.Hour) }
 
-// expiryTimeline counts the unrevoked certificates expiring in the next
-// expiryDays by day and upstream (ListExpiring, soonest first: pages of
+// expiryTimeline counts the unrevoked certificates (of one directory
+// unless dir is "") expiring in the next expiryDays by day and upstream
+// (ListExpiring, soonest first: without a directory, pages of
 // certificates already expired are counted from their last one, without
 // reading each).
-func (d *dashboard) expiryTimeline(ctx context.Context, now time.Time) (*expiryView, error) {
+func (d *dashboard) expiryTimeline(ctx context.Context, now time.Time, dir string) (*expiryView, error) {
 	const pageSize = 1000
 	v := &expiryView{At: now}
 	day0 := dayStart(now)
@@ -412,7 +423,7 @@ func (d *dashboard) expiryTimeline(ctx context.Context, now time.Time) (*expiryV
 			if err != nil && !errors.Is(err, store.ErrNotFound) {
 				return nil, err
 			}
-			if last != nil && last.NotAfter.Before(now) {
+			if last != nil && last.NotAfter.Before(now) && dir == "" {
 				v.Expired += n
 				if cursor = page.Next; cursor == "" {
 					break
@@ -425,7 +436,7 @@ func (d *dashboard) expiryTimeline(ctx context.Context, now time.Time) (*expiryV
 			}
 			fetched += n
 			for _, c := range certs {
-				if c == nil || !c.RevokedAt.IsZero() {
+				if c == nil || !c.RevokedAt.IsZero() || !inDirectory(c.Directory, dir) {
 					continue
 				}
 				if c.NotAfter.Before(now) {
@@ -507,7 +518,7 @@ func certRowOf(c *store.Certificate, now time.Time) certRow {
 }
 
 func orderRowOf(o *store.Order) orderRow {
-	r := orderRow{ID: o.ID, Account: o.AccountID, Status: o.Status, Rule: o.Rule, Upstream: o.Upstream, Route: o.Upstreams,
+	r := orderRow{ID: o.ID, Directory: audit.DirectoryLabel(o.Directory), Account: o.AccountID, Status: o.Status, Rule: o.Rule, Upstream: o.Upstream, Route: o.Upstreams,
 		Certificate: o.CertificateID, Created: o.CreatedAt, Delegated: o.Delegated}
 	for _, id := range o.Identifiers {
 		r.Names = append(r.Names, id.Value)
@@ -573,23 +584,18 @@ func tailIDs(list func(cursor string, limit int) (store.Page, error), n int) ([]
 func (d *dashboard) latestOrders(ctx context.Context, p *pageData, q url.Values, col *colors) error {
 	page, _ := strconv.Atoi(q.Get("page"))
 	page = min(max(page, 0), maxOrderPages-1)
-	ids, more, err := newestIDs(func(c string, l int) (store.Page, error) {
-		return d.api.Store.ListNewest(ctx, store.KindOrder, c, l)
-	}, (page+1)*ordersPerPage)
+	newest, more, err := d.newestOrders(ctx, (page+1)*ordersPerPage, p.Directory)
 	if err != nil {
 		return err
 	}
 	v := &p.Orders
-	pages := (len(ids) + ordersPerPage - 1) / ordersPerPage
+	pages := (len(newest) + ordersPerPage - 1) / ordersPerPage
 	if page >= pages {
 		page = max(pages-1, 0)
 	}
 	v.Page = page
-	lo, hi := min(page*ordersPerPage, len(ids)), min((page+1)*ordersPerPage, len(ids))
-	orders, err := fetch(ctx, ids[lo:hi], d.api.Store.GetOrder)
-	if err != nil {
-		return err
-	}
+	lo, hi := min(page*ordersPerPage, len(newest)), min((page+1)*ordersPerPage, len(newest))
+	orders := newest[lo:hi]
 	for _, o := range orders {
 		if o == nil {
 			continue
@@ -604,6 +610,9 @@ func (d *dashboard) latestOrders(ctx context.Context, p *pageData, q url.Values,
 		u := url.Values{}
 		if p.Query != "" {
 			u.Set("q", p.Query)
+		}
+		if p.Directory != "" {
+			u.Set("directory", p.Directory)
 		}
 		if n > 0 {
 			u.Set("page", strconv.Itoa(n))

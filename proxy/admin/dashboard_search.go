@@ -42,12 +42,14 @@ type searchView struct {
 }
 
 // search finds what the store and the audit log know of q: an account
-// (by ID) or a name (exact, case-insensitive).
-func (d *dashboard) search(ctx context.Context, q string, col *colors) (*searchView, error) {
+// (by ID) or a name (exact, case-insensitive); of one directory unless dir
+// is "".
+func (d *dashboard) search(ctx context.Context, q string, col *colors, dir string) (*searchView, error) {
 	now := d.api.now()
 	v := &searchView{Query: q, Kind: "name"}
 	acct, err := d.api.Store.GetAccount(ctx, q)
 	switch {
+	case err == nil && !inDirectory(acct.Directory, dir):
 	case err == nil:
 		av := accountOf(acct)
 		v.Account, v.Kind = &av, "account"
@@ -57,9 +59,9 @@ func (d *dashboard) search(ctx context.Context, q string, col *colors) (*searchV
 
 	// The audit log's newest part: the history, and the orders and
 	// certificates it names.
-	filter := audit.Filter{Name: q}
+	filter := audit.Filter{Name: q, Directory: dir}
 	if v.Account != nil {
-		filter = audit.Filter{Account: q}
+		filter = audit.Filter{Account: q, Directory: dir}
 	}
 	var events []audit.Event
 	w, err := openAuditWindow(d.opts.AuditFile, time.Time{}, maxSearchLog)
@@ -136,7 +138,7 @@ func (d *dashboard) search(ctx context.Context, q string, col *colors) (*searchV
 		return nil, err
 	}
 	orders = append(orders, more...)
-	orders = slices.DeleteFunc(orders, func(o *store.Order) bool { return o == nil })
+	orders = slices.DeleteFunc(orders, func(o *store.Order) bool { return o == nil || !inDirectory(o.Directory, dir) })
 	slices.SortFunc(orders, func(a, b *store.Order) int { return b.CreatedAt.Compare(a.CreatedAt) })
 	orders = orders[:min(len(orders), maxSearchOrders)]
 
@@ -168,7 +170,7 @@ func (d *dashboard) search(ctx context.Context, q string, col *colors) (*searchV
 			return nil, err
 		}
 	}
-	certs = slices.DeleteFunc(certs, func(c *store.Certificate) bool { return c == nil })
+	certs = slices.DeleteFunc(certs, func(c *store.Certificate) bool { return c == nil || !inDirectory(c.Directory, dir) })
 	slices.SortFunc(certs, func(a, b *store.Certificate) int { return b.IssuedAt.Compare(a.IssuedAt) })
 	revokedEvents := v.Revocations
 	revokedCerts := 0

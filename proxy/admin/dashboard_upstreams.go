@@ -29,7 +29,8 @@ type latencies struct {
 // latencies reads the newest certificates issued in the window (at most
 // maxLatencySample) and their orders: the time from the order's creation
 // to the certificate.
-func (d *dashboard) latencies(ctx context.Context, now time.Time) (*latencies, error) {
+// Only one directory's certificates count unless dir is "".
+func (d *dashboard) latencies(ctx context.Context, now time.Time, dir string) (*latencies, error) {
 	since := now.Add(-window).Truncate(time.Hour)
 	ids, _, err := newestIDs(func(c string, l int) (store.Page, error) {
 		return d.api.Store.ListNewest(ctx, store.KindCertificate, c, l)
@@ -44,7 +45,7 @@ func (d *dashboard) latencies(ctx context.Context, now time.Time) (*latencies, e
 	var keep []*store.Certificate
 	var orderIDs []string
 	for _, c := range certs {
-		if c != nil && !c.IssuedAt.Before(since) {
+		if c != nil && !c.IssuedAt.Before(since) && inDirectory(c.Directory, dir) {
 			keep = append(keep, c)
 			orderIDs = append(orderIDs, c.OrderID)
 		}
@@ -102,9 +103,10 @@ type upstreamMetrics struct {
 	transient, permanent float64
 }
 
-// processMetrics reads the issuance histogram and the upstream error
-// counters from the registry.
-func (d *dashboard) processMetrics() map[string]*upstreamMetrics {
+// processMetrics reads the issuance histogram (of one directory's label,
+// or of every directory's when dir is "") and the upstream error counters
+// (an upstream's, whatever the directory) from the registry.
+func (d *dashboard) processMetrics(dir string) map[string]*upstreamMetrics {
 	out := map[string]*upstreamMetrics{}
 	fams, err := d.reg.Gather()
 	if err != nil {
@@ -127,8 +129,12 @@ func (d *dashboard) processMetrics() map[string]*upstreamMetrics {
 		switch f.GetName() {
 		case "acmebridge_issuance_seconds":
 			for _, m := range f.GetMetric() {
+				if dir != "" && labelOf(m, "directory") != dir {
+					continue
+				}
 				um := get(m, "upstream")
-				um.issued, um.buckets = m.GetHistogram().GetSampleCount(), m.GetHistogram().GetBucket()
+				um.issued += m.GetHistogram().GetSampleCount()
+				um.buckets = addBuckets(um.buckets, m.GetHistogram().GetBucket())
 			}
 		case "acmebridge_upstream_errors_total":
 			for _, m := range f.GetMetric() {
@@ -144,6 +150,34 @@ func (d *dashboard) processMetrics() map[string]*upstreamMetrics {
 		}
 	}
 	return out
+}
+
+// labelOf is the value of a series' label.
+func labelOf(m *dto.Metric, name string) string {
+	for _, l := range m.GetLabel() {
+		if l.GetName() == name {
+			return l.GetValue()
+		}
+	}
+	return ""
+}
+
+// addBuckets adds the cumulative counts of b to those of sum (the series
+// of one histogram share their bounds).
+func addBuckets(sum, b []*dto.Bucket) []*dto.Bucket {
+	if sum == nil {
+		out := make([]*dto.Bucket, len(b))
+		for i, x := range b {
+			upper, n := x.GetUpperBound(), x.GetCumulativeCount()
+			out[i] = &dto.Bucket{UpperBound: &upper, CumulativeCount: &n}
+		}
+		return out
+	}
+	for i := range min(len(sum), len(b)) {
+		n := sum[i].GetCumulativeCount() + b[i].GetCumulativeCount()
+		sum[i].CumulativeCount = &n
+	}
+	return sum
 }
 
 // histQuantile estimates a quantile from cumulative buckets (linear within
@@ -172,7 +206,7 @@ func histQuantile(q float64, count uint64, buckets []*dto.Bucket) float64 {
 
 // upstreamRows fills the health table.
 func (d *dashboard) upstreamRows(p *pageData, sum *audit.Summary, lat *latencies, col *colors, configured []string) {
-	pm := d.processMetrics()
+	pm := d.processMetrics(p.Directory)
 	for _, n := range col.names {
 		r := upstreamRow{Name: n, Type: d.api.Types[n], Color: col.of(n), State: "unknown", Configured: slices.Contains(configured, n)}
 		switch {

@@ -23,7 +23,9 @@ import (
 
 // eabView is an EAB key without its secret.
 type eabView struct {
-	ID        string    `json:"id"`
+	ID string `json:"id"`
+	// Directory is the directory the key binds in ("/" the top level).
+	Directory string    `json:"directory"`
 	Group     string    `json:"group,omitempty"`
 	Allow     []string  `json:"allow,omitempty"`
 	Note      string    `json:"note,omitempty"`
@@ -45,18 +47,33 @@ func (a *api) eabView(k *store.EABKey) eabView {
 	case !k.ExpiresAt.IsZero() && a.now().After(k.ExpiresAt):
 		st = "expired"
 	}
-	return eabView{ID: k.ID, Group: k.Group, Allow: k.Allow, Note: k.Note, CreatedAt: k.CreatedAt, ExpiresAt: k.ExpiresAt,
+	return eabView{ID: k.ID, Directory: audit.DirectoryLabel(k.Directory), Group: k.Group, Allow: k.Allow, Note: k.Note, CreatedAt: k.CreatedAt, ExpiresAt: k.ExpiresAt,
 		RevokedAt: k.RevokedAt, AccountID: k.AccountID, BoundAt: k.BoundAt, Status: st}
 }
 
-func (a *api) listEAB(w http.ResponseWriter, r *http.Request) {
+// listParams reads a listing's page and directory filter, or answers the
+// error.
+func (a *api) listParams(w http.ResponseWriter, r *http.Request) (cursor string, limit int, dir string, ok bool) {
 	cursor, limit, err := pageParams(r)
 	if err != nil {
 		fail(w, http.StatusBadRequest, err.Error())
+		return "", 0, "", false
+	}
+	dir, status, err := a.directoryParam(r, r.URL.Query().Get("directory"))
+	if err != nil {
+		fail(w, status, err.Error())
+		return "", 0, "", false
+	}
+	return cursor, limit, dir, true
+}
+
+func (a *api) listEAB(w http.ResponseWriter, r *http.Request) {
+	cursor, limit, dir, ok := a.listParams(w, r)
+	if !ok {
 		return
 	}
 	keys, next, err := scan(r.Context(), func(c string, l int) (store.Page, error) { return a.Store.List(r.Context(), store.KindEABKey, c, l) },
-		a.Store.GetEABKey, func(*store.EABKey) bool { return true }, cursor, limit)
+		a.Store.GetEABKey, func(k *store.EABKey) bool { return inDirectory(k.Directory, dir) }, cursor, limit)
 	if err != nil {
 		storeFail(w, err, "listing")
 		return
@@ -70,8 +87,12 @@ func (a *api) listEAB(w http.ResponseWriter, r *http.Request) {
 
 // createEABReq is the body of POST /api/v1/eab.
 type createEABReq struct {
-	Group string   `json:"group"`
-	Allow []string `json:"allow"`
+	// Directory is the directory the key binds in: a configured one, or
+	// "" or "/" for the top level; a scoped token's own when it names
+	// none.
+	Directory string   `json:"directory"`
+	Group     string   `json:"group"`
+	Allow     []string `json:"allow"`
 	// Expires is a duration such as "720h"; empty never expires.
 	Expires string `json:"expires"`
 	Note    string `json:"note"`
@@ -88,10 +109,18 @@ func (a *api) createEAB(w http.ResponseWriter, r *http.Request) {
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		fail(w, http.StatusBadRequest, "body must be {group, allow, expires, note}: "+err.Error())
+		fail(w, http.StatusBadRequest, "body must be {directory, group, allow, expires, note}: "+err.Error())
 		return
 	}
-	k := &store.EABKey{Group: req.Group, Note: req.Note, CreatedAt: a.now()}
+	dir, status, err := a.directoryParam(r, req.Directory)
+	if err != nil {
+		fail(w, status, err.Error())
+		return
+	}
+	if dir == audit.TopLevel {
+		dir = ""
+	}
+	k := &store.EABKey{Directory: dir, Group: req.Group, Note: req.Note, CreatedAt: a.now()}
 	for _, p := range req.Allow {
 		p = strings.TrimSpace(p)
 		if p == "" {
@@ -129,7 +158,8 @@ func (a *api) createEAB(w http.ResponseWriter, r *http.Request) {
 		storeFail(w, err, "EAB key")
 		return
 	}
-	a.record(r, audit.Event{Event: audit.EABCreated, EABKey: k.ID, Reason: "group=" + k.Group + " allow=" + strings.Join(k.Allow, ",")})
+	a.record(r, audit.Event{Event: audit.EABCreated, EABKey: k.ID, Reason: "group=" + k.Group + " allow=" + strings.Join(k.Allow, ","),
+		Directory: k.Directory})
 	writeJSON(w, http.StatusCreated, createdEAB{eabView: a.eabView(k), HMACKey: base64.RawURLEncoding.EncodeToString(mac)})
 }
 
@@ -143,7 +173,7 @@ func validAllow(p string) bool {
 }
 
 func (a *api) revokeEAB(w http.ResponseWriter, r *http.Request) {
-	k, err := a.Store.GetEABKey(r.Context(), r.PathValue("kid"))
+	k, err := fetchVisible(r, a.Store.GetEABKey, func(k *store.EABKey) string { return k.Directory }, r.PathValue("kid"))
 	if err != nil {
 		storeFail(w, err, "EAB key")
 		return
@@ -154,14 +184,16 @@ func (a *api) revokeEAB(w http.ResponseWriter, r *http.Request) {
 			storeFail(w, err, "EAB key")
 			return
 		}
-		a.record(r, audit.Event{Event: audit.EABRevoked, EABKey: k.ID, Account: k.AccountID})
+		a.record(r, audit.Event{Event: audit.EABRevoked, EABKey: k.ID, Account: k.AccountID, Directory: k.Directory})
 	}
 	writeJSON(w, http.StatusOK, a.eabView(k))
 }
 
 // accountView is an account for operators.
 type accountView struct {
-	ID        string    `json:"id"`
+	ID string `json:"id"`
+	// Directory is the account's directory ("/" the top level).
+	Directory string    `json:"directory"`
 	Status    string    `json:"status"`
 	Contact   []string  `json:"contact,omitempty"`
 	EABKey    string    `json:"eab_key,omitempty"`
@@ -173,20 +205,20 @@ type accountView struct {
 }
 
 func accountOf(a *store.Account) accountView {
-	return accountView{ID: a.ID, Status: a.Status, Contact: a.Contact, EABKey: a.EABKeyID, Group: a.Group, Allow: a.Allow,
+	return accountView{ID: a.ID, Directory: audit.DirectoryLabel(a.Directory), Status: a.Status, Contact: a.Contact, EABKey: a.EABKeyID, Group: a.Group, Allow: a.Allow,
 		CreatedAt: a.CreatedAt, Remote: a.CreatedFrom, KeyTP: a.KeyThumbprint}
 }
 
 func (a *api) listAccounts(w http.ResponseWriter, r *http.Request) {
-	cursor, limit, err := pageParams(r)
-	if err != nil {
-		fail(w, http.StatusBadRequest, err.Error())
+	cursor, limit, dir, ok := a.listParams(w, r)
+	if !ok {
 		return
 	}
 	q := r.URL.Query()
 	accts, next, err := scan(r.Context(), func(c string, l int) (store.Page, error) { return a.Store.List(r.Context(), store.KindAccount, c, l) },
 		a.Store.GetAccount, func(x *store.Account) bool {
-			return (q.Get("status") == "" || x.Status == q.Get("status")) && (q.Get("group") == "" || x.Group == q.Get("group"))
+			return inDirectory(x.Directory, dir) &&
+				(q.Get("status") == "" || x.Status == q.Get("status")) && (q.Get("group") == "" || x.Group == q.Get("group"))
 		}, cursor, limit)
 	if err != nil {
 		storeFail(w, err, "listing")
@@ -199,8 +231,11 @@ func (a *api) listAccounts(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
+// accountDir is an account's directory.
+func accountDir(x *store.Account) string { return x.Directory }
+
 func (a *api) showAccount(w http.ResponseWriter, r *http.Request) {
-	x, err := a.Store.GetAccount(r.Context(), r.PathValue("id"))
+	x, err := fetchVisible(r, a.Store.GetAccount, accountDir, r.PathValue("id"))
 	if err != nil {
 		storeFail(w, err, "account")
 		return
@@ -209,7 +244,7 @@ func (a *api) showAccount(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) deactivateAccount(w http.ResponseWriter, r *http.Request) {
-	x, err := a.Store.GetAccount(r.Context(), r.PathValue("id"))
+	x, err := fetchVisible(r, a.Store.GetAccount, accountDir, r.PathValue("id"))
 	if err != nil {
 		storeFail(w, err, "account")
 		return
@@ -220,14 +255,16 @@ func (a *api) deactivateAccount(w http.ResponseWriter, r *http.Request) {
 			storeFail(w, err, "account")
 			return
 		}
-		a.record(r, audit.Event{Event: audit.AccountDeactivated, Account: x.ID})
+		a.record(r, audit.Event{Event: audit.AccountDeactivated, Account: x.ID, Directory: x.Directory})
 	}
 	writeJSON(w, http.StatusOK, accountOf(x))
 }
 
 // orderView is an order with its policy decision.
 type orderView struct {
-	ID          string             `json:"id"`
+	ID string `json:"id"`
+	// Directory is the order's directory ("/" the top level).
+	Directory   string             `json:"directory"`
 	Account     string             `json:"account"`
 	Status      string             `json:"status"`
 	Identifiers []store.Identifier `json:"identifiers"`
@@ -265,7 +302,7 @@ type authzView struct {
 }
 
 func orderOf(o *store.Order) orderView {
-	return orderView{ID: o.ID, Account: o.AccountID, Status: o.Status, Identifiers: o.Identifiers, Profile: o.Profile,
+	return orderView{ID: o.ID, Directory: audit.DirectoryLabel(o.Directory), Account: o.AccountID, Status: o.Status, Identifiers: o.Identifiers, Profile: o.Profile,
 		Rule: o.Rule, Upstreams: o.Upstreams, Upstream: o.Upstream, Certificate: o.CertificateID, Error: o.Error,
 		CreatedAt: o.CreatedAt, Expires: o.Expires, Replaces: o.Replaces, Delegated: o.Delegated}
 }
@@ -286,9 +323,8 @@ func hasName(ids []store.Identifier, name string) bool {
 }
 
 func (a *api) listOrders(w http.ResponseWriter, r *http.Request) {
-	cursor, limit, err := pageParams(r)
-	if err != nil {
-		fail(w, http.StatusBadRequest, err.Error())
+	cursor, limit, dir, ok := a.listParams(w, r)
+	if !ok {
 		return
 	}
 	q := r.URL.Query()
@@ -297,7 +333,7 @@ func (a *api) listOrders(w http.ResponseWriter, r *http.Request) {
 		list = func(c string, l int) (store.Page, error) { return a.Store.ListOrders(r.Context(), acct, c, l) }
 	}
 	orders, next, err := scan(r.Context(), list, a.Store.GetOrder, func(o *store.Order) bool {
-		return (q.Get("state") == "" || o.Status == q.Get("state")) && (q.Get("identifier") == "" || hasName(o.Identifiers, q.Get("identifier")))
+		return inDirectory(o.Directory, dir) && (q.Get("state") == "" || o.Status == q.Get("state")) && (q.Get("identifier") == "" || hasName(o.Identifiers, q.Get("identifier")))
 	}, cursor, limit)
 	if err != nil {
 		storeFail(w, err, "listing")
@@ -311,7 +347,7 @@ func (a *api) listOrders(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) showOrder(w http.ResponseWriter, r *http.Request) {
-	o, err := a.Store.GetOrder(r.Context(), r.PathValue("id"))
+	o, err := fetchVisible(r, a.Store.GetOrder, func(o *store.Order) string { return o.Directory }, r.PathValue("id"))
 	if err != nil {
 		storeFail(w, err, "order")
 		return
@@ -333,7 +369,9 @@ func (a *api) showOrder(w http.ResponseWriter, r *http.Request) {
 
 // certView is a certificate for operators.
 type certView struct {
-	ID        string    `json:"id"`
+	ID string `json:"id"`
+	// Directory is the certificate's directory ("/" the top level).
+	Directory string    `json:"directory"`
 	Serial    string    `json:"serial"`
 	Account   string    `json:"account"`
 	Order     string    `json:"order"`
@@ -351,7 +389,7 @@ type certView struct {
 }
 
 func certOf(c *store.Certificate, withPEM bool) certView {
-	v := certView{ID: c.ID, Serial: c.Serial, Account: c.AccountID, Order: c.OrderID, Names: c.Names, Upstream: c.Upstream,
+	v := certView{ID: c.ID, Directory: audit.DirectoryLabel(c.Directory), Serial: c.Serial, Account: c.AccountID, Order: c.OrderID, Names: c.Names, Upstream: c.Upstream,
 		NotBefore: c.NotBefore, NotAfter: c.NotAfter, IssuedAt: c.IssuedAt, RevokedAt: c.RevokedAt, Reason: c.RevocationReason,
 		RenewBy: c.RenewBy, ReplacedBy: c.ReplacedBy}
 	if withPEM {
@@ -361,9 +399,8 @@ func certOf(c *store.Certificate, withPEM bool) certView {
 }
 
 func (a *api) listCertificates(w http.ResponseWriter, r *http.Request) {
-	cursor, limit, err := pageParams(r)
-	if err != nil {
-		fail(w, http.StatusBadRequest, err.Error())
+	cursor, limit, dir, ok := a.listParams(w, r)
+	if !ok {
 		return
 	}
 	q := r.URL.Query()
@@ -380,7 +417,7 @@ func (a *api) listCertificates(w http.ResponseWriter, r *http.Request) {
 		list = func(c string, l int) (store.Page, error) { return a.Store.ListExpiring(r.Context(), before, c, l) }
 	}
 	certs, next, err := scan(r.Context(), list, a.Store.GetCertificate, func(c *store.Certificate) bool {
-		return (q.Get("account") == "" || c.AccountID == q.Get("account")) &&
+		return inDirectory(c.Directory, dir) && (q.Get("account") == "" || c.AccountID == q.Get("account")) &&
 			(q.Get("name") == "" || slices.ContainsFunc(c.Names, func(n string) bool { return strings.EqualFold(n, q.Get("name")) })) &&
 			(q.Get("upstream") == "" || c.Upstream == q.Get("upstream"))
 	}, cursor, limit)
@@ -404,12 +441,16 @@ func parseDays(s string) (time.Duration, error) {
 	return time.ParseDuration(s)
 }
 
-// certificate finds a certificate by ID or serial.
+// certificate finds a certificate by ID or serial; one of a directory the
+// token may not see is not found.
 func (a *api) certificate(r *http.Request) (*store.Certificate, error) {
 	id := r.PathValue("id")
 	c, err := a.Store.GetCertificate(r.Context(), id)
 	if errors.Is(err, store.ErrNotFound) {
 		c, err = a.Store.GetCertificateBySerial(r.Context(), strings.ToLower(strings.ReplaceAll(id, ":", "")))
+	}
+	if err == nil && !visible(r, c.Directory) {
+		return nil, notVisible
 	}
 	return c, err
 }
@@ -517,12 +558,42 @@ func (a *api) explain(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusBadRequest, "name at least one ?name=")
 		return
 	}
+	dir, status, err := a.directoryParam(r, q.Get("directory"))
+	if err != nil {
+		fail(w, status, err.Error())
+		return
+	}
+	eng := a.explainer(dir)
+	if eng == nil {
+		fail(w, http.StatusServiceUnavailable, "no policy to explain for directory "+audit.DirectoryLabel(dir))
+		return
+	}
 	req := policy.Request{EABKey: q.Get("eab_key"), Group: q.Get("group"), Profile: q.Get("profile")}
 	out := []policy.Explanation{}
 	for _, n := range names {
-		out = append(out, a.Policy.Explain(n, req))
+		out = append(out, eng.Explain(n, req))
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// explainer is the policy of a directory (a label from directoryParam;
+// "" the top level): the one the directory runs with now.
+func (a *api) explainer(label string) Explainer {
+	name := label
+	if name == audit.TopLevel {
+		name = ""
+	}
+	if a.Directories != nil {
+		if d := a.Directories.Directory(name); d != nil {
+			if e, ok := d.Router().(Explainer); ok {
+				return e
+			}
+		}
+	}
+	if name == "" {
+		return a.Policy
+	}
+	return nil
 }
 
 // markRenew moves a certificate's ARI window into the past (RFC 9773 §4.2),
@@ -533,7 +604,7 @@ func (a *api) markRenew(r *http.Request, c *store.Certificate) error {
 		return err
 	}
 	a.record(r, audit.Event{Event: audit.AdminAction, Account: c.AccountID, Names: c.Names, Serial: c.Serial,
-		Upstream: c.Upstream, Reason: "early renewal requested"})
+		Upstream: c.Upstream, Reason: "early renewal requested", Directory: c.Directory})
 	return nil
 }
 

@@ -39,6 +39,8 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{/* Paths inside the container. */}}
 {{- define "acmebridge.configPath" -}}/etc/acmebridge/config/config.yaml{{- end -}}
 {{- define "acmebridge.adminTokenPath" -}}/etc/acmebridge/secrets/admin/token{{- end -}}
+{{/* The directory of the i-th scoped admin token's Secret (directoryTokens). */}}
+{{- define "acmebridge.directoryTokenDir" -}}/etc/acmebridge/secrets/directory-token-{{ . }}{{- end -}}
 
 {{/* The ACME Service's port: 443 when the pods serve TLS, else 80. */}}
 {{- define "acmebridge.acmeServicePort" -}}
@@ -71,6 +73,15 @@ from the other values, then upstreams and policy.
 {{- with $v.trustedProxies -}}{{- $_ := set $server "trusted_proxies" . -}}{{- end -}}
 {{- $_ := set $cfg "server" (merge $server (get $cfg "server" | default dict)) -}}
 {{- $admin := dict "listen" (printf ":%d" (int $v.ports.admin)) "token_file" (include "acmebridge.adminTokenPath" .) -}}
+{{- with $v.directoryTokens -}}
+{{- $tokens := list -}}
+{{- range $i, $t := . -}}
+{{- if not $t.directory -}}{{- fail (printf "directoryTokens[%d].directory must name a directory (or \"/\" for the top level)" $i) -}}{{- end -}}
+{{- if not $t.existingSecret -}}{{- fail (printf "directoryTokens[%d].existingSecret must name the Secret holding the token" $i) -}}{{- end -}}
+{{- $tokens = append $tokens (dict "directory" $t.directory "token_file" (printf "%s/token" (include "acmebridge.directoryTokenDir" $i))) -}}
+{{- end -}}
+{{- $_ := set $admin "directory_tokens" $tokens -}}
+{{- end -}}
 {{- if $v.adminTLS.existingSecret -}}
 {{- $_ := set $admin "tls" (dict "cert_file" "/etc/acmebridge/admin-tls/tls.crt" "key_file" "/etc/acmebridge/admin-tls/tls.key" "ca_file" "/etc/acmebridge/admin-tls/ca.crt") -}}
 {{- end -}}
@@ -100,6 +111,7 @@ from the other values, then upstreams and policy.
 {{- $_ := set $store "redis" (merge $redis (get $store "redis" | default dict)) -}}
 {{- $_ := set $cfg "store" $store -}}
 {{- with $v.upstreams -}}{{- $_ := set $cfg "upstreams" . -}}{{- end -}}
+{{- with $v.directories -}}{{- $_ := set $cfg "directories" . -}}{{- end -}}
 {{- if $v.policy -}}
 {{- $_ := set $cfg "policy" $v.policy -}}
 {{- else if $v.upstreams -}}
