@@ -2,11 +2,14 @@ package test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -46,7 +49,8 @@ directories:
 // account key, an account URL or an EAB key is refused.
 func TestDirectoriesE2E(t *testing.T) {
 	legoBin := requireTool(t, "lego")
-	s := startServer(t, directoriesYAML)
+	devToken := filepath.Join(t.TempDir(), "devices.token")
+	s := startServerWith(t, directoriesYAML, serverOpts{adminYAML: fmt.Sprintf("  directory_tokens: [{directory: devices, token_file: %q}]\n", devToken)})
 	pub, dev := s.in("public"), s.in("devices")
 	webRoots, webName := rootPool(t, s, "web")
 	lanRoots, lanName := rootPool(t, s, "lan")
@@ -87,7 +91,7 @@ func TestDirectoriesE2E(t *testing.T) {
 		// No binding: refused, as the directory requires one.
 		out, err := legoRun(t, dev, path, http01, nil, "run", "p1.corp.e2e.test")
 		require.Error(t, err, out)
-		require.Contains(t, out, "externalAccountRequired", out)
+		require.Contains(t, out, "Server requires External Account Binding", out) // lego reads meta.externalAccountRequired
 		// A key made for the top level does not bind here.
 		top := s.createEAB(t)
 		eab := func(k eabKey) []string { return []string{"--eab", "--kid", k.ID, "--hmac", k.HMACKey} }
@@ -116,6 +120,45 @@ func TestDirectoriesE2E(t *testing.T) {
 			}
 		}
 		require.True(t, revoked, "the devices certificate is revoked: %+v", certs.Items)
+	})
+
+	t.Run("scoped-token", func(t *testing.T) {
+		// The devices operator's token (created at start) sees and acts
+		// on devices only; the global token sees both.
+		scoped := func(group, verb string, args ...string) cliResult {
+			return runCLI(t, s.Dir, append([]string{group, verb, "--server", s.AdminURL, "--token-file", devToken, "--json"}, args...)...)
+		}
+		var all, mine listing[certRec]
+		s.adminJSON(t, &all, "cert", "list")
+		res := scoped("cert", "list")
+		require.Equal(t, 0, res.Code, res.Stderr)
+		require.NoError(t, json.Unmarshal([]byte(res.Stdout), &mine))
+		require.NotEmpty(t, mine.Items)
+		require.Greater(t, len(all.Items), len(mine.Items))
+		var publicCert string
+		for _, c := range all.Items {
+			if slices.Contains(c.Names, "www.public.e2e.test") {
+				publicCert = c.ID
+			}
+		}
+		require.NotEmpty(t, publicCert)
+		for _, c := range mine.Items {
+			require.NotEqual(t, publicCert, c.ID)
+			require.Contains(t, c.Names[0], ".corp.e2e.test")
+		}
+		res = scoped("cert", "show", publicCert)
+		require.NotEqual(t, 0, res.Code)
+		require.Contains(t, res.Stderr, "404")
+		res = scoped("cert", "revoke", publicCert)
+		require.NotEqual(t, 0, res.Code)
+		res = scoped("eab", "create", "--directory", "public")
+		require.NotEqual(t, 0, res.Code)
+		require.Contains(t, res.Stderr, "403")
+		res = scoped("eab", "create", "--directory", "devices")
+		require.Equal(t, 0, res.Code, res.Stderr)
+		var c certRec
+		s.adminJSON(t, &c, "cert", "show", publicCert)
+		require.Empty(t, c.RevokedAt, "the scoped token revoked another tenant's certificate")
 	})
 
 	t.Run("cross-tenant", func(t *testing.T) {

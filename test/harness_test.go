@@ -112,6 +112,8 @@ type serverOpts struct {
 	// privateDenied leaves validation.allow_private_addresses out of the
 	// file, so validations refuse loopback (the clients' listeners here).
 	privateDenied bool
+	// adminYAML is more of the admin section (keys at two spaces).
+	adminYAML string
 }
 
 func startServerWith(t *testing.T, extraYAML string, opts serverOpts) *server {
@@ -146,6 +148,7 @@ func startServerWith(t *testing.T, extraYAML string, opts serverOpts) *server {
 		s.adminClient.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
 		adminTLSYAML = fmt.Sprintf("  tls: {cert_file: %q, key_file: %q, ca_file: %q}\n", cert, key, ca)
 	}
+	adminTLSYAML += opts.adminYAML
 	// The clients of these tests listen on loopback: a config file must
 	// allow private addresses for them to be validated.
 	privateYAML := "  allow_private_addresses: true\n"
