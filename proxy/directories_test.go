@@ -155,6 +155,11 @@ func TestDirectoryIsolation(t *testing.T) {
 	requireProblem(t, e.do(http.MethodGet, "/devices"+pathRenewalInfo+"/"+ari, "", nil), 404, "malformed")
 	require.Equal(t, http.StatusOK, e.do(http.MethodGet, "/public"+pathRenewalInfo+"/"+ari, "", nil).Code)
 	requireProblem(t, e.do(http.MethodGet, pathRenewalInfo+"/"+ari, "", nil), 404, "malformed")
+	// Nor can another directory's order name it in "replaces" (RFC 9773
+	// §5), even for the same names.
+	rec := b.post(pathNewOrder, map[string]any{"identifiers": dnsIDs("shop.example.net"), "replaces": ari})
+	requireProblem(t, rec, 400, "malformed")
+	require.Contains(t, rec.Body.String(), "replaces names no certificate issued here")
 
 	// Nothing was written by the refused requests but their refusals.
 	for _, ev := range e.audit.events[events:] {
