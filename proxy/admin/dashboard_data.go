@@ -217,7 +217,7 @@ func (d *dashboard) gather(ctx context.Context, q url.Values) *pageData {
 	now := d.api.now().UTC()
 	p := &pageData{Now: now, Query: strings.TrimSpace(q.Get("q")), WindowFrom: now.Add(-window)}
 	col := &colors{index: map[string]int{}}
-	names := slices.Sorted(maps.Keys(d.api.Issuers))
+	names := slices.Sorted(maps.Keys(d.api.upstreamTypes()))
 	for _, n := range names {
 		col.add(n)
 	}
