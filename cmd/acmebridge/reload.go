@@ -20,7 +20,7 @@ import (
 
 // requestPoll is how often a replica looks for a reload request another
 // replica published in the store (`acmebridge reload` reaches one).
-const requestPoll = time.Second
+const requestPoll = 500 * time.Millisecond
 
 // reloader re-reads the configuration file given at start and applies it
 // (ra.Reload through proxy.Server.Reload): on SIGHUP, on POST
