@@ -77,7 +77,9 @@ func TestReloadPolicy(t *testing.T) {
 	e := newEnv(t, nil)
 	c := e.newClient()
 	c.register()
-	order := func() *httptest.ResponseRecorder { return c.post(pathNewOrder, map[string]any{"identifiers": dnsIDs("a.blocked.example.com")}) }
+	order := func() *httptest.ResponseRecorder {
+		return c.post(pathNewOrder, map[string]any{"identifiers": dnsIDs("a.blocked.example.com")})
+	}
 	require.Equal(t, http.StatusCreated, order().Code)
 	require.Equal(t, int64(1), e.srv.RA().Generation())
 
