@@ -44,15 +44,15 @@ var restartKeys = []struct {
 	{"log.format", func(c *Config) any { return c.Log.Format }},
 }
 
-// RestartKeys names the keys whose values differ between old and new and
+// RestartKeys names the keys whose values differ between old and next and
 // that only a restart can change: the listeners (server.listen,
 // server.external_url, server.tls, admin), the store and data_dir, the
 // audit log's file, the number of issuance workers and the log format.
 // Every other key is reloaded.
-func RestartKeys(old, new *Config) []string {
+func RestartKeys(old, next *Config) []string {
 	var keys []string
 	for _, k := range restartKeys {
-		if !reflect.DeepEqual(k.get(old), k.get(new)) {
+		if !reflect.DeepEqual(k.get(old), k.get(next)) {
 			keys = append(keys, k.key)
 		}
 	}

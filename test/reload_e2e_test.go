@@ -58,13 +58,13 @@ func scrapeMetrics(t *testing.T, adminURL string) metricSet {
 	return scraped(fams)
 }
 
-// rewrite replaces old with new in the config file at path.
-func rewrite(t *testing.T, path, old, new string) {
+// rewrite replaces old with repl in the config file at path.
+func rewrite(t *testing.T, path, old, repl string) {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	require.NoError(t, err)
 	require.Contains(t, string(b), old, "%s", path)
-	require.NoError(t, os.WriteFile(path, []byte(strings.Replace(string(b), old, new, 1)), 0o600))
+	require.NoError(t, os.WriteFile(path, []byte(strings.Replace(string(b), old, repl, 1)), 0o600))
 }
 
 const (
