@@ -76,7 +76,7 @@ func (ra *RA) Reload(opts ReloadOptions) (int64, error) {
 		_, kept := opts.Issuers[r.name]
 		ra.log.Info("upstream retired: draining", "upstream", r.name, "removed", !kept)
 	}
-	ra.log.Info("configuration reloaded", "generation", s.gen, "directories", len(s.dirs), "upstreams", sortedNames(s.issuers))
+	ra.log.Debug("setup swapped", "generation", s.gen, "directories", len(s.dirs), "upstreams", sortedNames(s.issuers))
 	return s.gen, nil
 }
 
