@@ -39,6 +39,8 @@ type Config struct {
 	Directories []Directory `yaml:"directories"`
 	Audit       Audit       `yaml:"audit"`
 	Log         Log         `yaml:"log"`
+	// Reload says how a running server takes up a changed file.
+	Reload Reload `yaml:"reload"`
 }
 
 // Server is the ACME listener.
@@ -637,6 +639,7 @@ func (c *Config) Validate() error {
 	}
 	errs = append(errs, c.Policy.validate(names)...)
 	errs = append(errs, c.validateDirectories(names, bad)...)
+	c.validateReload(bad)
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:

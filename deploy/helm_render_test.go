@@ -147,6 +147,7 @@ type volumeMount struct {
 	Name      string `yaml:"name"`
 	MountPath string `yaml:"mountPath"`
 	ReadOnly  bool   `yaml:"readOnly"`
+	SubPath   string `yaml:"subPath"`
 }
 
 type volume struct {

@@ -224,20 +224,38 @@ func TestHelmChartConfigRefused(t *testing.T) {
 	}
 }
 
-// TestHelmChartChecksum: the pods roll when the config (or the policy in
-// it) changes, and only then.
+// TestHelmChartChecksum: a change of the policy, the upstreams or another
+// reloadable key does not roll the pods (they reload the mounted file: the
+// chart turns the watcher on); a key that needs a restart does.
 func TestHelmChartChecksum(t *testing.T) {
 	sum := func(args ...string) string {
 		d, _ := renderChart(t, args...).deployment(t)
-		s := d.Spec.Template.Metadata.Annotations["checksum/config"]
+		require.NotContains(t, d.Spec.Template.Metadata.Annotations, "checksum/config")
+		s := d.Spec.Template.Metadata.Annotations["checksum/restart-config"]
 		require.Regexp(t, regexp.MustCompile(`^[0-9a-f]{64}$`), s)
 		return s
 	}
 	base := sum()
 	require.Equal(t, base, sum(), "the same values give the same checksum")
 	require.Equal(t, base, sum("--set", "replicaCount=5"), "a change outside the config does not roll the pods")
-	require.NotEqual(t, base, sum("--set", "policy.default.action=deny"), "a policy change rolls the pods")
-	require.NotEqual(t, base, sum("--set", "config.log.level=debug"), "a config change rolls the pods")
+	require.Equal(t, base, sum("--set", "policy.default.action=deny"), "a policy change is reloaded")
+	require.Equal(t, base, sum("--set", "config.log.level=debug"), "the log level is reloaded")
+	require.Equal(t, base, sum("--set", "upstreams[0].vault.role=other"), "an upstream change is reloaded")
+	require.NotEqual(t, base, sum("--set", "config.log.format=text"), "the log format needs a restart")
+	require.NotEqual(t, base, sum("--set", "redis.addrs[0]=other:6379"), "the store needs a restart")
+	require.NotEqual(t, base, sum("--set", "config.orders.workers=4"), "orders.workers needs a restart")
+
+	var cfg struct {
+		Reload struct {
+			WatchInterval string `yaml:"watch_interval"`
+		} `yaml:"reload"`
+	}
+	require.NoError(t, yaml.Unmarshal([]byte(renderChart(t).configText(t)), &cfg))
+	require.Equal(t, "5s", cfg.Reload.WatchInterval, "the pods watch their mounted config file")
+	d, _ := renderChart(t).deployment(t)
+	i := slices.IndexFunc(d.Spec.Template.Spec.Containers[0].VolumeMounts, func(m volumeMount) bool { return m.Name == "config" })
+	require.GreaterOrEqual(t, i, 0)
+	require.Empty(t, d.Spec.Template.Spec.Containers[0].VolumeMounts[i].SubPath, "a subPath mount never sees a ConfigMap update")
 }
 
 // checkChart asserts what every rendering must hold.

@@ -116,5 +116,5 @@ func (s *Server) handleAccount(w http.ResponseWriter, r *http.Request) {
 // clientIP is the peer address, or the first X-Forwarded-For hop when the
 // peer is a trusted proxy.
 func (s *Server) clientIP(r *http.Request) string {
-	return clientAddr(r, s.cfg.Server.TrustedProxies)
+	return clientAddr(r, s.ra.Config().Server.TrustedProxies)
 }

@@ -336,7 +336,7 @@ func FuzzPayload(f *testing.F) {
 	f.Add(uint8(payOrderGet), []byte(``))
 	f.Add(uint8(payCertGet), []byte(`{}`))
 	csr := b64(makeCSR(z.e.t, key, "", []string{fuzzName}, nil))
-	router := policy.New(z.e.srv.cfg.Policy)
+	router := policy.New(z.e.srv.ra.Config().Policy)
 
 	f.Fuzz(func(t *testing.T, which uint8, payload []byte) {
 		z.use(t)

@@ -120,6 +120,8 @@ type env struct {
 	audit   *memAudit
 	reg     *prometheus.Registry
 	metrics *Metrics
+	// issuers are the upstreams the server started with.
+	issuers map[string]upstream.Issuer
 }
 
 func newEnv(t *testing.T, mutate func(*configs.Config)) *env {
@@ -181,7 +183,7 @@ func newEnvWith(t *testing.T, mutate func(*configs.Config), wrap func(store.Stor
 	done := make(chan struct{})
 	go func() { srv.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); srv.Close(); <-done; st.Close() })
-	return &env{t: t, srv: srv, h: srv.Handler(), st: st, va: va, ca: ca, audit: au, reg: reg, metrics: m}
+	return &env{t: t, srv: srv, h: srv.Handler(), st: st, va: va, ca: ca, audit: au, reg: reg, metrics: m, issuers: issuers}
 }
 
 // do sends a request to the handler.

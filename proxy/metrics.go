@@ -28,6 +28,7 @@ type Metrics struct {
 	validations    *prometheus.CounterVec
 	storeOps       *prometheus.HistogramVec
 	upstreams      *upstreamCollector
+	reload         *reloadMetrics
 	// renewal is nil without a store.
 	renewal *renewalCache
 }
@@ -93,6 +94,7 @@ func NewMetrics(reg prometheus.Registerer, st metricsStore) *Metrics {
 				"until an issuance or a health probe succeeds; as this replica's workers saw it.", []string{"upstream"}, nil)},
 	}
 	reg.MustRegister(m.requests, m.problems, m.orders, m.issuance, m.upstreamErrors, m.validations, m.storeOps, m.upstreams)
+	m.reload = newReloadMetrics(reg, m)
 	for _, typ := range challengeTypes {
 		for _, res := range validationResults {
 			m.validations.WithLabelValues(typ, res)

@@ -41,7 +41,7 @@ func lookupJWS(e *env) []byte {
 func TestUnknownKeyRequestsLimitedPerIP(t *testing.T) {
 	e := newEnv(t, nil)
 	limit := configs.DefaultUnknownKeyRequestsPerIP
-	require.True(t, e.srv.cfg.RateLimits.UnknownKeyRequestsPerIP.On(), "on by default")
+	require.True(t, e.srv.ra.Config().RateLimits.UnknownKeyRequestsPerIP.On(), "on by default")
 	known := e.newClient()
 	known.register() // from 192.0.2.1: one spend
 

@@ -7,7 +7,7 @@ import (
 )
 
 func (s *Server) newAuthzURL(dir string) string {
-	if !s.cfg.Orders.PreAuthorization {
+	if !s.ra.Config().Orders.PreAuthorization {
 		return ""
 	}
 	return s.root(dir) + pathNewAuthz

@@ -55,7 +55,6 @@ type Options struct {
 // Server is the ACME server. Create it with New, serve Handler, and run Run
 // for the background issuance worker.
 type Server struct {
-	cfg     *configs.Config
 	store   store.Store
 	now     func() time.Time
 	log     *slog.Logger
@@ -94,7 +93,6 @@ func New(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("proxy: external_url: %w", err)
 	}
 	s := &Server{
-		cfg:     opts.Config,
 		store:   opts.Store,
 		now:     opts.Clock,
 		log:     opts.Logger,
@@ -162,9 +160,11 @@ func (s *Server) route(r *mux.Router) {
 	h(pathNewNonce, []string{http.MethodGet, http.MethodPost}, s.handleNewNonce)
 	h(pathNewAccount, post, s.handleNewAccount)
 	h(pathNewOrder, post, s.handleNewOrder)
-	if s.cfg.Orders.PreAuthorization {
-		h(pathNewAuthz, post, s.handleNewAuthz)
-	}
+	// Offered while orders.pre_authorization is set (a reload may change
+	// it); otherwise the path is not found, as any other.
+	r.Handle(pathNewAuthz, s.wrap(pathNewAuthz, post, s.handleNewAuthz)).MatcherFunc(func(*http.Request, *mux.RouteMatch) bool {
+		return s.ra.Config().Orders.PreAuthorization
+	})
 	h(pathRevoke, post, s.handleRevoke)
 	h(pathKeyChange, post, s.handleKeyChange)
 	h(pathAccount+"{id}", post, s.handleAccount)

@@ -176,7 +176,7 @@ func TestValidationJobWithChallenge(t *testing.T) {
 	tp, err := thumbprintOf(c.key.Public())
 	require.NoError(t, err)
 	require.Equal(t, a.Challenges[0].Token+"."+tp, job.KeyAuthorization)
-	require.WithinRange(t, job.LeaseUntil, before.Add(e.srv.cfg.Validation.Timeout.D()+10*time.Second), time.Now().Add(e.srv.cfg.Validation.Timeout.D()+10*time.Second))
+	require.WithinRange(t, job.LeaseUntil, before.Add(e.srv.ra.Config().Validation.Timeout.D()+10*time.Second), time.Now().Add(e.srv.ra.Config().Validation.Timeout.D()+10*time.Second))
 
 	close(release)
 	require.Equal(t, "valid", c.waitAuthz(authzURL).Status)

@@ -175,7 +175,7 @@ func (ra *RA) checkCAANames(ctx context.Context, ids []store.Identifier, identit
 			defer func() { <-sem; wg.Done() }()
 			// RFC 8555 §7.1.3: a wildcard identifier's value is "*." and
 			// the base name; CheckCAA then applies issuewild (RFC 8659 §4.3).
-			err := ra.caa.CheckCAA(ctx, id.Value, false, identities, acct, methods[id.Value])
+			err := ra.caaChecker().CheckCAA(ctx, id.Value, false, identities, acct, methods[id.Value])
 			if err == nil {
 				return
 			}

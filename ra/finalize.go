@@ -67,6 +67,23 @@ func (ra *RA) Finalize(ctx context.Context, owner *store.Account, orderID string
 	if dec.MaxValidity > 0 && (o.MaxValidity == 0 || dec.MaxValidity < o.MaxValidity) {
 		o.MaxValidity = dec.MaxValidity
 	}
+	// An upstream a reload removed since newOrder takes no new work: the
+	// route keeps those still configured, held until the job naming them
+	// is stored, so a drain sees the hold or the job (reload.go); with
+	// none left the order takes the route the policy gives now.
+	kept, release := ra.holdUpstreams(o.Upstreams)
+	defer release()
+	if len(kept) == 0 {
+		now, releaseNow := ra.holdUpstreams(dec.Upstreams)
+		defer releaseNow()
+		if len(now) > 0 {
+			ra.log.Info("order rerouted: its upstreams were removed", "order", o.ID, "from", o.Upstreams, "to", now, "rule", dec.Rule)
+			kept, o.Rule, o.UpstreamProfile = now, dec.Rule, dec.UpstreamProfile
+		} else {
+			kept = o.Upstreams // none configured at all: the worker says so
+		}
+	}
+	o.Upstreams = kept
 	// CAA, last, just before issuance (caa.go): the route keeps the
 	// upstreams CAA lets issue; none left is a caa (or dns) problem.
 	ups, err := ra.caaRoute(ctx, o)

@@ -96,6 +96,7 @@ type RA struct {
 	cur          atomic.Pointer[setup]
 	store        store.Store
 	caa          CAAChecker
+	explicitCAA  bool
 	hasValidator bool
 	newRouter    func(configs.Policy) Router
 	newValidator func(*configs.Config) Validator
@@ -115,6 +116,11 @@ type RA struct {
 	kick      chan struct{}
 	waitersMu sync.Mutex
 	waiters   map[string][]*waiter
+	// reloadMu makes reloads one at a time; issMu guards the issuers'
+	// uses and the retired ones still draining (reload.go).
+	reloadMu sync.Mutex
+	issMu    sync.Mutex
+	retired  []*issuerRef
 }
 
 // nopObserver measures nothing.
@@ -134,7 +140,7 @@ func New(opts Options) (*RA, error) {
 	if cfg == nil {
 		cfg = configs.Default()
 	}
-	ra := &RA{store: opts.Store, caa: opts.CAA, hasValidator: opts.Validator != nil,
+	ra := &RA{store: opts.Store, caa: opts.CAA, explicitCAA: opts.CAA != nil, hasValidator: opts.Validator != nil,
 		newRouter: opts.NewRouter, newValidator: opts.NewValidator, accountURL: opts.AccountURL,
 		now: opts.Clock, log: opts.Logger, audit: opts.Audit,
 		metrics: opts.Metrics, workerID: opts.WorkerID, waiters: map[string][]*waiter{},
@@ -168,6 +174,7 @@ func New(opts Options) (*RA, error) {
 	if err != nil {
 		return nil, err
 	}
+	ra.adopt(s, nil)
 	ra.cur.Store(s)
 	ra.breaker = NewBreaker(func() time.Time { return ra.now() })
 	ra.baseCtx, ra.cancel = context.WithCancel(context.Background())

@@ -23,6 +23,10 @@ type setup struct {
 	gen     int64
 	dirs    map[string]*Directory
 	issuers map[string]upstream.Issuer
+	// refs count the calls using each issuer (reload.go).
+	refs map[string]*issuerRef
+	// caa is the CAA checker of this setup's validators (nil: ra.caa).
+	caa CAAChecker
 }
 
 // Directory is one ACME directory (configs.Directory) as the core runs it:
@@ -108,10 +112,12 @@ func (ra *RA) dirNamed(name string) *Directory {
 	return s.dirs[""]
 }
 
-// issuer is the upstream called name.
-func (ra *RA) issuer(name string) (upstream.Issuer, bool) {
-	iss, ok := ra.current().issuers[name]
-	return iss, ok
+// caaChecker is the CAA checker in force.
+func (ra *RA) caaChecker() CAAChecker {
+	if c := ra.current().caa; c != nil {
+		return c
+	}
+	return ra.caa
 }
 
 // Directory is the directory called name, or nil when it is not served.

@@ -55,9 +55,14 @@ func (ra *RA) Run(ctx context.Context) {
 		defer func() { done <- struct{}{} }()
 		ra.validationLoop(ctx)
 	}()
-	for i := 0; i < workers+2; i++ {
+	go func() {
+		defer func() { done <- struct{}{} }()
+		ra.drainLoop(ctx)
+	}()
+	for i := 0; i < workers+3; i++ {
 		<-done
 	}
+	ra.closeRetired()
 }
 
 // KickWorker wakes a worker for a job just queued.
@@ -202,7 +207,8 @@ func (ra *RA) processJob(ctx context.Context, job *store.Job) {
 	var lastErr error
 	var lastName string
 	for i, name := range o.Upstreams {
-		iss, ok := ra.issuer(name)
+		// Held while it issues: a reload that retires it closes it after.
+		iss, release, ok := ra.acquire(name)
 		if !ok {
 			lastErr = acmeerr.New(acmeerr.Internal, "upstream %s is not configured", name)
 			continue
@@ -219,12 +225,14 @@ func (ra *RA) processJob(ctx context.Context, job *store.Job) {
 			if lastErr == nil {
 				lastErr = acmeerr.New(acmeerr.Unavailable, "upstream %s is unhealthy", name)
 			}
+			release()
 			continue
 		}
 		ictx, cancel := context.WithTimeout(lease.ctx, issueDeadline)
 		start := ra.now()
 		res, err := iss.Issue(ictx, req, lease.setRef)
 		cancel()
+		release()
 		if lease.ctx.Err() != nil && ctx.Err() == nil {
 			// The lease was lost to another replica: it owns the job now.
 			ra.log.Warn("worker: lost the lease", "order", o.ID)

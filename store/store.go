@@ -449,6 +449,23 @@ type Store interface {
 	// DeleteChallengeToken removes the token. Missing is not an error.
 	DeleteChallengeToken(ctx context.Context, token string) error
 
+	// ListJobs returns the order IDs of every issuance job, queued or held
+	// under a lease, in no particular order: what a reload that removed an
+	// upstream asks before it closes it (jobs name their order, whose
+	// route names the upstreams).
+	ListJobs(ctx context.Context) ([]string, error)
+
+	// Reload requests: one replica asks every replica sharing the store
+	// to re-read its configuration file (`acmebridge reload`); each polls
+	// ReloadRequested and reloads when the number grew.
+
+	// PublishReload records a reload request and returns its number, one
+	// more than the last (the first is 1).
+	PublishReload(ctx context.Context) (int64, error)
+	// ReloadRequested returns the number of the latest reload request, 0
+	// when none was made.
+	ReloadRequested(ctx context.Context) (int64, error)
+
 	// Ping reports whether the store is reachable (readiness).
 	Ping(ctx context.Context) error
 	// Close releases the store.

@@ -378,3 +378,34 @@ func cell(v any) string {
 		return fmt.Sprint(x)
 	}
 }
+
+// cmdReload runs `acmebridge reload`: the server re-reads its
+// configuration file, and every replica sharing its store follows.
+func cmdReload(args []string, stdout, stderr io.Writer) int {
+	fs, f := newAdminFlags("reload", stderr)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() != 0 {
+		fmt.Fprintln(stderr, "usage: acmebridge reload [--server URL] [--token-file FILE] [--json]")
+		return 2
+	}
+	c, err := f.client()
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	var out struct {
+		Generation int64 `json:"generation"`
+	}
+	if err := c.call(context.Background(), http.MethodPost, "/api/v1/reload", nil, &out); err != nil {
+		fmt.Fprintf(stderr, "reload: %v\n", err)
+		return 1
+	}
+	if *f.asJSON {
+		_ = json.NewEncoder(stdout).Encode(out)
+		return 0
+	}
+	fmt.Fprintf(stdout, "configuration reloaded: generation %d (replicas sharing the store follow within a second)\n", out.Generation)
+	return 0
+}

@@ -40,6 +40,9 @@ a directory (tenant), "/" the top level; a token scoped to a directory
   acmebridge cert revoke [--reason N] ID|SERIAL
   acmebridge cert renew-now ID|SERIAL | cert renew-now --upstream NAME
                                              move ARI renewal windows into the past
+  acmebridge reload                          re-read the configuration file (every replica sharing
+                                             the store follows); refused whole if it does not validate
+                                             or changes a key that needs a restart
   acmebridge audit [--file F] [--since 24h] [--account ID] [--name NAME] [--event E] [--directory D] [--json]
   acmebridge report [--since 30d] [--until T] [--expiring 30d] [--bucket 1d] [--config F]
                     [--directory D] [--file F]... [--json | --csv]
@@ -80,6 +83,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return adminCommand(args, stdout, stderr)
 	case "audit":
 		return cmdAudit(args[1:], stdout, stderr)
+	case "reload":
+		return cmdReload(args[1:], stdout, stderr)
 	case "report":
 		return cmdReport(args[1:], stdout, stderr)
 	case "upstream":

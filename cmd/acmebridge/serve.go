@@ -30,10 +30,7 @@ import (
 	"github.com/acmebridge/acmebridge/proxy/va"
 	"github.com/acmebridge/acmebridge/ra"
 	"github.com/acmebridge/acmebridge/store"
-	"github.com/acmebridge/acmebridge/upstream"
-	"github.com/acmebridge/acmebridge/upstream/acme"
 	"github.com/acmebridge/acmebridge/upstream/local"
-	"github.com/acmebridge/acmebridge/upstream/vault"
 )
 
 func cmdServe(args []string, stdout, stderr io.Writer) int {
@@ -50,7 +47,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := serve(ctx, cfg, stdout, stderr); err != nil {
+	if err := serve(ctx, cfg, *path, stdout, stderr); err != nil {
 		fmt.Fprintln(stderr, "acmebridge:", err)
 		return 1
 	}
@@ -67,8 +64,13 @@ func closeLogged(log *slog.Logger, what string, c io.Closer) {
 }
 
 func newLogger(cfg configs.Log, w io.Writer) *slog.Logger {
-	var lvl slog.Level
-	_ = lvl.UnmarshalText([]byte(cfg.Level))
+	lvl := new(slog.LevelVar)
+	lvl.Set(logLevel(cfg.Level))
+	return newLoggerVar(cfg, w, lvl)
+}
+
+// newLoggerVar is newLogger at a level a reload can change.
+func newLoggerVar(cfg configs.Log, w io.Writer, lvl *slog.LevelVar) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: lvl}
 	if cfg.Format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
@@ -77,9 +79,12 @@ func newLogger(cfg configs.Log, w io.Writer) *slog.Logger {
 }
 
 // serve runs the ACME and admin listeners until ctx ends, then shuts down
-// gracefully.
-func serve(ctx context.Context, cfg *configs.Config, stdout, stderr io.Writer) error {
-	log := newLogger(cfg.Log, stderr)
+// gracefully. path is the configuration file cfg was read from, which a
+// reload reads again ("" for the quickstart).
+func serve(ctx context.Context, cfg *configs.Config, path string, stdout, stderr io.Writer) error {
+	level := new(slog.LevelVar)
+	level.Set(logLevel(cfg.Log.Level))
+	log := newLoggerVar(cfg.Log, stderr, level)
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return err
 	}
@@ -89,36 +94,17 @@ func serve(ctx context.Context, cfg *configs.Config, stdout, stderr io.Writer) e
 	}
 	defer closeLogged(log, "store", st)
 
-	issuers := map[string]upstream.Issuer{}
-	var localCAs []*local.CA
-	for _, u := range cfg.Upstreams {
-		switch u.Type {
-		case "local":
-			ca, err := local.New(local.Options{Name: u.Name, Dir: u.Local.Dir, Validity: u.Local.Validity.D(), Delay: u.Local.Delay.D(), Logger: log})
-			if err != nil {
-				return err
-			}
-			issuers[u.Name] = ca
-			localCAs = append(localCAs, ca)
-		case "vault":
-			v, err := vault.New(vaultOptions(u, log))
-			if err != nil {
-				return err
-			}
-			// Closed after the worker stopped (defers run last to first).
-			defer closeLogged(log, "upstream "+u.Name, v)
-			issuers[u.Name] = v
-		case "acme":
-			useLegoLogger(log)
-			a, err := acme.New(acmeOptions(u, st, log))
-			if err != nil {
-				return err
-			}
-			defer closeLogged(log, "upstream "+u.Name, a)
-			issuers[u.Name] = a
-		}
+	ups := newUpstreamSet(st, log)
+	built, err := ups.build(cfg)
+	if err != nil {
+		return err
 	}
-	tlsCfg, bundle, err := serverTLS(cfg, localCAs, log)
+	built.commit()
+	// Closed after the worker stopped (defers run last to first); the core
+	// closes those a reload retired.
+	defer ups.closeAll()
+	issuers := built.Issuers
+	tlsCfg, bundle, err := serverTLS(cfg, ups.localCAs(cfg), log)
 	if err != nil {
 		return err
 	}
@@ -155,10 +141,7 @@ func serve(ctx context.Context, cfg *configs.Config, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	types := map[string]string{}
-	for _, u := range cfg.Upstreams {
-		types[u.Name] = u.Type
-	}
+	rl := &reloader{path: path, log: log, level: level, srv: srv, metrics: metrics, ups: ups, st: st}
 
 	var lc net.ListenConfig
 	acmeLn, err := lc.Listen(ctx, "tcp", cfg.Server.Listen)
@@ -182,8 +165,9 @@ func serve(ctx context.Context, cfg *configs.Config, stdout, stderr io.Writer) e
 		ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second,
 		MaxHeaderBytes: 64 << 10, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	adminSrv := &http.Server{Handler: admin.New(admin.Options{Store: st, Logger: log, Registry: reg, API: &admin.APIOptions{
-		Token: token, DirectoryTokens: scoped, Directories: srv.RA(), Store: st, Policy: engine, Issuers: issuers, Types: types, Audit: auditLog, RA: srv.RA()},
-		Dashboard: &admin.DashboardOptions{AuditFile: cfg.Audit.File, Health: srv.UpstreamHealth}}),
+		Token: token, DirectoryTokens: scoped, Directories: srv.RA(), Store: st, Audit: auditLog, RA: srv.RA(), Live: srv.RA(), Reloader: rl},
+		Dashboard:  &admin.DashboardOptions{AuditFile: cfg.Audit.File, Health: srv.UpstreamHealth},
+		Generation: srv.RA().Generation}),
 		ReadHeaderTimeout: 10 * time.Second}
 
 	errc := make(chan error, 2)
@@ -197,6 +181,7 @@ func serve(ctx context.Context, cfg *configs.Config, stdout, stderr io.Writer) e
 	go func() { errc <- adminSrv.Serve(adminLn) }()
 	workerDone := make(chan struct{})
 	go func() { srv.Run(ctx); close(workerDone) }()
+	rl.start(ctx)
 
 	printBanner(stdout, cfg, bundle)
 	log.Info("acmebridge started", "directory", cfg.Server.ExternalURL+"/directory", "listen", acmeLn.Addr().String(), "admin", adminLn.Addr().String())

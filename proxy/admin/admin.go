@@ -39,6 +39,9 @@ type Options struct {
 	// Dashboard, when set with API, serves the operator dashboard at
 	// /dashboard behind the API's token.
 	Dashboard *DashboardOptions
+	// Generation, when set, is the configuration generation this replica
+	// runs, which /readyz reports.
+	Generation func() int64
 }
 
 // Server is the admin HTTP handler.
@@ -86,6 +89,9 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_, _ = w.Write([]byte("ready\n"))
+	if s.opts.Generation != nil {
+		_, _ = fmt.Fprintf(w, "config generation %d\n", s.opts.Generation())
+	}
 }
 
 // EnsureToken reads the admin bearer token from path, creating it (256

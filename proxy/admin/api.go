@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/acmebridge/acmebridge/audit"
+	"github.com/acmebridge/acmebridge/configs"
 	"github.com/acmebridge/acmebridge/policy"
 	"github.com/acmebridge/acmebridge/ra"
 	"github.com/acmebridge/acmebridge/store"
@@ -50,6 +51,41 @@ type APIOptions struct {
 	// RA is the domain core, which decides every change of state the API
 	// asks for (revocation).
 	RA Revoker
+	// Live, when set, is the configuration in force, read per request so
+	// that a reload shows at once: the upstreams and the top-level
+	// policy then come from it instead of Policy, Issuers and Types.
+	Live Live
+	// Reloader, when set, serves POST /api/v1/reload.
+	Reloader Reloader
+}
+
+// Live is the configuration in force (implemented by ra.RA).
+type Live interface {
+	Config() *configs.Config
+	Directory(name string) *ra.Directory
+}
+
+// Reloader re-reads the configuration file of this replica and asks every
+// replica sharing the store to do the same; it returns the generation in
+// force, or why the file was refused (the running configuration stays).
+type Reloader interface {
+	Reload(ctx context.Context) (int64, error)
+}
+
+// upstreamTypes are the upstreams in force, name → type.
+func (a *api) upstreamTypes() map[string]string {
+	if a.Live == nil {
+		out := map[string]string{}
+		for n := range a.Issuers {
+			out[n] = a.Types[n]
+		}
+		return out
+	}
+	out := map[string]string{}
+	for _, u := range a.Live.Config().Upstreams {
+		out[u.Name] = u.Type
+	}
+	return out
 }
 
 // Revoker revokes certificates (implemented by ra.RA).
@@ -148,6 +184,7 @@ func (a *api) routes(mux *http.ServeMux) {
 	t("GET /api/v1/policy/explain", a.explain)
 	h("POST /api/v1/upstreams/{name}/renew-now", a.renewUpstreamNow)
 	h("GET /api/v1/upstreams", a.listUpstreams)
+	h("POST /api/v1/reload", a.reload)
 }
 
 func (a *api) now() time.Time {

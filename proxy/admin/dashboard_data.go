@@ -228,7 +228,7 @@ func (d *dashboard) gather(ctx context.Context, q url.Values) *pageData {
 	d.chooseDirectory(p, q.Get("directory"))
 	dir := p.Directory
 	col := &colors{index: map[string]int{}}
-	names := slices.Sorted(maps.Keys(d.api.Issuers))
+	names := slices.Sorted(maps.Keys(d.api.upstreamTypes()))
 	for _, n := range names {
 		col.add(n)
 	}

@@ -207,8 +207,9 @@ func histQuantile(q float64, count uint64, buckets []*dto.Bucket) float64 {
 // upstreamRows fills the health table.
 func (d *dashboard) upstreamRows(p *pageData, sum *audit.Summary, lat *latencies, col *colors, configured []string) {
 	pm := d.processMetrics(p.Directory)
+	types := d.api.upstreamTypes()
 	for _, n := range col.names {
-		r := upstreamRow{Name: n, Type: d.api.Types[n], Color: col.of(n), State: "unknown", Configured: slices.Contains(configured, n)}
+		r := upstreamRow{Name: n, Type: types[n], Color: col.of(n), State: "unknown", Configured: slices.Contains(configured, n)}
 		switch {
 		case !r.Configured:
 			r.State, r.StateDetail = "removed", "not in the configuration any more"

@@ -544,8 +544,8 @@ type upstreamView struct {
 
 func (a *api) listUpstreams(w http.ResponseWriter, _ *http.Request) {
 	out := []upstreamView{}
-	for name := range a.Issuers {
-		out = append(out, upstreamView{Name: name, Type: a.Types[name]})
+	for name, typ := range a.upstreamTypes() {
+		out = append(out, upstreamView{Name: name, Type: typ})
 	}
 	slices.SortFunc(out, func(x, y upstreamView) int { return strings.Compare(x.Name, y.Name) })
 	writeJSON(w, http.StatusOK, out)
@@ -625,7 +625,7 @@ func (a *api) renewNow(w http.ResponseWriter, r *http.Request) {
 // upstream issued (after an incident at that CA).
 func (a *api) renewUpstreamNow(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	if _, ok := a.Issuers[name]; !ok {
+	if _, ok := a.upstreamTypes()[name]; !ok {
 		fail(w, http.StatusNotFound, "no upstream "+name)
 		return
 	}

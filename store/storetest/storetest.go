@@ -44,6 +44,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Secret", secretCases},
 		{"ChallengeToken", challengeTokenCases},
 		{"RateLimit", rateCases},
+		{"Reload", reloadCases},
 		{"Misc", miscCases},
 	}
 	for _, g := range groups {

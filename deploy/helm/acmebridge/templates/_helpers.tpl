@@ -112,6 +112,9 @@ from the other values, then upstreams and policy.
 {{- $_ := set $cfg "store" $store -}}
 {{- with $v.upstreams -}}{{- $_ := set $cfg "upstreams" . -}}{{- end -}}
 {{- with $v.directories -}}{{- $_ := set $cfg "directories" . -}}{{- end -}}
+{{- if not (hasKey $cfg "reload") -}}
+{{- $_ := set $cfg "reload" (dict "watch_interval" "5s") -}}
+{{- end -}}
 {{- if $v.policy -}}
 {{- $_ := set $cfg "policy" $v.policy -}}
 {{- else if $v.upstreams -}}
@@ -123,4 +126,18 @@ from the other values, then upstreams and policy.
 {{/* The admin Service's in-cluster host name (the admin certificate's name). */}}
 {{- define "acmebridge.adminHost" -}}
 {{ include "acmebridge.fullname" . }}-admin.{{ .Release.Namespace }}.svc
+{{- end -}}
+
+{{/* The hash of the config keys only a restart can change (acmebridge's
+configs.RestartKeys: data_dir, server.listen/external_url/tls, admin, store,
+audit.file, orders.workers, log.format): the pods roll when it changes, and
+reload the file for any other change. */}}
+{{- define "acmebridge.restartChecksum" -}}
+{{- $c := fromYaml (include "acmebridge.config" .) -}}
+{{- $server := get $c "server" | default dict -}}
+{{- $orders := get $c "orders" | default dict -}}
+{{- $audit := get $c "audit" | default dict -}}
+{{- $log := get $c "log" | default dict -}}
+{{- $keys := dict "data_dir" (get $c "data_dir") "server.listen" (get $server "listen") "server.external_url" (get $server "external_url") "server.tls" (get $server "tls") "admin" (get $c "admin") "store" (get $c "store") "audit.file" (get $audit "file") "orders.workers" (get $orders "workers") "log.format" (get $log "format") -}}
+{{- toYaml $keys | sha256sum -}}
 {{- end -}}
