@@ -275,6 +275,9 @@ func TestScopedTokenCannotReachAnotherTenant(t *testing.T) {
 		// Server-wide endpoints.
 		require.Equal(t, http.StatusForbidden, e.as(devicesTok, http.MethodGet, "/api/v1/upstreams", nil).Code)
 		require.Equal(t, http.StatusForbidden, e.as(devicesTok, http.MethodPost, "/api/v1/upstreams/dev/renew-now", nil).Code)
+		// A tenant cannot reload the server's configuration (its answer
+		// is the same whether or not a reloader is configured).
+		require.Equal(t, http.StatusForbidden, e.as(devicesTok, http.MethodPost, "/api/v1/reload", nil).Code)
 		c, err := e.st.GetCertificate(ctx, pub.cert.ID)
 		require.NoError(t, err)
 		require.True(t, c.RenewBy.IsZero())
