@@ -431,7 +431,12 @@ func runMatrixCell(t *testing.T, rec *matrixRecorder, up *matrixUpstream, mc *ma
 		}
 		t.Skipf("%s is not installed (make deps; set CI=true to make this a failure): %v", mc.Name, err)
 	}
-	if ci.Version == "" && mc.Version != nil {
+	// The same client runs in every column at once: its version is read
+	// and written under the recorder's lock.
+	rec.mu.Lock()
+	known := ci.Version != ""
+	rec.mu.Unlock()
+	if !known && mc.Version != nil {
 		v := mc.Version(bin)
 		rec.mu.Lock()
 		ci.Version = v
