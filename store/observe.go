@@ -189,6 +189,38 @@ func (w *observed) UpdateEABKey(ctx context.Context, k *EABKey) error {
 	return err
 }
 
+// PutApproval times the inner PutApproval.
+func (w *observed) PutApproval(ctx context.Context, r *ApprovalRequest) error {
+	start := time.Now()
+	err := w.Store.PutApproval(ctx, r)
+	w.done("PutApproval", start, err)
+	return err
+}
+
+// GetApproval times the inner GetApproval.
+func (w *observed) GetApproval(ctx context.Context, id string) (*ApprovalRequest, error) {
+	start := time.Now()
+	v, err := w.Store.GetApproval(ctx, id)
+	w.done("GetApproval", start, err)
+	return v, err
+}
+
+// UpdateApproval times the inner UpdateApproval.
+func (w *observed) UpdateApproval(ctx context.Context, r *ApprovalRequest) error {
+	start := time.Now()
+	err := w.Store.UpdateApproval(ctx, r)
+	w.done("UpdateApproval", start, err)
+	return err
+}
+
+// AccountApprovals times the inner AccountApprovals.
+func (w *observed) AccountApprovals(ctx context.Context, accountID string, limit int) ([]*ApprovalRequest, error) {
+	start := time.Now()
+	v, err := w.Store.AccountApprovals(ctx, accountID, limit)
+	w.done("AccountApprovals", start, err)
+	return v, err
+}
+
 // EnqueueJob times the inner EnqueueJob.
 func (w *observed) EnqueueJob(ctx context.Context, j *Job, o *Order) error {
 	start := time.Now()

@@ -207,6 +207,53 @@ type EABKey struct {
 	Directory string `json:"directory,omitempty"`
 }
 
+// The states of an ApprovalRequest.
+const (
+	ApprovalPending  = "pending"
+	ApprovalApproved = "approved"
+	ApprovalDenied   = "denied"
+	ApprovalExpired  = "expired"
+)
+
+// ApprovalRequest is an account's request for names that a policy rule
+// (configs.Rule.Approval) lets issue only after an administrator approved
+// them. One request stands for one (directory, account, names, rule): the
+// ID is derived from them (ra.ApprovalID), so a client retrying its order
+// refreshes LastAttempt of the same request.
+type ApprovalRequest struct {
+	ID        string `json:"id"`
+	Version   int64  `json:"version"`
+	Directory string `json:"directory,omitempty"`
+	AccountID string `json:"accountID"`
+	// EABKey and Group are those of the account's EAB key ("" without).
+	EABKey string `json:"eabKey,omitempty"`
+	Group  string `json:"group,omitempty"`
+	// Names are the order's identifier values, sorted.
+	Names []string `json:"names"`
+	// Rule is the policy rule that asked for approval.
+	Rule string `json:"rule"`
+	// Remote is the client's address at the last attempt.
+	Remote       string    `json:"remote,omitempty"`
+	FirstAttempt time.Time `json:"firstAttempt"`
+	LastAttempt  time.Time `json:"lastAttempt"`
+	// Attempts counts the orders refused for this request.
+	Attempts int `json:"attempts"`
+	// Status is ApprovalPending, ApprovalApproved, ApprovalDenied or
+	// ApprovalExpired.
+	Status string `json:"status"`
+	// PendingUntil is when a pending request expires unanswered.
+	PendingUntil time.Time `json:"pendingUntil"`
+	// DecidedBy, DecidedAt and Reason record the decision.
+	DecidedBy string    `json:"decidedBy,omitempty"`
+	DecidedAt time.Time `json:"decidedAt,omitzero"`
+	Reason    string    `json:"reason,omitempty"`
+	// Expires ends an approval (zero: it does not end).
+	Expires time.Time `json:"expires,omitzero"`
+	// Pattern, on an approval, also covers the account's later names that
+	// match it (policy.MatchDomain), such as "*.floor3.corp.example.com".
+	Pattern string `json:"pattern,omitempty"`
+}
+
 // Job is a pending issuance: an order in state processing that a worker must
 // take to an upstream.
 type Job struct {
@@ -255,6 +302,7 @@ const (
 	KindOrder       Kind = "order"
 	KindCertificate Kind = "certificate"
 	KindEABKey      Kind = "eab"
+	KindApproval    Kind = "approval"
 )
 
 // Page is one page of an ordered listing. Next is empty on the last page.
@@ -350,6 +398,21 @@ type Store interface {
 	GetEABKey(ctx context.Context, id string) (*EABKey, error)
 	// UpdateEABKey stores k (compare-and-set on Version).
 	UpdateEABKey(ctx context.Context, k *EABKey) error
+
+	// PutApproval stores a new approval request, lists it last of
+	// KindApproval and indexes it under its account, in one write;
+	// ErrConflict if the ID exists (another replica created it first).
+	PutApproval(ctx context.Context, r *ApprovalRequest) error
+	// GetApproval returns the request or ErrNotFound.
+	GetApproval(ctx context.Context, id string) (*ApprovalRequest, error)
+	// UpdateApproval stores r if the stored Version equals r.Version, then
+	// increments r.Version: ErrConflict if it moved, ErrNotFound if it
+	// does not exist. A decision is a promise to the administrator and is
+	// written durably (as an EAB binding is).
+	UpdateApproval(ctx context.Context, r *ApprovalRequest) error
+	// AccountApprovals returns the account's approval requests, oldest
+	// first, at most limit (positive).
+	AccountApprovals(ctx context.Context, accountID string, limit int) ([]*ApprovalRequest, error)
 
 	// EnqueueJob stores the job and, in the same atomic step, the order
 	// (compare-and-set on its Version). ErrConflict if the order moved or a

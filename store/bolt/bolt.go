@@ -66,6 +66,10 @@ var (
 	// Challenge tokens of an upstream CA's http-01 (see challengetokens.go).
 	bucketChallengeTokens      = []byte("challenge_tokens")       // token → expiry (Unix ns, 8 bytes BE), key authorization
 	bucketChallengeTokenExpiry = []byte("challenge_token_expiry") // expiry (8 bytes BE), token → empty
+	// Approval requests (see approvals.go).
+	bucketApprovals     = []byte("approvals")      // request ID → ApprovalRequest
+	bucketApprovalList  = []byte("approval_list")  // seq (8 bytes BE) → request ID
+	bucketApprovalIndex = []byte("approval_index") // account ID, 0, seq (8 bytes BE) → request ID
 
 	allBuckets = [][]byte{
 		bucketMeta, bucketAccounts, bucketAccountKeys, bucketOrders,
@@ -75,6 +79,7 @@ var (
 		bucketCertExpiry, bucketSecrets, bucketAuthzValid, bucketAuthzValidPos,
 		bucketRates, bucketValidations, bucketValidationQueue,
 		bucketChallengeTokens, bucketChallengeTokenExpiry,
+		bucketApprovals, bucketApprovalList, bucketApprovalIndex,
 	}
 
 	keySchema = []byte("schema")

@@ -35,6 +35,7 @@ var listBuckets = map[store.Kind][]byte{
 	store.KindOrder:       bucketOrderList,
 	store.KindCertificate: bucketCertList,
 	store.KindEABKey:      bucketEABList,
+	store.KindApproval:    bucketApprovalList,
 }
 
 // expiryLen is the length of the time at the start of a cert_expiry key.

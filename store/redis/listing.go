@@ -36,6 +36,7 @@ var listKinds = map[store.Kind]string{
 	store.KindOrder:       kindOrder,
 	store.KindCertificate: kindCert,
 	store.KindEABKey:      kindEAB,
+	store.KindApproval:    kindApproval,
 }
 
 // listKey is the name of the listing of a kind.

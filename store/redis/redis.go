@@ -422,6 +422,8 @@ func decodeRecord(op string, vals []any, rec any) ([]any, error) {
 		r.Version = ver
 	case *store.EABKey:
 		r.Version = ver
+	case *store.ApprovalRequest:
+		r.Version = ver
 	default:
 		return nil, errorf("%s: no version in %T", op, rec)
 	}

@@ -32,6 +32,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Nonce", nonceCases},
 		{"Account", accountCases},
 		{"EAB", eabCases},
+		{"Approval", approvalCases},
 		{"Order", orderCases},
 		{"ListOrders", listCases},
 		{"Authz", authzCases},
