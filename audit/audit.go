@@ -41,6 +41,15 @@ const (
 	// AuthzDelegated is an authorization created valid without a challenge
 	// by a rule's delegated validation (with EAB key, group, name, rule).
 	AuthzDelegated = "authorization.delegated"
+
+	// ApprovalRequested is an order refused until an administrator
+	// approves its names (a rule's approval), written when the request is
+	// opened (or reopened after it expired); ApprovalApproved and
+	// ApprovalDenied are the decisions, with who decided (Actor) and why
+	// (Reason). Approval names the request.
+	ApprovalRequested = "approval.requested"
+	ApprovalApproved  = "approval.approved"
+	ApprovalDenied    = "approval.denied"
 )
 
 // Event is one audit line.
@@ -78,6 +87,9 @@ type Event struct {
 	// Directory is the ACME directory (tenant) the event belongs to: the
 	// name of a configured directory, empty for the top level.
 	Directory string `json:"directory,omitempty"`
+	// Approval is the ID of the approval request an approval.* event is
+	// about.
+	Approval string `json:"approval,omitempty"`
 }
 
 // TopLevel is how operators name the top-level directory (/directory) in

@@ -260,6 +260,10 @@ type Orders struct {
 	// Workers is the number of issuance workers per replica: how many
 	// orders are taken to upstreams at once.
 	Workers int `yaml:"workers"`
+	// ApprovalTTL is how long an approval request (a policy rule's
+	// approval) stays pending without a decision; after it expires the
+	// client's next order opens a new one.
+	ApprovalTTL Duration `yaml:"approval_ttl"`
 }
 
 // Validation configures challenge validation (RFC 8555 §8).
@@ -346,6 +350,7 @@ func Default() *Config {
 			RenewalRetryAfter:    Duration(6 * time.Hour),
 			CAAMaxAge:            Duration(8 * time.Hour),
 			Workers:              16,
+			ApprovalTTL:          Duration(7 * 24 * time.Hour),
 		},
 		Validation: Validation{
 			HTTPPort:              80,
@@ -549,6 +554,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Orders.OrderLifetime <= 0 || c.Orders.AuthzLifetime <= 0 {
 		bad("orders", "order_lifetime and authz_lifetime must be positive")
+	}
+	if c.Orders.ApprovalTTL <= 0 {
+		bad("orders.approval_ttl", "must be positive")
 	}
 	if c.Orders.MaxIdentifiers < 1 {
 		bad("orders.max_identifiers", "must be at least 1")

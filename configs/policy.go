@@ -56,7 +56,21 @@ type Rule struct {
 	// audited as authorization.delegated; allow_wildcards, allow_ips and
 	// CAA still apply.
 	DelegatedValidation bool `yaml:"delegated_validation"`
+	// Approval makes an administrator approve the names of an order before
+	// it is accepted: "required" (every name, once per account; an
+	// approval covers the account's later orders, renewals included) or
+	// "new-names" (only names the account holds no certificate for).
+	// Without a decision newOrder is refused with rejectedIdentifier naming
+	// the approval request; the client's next run after the approval
+	// issues. "" (the default) asks nobody. Not on a deny rule.
+	Approval string `yaml:"approval"`
 }
+
+// The values of Rule.Approval.
+const (
+	ApprovalRequired = "required"
+	ApprovalNewNames = "new-names"
+)
 
 // Match selects what a rule applies to. Within a field any entry matches;
 // every field that is set must match. Domains and IPs match the order's
@@ -120,6 +134,14 @@ func (p Policy) validate(upstreams map[string]bool) []error {
 		}
 		if r.DelegatedValidation {
 			errs = append(errs, checkDelegation(f, r, isDefault)...)
+		}
+		switch r.Approval {
+		case "", ApprovalRequired, ApprovalNewNames:
+			if r.Approval != "" && r.Action == "deny" {
+				bad(f+".approval", "a deny rule issues nothing to approve")
+			}
+		default:
+			bad(f+".approval", "%q must be required or new-names", r.Approval)
 		}
 		for j, d := range r.Match.Domains {
 			if err := checkPattern(d); err != nil {

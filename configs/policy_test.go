@@ -2,6 +2,7 @@ package configs
 
 import (
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -95,6 +96,31 @@ policy:
 		"  rules:\n    - {name: r, match: {groups: [g], domains: [a.example.com]}, action: deny, delegated_validation: true}\n": "a deny rule issues nothing to delegate",
 	} {
 		_, err := Load(write(t, "policy:\n"+body))
+		require.ErrorContains(t, err, want, body)
+	}
+}
+
+// TestApprovalOption: a rule's approval is required, new-names or absent;
+// a deny rule takes none; orders.approval_ttl defaults to 7 days and must
+// be positive.
+func TestApprovalOption(t *testing.T) {
+	c, err := Load(write(t, `
+policy:
+  rules:
+    - {name: printers, match: {domains: ["*.corp.example.com"]}, upstreams: [dev], approval: new-names}
+  default: {upstreams: [dev], approval: required}
+`))
+	require.NoError(t, err)
+	require.Equal(t, ApprovalNewNames, c.Policy.Rules[0].Approval)
+	require.Equal(t, ApprovalRequired, c.Policy.Default.Approval)
+	require.Equal(t, 7*24*time.Hour, c.Orders.ApprovalTTL.D())
+
+	for body, want := range map[string]string{
+		"policy:\n  default: {upstreams: [dev], approval: yes}\n":                                                   `policy.default.approval: "yes" must be required or new-names`,
+		"policy:\n  rules:\n    - {name: r, match: {domains: [a.example.com]}, action: deny, approval: required}\n": "policy.rules[0].approval: a deny rule issues nothing to approve",
+		"orders: {approval_ttl: 0s}\n": "orders.approval_ttl: must be positive",
+	} {
+		_, err := Load(write(t, body))
 		require.ErrorContains(t, err, want, body)
 	}
 }

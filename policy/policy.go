@@ -53,6 +53,9 @@ type Decision struct {
 	// valid without a challenge. Only a rule matching the account's EAB
 	// key or group and naming every identifier of the order gives it.
 	Delegated bool
+	// Approval is the rule's approval (configs.Rule.Approval): "",
+	// configs.ApprovalRequired or configs.ApprovalNewNames.
+	Approval string
 }
 
 // Explanation is the reasoning for one name, for `policy explain`.
@@ -73,6 +76,9 @@ type Explanation struct {
 	// Delegated says an allowed name's authorization would be valid
 	// without a challenge (the rule's delegated_validation).
 	Delegated bool `json:"delegated,omitempty"`
+	// Approval says an allowed name needs an administrator's approval
+	// (the rule's approval: required or new-names).
+	Approval string `json:"approval,omitempty"`
 	// Skipped says why each earlier rule did not match.
 	Skipped []string `json:"skipped,omitempty"`
 }
@@ -296,7 +302,7 @@ func allowed(r configs.Rule, id Identifier) *acmeerr.Error {
 func decision(r configs.Rule) *Decision {
 	d := &Decision{Rule: r.Name, Upstreams: slices.Clone(r.Upstreams), Challenges: slices.Clone(r.Challenges),
 		KeyTypes: slices.Clone(r.KeyTypes), MinRSABits: r.MinRSABits, MaxValidity: r.MaxValidity.D(),
-		UpstreamProfile: r.UpstreamProfile, Delegated: r.DelegatedValidation}
+		UpstreamProfile: r.UpstreamProfile, Delegated: r.DelegatedValidation, Approval: r.Approval}
 	if len(d.Challenges) == 0 {
 		d.Challenges = slices.Clone(core.ChallengeTypes)
 	}
@@ -343,7 +349,7 @@ func (e *Engine) Explain(name string, req Request) Explanation {
 		x.Action, x.Reason, x.Upstreams = "deny", c.detail, nil
 		x.ConflictingRule, x.ConflictingPattern = c.rule, c.pattern
 	} else {
-		x.Delegated = r.DelegatedValidation
+		x.Delegated, x.Approval = r.DelegatedValidation, r.Approval
 	}
 	return x
 }

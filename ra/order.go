@@ -276,6 +276,11 @@ func (ra *RA) NewOrder(ctx context.Context, acct *store.Account, req NewOrderReq
 	if err != nil {
 		return nil, ra.refuse(ctx, audit.OrderRefused, acct.ID, "", idents, err)
 	}
+	// A rule requiring approval (approval.go) refuses until an
+	// administrator approved the names for the account.
+	if err := ra.checkApproval(ctx, acct, idents, dec, d.Config.Orders.ApprovalTTL.D()); err != nil {
+		return nil, ra.refuse(ctx, audit.OrderRefused, acct.ID, "", idents, err)
+	}
 	now := ra.now()
 	o := &store.Order{
 		ID: core.RandomID(), AccountID: acct.ID, Status: store.StatusPending, Identifiers: idents,
