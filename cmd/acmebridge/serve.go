@@ -165,7 +165,7 @@ func serve(ctx context.Context, cfg *configs.Config, path string, stdout, stderr
 		ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second,
 		MaxHeaderBytes: 64 << 10, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	adminSrv := &http.Server{Handler: admin.New(admin.Options{Store: st, Logger: log, Registry: reg, API: &admin.APIOptions{
-		Token: token, DirectoryTokens: scoped, Directories: srv.RA(), Store: st, Audit: auditLog, RA: srv.RA(), Live: srv.RA(), Reloader: rl},
+		Token: token, DirectoryTokens: scoped, Directories: srv.RA(), Store: st, Audit: auditLog, RA: srv.RA(), Live: srv.RA(), Reloader: rl, Approver: srv.RA()},
 		Dashboard:  &admin.DashboardOptions{AuditFile: cfg.Audit.File, Health: srv.UpstreamHealth},
 		Generation: srv.RA().Generation}),
 		ReadHeaderTimeout: 10 * time.Second}

@@ -57,6 +57,9 @@ type APIOptions struct {
 	Live Live
 	// Reloader, when set, serves POST /api/v1/reload.
 	Reloader Reloader
+	// Approver, when set, decides approval requests (POST
+	// /api/v1/approvals/{id}/approve and deny, the dashboard's buttons).
+	Approver Approver
 }
 
 // Live is the configuration in force (implemented by ra.RA).
@@ -182,6 +185,10 @@ func (a *api) routes(mux *http.ServeMux) {
 	t("POST /api/v1/certificates/{id}/revoke", a.revokeCertificate)
 	t("POST /api/v1/certificates/{id}/renew-now", a.renewNow)
 	t("GET /api/v1/policy/explain", a.explain)
+	t("GET /api/v1/approvals", a.listApprovals)
+	t("GET /api/v1/approvals/{id}", a.showApproval)
+	t("POST /api/v1/approvals/{id}/approve", a.approveApproval)
+	t("POST /api/v1/approvals/{id}/deny", a.denyApproval)
 	h("POST /api/v1/upstreams/{name}/renew-now", a.renewUpstreamNow)
 	h("GET /api/v1/upstreams", a.listUpstreams)
 	h("POST /api/v1/reload", a.reload)

@@ -512,27 +512,32 @@ func (a *api) revokeCertificate(w http.ResponseWriter, r *http.Request) {
 // domainFail answers an error of the domain core by its kind; an
 // upstream's refusal is 502 and names the upstream, never its text.
 func domainFail(w http.ResponseWriter, err error) {
+	status, msg := domainStatus(err)
+	fail(w, status, msg)
+}
+
+// domainStatus is the status and message an error of the domain core is
+// answered with.
+func domainStatus(err error) (int, string) {
 	var up *ra.UpstreamError
 	if errors.As(err, &up) {
-		fail(w, http.StatusBadGateway, "upstream "+up.Upstream+" refused the request")
-		return
+		return http.StatusBadGateway, "upstream " + up.Upstream + " refused the request"
 	}
 	var e *acmeerr.Error
 	if !errors.As(err, &e) {
-		fail(w, http.StatusInternalServerError, "internal error")
-		return
+		return http.StatusInternalServerError, "internal error"
 	}
 	switch e.Kind {
 	case acmeerr.NotFound:
-		fail(w, http.StatusNotFound, e.Detail)
+		return http.StatusNotFound, e.Detail
 	case acmeerr.AlreadyRevoked, acmeerr.Conflict:
-		fail(w, http.StatusConflict, e.Detail)
+		return http.StatusConflict, e.Detail
 	case acmeerr.Unavailable:
-		fail(w, http.StatusServiceUnavailable, e.Detail)
+		return http.StatusServiceUnavailable, e.Detail
 	case acmeerr.Internal:
-		fail(w, http.StatusInternalServerError, e.Detail)
+		return http.StatusInternalServerError, e.Detail
 	default:
-		fail(w, http.StatusBadRequest, e.Detail)
+		return http.StatusBadRequest, e.Detail
 	}
 }
 

@@ -68,7 +68,7 @@ func newTenantAPI(t *testing.T, st store.Store) *apiEnv {
 	require.NoError(t, err)
 	h := New(Options{Store: st, API: &APIOptions{Token: globalTok, Store: st, Policy: policy.New(cfg.Policy),
 		DirectoryTokens: []DirectoryToken{{Directory: "devices", Token: devicesTok}, {Directory: "public", Token: publicTok}},
-		Directories:     core, Issuers: issuers, Types: map[string]string{"dev": "local"}, Audit: rec, RA: core},
+		Directories:     core, Issuers: issuers, Types: map[string]string{"dev": "local"}, Audit: rec, RA: core, Approver: core},
 		Dashboard: &DashboardOptions{}})
 	return &apiEnv{t: t, h: h, st: st, ca: ca, rec: rec}
 }
