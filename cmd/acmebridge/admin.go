@@ -142,7 +142,7 @@ func (c *adminClient) call(ctx context.Context, method, path string, body, out a
 	return json.Unmarshal(b, out)
 }
 
-// adminCommand runs `acmebridge eab|account|order|cert ...`.
+// adminCommand runs `acmebridge eab|account|order|cert|approval ...`.
 func adminCommand(args []string, stdout, stderr io.Writer) int {
 	group := args[0]
 	if len(args) < 2 {
@@ -162,11 +162,13 @@ func adminCommand(args []string, stdout, stderr io.Writer) int {
 		expiring  = new(string)
 		reason    = new(int)
 		directory = new(string)
+		why       = new(string)
+		pattern   = new(string)
 		limit     = fs.Int("limit", 100, "page size")
 		cursor    = fs.String("cursor", "", "continue a listing")
 	)
 	switch group + " " + verb {
-	case "eab create", "eab list", "account list", "order list", "cert list":
+	case "eab create", "eab list", "account list", "order list", "cert list", "approval list":
 		directory = fs.String("directory", "", `directory (tenant) by name, "/" for the top level (a scoped token: its own)`)
 	}
 	switch group + " " + verb {
@@ -189,6 +191,14 @@ func adminCommand(args []string, stdout, stderr io.Writer) int {
 		reason = fs.Int("reason", 0, "RFC 5280 reason code")
 	case "cert renew-now":
 		ident = fs.String("upstream", "", "every valid certificate of this upstream instead of one ID")
+	case "approval list":
+		status = fs.String("status", "", "only requests in this status: pending, approved, denied, expired")
+	case "approval approve":
+		why = fs.String("reason", "", "why (kept with the approval, audited)")
+		eabExpire = fs.String("expires", "", "the approval ends after, e.g. 720h (default: it does not end)")
+		pattern = fs.String("pattern", "", "also approve the account's later names matching this, e.g. '*.floor3.corp.example.com'")
+	case "approval deny":
+		why = fs.String("reason", "", "why: the client is told in its next attempt's problem detail")
 	}
 	if err := fs.Parse(args[2:]); err != nil {
 		return 2
@@ -271,6 +281,23 @@ func adminCommand(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		path = "/api/v1/certificates/" + id + "/renew-now"
+	case "approval list":
+		page.Set("status", *status)
+		path = "/api/v1/approvals?" + page.Encode()
+	case "approval show", "approval approve", "approval deny":
+		id, ok := arg()
+		if !ok {
+			return 2
+		}
+		path = "/api/v1/approvals/" + id
+		switch verb {
+		case "approve":
+			method, body = http.MethodPost, map[string]string{"reason": *why, "expires": *eabExpire, "pattern": *pattern}
+			path += "/approve"
+		case "deny":
+			method, body = http.MethodPost, map[string]string{"reason": *why}
+			path += "/deny"
+		}
 	default:
 		fmt.Fprintf(stderr, "acmebridge: unknown command %q\n\n%s", group+" "+verb, usage)
 		return 2
@@ -292,10 +319,11 @@ func adminCommand(args []string, stdout, stderr io.Writer) int {
 
 // columns are the fields shown, per record kind, in tables.
 var columns = map[string][]string{
-	"eab":     {"id", "directory", "status", "group", "allow", "account_id", "expires_at", "note"},
-	"account": {"id", "directory", "status", "group", "eab_key", "contact", "created_at"},
-	"order":   {"id", "directory", "status", "identifiers", "rule", "upstream", "account", "created_at"},
-	"cert":    {"serial", "directory", "names", "upstream", "not_after", "revoked_at", "account"},
+	"eab":      {"id", "directory", "status", "group", "allow", "account_id", "expires_at", "note"},
+	"account":  {"id", "directory", "status", "group", "eab_key", "contact", "created_at"},
+	"order":    {"id", "directory", "status", "identifiers", "rule", "upstream", "account", "created_at"},
+	"cert":     {"serial", "directory", "names", "upstream", "not_after", "revoked_at", "account"},
+	"approval": {"id", "directory", "status", "names", "rule", "account", "remote", "last_attempt", "decided_by", "reason"},
 }
 
 // printTable prints records as a table for people.
@@ -319,7 +347,7 @@ func printTable(w io.Writer, group, verb string, out any) {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	defer tw.Flush()
 	cols := columns[group]
-	if verb == "show" || (group == "eab" && verb == "create") {
+	if verb == "show" || (group == "eab" && verb == "create") || (group == "approval" && verb != "list") {
 		// One record: every field, one per line.
 		for _, it := range items {
 			m, _ := it.(map[string]any)

@@ -40,6 +40,11 @@ a directory (tenant), "/" the top level; a token scoped to a directory
   acmebridge cert revoke [--reason N] ID|SERIAL
   acmebridge cert renew-now ID|SERIAL | cert renew-now --upstream NAME
                                              move ARI renewal windows into the past
+  acmebridge approval list [--directory D] [--status pending|approved|denied|expired] | approval show ID
+  acmebridge approval approve [--reason TEXT] [--expires 720h] [--pattern '*.floor3.corp.example.com'] ID
+  acmebridge approval deny [--reason TEXT] ID
+                                             decide the approval requests of rules with approval;
+                                             the client's next run sees the decision
   acmebridge reload                          re-read the configuration file (every replica sharing
                                              the store follows); refused whole if it does not validate
                                              or changes a key that needs a restart
@@ -79,7 +84,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		return cmdPolicyExplain(args[2:], stdout, stderr)
-	case "eab", "account", "order", "cert":
+	case "eab", "account", "order", "cert", "approval":
 		return adminCommand(args, stdout, stderr)
 	case "audit":
 		return cmdAudit(args[1:], stdout, stderr)
