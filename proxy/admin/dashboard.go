@@ -22,8 +22,8 @@ import (
 	"github.com/acmebridge/acmebridge/audit"
 )
 
-// DashboardOptions turn on the operator dashboard: a read-only page at
-// /dashboard on the admin listener, behind the admin API's bearer token
+// DashboardOptions turn on the operator dashboard: a page at /dashboard on
+// the admin listener (read-only but for the approval queue's buttons), behind the admin API's bearer token
 // (entered once in a login form and kept in a session cookie).
 type DashboardOptions struct {
 	// AuditFile is the audit log (audit.file): refusals, issuance over
@@ -100,6 +100,7 @@ func (d *dashboard) routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /dashboard", d.page)
 	mux.HandleFunc("POST /dashboard/login", d.login)
 	mux.HandleFunc("POST /dashboard/logout", d.logout)
+	mux.HandleFunc("POST /dashboard/approvals/{id}/{verb}", d.decideApproval)
 }
 
 // mac is HMAC-SHA256 under the process's key of a purpose and its parts.
@@ -293,6 +294,9 @@ func (d *dashboard) page(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), pageTimeout)
 	defer cancel()
 	p := d.gather(ctx, r.URL.Query())
+	if sid := d.sessionID(r); sid != "" {
+		p.CSRF = d.csrfToken(sid)
+	}
 	status := http.StatusOK
 	if p.StoreDown {
 		status = http.StatusServiceUnavailable

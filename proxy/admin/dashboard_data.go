@@ -74,6 +74,11 @@ type pageData struct {
 	Failures       []eventRow
 	FailuresByType template.HTML
 	Search         *searchView
+	// Approvals is the queue of pending approval requests; CSRF the
+	// session's token its forms carry ("" without a session cookie: no
+	// buttons).
+	Approvals *approvalQueue
+	CSRF      string
 }
 
 // upstreamRow is one upstream's health and throughput.
@@ -265,6 +270,11 @@ func (d *dashboard) gather(ctx context.Context, q url.Values) *pageData {
 	if !p.StoreDown {
 		if lat, err = d.latencies(ctx, now, dir); err != nil {
 			p.storeErr("issuance latency", err)
+		}
+	}
+	if !p.StoreDown {
+		if err := d.pendingApprovals(ctx, p); err != nil {
+			p.storeErr("approval requests", err)
 		}
 	}
 	if !p.StoreDown && p.Query != "" {
