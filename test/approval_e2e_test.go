@@ -108,6 +108,7 @@ func TestApprovalCLIs(t *testing.T) {
 			"--domains", name, "--http", "--http.port", "127.0.0.1:" + itoa(s.HTTPPort), "run"}
 		out, err := runToolErr(t, env, s.Dir, legoBin, args...)
 		require.Error(t, err, out)
+		t.Logf("lego's output for the refusal:\n%s", out)
 		id := requestIn(t, out, name)
 		s.admin(t, "approval", "approve", id)
 		runTool(t, env, s.Dir, legoBin, args...)

@@ -102,6 +102,9 @@ func cmdPolicyExplain(args []string, stdout, stderr io.Writer) int {
 		if e.Delegated {
 			fmt.Fprint(stdout, ", delegated validation (no challenge)")
 		}
+		if e.Approval != "" {
+			fmt.Fprintf(stdout, ", approval %s", e.Approval)
+		}
 		fmt.Fprintln(stdout)
 		if e.ConflictingRule != "" {
 			fmt.Fprintf(stdout, "  refused by rule %s (%s)\n", e.ConflictingRule, e.ConflictingPattern)
