@@ -66,6 +66,12 @@ var (
 	// Challenge tokens of an upstream CA's http-01 (see challengetokens.go).
 	bucketChallengeTokens      = []byte("challenge_tokens")       // token → expiry (Unix ns, 8 bytes BE), key authorization
 	bucketChallengeTokenExpiry = []byte("challenge_token_expiry") // expiry (8 bytes BE), token → empty
+	// The notification outbox (see notifications.go).
+	bucketNotifications = []byte("notifications")  // ID → Notification
+	bucketNotifyQueue   = []byte("notify_queue")   // due time (8 bytes BE), ID → empty
+	bucketNotifyAge     = []byte("notify_age")     // CreatedAt (8 bytes BE), ID → empty
+	bucketNotifyDone    = []byte("notify_done")    // ID → forget time (8 bytes BE)
+	bucketNotifyForget  = []byte("notify_forget")  // forget time (8 bytes BE), ID → empty
 
 	allBuckets = [][]byte{
 		bucketMeta, bucketAccounts, bucketAccountKeys, bucketOrders,
@@ -75,6 +81,7 @@ var (
 		bucketCertExpiry, bucketSecrets, bucketAuthzValid, bucketAuthzValidPos,
 		bucketRates, bucketValidations, bucketValidationQueue,
 		bucketChallengeTokens, bucketChallengeTokenExpiry,
+		bucketNotifications, bucketNotifyQueue, bucketNotifyAge, bucketNotifyDone, bucketNotifyForget,
 	}
 
 	keySchema = []byte("schema")
