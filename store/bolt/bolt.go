@@ -67,11 +67,11 @@ var (
 	bucketChallengeTokens      = []byte("challenge_tokens")       // token → expiry (Unix ns, 8 bytes BE), key authorization
 	bucketChallengeTokenExpiry = []byte("challenge_token_expiry") // expiry (8 bytes BE), token → empty
 	// The notification outbox (see notifications.go).
-	bucketNotifications = []byte("notifications")  // ID → Notification
-	bucketNotifyQueue   = []byte("notify_queue")   // due time (8 bytes BE), ID → empty
-	bucketNotifyAge     = []byte("notify_age")     // CreatedAt (8 bytes BE), ID → empty
-	bucketNotifyDone    = []byte("notify_done")    // ID → forget time (8 bytes BE)
-	bucketNotifyForget  = []byte("notify_forget")  // forget time (8 bytes BE), ID → empty
+	bucketNotifications = []byte("notifications") // ID → Notification
+	bucketNotifyQueue   = []byte("notify_queue")  // due time (8 bytes BE), ID → empty
+	bucketNotifyAge     = []byte("notify_age")    // CreatedAt (8 bytes BE), ID → empty
+	bucketNotifyDone    = []byte("notify_done")   // ID → forget time (8 bytes BE)
+	bucketNotifyForget  = []byte("notify_forget") // forget time (8 bytes BE), ID → empty
 
 	allBuckets = [][]byte{
 		bucketMeta, bucketAccounts, bucketAccountKeys, bucketOrders,
