@@ -38,6 +38,13 @@ const (
 	FinalizeRefused    = "finalize.refused"
 	AdminAction        = "admin.action"
 
+	// Approvals (the approvals feature records them; notify sends them):
+	// a request for names a rule holds for approval, and the decision,
+	// with Account and Names.
+	ApprovalRequested = "approval.requested"
+	ApprovalApproved  = "approval.approved"
+	ApprovalDenied    = "approval.denied"
+
 	// AuthzDelegated is an authorization created valid without a challenge
 	// by a rule's delegated validation (with EAB key, group, name, rule).
 	AuthzDelegated = "authorization.delegated"

@@ -66,6 +66,9 @@ type Account struct {
 	// Directory is the ACME directory the account was made in ("" the
 	// top level); it exists for no other.
 	Directory string `json:"directory,omitempty"`
+	// EmailOptOut: the account's contacts get no notification mail (set
+	// through the admin API).
+	EmailOptOut bool `json:"emailOptOut,omitempty"`
 }
 
 // Problem is a stored RFC 7807 problem (order or challenge error).
