@@ -117,7 +117,7 @@ func (n *Notifier) Run(ctx context.Context, expiring ExpiringFunc) {
 
 // deliverLoop claims and delivers notifications one at a time.
 func (n *Notifier) deliverLoop(ctx context.Context, owner string) {
-	lease := n.cfg.Retry.Timeout.D() + 30*time.Second
+	lease := n.cfg.Retry.Timeout.D() + 5*time.Second
 	for ctx.Err() == nil {
 		no, err := n.st.ClaimNotification(ctx, owner, n.now(), lease)
 		if err != nil {
