@@ -138,11 +138,10 @@ type Notifier struct {
 }
 
 // New reads the webhooks' secrets and the SMTP password and returns a
-// Notifier; nil, nil when nothing is configured.
+// Notifier; nil, nil when nothing is configured. The metrics are
+// registered either way (the outbox's gauges are store-wide, and the
+// alert rules name them).
 func New(o Options) (*Notifier, error) {
-	if !o.Config.On() {
-		return nil, nil
-	}
 	getenv := o.Getenv
 	if getenv == nil {
 		getenv = os.Getenv
@@ -154,6 +153,10 @@ func New(o Options) (*Notifier, error) {
 	}
 	if n.now == nil {
 		n.now = time.Now
+	}
+	n.metrics = newMetrics(o.Registry, n)
+	if !o.Config.On() {
+		return nil, nil
 	}
 	for _, w := range o.Config.Webhooks {
 		var secret []byte
@@ -178,7 +181,6 @@ func New(o Options) (*Notifier, error) {
 		}
 		n.mailer = m
 	}
-	n.metrics = newMetrics(o.Registry, n)
 	return n, nil
 }
 
