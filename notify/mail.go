@@ -128,7 +128,7 @@ func (m *mailer) send(ctx context.Context, to, eventID string, body []byte) erro
 		_ = conn.Close()
 		return err
 	}
-	defer c.Close()
+	defer func() { _ = c.Close() }() // after Quit, or on an error already returned
 	if err := c.Hello("acmebridge"); err != nil {
 		return err
 	}
