@@ -46,7 +46,7 @@ const (
 	// approves its names (a rule's approval), written when the request is
 	// opened (or reopened after it expired); ApprovalApproved and
 	// ApprovalDenied are the decisions, with who decided (Actor) and why
-	// (Reason). Approval names the request.
+	// (Reason). Approval names the request; notify sends them.
 	ApprovalRequested = "approval.requested"
 	ApprovalApproved  = "approval.approved"
 	ApprovalDenied    = "approval.denied"

@@ -41,6 +41,8 @@ type Config struct {
 	Log         Log         `yaml:"log"`
 	// Reload says how a running server takes up a changed file.
 	Reload Reload `yaml:"reload"`
+	// Notifications are webhooks and e-mail (see Notifications).
+	Notifications Notifications `yaml:"notifications"`
 }
 
 // Server is the ACME listener.
@@ -358,10 +360,11 @@ func Default() *Config {
 			AllowPrivateAddresses: true,
 			Timeout:               Duration(10 * time.Second),
 		},
-		Upstreams:  []Upstream{{Name: "dev", Type: "local"}},
-		Policy:     Policy{Default: Rule{Name: "default", Upstreams: []string{"dev"}}},
-		RateLimits: RateLimits{UnknownKeyRequestsPerIP: DefaultUnknownKeyRequestsPerIP},
-		Log:        Log{Level: "info", Format: "text"},
+		Upstreams:     []Upstream{{Name: "dev", Type: "local"}},
+		Policy:        Policy{Default: Rule{Name: "default", Upstreams: []string{"dev"}}},
+		RateLimits:    RateLimits{UnknownKeyRequestsPerIP: DefaultUnknownKeyRequestsPerIP},
+		Log:           Log{Level: "info", Format: "text"},
+		Notifications: defaultNotifications(),
 	}
 }
 
@@ -648,6 +651,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.Policy.validate(names)...)
 	errs = append(errs, c.validateDirectories(names, bad)...)
 	c.validateReload(bad)
+	c.validateNotifications(bad)
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:

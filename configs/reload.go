@@ -41,13 +41,15 @@ var restartKeys = []struct {
 	{"store", func(c *Config) any { return c.Store }},
 	{"audit.file", func(c *Config) any { return c.Audit.File }},
 	{"orders.workers", func(c *Config) any { return c.Orders.Workers }},
+	{"notifications", func(c *Config) any { return c.Notifications }},
 	{"log.format", func(c *Config) any { return c.Log.Format }},
 }
 
 // RestartKeys names the keys whose values differ between old and next and
 // that only a restart can change: the listeners (server.listen,
 // server.external_url, server.tls, admin), the store and data_dir, the
-// audit log's file, the number of issuance workers and the log format.
+// audit log's file, the number of issuance workers, the log format and
+// the notifications.
 // Every other key is reloaded.
 func RestartKeys(old, next *Config) []string {
 	var keys []string

@@ -360,6 +360,44 @@ func (c *renewalCache) count(i int) float64 {
 
 // pass computes the count of every window.
 func (c *renewalCache) pass(ctx context.Context, now time.Time) ([]float64, error) {
+	in, err := c.unrenewed(ctx, now)
+	if err != nil {
+		return nil, err
+	}
+	n := make([]float64, len(unrenewedWindows))
+	for _, k := range in {
+		for i := range k {
+			n[i]++
+		}
+	}
+	return n, nil
+}
+
+// Unrenewed lists the certificates acmebridge_certificates_expiring_unrenewed
+// counts now, each with the smallest window it is in ("7d", "2d"): what
+// the certificate.expiring notification is sent for (the same definition
+// as the alert rules). Nil without a store.
+func (m *Metrics) Unrenewed(ctx context.Context) (map[string]string, error) {
+	if m == nil || m.renewal == nil {
+		return nil, nil
+	}
+	c := m.renewal
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	in, err := c.unrenewed(ctx, c.now())
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(in))
+	for id, k := range in {
+		out[id] = unrenewedWindows[k-1].label
+	}
+	return out, nil
+}
+
+// unrenewed returns, for each certificate in a window that nothing
+// renews, how many of unrenewedWindows it is in. The caller holds c.mu.
+func (c *renewalCache) unrenewed(ctx context.Context, now time.Time) (map[string]int, error) {
 	if c.meta == nil {
 		c.meta = map[string]certMeta{}
 	}
@@ -405,7 +443,7 @@ func (c *renewalCache) pass(ctx context.Context, now time.Time) ([]float64, erro
 			}
 		}
 	}
-	n := make([]float64, len(unrenewedWindows))
+	out := map[string]int{}
 	for id, m := range c.meta {
 		in := inWindows(m, now)
 		if in == 0 || renewedByNewer(m, latest) {
@@ -418,11 +456,9 @@ func (c *renewalCache) pass(ctx context.Context, now time.Time) ([]float64, erro
 		if replaced {
 			continue
 		}
-		for i := range in {
-			n[i]++
-		}
+		out[id] = in
 	}
-	return n, nil
+	return out, nil
 }
 
 // metaOf keeps what a pass needs of a certificate.

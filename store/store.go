@@ -66,6 +66,9 @@ type Account struct {
 	// Directory is the ACME directory the account was made in ("" the
 	// top level); it exists for no other.
 	Directory string `json:"directory,omitempty"`
+	// EmailOptOut: the account's contacts get no notification mail (set
+	// through the admin API).
+	EmailOptOut bool `json:"emailOptOut,omitempty"`
 }
 
 // Problem is a stored RFC 7807 problem (order or challenge error).
@@ -528,6 +531,30 @@ type Store interface {
 	// ReloadRequested returns the number of the latest reload request, 0
 	// when none was made.
 	ReloadRequested(ctx context.Context) (int64, error)
+
+	// The notification outbox (package notify): at least once delivery
+	// with a lease, as for issuance jobs.
+
+	// EnqueueNotifications stores the notifications in one atomic step.
+	// One whose ID is queued already, or was acknowledged within
+	// NotificationMemory, is left out: enqueueing the same event twice
+	// (two replicas, two passes of a scan) queues it once.
+	EnqueueNotifications(ctx context.Context, ns []*Notification) error
+	// ClaimNotification takes the notification due soonest if it is due at
+	// now (NotBefore reached, no lease running), sets Owner and
+	// LeaseUntil = now+lease, increments Attempts and returns it. ErrNoJob
+	// if none is due. Exactly one caller claims it while its lease runs.
+	ClaimNotification(ctx context.Context, owner string, now time.Time, lease time.Duration) (*Notification, error)
+	// AckNotification removes the notification owner holds (delivered, or
+	// given up) and remembers its ID (see EnqueueNotifications).
+	// ErrConflict if owner no longer holds it, ErrNotFound if it is gone.
+	AckNotification(ctx context.Context, id, owner string) error
+	// RetryNotification releases the notification owner holds until next,
+	// recording lastErr. ErrConflict if owner no longer holds it,
+	// ErrNotFound if it is gone.
+	RetryNotification(ctx context.Context, id, owner string, next time.Time, lastErr string) error
+	// NotificationStats returns the outbox's size and oldest entry.
+	NotificationStats(ctx context.Context) (NotificationStats, error)
 
 	// Ping reports whether the store is reachable (readiness).
 	Ping(ctx context.Context) error

@@ -123,7 +123,8 @@ func TestAlertMetricsExported(t *testing.T) {
 	// The rules use the metrics of every area (not a vacuous pass).
 	for _, want := range []string{"acmebridge_certificates_expiring_unrenewed", "acmebridge_upstream_up",
 		"acmebridge_upstream_errors_total", "acmebridge_issuance_seconds", "acmebridge_ready",
-		"acmebridge_validations_total", "acmebridge_problems_total", "acmebridge_requests_total", "acmebridge_store_seconds"} {
+		"acmebridge_validations_total", "acmebridge_problems_total", "acmebridge_requests_total", "acmebridge_store_seconds",
+		"acmebridge_notifications_oldest_seconds"} {
 		require.True(t, used[want], "the rules use %s", want)
 	}
 
@@ -137,4 +138,5 @@ func TestAlertMetricsExported(t *testing.T) {
 	require.Equal(t, 0.0, m.sum(t, "acmebridge_validations_total", labels("result", "invalid")))
 	require.Equal(t, 0.0, m.sum(t, "acmebridge_store_writes_not_replicated_total", func(map[string]string) bool { return true }))
 	require.Equal(t, 0.0, m.sum(t, "acmebridge_store_master_changes_total", func(map[string]string) bool { return true }))
+	require.Equal(t, 0.0, m.sum(t, "acmebridge_notifications_oldest_seconds", func(map[string]string) bool { return true }))
 }

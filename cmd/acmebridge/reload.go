@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/acmebridge/acmebridge/configs"
+	"github.com/acmebridge/acmebridge/notify"
 	"github.com/acmebridge/acmebridge/proxy"
 	"github.com/acmebridge/acmebridge/ra"
 	"github.com/acmebridge/acmebridge/store"
@@ -35,6 +36,9 @@ type reloader struct {
 	metrics *proxy.Metrics
 	ups     *upstreamSet
 	st      store.Store
+	// notifier tells of a refused reload (config.reload_failed); nil
+	// when notifications are off.
+	notifier *notify.Notifier
 
 	mu sync.Mutex
 	// seen is the latest reload request (store) this replica applied or
@@ -114,6 +118,9 @@ func (r *reloader) apply(trigger string) (int64, error) {
 		r.failed = sum
 		r.log.Error("configuration reload refused; the running configuration stays", "trigger", trigger,
 			"generation", r.srv.RA().Generation(), "err", err)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		r.notifier.ReloadFailed(ctx, trigger+": "+err.Error())
+		cancel()
 		return 0, err
 	}
 	r.sum = sum

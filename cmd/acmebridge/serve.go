@@ -24,6 +24,8 @@ import (
 
 	"github.com/acmebridge/acmebridge/audit"
 	"github.com/acmebridge/acmebridge/configs"
+	"github.com/acmebridge/acmebridge/core"
+	"github.com/acmebridge/acmebridge/notify"
 	"github.com/acmebridge/acmebridge/policy"
 	"github.com/acmebridge/acmebridge/proxy"
 	"github.com/acmebridge/acmebridge/proxy/admin"
@@ -127,9 +129,14 @@ func serve(ctx context.Context, cfg *configs.Config, path string, stdout, stderr
 	metrics := proxy.NewMetrics(reg, st)
 	registerRedisMetrics(reg, st)
 	observed := store.Observed(st, metrics.ObserveStore)
+	notifier, err := notify.New(notify.Options{Config: cfg.Notifications, Store: observed, Owner: replicaName(),
+		Logger: log, Registry: reg})
+	if err != nil {
+		return err
+	}
 	srv, err := proxy.New(proxy.Options{Config: cfg, Store: observed, Validator: v, NewValidator: newValidator,
 		Router: engine, Issuers: issuers, Logger: log,
-		Audit: auditLog, Metrics: metrics})
+		Audit: notifier.Tee(auditLog), Metrics: metrics})
 	if err != nil {
 		return err
 	}
@@ -141,7 +148,7 @@ func serve(ctx context.Context, cfg *configs.Config, path string, stdout, stderr
 	if err != nil {
 		return err
 	}
-	rl := &reloader{path: path, log: log, level: level, srv: srv, metrics: metrics, ups: ups, st: st}
+	rl := &reloader{path: path, log: log, level: level, srv: srv, metrics: metrics, ups: ups, st: st, notifier: notifier}
 
 	var lc net.ListenConfig
 	acmeLn, err := lc.Listen(ctx, "tcp", cfg.Server.Listen)
@@ -181,6 +188,8 @@ func serve(ctx context.Context, cfg *configs.Config, path string, stdout, stderr
 	go func() { errc <- adminSrv.Serve(adminLn) }()
 	workerDone := make(chan struct{})
 	go func() { srv.Run(ctx); close(workerDone) }()
+	notifyDone := make(chan struct{})
+	go func() { runNotifier(ctx, notifier, srv, metrics); close(notifyDone) }()
 	rl.start(ctx)
 
 	printBanner(stdout, cfg, bundle)
@@ -198,6 +207,7 @@ func serve(ctx context.Context, cfg *configs.Config, path string, stdout, stderr
 	_ = adminSrv.Shutdown(shutCtx)
 	srv.Close()
 	<-workerDone
+	<-notifyDone
 	if errors.Is(serveErr, http.ErrServerClosed) {
 		serveErr = nil
 	}
@@ -337,4 +347,47 @@ func printBanner(w io.Writer, cfg *configs.Config, bundle string) {
 		fmt.Fprintf(w, "\nGet a certificate:\n  LEGO_CA_CERTIFICATES=%s lego --server %s --email you@example.com --accept-tos --domains host.example --http --http.port :80 run\n", bundle, dir)
 		fmt.Fprintf(w, "  REQUESTS_CA_BUNDLE=%s certbot certonly --server %s --standalone -d host.example --agree-tos -m you@example.com\n", bundle, dir)
 	}
+}
+
+// replicaName names this process in notification leases and in the
+// events it alone sees (its circuit breakers, its reloads).
+func replicaName() string {
+	host, _ := os.Hostname()
+	return host + "-" + core.RandomID()[:8]
+}
+
+// upstreamWatch is how often the upstreams' breakers are read for
+// upstream.down and upstream.recovered.
+const upstreamWatch = 2 * time.Second
+
+// runNotifier delivers the notification outbox, scans for expiring
+// certificates (the definition of the unrenewed-expiry alerts) and tells
+// of upstreams whose breaker opened or closed, until ctx ends.
+func runNotifier(ctx context.Context, n *notify.Notifier, srv *proxy.Server, m *proxy.Metrics) {
+	if n == nil {
+		return
+	}
+	go func() {
+		t := time.NewTicker(upstreamWatch)
+		defer t.Stop()
+		for {
+			r := srv.RA()
+			for _, name := range r.Upstreams() {
+				n.UpstreamState(ctx, name, !r.Breaker().Failing(name))
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	n.Run(ctx, func(ctx context.Context) ([]notify.Expiring, error) {
+		in, err := m.Unrenewed(ctx)
+		out := make([]notify.Expiring, 0, len(in))
+		for id, w := range in {
+			out = append(out, notify.Expiring{CertificateID: id, Within: w})
+		}
+		return out, err
+	})
 }

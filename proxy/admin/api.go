@@ -178,6 +178,7 @@ func (a *api) routes(mux *http.ServeMux) {
 	t("GET /api/v1/accounts", a.listAccounts)
 	t("GET /api/v1/accounts/{id}", a.showAccount)
 	t("POST /api/v1/accounts/{id}/deactivate", a.deactivateAccount)
+	t("POST /api/v1/accounts/{id}/notifications", a.accountNotifications)
 	t("GET /api/v1/orders", a.listOrders)
 	t("GET /api/v1/orders/{id}", a.showOrder)
 	t("GET /api/v1/certificates", a.listCertificates)

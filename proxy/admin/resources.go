@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -202,11 +203,46 @@ type accountView struct {
 	CreatedAt time.Time `json:"created_at"`
 	Remote    string    `json:"created_from,omitempty"`
 	KeyTP     string    `json:"key_thumbprint"`
+	// EmailNotifications: the account's contacts get notification mail
+	// (POST /api/v1/accounts/{id}/notifications turns it off and on).
+	EmailNotifications bool `json:"email_notifications"`
 }
 
 func accountOf(a *store.Account) accountView {
 	return accountView{ID: a.ID, Directory: audit.DirectoryLabel(a.Directory), Status: a.Status, Contact: a.Contact, EABKey: a.EABKeyID, Group: a.Group, Allow: a.Allow,
-		CreatedAt: a.CreatedAt, Remote: a.CreatedFrom, KeyTP: a.KeyThumbprint}
+		CreatedAt: a.CreatedAt, Remote: a.CreatedFrom, KeyTP: a.KeyThumbprint, EmailNotifications: !a.EmailOptOut}
+}
+
+// notificationsReq is the body of POST /api/v1/accounts/{id}/notifications.
+type notificationsReq struct {
+	Email *bool `json:"email"`
+}
+
+// accountNotifications opts an account's contacts out of notification
+// mail, or back in ({"email": false|true}); audited.
+func (a *api) accountNotifications(w http.ResponseWriter, r *http.Request) {
+	var req notificationsReq
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil || req.Email == nil {
+		fail(w, http.StatusBadRequest, `body must be {"email": true|false}`)
+		return
+	}
+	x, err := fetchVisible(r, a.Store.GetAccount, accountDir, r.PathValue("id"))
+	if err != nil {
+		storeFail(w, err, "account")
+		return
+	}
+	if x.EmailOptOut == *req.Email {
+		x.EmailOptOut = !*req.Email
+		if err := a.Store.UpdateAccount(r.Context(), x); err != nil {
+			storeFail(w, err, "account")
+			return
+		}
+		a.record(r, audit.Event{Event: audit.AdminAction, Account: x.ID, Directory: x.Directory,
+			Reason: fmt.Sprintf("email notifications %s", map[bool]string{true: "on", false: "off"}[*req.Email])})
+	}
+	writeJSON(w, http.StatusOK, accountOf(x))
 }
 
 func (a *api) listAccounts(w http.ResponseWriter, r *http.Request) {

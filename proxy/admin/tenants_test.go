@@ -446,3 +446,36 @@ func TestDashboardDirectorySelector(t *testing.T) {
 	require.Contains(t, bad, "No directory nope is configured")
 	require.Contains(t, bad, `data-order="`+pub.cert.OrderID+`"`)
 }
+
+// TestAccountEmailOptOut: POST /api/v1/accounts/{id}/notifications
+// {"email": false} opts the account's contacts out of notification mail
+// (stored on the account, shown, audited) and true opts back in; a token
+// scoped to another directory gets 404 and changes nothing; a body
+// without "email" is 400.
+func TestAccountEmailOptOut(t *testing.T) {
+	onStores(t, func(t *testing.T, st store.Store) {
+		e := newTenantAPI(t, st)
+		dev := e.seedIn("devices", "p2.corp.example.com")
+		path := "/api/v1/accounts/" + dev.acct.ID + "/notifications"
+		w := e.as(publicTok, http.MethodPost, path, map[string]bool{"email": false})
+		require.Equal(t, http.StatusNotFound, w.Code, w.Body.String())
+		a, err := e.st.GetAccount(t.Context(), dev.acct.ID)
+		require.NoError(t, err)
+		require.False(t, a.EmailOptOut)
+		require.Equal(t, http.StatusBadRequest, e.as(devicesTok, http.MethodPost, path, map[string]any{"mail": false}).Code)
+
+		w = e.as(devicesTok, http.MethodPost, path, map[string]bool{"email": false})
+		require.Equal(t, http.StatusOK, w.Code, w.Body.String())
+		require.Contains(t, w.Body.String(), `"email_notifications": false`)
+		a, err = e.st.GetAccount(t.Context(), dev.acct.ID)
+		require.NoError(t, err)
+		require.True(t, a.EmailOptOut)
+		require.Contains(t, e.as(globalTok, http.MethodGet, "/api/v1/accounts/"+dev.acct.ID, nil).Body.String(), `"email_notifications": false`)
+
+		w = e.as(globalTok, http.MethodPost, path, map[string]bool{"email": true})
+		require.Equal(t, http.StatusOK, w.Code, w.Body.String())
+		a, err = e.st.GetAccount(t.Context(), dev.acct.ID)
+		require.NoError(t, err)
+		require.False(t, a.EmailOptOut)
+	})
+}

@@ -70,6 +70,12 @@ var (
 	bucketApprovals     = []byte("approvals")      // request ID → ApprovalRequest
 	bucketApprovalList  = []byte("approval_list")  // seq (8 bytes BE) → request ID
 	bucketApprovalIndex = []byte("approval_index") // account ID, 0, seq (8 bytes BE) → request ID
+	// The notification outbox (see notifications.go).
+	bucketNotifications = []byte("notifications") // ID → Notification
+	bucketNotifyQueue   = []byte("notify_queue")  // due time (8 bytes BE), ID → empty
+	bucketNotifyAge     = []byte("notify_age")    // CreatedAt (8 bytes BE), ID → empty
+	bucketNotifyDone    = []byte("notify_done")   // ID → forget time (8 bytes BE)
+	bucketNotifyForget  = []byte("notify_forget") // forget time (8 bytes BE), ID → empty
 
 	allBuckets = [][]byte{
 		bucketMeta, bucketAccounts, bucketAccountKeys, bucketOrders,
@@ -80,6 +86,7 @@ var (
 		bucketRates, bucketValidations, bucketValidationQueue,
 		bucketChallengeTokens, bucketChallengeTokenExpiry,
 		bucketApprovals, bucketApprovalList, bucketApprovalIndex,
+		bucketNotifications, bucketNotifyQueue, bucketNotifyAge, bucketNotifyDone, bucketNotifyForget,
 	}
 
 	keySchema = []byte("schema")

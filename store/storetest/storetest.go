@@ -46,6 +46,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ChallengeToken", challengeTokenCases},
 		{"RateLimit", rateCases},
 		{"Reload", reloadCases},
+		{"Notification", notificationCases},
 		{"Misc", miscCases},
 	}
 	for _, g := range groups {
