@@ -1,11 +1,16 @@
 package test
 
 import (
+	"fmt"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/acmebridge/acmebridge/internal/testutil"
 	"github.com/stretchr/testify/require"
 )
 
@@ -165,4 +170,62 @@ func TestApprovalCLIs(t *testing.T) {
 		require.Error(t, err, out)
 		require.Contains(t, seen(out), "certbot2 was retired")
 	})
+}
+
+// TestApprovalNotified: an approval request and its decision reach a
+// webhook receiver (signed, once per event ID) and the decision is mailed
+// to the account's contact and the administrator over STARTTLS.
+func TestApprovalNotified(t *testing.T) {
+	quietLego(t)
+	dir := t.TempDir()
+	hook := &hookReceiver{}
+	hs := httptest.NewServer(hook)
+	t.Cleanup(hs.Close)
+	smtpd := testutil.StartSMTP(t, dir)
+	secretFile := filepath.Join(dir, "hook.secret")
+	require.NoError(t, os.WriteFile(secretFile, []byte(e2eWebhookSecret+"\n"), 0o600))
+	pwFile := filepath.Join(dir, "smtp.password")
+	require.NoError(t, os.WriteFile(pwFile, []byte(smtpd.Password), 0o600))
+	s := startServer(t, approvalYAML+fmt.Sprintf(`notifications:
+  webhooks:
+    - {name: ops, url: %q, secret_file: %q}
+  email:
+    smtp: {addr: %q, username: %q, password_file: %q, starttls: required, ca_file: %q}
+    from: acmebridge@example.com
+    admins: [pki@example.com]
+  retry: {initial: 200ms, max: 1s, timeout: 2s}
+`, hs.URL, secretFile, smtpd.Addr, smtpd.User, pwFile, smtpd.CAFile))
+	c, _ := legoAccount(t, s, "requester@example.com", nil)
+
+	_, err := legoObtainErr(c, "p1.approval.e2e.test")
+	id := requestIn(t, requireProblem(t, err, "rejectedIdentifier").Detail, "p1.approval.e2e.test")
+	require.True(t, waitFor(20*time.Second, func() bool { return len(hook.of("approval.requested")) == 1 }),
+		"approval.requested delivered")
+	s.admin(t, "approval", "approve", "--reason", "ticket 7", id)
+	require.True(t, waitFor(20*time.Second, func() bool {
+		return len(hook.of("approval.approved")) == 1 && len(smtpd.Mails()) >= 2
+	}), "approval.approved delivered and mailed; %d mails", len(smtpd.Mails()))
+	legoObtain(t, c, "p1.approval.e2e.test")
+	time.Sleep(2 * time.Second) // room for a duplicate to show up
+
+	hook.mu.Lock()
+	require.Empty(t, hook.bad)
+	seen := map[string]int{}
+	for _, e := range hook.got {
+		seen[e.ID]++
+	}
+	hook.mu.Unlock()
+	for id, n := range seen {
+		require.Equal(t, 1, n, "event %s delivered %d times", id, n)
+	}
+	require.Equal(t, []string{"p1.approval.e2e.test"}, hook.of("approval.approved")[0].Data.Names)
+	to := map[string]bool{}
+	for _, m := range smtpd.Mails() {
+		require.True(t, m.TLS, "sent over STARTTLS")
+		if strings.Contains(m.Data, "p1.approval.e2e.test") && strings.Contains(strings.ToLower(m.Data), "approved") {
+			to[strings.Join(m.To, ",")] = true
+		}
+	}
+	require.True(t, to["requester@example.com"], "the requester is mailed: %v", smtpd.Mails())
+	require.True(t, to["pki@example.com"], "the administrator is mailed: %v", smtpd.Mails())
 }
