@@ -164,3 +164,19 @@ notifications:
 	}
 	require.Equal(t, map[string]int{"owner@example.com": 2, "pki@example.com": 2}, to)
 }
+
+// startHook starts a webhook receiver for a test and returns it with the
+// notifications section that sends every event to it.
+func startHook(t *testing.T) (*hookReceiver, string) {
+	t.Helper()
+	hook := &hookReceiver{}
+	hs := httptest.NewServer(hook)
+	t.Cleanup(hs.Close)
+	secretFile := filepath.Join(t.TempDir(), "hook.secret")
+	require.NoError(t, os.WriteFile(secretFile, []byte(e2eWebhookSecret+"\n"), 0o600))
+	return hook, fmt.Sprintf(`notifications:
+  webhooks:
+    - {name: ops, url: %q, secret_file: %q}
+  retry: {initial: 200ms, max: 1s, timeout: 2s}
+`, hs.URL, secretFile)
+}

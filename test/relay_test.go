@@ -148,7 +148,8 @@ func TestRelayFailover(t *testing.T) {
 	cs := acmetest.StartChallSrv(t)
 	primary := acmetest.Start(t, acmetest.Options{ChallSrv: cs})
 	secondary := acmetest.Start(t, acmetest.Options{ChallSrv: cs})
-	s := startServer(t, relayConfig(acmeUpstreamDNS("primary", primary)+acmeUpstreamDNS("secondary", secondary), "primary", "secondary"))
+	hook, hookYAML := startHook(t)
+	s := startServer(t, relayConfig(acmeUpstreamDNS("primary", primary)+acmeUpstreamDNS("secondary", secondary), "primary", "secondary")+hookYAML)
 	c, _ := legoAccount(t, s, "relay-failover@example.com", nil)
 
 	res := legoObtain(t, c, "one.failover.test")
@@ -181,6 +182,9 @@ func TestRelayFailover(t *testing.T) {
 	legoObtain(t, c, "five.failover.test")
 	require.Regexp(t, `msg="worker: skipping unhealthy upstream" order=\S+ upstream=primary`, s.Logs())
 	require.Equal(t, 4, secondary.Orders())
+	// The webhook is told the primary is down (once).
+	require.True(t, waitFor(20*time.Second, func() bool { return len(hook.of("upstream.down")) == 1 }), "upstream.down delivered")
+	require.Equal(t, "primary", hook.of("upstream.down")[0].Data.Upstream)
 
 	// The primary comes back (a fresh Pebble: it forgot acmebridge's
 	// account); the directory probe notices, and the next order goes to
@@ -192,6 +196,12 @@ func TestRelayFailover(t *testing.T) {
 	res = legoObtain(t, c, "six.failover.test")
 	verifyChainPool(t, primary.Roots(t), "the restarted primary's root", res.Certificate, []string{"six.failover.test"})
 	require.Equal(t, 1, primary.Accounts())
+	require.True(t, waitFor(20*time.Second, func() bool { return len(hook.of("upstream.recovered")) == 1 }), "upstream.recovered delivered")
+	require.Equal(t, "primary", hook.of("upstream.recovered")[0].Data.Upstream)
+	require.Len(t, hook.of("upstream.down"), 1, "down told once")
+	hook.mu.Lock()
+	require.Empty(t, hook.bad)
+	hook.mu.Unlock()
 }
 
 // TestRelayReplicaKilled: two replicas on one Redis relay to Pebble; the

@@ -92,7 +92,8 @@ const (
 // explain follows it; SIGHUP applies the next change.
 func TestReloadServer(t *testing.T) {
 	quietLego(t)
-	s := startServer(t, reloadOpenYAML)
+	hook, hookYAML := startHook(t)
+	s := startServer(t, reloadOpenYAML+hookYAML)
 	c, _ := legoAccount(t, s, "reload@example.com", nil)
 	legoObtain(t, c, "a.blocked.e2e.test")
 	require.Equal(t, int64(1), readyGeneration(t, s.AdminURL))
@@ -119,6 +120,10 @@ func TestReloadServer(t *testing.T) {
 	require.Equal(t, 0.0, m.sum(t, "acmebridge_config_last_reload_successful", allSeries))
 	require.Equal(t, 1.0, m.sum(t, "acmebridge_config_generation", allSeries))
 	legoObtain(t, c, "b.blocked.e2e.test") // the running policy stays
+	// Each refusal is told to the webhook (config.reload_failed).
+	require.True(t, waitFor(20*time.Second, func() bool { return len(hook.of("config.reload_failed")) == 2 }),
+		"config.reload_failed delivered twice; got %d", len(hook.of("config.reload_failed")))
+	require.Contains(t, hook.of("config.reload_failed")[1].Data.Reason, "server.listen")
 
 	// Applied: the policy blocks the name from the next order on.
 	rewrite(t, s.ConfigPath, reloadOpenYAML, reloadBlockedYAML)
