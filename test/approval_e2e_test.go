@@ -208,16 +208,7 @@ func TestApprovalNotified(t *testing.T) {
 	legoObtain(t, c, "p1.approval.e2e.test")
 	time.Sleep(2 * time.Second) // room for a duplicate to show up
 
-	hook.mu.Lock()
-	require.Empty(t, hook.bad)
-	seen := map[string]int{}
-	for _, e := range hook.got {
-		seen[e.ID]++
-	}
-	hook.mu.Unlock()
-	for id, n := range seen {
-		require.Equal(t, 1, n, "event %s delivered %d times", id, n)
-	}
+	hook.requireOnce(t)
 	require.Equal(t, []string{"p1.approval.e2e.test"}, hook.of("approval.approved")[0].Data.Names)
 	to := map[string]bool{}
 	for _, m := range smtpd.Mails() {

@@ -51,6 +51,22 @@ func (h *hookReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.got = append(h.got, ev)
 }
 
+// requireOnce requires every delivery so far to be well signed and formed,
+// and every event ID to have arrived once.
+func (h *hookReceiver) requireOnce(t *testing.T) {
+	t.Helper()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	require.Empty(t, h.bad)
+	seen := map[string]int{}
+	for _, e := range h.got {
+		seen[e.ID]++
+	}
+	for id, n := range seen {
+		require.Equal(t, 1, n, "event %s delivered %d times", id, n)
+	}
+}
+
 func (h *hookReceiver) setDown(down bool) {
 	h.mu.Lock()
 	h.down = down
@@ -135,16 +151,7 @@ notifications:
 		len(hook.of("certificate.expiring")), len(smtpd.Mails()))
 	time.Sleep(3 * time.Second) // room for a duplicate to show up
 
-	hook.mu.Lock()
-	require.Empty(t, hook.bad)
-	seen := map[string]int{}
-	for _, e := range hook.got {
-		seen[e.ID]++
-	}
-	hook.mu.Unlock()
-	for id, n := range seen {
-		require.Equal(t, 1, n, "event %s delivered %d times", id, n)
-	}
+	hook.requireOnce(t)
 	issued := hook.of("certificate.issued")
 	require.Len(t, issued, 1)
 	require.Equal(t, []string{"notify.e2e.test"}, issued[0].Data.Names)

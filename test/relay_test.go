@@ -199,9 +199,7 @@ func TestRelayFailover(t *testing.T) {
 	require.True(t, waitFor(20*time.Second, func() bool { return len(hook.of("upstream.recovered")) == 1 }), "upstream.recovered delivered")
 	require.Equal(t, "primary", hook.of("upstream.recovered")[0].Data.Upstream)
 	require.Len(t, hook.of("upstream.down"), 1, "down told once")
-	hook.mu.Lock()
-	require.Empty(t, hook.bad)
-	hook.mu.Unlock()
+	hook.requireOnce(t)
 }
 
 // TestRelayReplicaKilled: two replicas on one Redis relay to Pebble; the
