@@ -143,6 +143,8 @@ func matrixClients() []*matrixClient {
 				featRenewARI:    "no ARI",
 				featProfile:     "cannot ask for a profile",
 				featRevoke:      "`step ca revoke` is step-ca's own API, not ACME",
+				featApproval: "an approval is the account's, and `step ca certificate` makes a new account every run: " +
+					"each run opens a new request, so no decision reaches a later run (checked in the local column)",
 			},
 			Find:    cachedTool("step", stepVersion, "step"),
 			Version: func(string) string { return stepVersion },
@@ -387,6 +389,14 @@ func runCertbot(r *clientRun) {
 			return ""
 		})
 	}
+	r.approvalStep(func(t *testing.T, name string) string {
+		args := append(append(append([]string{"certonly", "-d", name}, common...), standalone...), dirsOf(main)...)
+		out, err := runToolErr(t, env, r.dir, r.bin, args...)
+		r.approve(t, name, out, err)
+		runTool(t, env, r.dir, r.bin, args...)
+		r.verifyFile(t, filepath.Join(main, "config", "live", name, "fullchain.pem"), name)
+		return approvalNote
+	})
 }
 
 // ---------------------------------------------------------------------------
@@ -506,6 +516,14 @@ func runLego(r *clientRun, v425 bool) {
 			return ""
 		})
 	}
+	r.approvalStep(func(t *testing.T, name string) string {
+		args := append(append(global(main, "lego@example.com", name), httpFlags...), "run")
+		out, err := runToolErr(t, env, r.dir, r.bin, args...)
+		r.approve(t, name, out, err)
+		runTool(t, env, r.dir, r.bin, args...)
+		r.verifyFile(t, certFile(main, name), name)
+		return approvalNote
+	})
 }
 
 // ---------------------------------------------------------------------------
@@ -626,6 +644,15 @@ func runXCrypto(r *clientRun) {
 			return ""
 		})
 	}
+	r.approvalStep(func(t *testing.T, name string) string {
+		_, err := c.AuthorizeOrder(ctx, acme.DomainIDs(name))
+		var ae *acme.Error
+		require.ErrorAs(t, err, &ae)
+		require.Equal(t, "urn:ietf:params:acme:error:rejectedIdentifier", ae.ProblemType)
+		r.approve(t, name, ae.Detail, err)
+		obtain(t, name, "http-01")
+		return "newOrder refused (rejectedIdentifier) while pending; a new order issues after `acmebridge approval approve`"
+	})
 }
 
 // matrixCSR is a DER CSR for name with a fresh P-256 key.

@@ -68,6 +68,10 @@ func runCaddy(r *clientRun, v211 bool) {
 	if r.up.ShortValidity {
 		cfg += site(shortName, issuer("caddy-renew@example.com"))
 	}
+	aprName := r.approvalName("apr")
+	if r.up.Name == approvalColumn {
+		cfg += site(aprName, issuer("caddy-apr@example.com"))
+	}
 	if v211 {
 		cfg += site(ariName, issuer("caddy-ari@example.com"))
 		cfg += site(profName, issuer("caddy-profile@example.com", "profile "+matrixProfile))
@@ -107,6 +111,23 @@ func runCaddy(r *clientRun, v211 bool) {
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
+	}
+
+	// Caddy's first order for aprName is refused pending approval; the
+	// administrator approves it at once, and Caddy's own retry (a minute
+	// later) must issue. The decision is taken here, before the other
+	// features, so that retry falls within their run.
+	approved := false
+	if r.up.Name == approvalColumn {
+		r.t.Run("approval decision", func(t *testing.T) {
+			var id string
+			require.True(t, waitFor(30*time.Second, func() bool { id = r.pendingFor(t, aprName); return id != "" }),
+				"Caddy's first order for %s left no pending approval request", aprName)
+			_, err := os.Stat(certPath(aprName))
+			require.True(t, os.IsNotExist(err), "Caddy has a certificate for %s before the approval", aprName)
+			r.s.admin(t, "approval", "approve", id)
+			approved = true
+		})
 	}
 
 	r.step(featRegister, func(t *testing.T) string {
@@ -160,6 +181,15 @@ func runCaddy(r *clientRun, v211 bool) {
 		})
 	}
 	r.step(featRevoke, nil)
+	if r.up.Name != approvalColumn {
+		r.rec.set(r.mc.ID, r.up.Name, featApproval, resNotRun, "run in the "+approvalColumn+" column")
+		return
+	}
+	r.step(featApproval, func(t *testing.T) string {
+		require.True(t, approved, "the approval decision failed (see its subtest)")
+		r.verify(t, waitCert(t, aprName, "", 2*time.Minute), aprName)
+		return "refused while pending; Caddy's own retry (a minute later) issues after `acmebridge approval approve`"
+	})
 }
 
 // ---------------------------------------------------------------------------
@@ -248,6 +278,14 @@ exit 0
 			return ""
 		})
 	}
+	r.approvalStep(func(t *testing.T, name string) string {
+		args := []string{"-f", cfg, "--cron", "--domain", name}
+		out, err := runToolErr(t, env, r.dir, r.bin, args...)
+		r.approve(t, name, out, err)
+		runTool(t, env, r.dir, r.bin, args...)
+		r.verifyFile(t, chain(name), name)
+		return approvalNote
+	})
 }
 
 // ---------------------------------------------------------------------------
@@ -276,12 +314,14 @@ done:dns-01|failed:dns-01) exec %[2]q cleanup "_acme-challenge.$ident." "$auth" 
 esac
 `, wellKnown, dnsHook))
 	env := toolEnv()
-	uacme := func(t *testing.T, env []string, confdir string, args ...string) string {
-		t.Helper()
-		full := append([]string{"-m", "--propagation", "private", "sh", "-c",
+	uacmeArgs := func(confdir string, args ...string) []string {
+		return append([]string{"-m", "--propagation", "private", "sh", "-c",
 			`mount --bind "$0" /etc/ssl/certs/ca-certificates.crt && exec "$@"`, s.CAFile,
 			r.bin, "-v", "-c", confdir, "-a", s.DirectoryURL, "-t", "EC"}, args...)
-		return runTool(t, env, r.dir, unshare, full...)
+	}
+	uacme := func(t *testing.T, env []string, confdir string, args ...string) string {
+		t.Helper()
+		return runTool(t, env, r.dir, unshare, uacmeArgs(confdir, args...)...)
 	}
 	main := filepath.Join(r.dir, "main")
 	r.step(featRegister, func(t *testing.T) string {
@@ -331,6 +371,14 @@ esac
 			return ""
 		})
 	}
+	r.approvalStep(func(t *testing.T, name string) string {
+		args := uacmeArgs(main, "-h", hook, "issue", name)
+		out, err := runToolErr(t, withChallenge("http-01"), r.dir, unshare, args...)
+		r.approve(t, name, out, err)
+		runTool(t, withChallenge("http-01"), r.dir, unshare, args...)
+		r.verifyFile(t, chain(name), name)
+		return approvalNote
+	})
 }
 
 // ---------------------------------------------------------------------------
@@ -359,9 +407,27 @@ func runStep(r *clientRun) {
 			return "`--standalone --http-listen`"
 		})
 	}
-	for _, f := range []string{featDNS01, featRenew, featRenewARI, featProfile, featRevoke} {
+	for _, f := range []string{featDNS01, featRenew, featRenewARI, featProfile, featRevoke, featApproval} {
 		r.step(f, nil)
 	}
+	if r.up.Name != approvalColumn {
+		return
+	}
+	// Why approval is "not supported": the same command after the approval
+	// is refused again, for a new request (a new account).
+	r.t.Run("approval is the account's", func(t *testing.T) {
+		name := r.approvalName("apr")
+		crt, key := filepath.Join(r.dir, "apr.crt"), filepath.Join(r.dir, "apr.key")
+		args := []string{"ca", "certificate", name, crt, key,
+			"--acme", s.DirectoryURL, "--root", s.CAFile, "--standalone", "--http-listen", "127.0.0.1:" + itoa(s.HTTPPort),
+			"--contact", "mailto:step@example.com", "--kty", "EC", "--force"}
+		out, err := runToolErr(t, env, r.dir, r.bin, args...)
+		first := requestIn(t, out, name)
+		r.approve(t, name, out, err)
+		out, err = runToolErr(t, env, r.dir, r.bin, args...)
+		require.Error(t, err, "step issued after the approval: the matrix's approval cell for step is wrong\n%s", out)
+		require.NotEqual(t, first, requestIn(t, out, name), "refused for the same request")
+	})
 }
 
 // ---------------------------------------------------------------------------

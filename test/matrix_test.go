@@ -49,10 +49,11 @@ const (
 	featRenewARI    = "renew (ARI)"
 	featProfile     = "profile"
 	featRevoke      = "revoke"
+	featApproval    = "approval"
 )
 
 var (
-	matrixFeatures  = []string{featRegister, featRegisterEAB, featHTTP01, featDNS01, featRenew, featRenewARI, featProfile, featRevoke}
+	matrixFeatures  = []string{featRegister, featRegisterEAB, featHTTP01, featDNS01, featRenew, featRenewARI, featProfile, featRevoke, featApproval}
 	matrixUpstreams = []string{"local", "vault", "pebble", "tenant"}
 )
 
@@ -233,7 +234,9 @@ type matrixUpstream struct {
 // matrixServerYAML is the config every matrix server runs: EAB optional
 // (so one server registers accounts both ways), the profile offered, ARI
 // answers to be polled again after a minute (the least allowed), and names under
-// short.matrix.test issued for 90 seconds (the Vault upstream refuses less than a minute) (lifetime-driven renewal).
+// short.matrix.test issued for 90 seconds (the Vault upstream refuses less than a minute) (lifetime-driven renewal),
+// and names under approval.matrix.test issued only once an administrator
+// approved them (the approval feature, run in the local column).
 func matrixServerYAML(up *matrixUpstream) string {
 	if up.Directory != "" {
 		return matrixTenantYAML(up)
@@ -254,8 +257,12 @@ upstreams:
       match: {domains: ["*.short.%s"]}
       upstreams: [main]
       max_validity: 90s
+    - name: approval
+      match: {domains: ["*.approval.%s"]}
+      upstreams: [main]
+      approval: required
   default: {upstreams: [main]}
-`, matrixProfile, up.YAML, matrixProfile, up.ProfileRule, matrixZone)
+`, matrixProfile, up.YAML, matrixProfile, up.ProfileRule, matrixZone, matrixZone)
 }
 
 // matrixTenantYAML is matrixServerYAML inside the directory up.Directory:
@@ -510,6 +517,58 @@ func (r *clientRun) name(label string) string {
 func (r *clientRun) shortName(label string) string {
 	return label + "." + strings.ReplaceAll(r.mc.ID, ".", "") + "." + r.up.Name + ".short." + matrixZone
 }
+
+// approvalName is a name issued only after an administrator's approval
+// (the approval rule).
+func (r *clientRun) approvalName(label string) string {
+	return label + "." + strings.ReplaceAll(r.mc.ID, ".", "") + "." + r.up.Name + ".approval." + matrixZone
+}
+
+// approvalColumn is the only column that runs the approval feature: the
+// decision is acmebridge's, the same whatever the upstream.
+const approvalColumn = "local"
+
+// approvalStep runs the approval feature in the approval column: fn runs
+// the client once for name (refused while the request is pending), calls
+// r.approve, and runs the same command again, which must issue. Other
+// columns record it not run.
+func (r *clientRun) approvalStep(fn func(t *testing.T, name string) string) {
+	if _, unsupported := r.mc.Unsupported[featApproval]; !unsupported && r.up.Name != approvalColumn {
+		r.rec.set(r.mc.ID, r.up.Name, featApproval, resNotRun, "run in the "+approvalColumn+" column")
+		return
+	}
+	if !r.needs(featApproval, featRegister) {
+		return
+	}
+	name := r.approvalName("apr")
+	r.step(featApproval, func(t *testing.T) string { return fn(t, name) })
+}
+
+// approve requires a refused run (err, out) to have left a pending
+// approval request for name, and approves it as an administrator would.
+func (r *clientRun) approve(t *testing.T, name, out string, err error) {
+	t.Helper()
+	require.Error(t, err, "issued %s without approval:\n%s", name, out)
+	id := r.pendingFor(t, name)
+	require.NotEmpty(t, id, "no pending approval request for %s after the refused run:\n%s", name, out)
+	r.s.admin(t, "approval", "approve", id)
+}
+
+// pendingFor returns the ID of the pending approval request for name, or "".
+func (r *clientRun) pendingFor(t *testing.T, name string) string {
+	t.Helper()
+	var page listing[approvalRec]
+	r.s.adminJSON(t, &page, "approval", "list", "--status", "pending")
+	for _, a := range page.Items {
+		if slices.Contains(a.Names, name) {
+			return a.ID
+		}
+	}
+	return ""
+}
+
+// approvalNote is the README note of a passed approval cell.
+const approvalNote = "refused while pending; the same command issues after `acmebridge approval approve`"
 
 // step runs one feature as a subtest and records its result: pass, fail,
 // or, when fn skips, not run. fn returns a note for the README (may be
