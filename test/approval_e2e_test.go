@@ -1,6 +1,7 @@
 package test
 
 import (
+	"context"
 	"fmt"
 	"net/http/httptest"
 	"os"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/acmebridge/acmebridge/internal/testutil"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/crypto/acme"
 )
 
 // approvalYAML: names under approval.e2e.test issue only after an
@@ -174,7 +176,9 @@ func TestApprovalCLIs(t *testing.T) {
 
 // TestApprovalNotified: an approval request and its decision reach a
 // webhook receiver (signed, once per event ID) and the decision is mailed
-// to the account's contact and the administrator over STARTTLS.
+// to the account's contact and the administrator over STARTTLS; so do a
+// revocation (certificate.revoked) and an order whose validation failed
+// (order.failed).
 func TestApprovalNotified(t *testing.T) {
 	quietLego(t)
 	dir := t.TempDir()
@@ -205,7 +209,33 @@ func TestApprovalNotified(t *testing.T) {
 	require.True(t, waitFor(20*time.Second, func() bool {
 		return len(hook.of("approval.approved")) == 1 && len(smtpd.Mails()) >= 2
 	}), "approval.approved delivered and mailed; %d mails", len(smtpd.Mails()))
-	legoObtain(t, c, "p1.approval.e2e.test")
+	res := legoObtain(t, c, "p1.approval.e2e.test")
+
+	// certificate.revoked: lego revokes what it got.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	require.NoError(t, c.Certificate.Revoke(ctx, res.Certificate))
+	// order.failed: an http-01 challenge nobody answers makes the order
+	// invalid (x/crypto/acme, no responder on the validation port).
+	xc := &acme.Client{Key: newECKey(t), DirectoryURL: s.DirectoryURL, HTTPClient: s.HTTPClient(), UserAgent: "acmebridge-notify"}
+	_, err = xc.Register(ctx, &acme.Account{}, acme.AcceptTOS)
+	require.NoError(t, err)
+	o, err := xc.AuthorizeOrder(ctx, acme.DomainIDs("nobody-answers.e2e.test"))
+	require.NoError(t, err)
+	z, err := xc.GetAuthorization(ctx, o.AuthzURLs[0])
+	require.NoError(t, err)
+	for _, ch := range z.Challenges {
+		if ch.Type == "http-01" {
+			_, err = xc.Accept(ctx, ch)
+			require.NoError(t, err)
+		}
+	}
+	_, err = xc.WaitOrder(ctx, o.URI)
+	require.Error(t, err, "the order fails")
+	require.True(t, waitFor(20*time.Second, func() bool {
+		return len(hook.of("certificate.revoked")) == 1 && len(hook.of("order.failed")) == 1
+	}), "certificate.revoked and order.failed delivered; got %d, %d", len(hook.of("certificate.revoked")), len(hook.of("order.failed")))
+	require.Equal(t, []string{"nobody-answers.e2e.test"}, hook.of("order.failed")[0].Data.Names)
 	time.Sleep(2 * time.Second) // room for a duplicate to show up
 
 	hook.requireOnce(t)
