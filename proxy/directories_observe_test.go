@@ -14,29 +14,12 @@ import (
 // counter's series with the given labels (a subset), summed.
 func seriesCount(t *testing.T, reg prometheus.Gatherer, name string, labels map[string]string) float64 {
 	t.Helper()
-	fams, err := reg.Gather()
-	require.NoError(t, err)
 	sum := 0.0
-	for _, f := range fams {
-		if f.GetName() != name {
-			continue
-		}
-	series:
-		for _, m := range f.GetMetric() {
-			got := map[string]string{}
-			for _, l := range m.GetLabel() {
-				got[l.GetName()] = l.GetValue()
-			}
-			for k, v := range labels {
-				if got[k] != v {
-					continue series
-				}
-			}
-			if m.Histogram != nil {
-				sum += float64(m.GetHistogram().GetSampleCount())
-			} else {
-				sum += m.GetCounter().GetValue()
-			}
+	for _, m := range matching(t, reg, name, labels) {
+		if m.Histogram != nil {
+			sum += float64(m.GetHistogram().GetSampleCount())
+		} else {
+			sum += m.GetCounter().GetValue()
 		}
 	}
 	return sum

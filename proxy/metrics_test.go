@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/require"
 
 	"github.com/acmebridge/acmebridge/acmeerr"
@@ -24,8 +25,23 @@ import (
 // given labels (a subset), and whether it exists.
 func gathered(t *testing.T, reg prometheus.Gatherer, name string, labels map[string]string) (float64, bool) {
 	t.Helper()
+	for _, m := range matching(t, reg, name, labels) {
+		switch {
+		case m.Gauge != nil:
+			return m.GetGauge().GetValue(), true
+		case m.Counter != nil:
+			return m.GetCounter().GetValue(), true
+		}
+	}
+	return 0, false
+}
+
+// matching are the series of metric name whose labels include labels.
+func matching(t *testing.T, reg prometheus.Gatherer, name string, labels map[string]string) []*dto.Metric {
+	t.Helper()
 	fams, err := reg.Gather()
 	require.NoError(t, err)
+	var out []*dto.Metric
 	for _, f := range fams {
 		if f.GetName() != name {
 			continue
@@ -41,15 +57,10 @@ func gathered(t *testing.T, reg prometheus.Gatherer, name string, labels map[str
 					continue series
 				}
 			}
-			switch {
-			case m.Gauge != nil:
-				return m.GetGauge().GetValue(), true
-			case m.Counter != nil:
-				return m.GetCounter().GetValue(), true
-			}
+			out = append(out, m)
 		}
 	}
-	return 0, false
+	return out
 }
 
 // TestUnrenewedGauge: acmebridge_certificates_expiring_unrenewed counts the
