@@ -82,6 +82,12 @@ type Config struct {
 	// Retry-After (default 50ms); MaxRetryAfter caps a Retry-After
 	// (default 1s), so a run measures the server rather than its hints.
 	PollInterval, MaxRetryAfter time.Duration
+	// ClientPolls makes every issuance read the authorization once after
+	// answering its challenge and the order once after finalizing, even
+	// when the answer already said valid, as certbot does (lego and
+	// x/crypto/acme skip a read the answer made unnecessary): 7 requests
+	// per issuance instead of 5.
+	ClientPolls bool
 	// Timeout bounds one issuance (default 60s).
 	Timeout time.Duration
 	// Progress, when set, is called after each issuance with the numbers
@@ -353,6 +359,11 @@ func (r *run) issue(ctx context.Context, core *api.Core, name string) error {
 	if err != nil {
 		return err
 	}
+	if r.cfg.ClientPolls && o.Status == acme.StatusValid {
+		if o, err = core.Orders.Get(ctx, order.Location); err != nil {
+			return err
+		}
+	}
 	for o.Status != acme.StatusValid {
 		switch o.Status {
 		case acme.StatusProcessing, acme.StatusReady, acme.StatusPending:
@@ -413,6 +424,13 @@ func (r *run) solve(ctx context.Context, core *api.Core, tr *tracker, azURL stri
 		return err
 	}
 	status, perr := chl.Status, chl.Error
+	if r.cfg.ClientPolls && status == acme.StatusValid {
+		a, err := core.Authorizations.Get(ctx, azURL)
+		if err != nil {
+			return err
+		}
+		status = a.Status
+	}
 	for {
 		switch status {
 		case acme.StatusValid:

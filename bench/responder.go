@@ -195,6 +195,16 @@ func (d *DNSServer) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 			}
 			d.mu.RUnlock()
 		}
+		if len(m.Answer) == 0 {
+			// NODATA (CAA, AAAA, a TXT not set), as a real zone answers
+			// it: with its SOA, whose TTL and MINIMUM tell resolvers how
+			// long to reuse the empty answer (RFC 2308 §3).
+			m.Ns = append(m.Ns, &dns.SOA{
+				Hdr: dns.RR_Header{Name: zoneOf(q.Name), Rrtype: dns.TypeSOA, Class: dns.ClassINET, Ttl: 300},
+				Ns:  "ns." + zoneOf(q.Name), Mbox: "hostmaster." + zoneOf(q.Name), Serial: 1,
+				Refresh: 3600, Retry: 600, Expire: 86400, Minttl: 300,
+			})
+		}
 	}
 	_ = w.WriteMsg(m)
 }
@@ -202,4 +212,14 @@ func (d *DNSServer) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 // Close stops both listeners.
 func (d *DNSServer) Close() error {
 	return errors.Join(d.udp.Shutdown(), d.tcp.Shutdown())
+}
+
+// zoneOf is the zone a name is answered from: its last two labels (every
+// name the bench orders is under one such zone).
+func zoneOf(name string) string {
+	labels := dns.SplitDomainName(name)
+	if len(labels) > 2 {
+		labels = labels[len(labels)-2:]
+	}
+	return dns.Fqdn(strings.Join(labels, "."))
 }

@@ -101,11 +101,12 @@ func (ra *RA) Finalize(ctx context.Context, owner *store.Account, orderID string
 	if err != nil {
 		return nil, ra.refuse(ctx, audit.FinalizeRefused, o.AccountID, o.ID, o.Identifiers, err)
 	}
-	o.Upstreams, o.CAACheckedAt = ups, ra.now()
+	now := ra.now()
+	o.Upstreams, o.CAACheckedAt, o.FinalizedAt = ups, now, now
 	o.Status, o.CSR = store.StatusProcessing, der
 	wait := ra.subscribe("order:" + o.ID)
 	defer ra.unsubscribe("order:"+o.ID, wait)
-	if err := ra.store.EnqueueJob(ctx, &store.Job{OrderID: o.ID, NotBefore: ra.now()}, o); err != nil {
+	if err := ra.store.EnqueueJob(ctx, &store.Job{OrderID: o.ID, NotBefore: now}, o); err != nil {
 		d.lim.refund(ctx, spent)
 		if errors.Is(err, store.ErrConflict) {
 			// Another finalize won the race (§7.1.6 allows one).

@@ -189,10 +189,14 @@ func (ra *RA) processJob(ctx context.Context, job *store.Job) {
 		return
 	}
 	req := &upstream.Request{OrderID: o.ID, NotBefore: o.NotBefore, NotAfter: o.NotAfter,
-		Profile: o.UpstreamProfile, Ref: job.UpstreamRef}
+		Profile: o.UpstreamProfile, Ref: job.UpstreamRef, At: o.FinalizedAt}
 	content.Apply(req)
 	if o.MaxValidity > 0 {
 		start := o.NotBefore
+		if start.IsZero() {
+			// The same limit on every attempt: from the finalization.
+			start = o.FinalizedAt
+		}
 		if start.IsZero() {
 			start = ra.now()
 		}

@@ -112,6 +112,10 @@ type Order struct {
 	// route: at finalize, and again by the worker when that is older than
 	// orders.caa_max_age.
 	CAACheckedAt time.Time `json:"caaCheckedAt,omitzero"`
+	// FinalizedAt is when the order was finalized (set with status
+	// processing, never changed): what an upstream derives a default
+	// validity from, the same on every attempt (upstream.Request.At).
+	FinalizedAt time.Time `json:"finalizedAt,omitzero"`
 	// Directory is the account's directory ("" the top level).
 	Directory string `json:"directory,omitempty"`
 	// Delegated says the order's authorizations were created valid without

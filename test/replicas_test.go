@@ -413,6 +413,26 @@ func logOrders(logs, msg string) []string {
 	return out
 }
 
+// signedSerials maps each order the local CA signed for to the distinct
+// serials it signed ("local certificate issued" lines). The CA signs an
+// order's certificate deterministically, so a retry (a replica taking a job
+// over, a store that could not record the first result) signs the same
+// serial again: one serial per order is the promise, not one signature.
+func signedSerials(logs string) map[string]map[string]bool {
+	re := regexp.MustCompile(`msg="?local certificate issued"?\s.*?\border=("[^"]*"|\S+).*?\bserial=("[^"]*"|\S+)`)
+	out := map[string]map[string]bool{}
+	for _, line := range strings.Split(logs, "\n") {
+		if m := re.FindStringSubmatch(line); m != nil {
+			o := strings.Trim(m[1], `"`)
+			if out[o] == nil {
+				out[o] = map[string]bool{}
+			}
+			out[o][strings.Trim(m[2], `"`)] = true
+		}
+	}
+	return out
+}
+
 // waitFor polls cond every 50ms until it holds or d passes.
 func waitFor(d time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(d)

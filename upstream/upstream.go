@@ -41,6 +41,12 @@ type Request struct {
 	NotBefore, NotAfter time.Time
 	// Profile is the profile the route asks the upstream for.
 	Profile string
+	// At is when the order was finalized: the same on every attempt of
+	// the order, so an upstream that derives a certificate from the
+	// request alone (the local CA: serial, validity and an RFC 6979
+	// signature) makes the same certificate again on a retry. Zero when
+	// unknown.
+	At time.Time
 	// Ref is the upstream reference stored by an earlier attempt of the same
 	// order ("" on the first attempt); see Issuer.Issue.
 	Ref string

@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"path/filepath"
 	"syscall"
 	"time"
@@ -39,8 +40,17 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "configuration file (default: the quickstart)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof reads it)")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if *cpuProfile != "" {
+		stopProfile, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(stderr, "acmebridge:", err)
+			return 1
+		}
+		defer stopProfile()
 	}
 	cfg, err := configs.Load(*path)
 	if err != nil {
@@ -390,4 +400,22 @@ func runNotifier(ctx context.Context, n *notify.Notifier, srv *proxy.Server, m *
 		}
 		return out, err
 	})
+}
+
+// startCPUProfile profiles the process into path until the returned
+// function is called (at shutdown): what `make bench` and an operator
+// measuring a hot path read with go tool pprof.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path) // #nosec G304 -- the operator names the file
+	if err != nil {
+		return nil, fmt.Errorf("cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("cpuprofile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	}, nil
 }

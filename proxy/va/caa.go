@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/miekg/dns"
 
@@ -104,9 +105,14 @@ func (v *Validator) relevantCAASet(ctx context.Context, name string) ([]*dns.CAA
 		return nil, "", nil
 	}
 	for d := name; d != ""; {
-		rrs, err := v.resolver.lookupCAA(ctx, d)
-		if err != nil {
-			return nil, d, err
+		rrs, cached := v.caa.get(d)
+		if !cached {
+			var ttl time.Duration
+			var err *acmeerr.Error
+			if rrs, ttl, err = v.resolver.lookupCAA(ctx, d); err != nil {
+				return nil, d, err
+			}
+			v.caa.put(d, rrs, ttl)
 		}
 		if len(rrs) > 0 {
 			return rrs, d, nil
@@ -402,27 +408,28 @@ func skipWSP(s string, i int) int {
 // lookupCAA returns the CAA records of name: NXDOMAIN and NODATA are an
 // empty set; SERVFAIL, REFUSED and network errors from every server are an
 // error.
-func (r *dnsResolver) lookupCAA(ctx context.Context, name string) ([]*dns.CAA, *acmeerr.Error) {
+func (r *dnsResolver) lookupCAA(ctx context.Context, name string) ([]*dns.CAA, time.Duration, *acmeerr.Error) {
 	resp, err := r.exchange(ctx, name, dns.TypeCAA)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
+	rrs := answers(resp, name, dns.TypeCAA)
 	if resp.Rcode == dns.RcodeNameError {
-		return nil, nil
+		rrs = nil
 	}
-	var out []*dns.CAA
-	for _, rr := range answers(resp, name, dns.TypeCAA) {
+	out := make([]*dns.CAA, 0, len(rrs))
+	for _, rr := range rrs {
 		out = append(out, rr.(*dns.CAA))
 	}
-	return out, nil
+	return out, answerTTL(resp, rrs), nil
 }
 
 // lookupCAA asks the system's resolvers with miekg/dns: Go's resolver cannot
 // look up CAA.
-func (g goResolver) lookupCAA(ctx context.Context, name string) ([]*dns.CAA, *acmeerr.Error) {
+func (g goResolver) lookupCAA(ctx context.Context, name string) ([]*dns.CAA, time.Duration, *acmeerr.Error) {
 	servers, err := systemResolvers()
 	if err != nil {
-		return nil, acmeerr.Wrap(acmeerr.DNS, err, "DNS query for CAA %s: no system resolver to ask (%s)", name, resolvConf)
+		return nil, 0, acmeerr.Wrap(acmeerr.DNS, err, "DNS query for CAA %s: no system resolver to ask (%s)", name, resolvConf)
 	}
 	r := &dnsResolver{
 		servers: servers,

@@ -31,6 +31,8 @@ type testDNS struct {
 	rrs      map[string][]dns.RR
 	servfail map[string]bool
 	tcpHits  atomic.Int64
+	// caaQuestions counts the CAA questions asked.
+	caaQuestions atomic.Int64
 }
 
 // listenDNSPort listens on one loopback port for both UDP and TCP, as a
@@ -97,6 +99,9 @@ func (z *testDNS) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	m.SetReply(r)
 	m.RecursionAvailable = true
 	q := r.Question[0]
+	if q.Qtype == dns.TypeCAA {
+		z.caaQuestions.Add(1)
+	}
 	name := dns.CanonicalName(q.Name)
 	z.mu.Lock()
 	if z.servfail[name] {

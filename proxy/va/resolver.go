@@ -22,8 +22,9 @@ type resolver interface {
 	// lookupTXT returns the TXT records of name, each one's strings joined.
 	lookupTXT(ctx context.Context, name string) ([]string, *acmeerr.Error)
 	// lookupCAA returns the CAA records of name, CNAMEs followed; none
-	// for NXDOMAIN or NODATA (caa.go).
-	lookupCAA(ctx context.Context, name string) ([]*dns.CAA, *acmeerr.Error)
+	// for NXDOMAIN or NODATA (caa.go); and how long the answer may be
+	// reused (caacache.go).
+	lookupCAA(ctx context.Context, name string) ([]*dns.CAA, time.Duration, *acmeerr.Error)
 }
 
 // newResolver returns a resolver querying servers, or the system's.

@@ -89,6 +89,7 @@ type Validator struct {
 	// loopback server while the policy is otherwise enforced.
 	allowed  []netip.Prefix
 	resolver resolver
+	caa      *caaCache
 	log      *slog.Logger
 }
 
@@ -100,6 +101,7 @@ func New(opts Options) (*Validator, error) {
 		tlsALPNPort: opts.TLSALPNPort,
 		timeout:     opts.Timeout,
 		allowAll:    opts.AllowPrivate,
+		caa:         newCAACache(nil),
 		log:         opts.Logger,
 	}
 	if v.httpPort == 0 {

@@ -22,9 +22,15 @@
 # rounds, ratios against acmebridge-bolt), writes it as Markdown and keeps
 # every JSON result under OUT.
 #
-# Environment: CLIENTS (16), ORDERS (20), ROUNDS (5), CHALLENGE (dns-01:
-# every server validates through the bench's DNS server; http-01 needs
-# port 80 free for Vault's ACME, which always validates there), SERVERS
+# Environment: CLIENTS (16), ORDERS (20), ROUNDS (5), CHALLENGE (http-01:
+# every server fetches the bench's own responder, as a fleet's clients
+# answer; dns-01: every server validates through the bench's DNS server;
+# http-01 needs port 80 free for Vault's ACME, which always validates
+# there), POLLS (client: read the authorization and the order once more
+# after they said valid, as certbot does, 7 requests per issuance; none:
+# only the requests the answers make necessary, 5), PROFILE (a directory:
+# acmebridge-bolt and acmebridge-redis write CPU profiles of their whole
+# run there, serve --cpuprofile), SERVERS
 # (the list above), OUT (a fresh directory under /tmp), WAIT_IDLE (0: how
 # many seconds to wait for other work to leave the CPUs idle first),
 # RUN_TIMEOUT (300: seconds one bench run may take).
@@ -35,7 +41,8 @@ ROOT=$PWD
 CLIENTS=${CLIENTS:-16}
 ORDERS=${ORDERS:-20}
 ROUNDS=${ROUNDS:-5}
-CHALLENGE=${CHALLENGE:-dns-01}
+CHALLENGE=${CHALLENGE:-http-01}
+POLLS=${POLLS:-client}
 SERVERS=${SERVERS:-"acmebridge-bolt acmebridge-redis acmebridge-vault vault-acme step-ca pebble"}
 CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/acmebridge
 WORK=$(mktemp -d /tmp/acmebridge-bench.XXXXXX)
@@ -182,7 +189,9 @@ log:
   level: warn
 $extra
 EOF
-	start_bg "$name" "$d/serve.log" "$AB" serve --config "$d/acmebridge.yaml"
+	local prof=()
+	[ -n "${PROFILE:-}" ] && mkdir -p "$PROFILE" && prof=(--cpuprofile "$PROFILE/$name.pprof")
+	start_bg "$name" "$d/serve.log" "$AB" serve --config "$d/acmebridge.yaml" "${prof[@]}"
 	$BT wait -url "http://127.0.0.1:$a/readyz" || { cat "$d/serve.log"; die "$name did not start"; }
 	DIR[$name]=https://127.0.0.1:$p/directory
 	ADMIN[$name]=http://127.0.0.1:$a
@@ -275,6 +284,12 @@ if has vault-acme && [ "$CHALLENGE" = http-01 ] && (exec 3<>/dev/tcp/127.0.0.1/8
 fi
 
 # --- rounds ---------------------------------------------------------------
+POLL_FLAGS=()
+case $POLLS in
+client) POLL_FLAGS=(--client-polls) ;;
+none) ;;
+*) die "POLLS=$POLLS: want client or none" ;;
+esac
 store_ops() { # name
 	$BT storeops -url "${ADMIN[$1]}/metrics"
 }
@@ -292,7 +307,7 @@ run_one() { # name round
 	# timeout per order: on SIGTERM the bench prints what it has.
 	timeout -s TERM "${RUN_TIMEOUT:-300}" "$AB" bench --directory "${DIR[$name]}" --ca-bundle "${CA[$name]}" --clients "$CLIENTS" --orders "$ORDERS" \
 		--challenge "$CHALLENGE" --http-port "${HTTPP[$name]}" --dns-server "127.0.0.1:$DNS_PORT" --domain "$DOMAIN" \
-		"${pids[@]}" --label "$name" --json --no-progress >"$f" 2>"$OUT/$name-$round.err" || rc=$?
+		"${pids[@]}" "${POLL_FLAGS[@]}" --label "$name" --json --no-progress >"$f" 2>"$OUT/$name-$round.err" || rc=$?
 	if [ "$name" = acmebridge-redis ]; then
 		after=$(redis-cli -p "$RP" info stats | sed -n 's/^total_commands_processed:\([0-9]*\).*/\1/p')
 		echo "$(( after - before - 1 )) $($BT summary -issued "$f") $(( $(store_ops "$name") - ops_before ))" >>"$OUT/redis-commands.txt"
@@ -327,7 +342,7 @@ while [ "$BUSY_BEFORE" -gt 10 ] && [ "$waited" -lt "${WAIT_IDLE:-0}" ]; do
 	waited=$((waited + 12))
 	BUSY_BEFORE=$(busy)
 done
-log "$CHALLENGE, $CLIENTS clients x $ORDERS orders, $ROUNDS rounds; results in $OUT; CPU busy before the runs: $BUSY_BEFORE%"
+log "$CHALLENGE (polls: $POLLS), $CLIENTS clients x $ORDERS orders, $ROUNDS rounds; results in $OUT; CPU busy before the runs: $BUSY_BEFORE%"
 [ "$BUSY_BEFORE" -le 10 ] || log "warning: other work keeps the CPUs $BUSY_BEFORE% busy: the figures are skewed"
 for round in $(seq "$ROUNDS"); do
 	list=("${order[@]}")
@@ -341,7 +356,7 @@ done
 
 {
 	echo
-	echo "$CHALLENGE, $CLIENTS clients x $ORDERS orders, median of $ROUNDS rounds; $(nproc) cores; $(date -u +%Y-%m-%d); CPU busy before the runs: $BUSY_BEFORE%, after: $(busy)%"
+	echo "$CHALLENGE (polls: $POLLS), $CLIENTS clients x $ORDERS orders, median of $ROUNDS rounds; $(nproc) cores; $(date -u +%Y-%m-%d); CPU busy before the runs: $BUSY_BEFORE%, after: $(busy)%"
 	$BT compare -baseline "$BASELINE" -pair acmebridge-bolt:step-ca -pair acmebridge-vault:vault-acme "$OUT"/*.json
 	if [ -f "$OUT/redis-commands.txt" ]; then
 		awk '{c += $1; n += $2; o += $3} END {if (n) printf "Redis commands executed per issuance (acmebridge-redis; INFO total_commands_processed, so the calls inside Lua scripts count, and so do registrations and idle worker polls): %.1f\nRound trips to Redis per issuance (acmebridge-redis; its store operations, one command each once the scripts are cached; registrations included, idle worker polls not): %.1f\n", c / n, o / n}' "$OUT/redis-commands.txt"

@@ -6,11 +6,15 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"io"
+	"math/big"
 	"net"
 	"strings"
 	"time"
@@ -38,8 +42,9 @@ const (
 // registration authority decided them — and nothing the CSR asks for: its
 // subject and extensions are never read. A zero KeyUsage means
 // digitalSignature (with keyEncipherment for RSA), no ExtKeyUsage means
-// serverAuth and clientAuth. The CA keeps no per-order state, so setRef is
-// not called and a retry issues anew.
+// serverAuth and clientAuth. A request naming its order and when it was
+// finalized (OrderID, At) gets the same certificate on every call, without
+// any per-order record (orderSerial); setRef is not called.
 func (ca *CA) Issue(ctx context.Context, req *upstream.Request, _ func(ref string) error) (*upstream.Result, error) {
 	if req == nil {
 		return nil, acmeerr.New(acmeerr.Malformed, "local: no request")
@@ -74,13 +79,13 @@ func (ca *CA) Issue(ctx context.Context, req *upstream.Request, _ func(ref strin
 	if len(req.DNSNames) == 0 && len(req.IPAddresses) == 0 {
 		return nil, acmeerr.New(acmeerr.Malformed, "local: request names no identifier")
 	}
-	notBefore, notAfter, err := ca.validityFor(req.NotBefore, req.NotAfter)
+	notBefore, notAfter, err := ca.validityFor(req.NotBefore, req.NotAfter, req.At)
 	if err != nil {
 		return nil, err
 	}
 
-	// An order issued before (a retry after a crash or a lost lease) gets
-	// the same certificate again: at most one issuance per order.
+	// An order an earlier version signed and recorded in its ledger gets
+	// that certificate again.
 	if res, err := ca.issued(req.OrderID); res != nil || err != nil {
 		return res, err
 	}
@@ -88,14 +93,17 @@ func (ca *CA) Issue(ctx context.Context, req *upstream.Request, _ func(ref strin
 		return nil, err
 	}
 
-	res, err := ca.reserve(req.OrderID)
-	if err != nil {
-		return nil, err
-	}
-	serial, err := randomSerial()
-	if err != nil {
-		res.abort()
-		return nil, err
+	// At most one certificate per order, with no record of our own: an
+	// order's serial, validity and signature (RFC 6979) are functions of
+	// the request, so a retry (after a crash, a lost lease or a store that
+	// could not record the first result) signs the same certificate, byte
+	// for byte, instead of a second one.
+	serial, deterministic := ca.orderSerial(req)
+	if !deterministic {
+		var err error
+		if serial, err = randomSerial(); err != nil {
+			return nil, err
+		}
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
@@ -109,20 +117,13 @@ func (ca *CA) Issue(ctx context.Context, req *upstream.Request, _ func(ref strin
 		IPAddresses:           req.IPAddresses,
 		AuthorityKeyId:        ca.inter.SubjectKeyId,
 	}
-	leaf, err := ca.sign(tmpl, csr.PublicKey)
+	leaf, err := ca.sign(tmpl, csr.PublicKey, deterministic)
 	if err != nil {
-		res.abort()
 		return nil, err
 	}
 	chainPEM := make([]byte, 0, 2*len(ca.interPEM)+len(leaf.Raw))
 	chainPEM = append(chainPEM, pemCert(leaf.Raw)...)
 	chainPEM = append(chainPEM, ca.interPEM...)
-	if err := res.commit(chainPEM); err != nil {
-		// Signed but not recorded: never handed out (the retry signs anew).
-		ca.log.Error("local certificate discarded: the issuance ledger was not written", "order", req.OrderID,
-			"serial", serialKey(leaf.SerialNumber), "err", err)
-		return nil, err
-	}
 	ca.log.Info("local certificate issued", "order", req.OrderID, "serial", serialKey(leaf.SerialNumber),
 		"dns_names", req.DNSNames, "ip_addresses", req.IPAddresses, "not_after", leaf.NotAfter)
 	return &upstream.Result{
@@ -130,6 +131,47 @@ func (ca *CA) Issue(ctx context.Context, req *upstream.Request, _ func(ref strin
 		Chain:    []*x509.Certificate{ca.inter},
 		ChainPEM: chainPEM,
 	}, nil
+}
+
+// orderSerial returns the serial of the order's certificate, and whether
+// its issuance is deterministic: a request naming its order (an ID
+// acmebridge makes) and its finalization time, to a CA whose key signs
+// deterministically, gets HMAC-SHA-256(key derived from the CA's private
+// key, order ID) as its serial, 127 bits, unpredictable to anyone without
+// the key (CA/Browser Forum BR 7.1: at least 64 bits from a CSPRNG; an HMAC
+// under a secret key is a PRF). Replicas sharing the CA's files derive the
+// same serial. Any other request gets a random serial.
+func (ca *CA) orderSerial(req *upstream.Request) (*big.Int, bool) {
+	if ca.serialKey == nil || req.At.IsZero() || !validOrderID(req.OrderID) {
+		return nil, false
+	}
+	m := hmac.New(sha256.New, ca.serialKey)
+	m.Write([]byte(req.OrderID))
+	sum := m.Sum(nil)
+	sum[0] &= 0x7f // positive, and 16 bytes in DER
+	n := new(big.Int).SetBytes(sum[:16])
+	if n.Sign() == 0 {
+		n.SetInt64(1)
+	}
+	return n, true
+}
+
+// serialKeyFor derives the key of orderSerial from the CA's signing key,
+// or returns nil when the key's signatures are not deterministic (or it
+// cannot be exported), which makes every serial random.
+func serialKeyFor(k crypto.Signer) []byte {
+	switch k.(type) {
+	case *ecdsa.PrivateKey, ed25519.PrivateKey, *rsa.PrivateKey:
+	default:
+		return nil
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		return nil
+	}
+	m := hmac.New(sha256.New, []byte("acmebridge local CA order serials v1"))
+	m.Write(der)
+	return m.Sum(nil)
 }
 
 // wait sleeps for the configured delay, returning early with an error if
@@ -152,12 +194,20 @@ func (ca *CA) wait(ctx context.Context) error {
 }
 
 // validityFor returns the validity of a leaf: the request's, or from a
-// minute ago for the configured validity, never longer than the configured
+// minute before at (the order's finalization; zero: now) for the
+// configured validity, never longer than the configured
 // validity nor past the intermediate's expiry.
-func (ca *CA) validityFor(reqNotBefore, reqNotAfter time.Time) (time.Time, time.Time, error) {
+func (ca *CA) validityFor(reqNotBefore, reqNotAfter, at time.Time) (time.Time, time.Time, error) {
 	notBefore := reqNotBefore
 	if notBefore.IsZero() {
-		notBefore = ca.clock().Add(-backdate)
+		if at.IsZero() {
+			at = ca.clock()
+		}
+		notBefore = at.Add(-backdate)
+		if notBefore.Before(ca.inter.NotBefore) {
+			// A default validity never starts before the CA's.
+			notBefore = ca.inter.NotBefore
+		}
 	}
 	notBefore = notBefore.UTC().Truncate(time.Second)
 	limit := notBefore.Add(ca.validity)
@@ -215,8 +265,14 @@ func commonName(dnsNames []string) string {
 }
 
 // sign signs tmpl for pub with the intermediate and parses the result.
-func (ca *CA) sign(tmpl *x509.Certificate, pub crypto.PublicKey) (*x509.Certificate, error) {
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.inter, pub, ca.interKey)
+func (ca *CA) sign(tmpl *x509.Certificate, pub crypto.PublicKey, deterministic bool) (*x509.Certificate, error) {
+	var random io.Reader = rand.Reader
+	if deterministic {
+		// ECDSA signs per RFC 6979 without a random source; Ed25519 and
+		// RSA PKCS #1 v1.5 signatures are deterministic anyway.
+		random = nil
+	}
+	der, err := x509.CreateCertificate(random, tmpl, ca.inter, pub, ca.interKey)
 	if err != nil {
 		return nil, acmeerr.Wrap(acmeerr.Internal, err, "local: signing certificate")
 	}
@@ -273,7 +329,7 @@ func (ca *CA) ServerCertificate(hosts []string) (*tls.Certificate, error) {
 		IPAddresses:           ips,
 		AuthorityKeyId:        ca.inter.SubjectKeyId,
 	}
-	leaf, err := ca.sign(tmpl, &key.PublicKey)
+	leaf, err := ca.sign(tmpl, &key.PublicKey, false)
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package local
 
 import (
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -12,6 +13,7 @@ import (
 	"encoding/asn1"
 	"errors"
 	"fmt"
+	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -338,31 +340,107 @@ func BenchmarkIssue(b *testing.B) {
 	}
 }
 
-// TestIssueIdempotentPerOrder: a second Issue for the same order (a retry
-// after a crash) returns the same certificate without signing again.
+// TestIssueIdempotentPerOrder: a second Issue for the same finalized order
+// (a retry after a crash, a lost lease or a failed store write) signs the
+// same certificate, byte for byte, and writes no file; another order, or a
+// request that does not say when its order was finalized, gets another
+// serial. It holds for every kind of CA key that signs deterministically.
 func TestIssueIdempotentPerOrder(t *testing.T) {
+	ecKey, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	require.NoError(t, err)
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	require.NoError(t, err)
+	_, edKey, err := ed25519.GenerateKey(rand.Reader)
+	require.NoError(t, err)
+	for name, caKey := range map[string]crypto.Signer{"default": nil, "ecdsa-p384": ecKey, "rsa": rsaKey, "ed25519": edKey} {
+		t.Run(name, func(t *testing.T) {
+			ca, err := New(Options{Name: "t", Dir: t.TempDir()})
+			require.NoError(t, err)
+			if caKey != nil {
+				withIntermediateKey(t, ca, caKey)
+			}
+			key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+			require.NoError(t, err)
+			csr := makeCSR(t, key, []string{"idem.example.com"}, nil)
+			at := time.Now()
+			req := &upstream.Request{OrderID: "order-1_A", CSR: csr, DNSNames: []string{"idem.example.com"}, At: at}
+			a, err := ca.Issue(t.Context(), req, noRef(t))
+			require.NoError(t, err)
+			time.Sleep(1100 * time.Millisecond) // a retry a second later: the validity comes from At
+			b, err := ca.Issue(t.Context(), req, noRef(t))
+			require.NoError(t, err)
+			require.Equal(t, a.ChainPEM, b.ChainPEM, "the retry signed the same certificate")
+			require.Equal(t, at.Add(-backdate).UTC().Truncate(time.Second), a.Leaf.NotBefore.UTC())
+			require.NoError(t, a.Leaf.CheckSignatureFrom(ca.inter))
+
+			req.OrderID = "order-2"
+			c, err := ca.Issue(t.Context(), req, noRef(t))
+			require.NoError(t, err)
+			require.NotEqual(t, a.Leaf.SerialNumber, c.Leaf.SerialNumber)
+			require.Equal(t, 1, a.Leaf.SerialNumber.Cmp(big.NewInt(1<<62)), "serials keep their 127 bits")
+
+			// No finalization time: nothing to derive the validity from,
+			// so a random serial (never one serial for two contents).
+			req.At = time.Time{}
+			d, err := ca.Issue(t.Context(), req, noRef(t))
+			require.NoError(t, err)
+			e, err := ca.Issue(t.Context(), req, noRef(t))
+			require.NoError(t, err)
+			require.NotEqual(t, d.Leaf.SerialNumber, e.Leaf.SerialNumber)
+			require.NotEqual(t, c.Leaf.SerialNumber, d.Leaf.SerialNumber)
+
+			entries, err := os.ReadDir(ca.Dir())
+			require.NoError(t, err)
+			for _, e := range entries {
+				require.NotEqual(t, ledgerDir, e.Name(), "no ledger is written")
+			}
+		})
+	}
+	// Two CAs (two keys) give the same order different serials.
+	other, err := New(Options{Name: "o", Dir: t.TempDir()})
+	require.NoError(t, err)
+	first, err := New(Options{Name: "f", Dir: t.TempDir()})
+	require.NoError(t, err)
+	req := &upstream.Request{OrderID: "same", At: time.Now()}
+	s1, ok1 := first.orderSerial(req)
+	s2, ok2 := other.orderSerial(req)
+	require.True(t, ok1 && ok2)
+	require.NotEqual(t, s1, s2)
+	// IDs that are not base64url get random serials.
+	_, ok := first.orderSerial(&upstream.Request{OrderID: "../escape", At: time.Now()})
+	require.False(t, ok)
+}
+
+// TestIssueServesEarlierLedger: an order an earlier version signed and
+// recorded in its ledger (issued/ORDER.pem) gets that certificate again.
+func TestIssueServesEarlierLedger(t *testing.T) {
 	ca, err := New(Options{Name: "t", Dir: t.TempDir()})
 	require.NoError(t, err)
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	req := request(t, []string{"old.example"}, nil)
+	res, err := ca.Issue(t.Context(), req, noRef(t))
 	require.NoError(t, err)
-	csr := makeCSR(t, key, []string{"idem.example.com"}, nil)
-	req := &upstream.Request{OrderID: "order-1_A", CSR: csr, DNSNames: []string{"idem.example.com"}}
-	a, err := ca.Issue(t.Context(), req, nil)
+	require.NoError(t, os.MkdirAll(filepath.Join(ca.Dir(), ledgerDir), 0o700))
+	require.NoError(t, os.WriteFile(filepath.Join(ca.Dir(), ledgerDir, req.OrderID+".pem"), res.ChainPEM, 0o600))
+	again, err := ca.Issue(t.Context(), req, noRef(t))
 	require.NoError(t, err)
-	b, err := ca.Issue(t.Context(), req, nil)
+	require.Equal(t, res.ChainPEM, again.ChainPEM)
+}
+
+// withIntermediateKey replaces ca's intermediate with one of key's type,
+// signed by its root, as an operator's own CA files would hold.
+func withIntermediateKey(t *testing.T, ca *CA, key crypto.Signer) {
+	t.Helper()
+	tmpl := *ca.inter
+	tmpl.SerialNumber = big.NewInt(99)
+	rootKey, err := readKey(ca.Dir(), rootKeyFile)
 	require.NoError(t, err)
-	require.Equal(t, a.Leaf.SerialNumber, b.Leaf.SerialNumber)
-	require.Equal(t, a.ChainPEM, b.ChainPEM)
-	req.OrderID = "order-2"
-	c, err := ca.Issue(t.Context(), req, nil)
+	der, err := x509.CreateCertificate(rand.Reader, &tmpl, ca.root, key.Public(), rootKey)
 	require.NoError(t, err)
-	require.NotEqual(t, a.Leaf.SerialNumber, c.Leaf.SerialNumber)
-	// IDs that are not base64url never name a file.
-	req.OrderID = "../escape"
-	_, err = ca.Issue(t.Context(), req, nil)
+	inter, err := x509.ParseCertificate(der)
 	require.NoError(t, err)
-	_, err = os.Stat(filepath.Join(ca.Dir(), "escape.pem"))
-	require.True(t, os.IsNotExist(err))
+	ca.inter, ca.interKey, ca.interPEM = inter, key, pemCert(der)
+	ca.serialKey = serialKeyFor(key)
+	require.NotNil(t, ca.serialKey)
 }
 
 func mustMarshal(t *testing.T, v any) []byte {

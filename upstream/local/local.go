@@ -67,6 +67,9 @@ type CA struct {
 	interKey  crypto.Signer
 	interPEM  []byte
 	interPool *x509.CertPool
+	// serialKey derives the serials of orders (orderSerial); nil when
+	// the key does not sign deterministically.
+	serialKey []byte
 
 	// mu guards revoked and the revoked.json file.
 	mu      sync.Mutex
@@ -116,6 +119,7 @@ func New(opts Options) (*CA, error) {
 	ca.interPEM = pemCert(m.inter.Raw)
 	ca.interPool = x509.NewCertPool()
 	ca.interPool.AddCert(m.inter)
+	ca.serialKey = serialKeyFor(m.interKey)
 
 	ca.revoked, err = loadRevoked(ca.dir)
 	if err != nil {
