@@ -245,7 +245,17 @@ func (ra *RA) processJob(ctx context.Context, job *store.Job) {
 		if err == nil {
 			br.Success(name)
 			ra.metrics.Issued(o.Directory, name, ra.now().Sub(start))
-			ended = ra.storeCertificate(ctx, o, name, res, ra.now().Sub(start))
+			var serr error
+			ended, serr = ra.storeCertificate(ctx, o, name, res, ra.now().Sub(start))
+			if serr != nil && !errors.Is(serr, store.ErrConflict) && ctx.Err() == nil {
+				// Not recorded (the store refused the write: full, or
+				// unreachable): retried after a backoff rather than when
+				// the lease ends. The upstream gives the same certificate
+				// again (upstream.Issuer: at most one per order).
+				lease.stop()
+				job.NotBefore = ra.now().Add(jobBackoff(job.Attempts))
+				ra.releaseJob(ctx, job)
+			}
 			return
 		}
 		if transient(err) && ctx.Err() == nil && br.Failure(name) {
@@ -418,8 +428,8 @@ func (ra *RA) failOrder(ctx context.Context, o *store.Order, upstream string, ca
 }
 
 // storeCertificate records the issued certificate and moves the order to
-// valid in one atomic step. It returns o once stored, nil if it was not.
-func (ra *RA) storeCertificate(ctx context.Context, o *store.Order, upstreamName string, res *upstream.Result, took time.Duration) *store.Order {
+// valid in one atomic step. It returns o once stored, or the store's error.
+func (ra *RA) storeCertificate(ctx context.Context, o *store.Order, upstreamName string, res *upstream.Result, took time.Duration) (*store.Order, error) {
 	leaf := res.Leaf
 	sum := sha256.Sum256(leaf.RawSubjectPublicKeyInfo)
 	c := &store.Certificate{
@@ -431,14 +441,14 @@ func (ra *RA) storeCertificate(ctx context.Context, o *store.Order, upstreamName
 	o.Status, o.CertificateID, o.Upstream, o.Error = store.StatusValid, c.ID, upstreamName, nil
 	if err := ra.store.PutCertificate(ctx, c, o); err != nil {
 		ra.log.Error("worker: store certificate", "order", o.ID, "serial", c.Serial, "err", err)
-		return nil
+		return nil, err
 	}
 	ra.metrics.Order(o.Directory, store.StatusValid)
 	ra.record(ctx, audit.Event{Event: audit.CertIssued, Account: o.AccountID, Order: o.ID, Names: c.Names, Rule: o.Rule,
 		Upstream: upstreamName, Serial: c.Serial, NotAfter: c.NotAfter, Directory: o.Directory})
 	ra.log.Info("certificate issued", "order", o.ID, "account", o.AccountID, "upstream", upstreamName,
 		"serial", c.Serial, "names", c.Names, "not_after", c.NotAfter, "took_ms", took.Milliseconds())
-	return o
+	return o, nil
 }
 
 // probeTimeout bounds one probe of an upstream whose breaker is open.
