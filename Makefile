@@ -2,7 +2,7 @@
 GO ?= go
 BIN := bin/acmebridge
 
-.PHONY: build run test deps unit e2e fmt vet lint vault-dev bench matrix fuzz fuzz-short security-report chaos-redis
+.PHONY: build run test deps unit e2e fmt vet lint vault-dev bench soak soak-http matrix fuzz fuzz-short security-report chaos-redis
 
 # The Vault dev server the Vault tests run (test/vaultdev, its own Go module
 # linking Vault's packages): built once into the cache, named by a hash of
@@ -107,6 +107,17 @@ security-report: deps
 ## A measurement, not a test: never part of `make test`.
 bench: deps vault-dev
 	test/bench/run.sh
+
+## soak: two simulated years of a fleet's renewals (1,000,000 issuances by default) through the
+## domain core on a bolt file, with the retention sweep, printing the store's size every simulated
+## month (test/soak; SOAK_FLAGS="-store redis -redis 127.0.0.1:6379" for Redis). soak-http: 100,000
+## issuances over HTTP in real time, printing p50/p99 and the server's RSS every 10,000.
+SOAK_FLAGS ?=
+soak:
+	$(GO) run ./test/soak $(SOAK_FLAGS)
+
+soak-http:
+	test/bench/soak-http.sh
 
 ## chaos-redis: Redis failing over or crashing under load (test/redisfailover_test.go): CHAOS_ROUNDS
 ## rounds per topology (Sentinel, one Redis with an AOF, Cluster), without and with the durability the

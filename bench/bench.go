@@ -88,6 +88,11 @@ type Config struct {
 	// x/crypto/acme skip a read the answer made unnecessary): 7 requests
 	// per issuance instead of 5.
 	ClientPolls bool
+	// Window, when positive, closes a Window every Window issuances
+	// (OnWindow is called with it, and the result lists them): a long
+	// run's drift in latency and server memory.
+	Window   int
+	OnWindow func(Window)
 	// Timeout bounds one issuance (default 60s).
 	Timeout time.Duration
 	// Progress, when set, is called after each issuance with the numbers
@@ -150,6 +155,7 @@ type run struct {
 	dns    *DNSServer
 
 	lat      *Recorder
+	win      *windows
 	errs     Counter // failed issuances by problem type
 	problems Counter // every problem document received, retried ones too
 	requests atomic.Int64
@@ -219,6 +225,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, fmt.Errorf("bench: no client could register: %s", r.sample)
 	}
 
+	r.win = newWindows(cfg.Window, cfg.ServerPIDs, cfg.OnWindow)
 	srvBefore := readServers(cfg.ServerPIDs)
 	reqBefore := r.requests.Load()
 	cpuBefore := SelfCPU()
@@ -256,6 +263,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		FirstError: r.sample, StartedAt: start.UTC(),
 	}
 	res.Steps, res.Latency = r.lat.Summaries()
+	res.Windows = r.win.list()
 	if res.Issued > 0 {
 		res.Throughput = float64(res.Issued) / wall.Seconds()
 		res.RequestsPerIssuance = float64(r.requests.Load()-reqBefore) / float64(res.Issued+res.Failed)
@@ -390,6 +398,7 @@ func (r *run) issue(ctx context.Context, core *api.Core, name string) error {
 	}
 	step(StepDownload, t0)
 	step(StepTotal, start)
+	r.win.add(time.Since(start))
 	return nil
 }
 

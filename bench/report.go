@@ -45,6 +45,8 @@ type Result struct {
 	ClientCPU CPU       `json:"client_cpu"`
 	Server    ServerCPU `json:"server_cpu"`
 	StartedAt time.Time `json:"started_at"`
+	// Windows are the run's stretches of Config.Window issuances.
+	Windows []Window `json:"windows,omitempty"`
 }
 
 // CPU is CPU time over the measured phase and per issuance.

@@ -56,6 +56,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.Label, "label", "", "name of the run in the report (default: the directory URL)")
 	var pids pidList
 	fs.Var(&pids, "server-pid", "a server process whose CPU time to count (repeatable)")
+	fs.IntVar(&cfg.Window, "window", 0, "print throughput, p50/p99 and the server's RSS (--server-pid) every N issuances: a long run's drift")
 	fs.BoolVar(&cfg.ClientPolls, "client-polls", false, "read the authorization after its challenge and the order after finalize even when already valid, as certbot does (7 requests per issuance)")
 	fs.DurationVar(&cfg.PollInterval, "poll-interval", 50*time.Millisecond, "wait between polls when the server sends no Retry-After")
 	fs.DurationVar(&cfg.MaxRetryAfter, "max-retry-after", time.Second, "cap on a Retry-After the server sends")
@@ -91,6 +92,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 		cfg.Progress = func(issued, failed int) { _ = bar.Set(issued + failed) }
 		finish = func() { _ = bar.Finish() }
 	}
+	cfg.OnWindow = func(w bench.Window) { fmt.Fprintln(stderr, w) }
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
