@@ -39,7 +39,9 @@ func TestCAACacheReusesWithinTTL(t *testing.T) {
 	v := newTestValidator(t, z)
 	clk := &testClock{t: time.Now()}
 	v.caa = newCAACache(clk.now)
-	check := func(name string) { require.NoError(t, v.CheckCAA(ctxT(t), name, false, []string{"ca.test"}, "", "http-01")) }
+	check := func(name string) {
+		require.NoError(t, v.CheckCAA(ctxT(t), name, false, []string{"ca.test"}, "", "http-01"))
+	}
 
 	check("www.cached.test") // www.cached.test (NODATA, no SOA: not kept), cached.test
 	require.EqualValues(t, 2, z.caaQuestions.Load())
