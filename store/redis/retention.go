@@ -39,8 +39,8 @@ const (
 // KEYS: the three retire sets (orders, authorizations, certificates), the
 // listing of all orders, the listing of certificates, the expiry index of
 // certificates, the expiring set. ARGV: base, the orders' cutoff in ms
-// (” to keep orders and authorizations), their retry in ms, the
-// certificates' cutoff in ms (” to keep them), n. Answer: removed orders,
+// (empty to keep orders and authorizations), their retry in ms, the
+// certificates' cutoff in ms (empty to keep them), n. Answer: removed orders,
 // authorizations, certificates, entries looked at.
 var sweepScript = newScript("sweep", `
 local base, n = ARGV[1], tonumber(ARGV[5])
