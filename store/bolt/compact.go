@@ -33,7 +33,7 @@ func Compact(path string) (before, after int64, err error) {
 	if err != nil {
 		return 0, 0, errorf("compact: open %s: %w", path, err)
 	}
-	defer src.Close()
+	defer func() { _ = src.Close() }() // read only here; the copy's errors are reported
 	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".compact-*")
 	if err != nil {
 		return 0, 0, errorf("compact: %w", err)

@@ -106,7 +106,7 @@ func sweepTx(tx *bolt.Tx, now time.Time, r store.Retention, n int, got *store.Sw
 	if r.Orders > 0 {
 		cutoff := now.Add(-r.Orders)
 		retry := cutoff.Add(store.SweepRetry)
-		err := sweepBucket(tx, bucketRetireOrders, cutoff, n-got.Examined, got, func(id string, key, val []byte) error {
+		err := sweepBucket(tx, bucketRetireOrders, cutoff, n-got.Examined, got, func(id string, key, _ []byte) error {
 			return sweepOrder(tx, id, key, retry, got)
 		})
 		if err != nil {
@@ -124,7 +124,7 @@ func sweepTx(tx *bolt.Tx, now time.Time, r store.Retention, n int, got *store.Sw
 	}
 	if r.Orders > 0 {
 		cutoff := now.Add(-r.Orders)
-		err := sweepBucket(tx, bucketRetireAuthzs, cutoff, n-got.Examined, got, func(id string, key, val []byte) error {
+		err := sweepBucket(tx, bucketRetireAuthzs, cutoff, n-got.Examined, got, func(id string, key, _ []byte) error {
 			return sweepAuthz(tx, id, key, cutoff, cutoff.Add(store.SweepRetry), got)
 		})
 		if err != nil {
