@@ -43,6 +43,9 @@ type Config struct {
 	Reload Reload `yaml:"reload"`
 	// Notifications are webhooks and e-mail (see Notifications).
 	Notifications Notifications `yaml:"notifications"`
+	// Retention says how long ended orders, authorizations and
+	// certificates are kept (see Retention).
+	Retention Retention `yaml:"retention"`
 }
 
 // Server is the ACME listener.
@@ -365,6 +368,7 @@ func Default() *Config {
 		RateLimits:    RateLimits{UnknownKeyRequestsPerIP: DefaultUnknownKeyRequestsPerIP},
 		Log:           Log{Level: "info", Format: "text"},
 		Notifications: defaultNotifications(),
+		Retention:     defaultRetention(),
 	}
 }
 
@@ -652,6 +656,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.validateDirectories(names, bad)...)
 	c.validateReload(bad)
 	c.validateNotifications(bad)
+	c.validateRetention(bad)
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:

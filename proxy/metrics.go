@@ -26,6 +26,7 @@ type Metrics struct {
 	issuance       *prometheus.HistogramVec
 	upstreamErrors *prometheus.CounterVec
 	validations    *prometheus.CounterVec
+	retained       *prometheus.CounterVec
 	storeOps       *prometheus.HistogramVec
 	upstreams      *upstreamCollector
 	reload         *reloadMetrics
@@ -94,6 +95,12 @@ func NewMetrics(reg prometheus.Registerer, st metricsStore) *Metrics {
 				"until an issuance or a health probe succeeds; as this replica's workers saw it.", []string{"upstream"}, nil)},
 	}
 	reg.MustRegister(m.requests, m.problems, m.orders, m.issuance, m.upstreamErrors, m.validations, m.storeOps, m.upstreams)
+	m.retained = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "acmebridge_retention_removed_total",
+		Help: "Records the retention sweep removed, by kind (order, authorization, certificate)."}, []string{"kind"})
+	reg.MustRegister(m.retained)
+	for _, kind := range []string{"order", "authorization", "certificate"} {
+		m.retained.WithLabelValues(kind)
+	}
 	m.reload = newReloadMetrics(reg, m)
 	for _, typ := range challengeTypes {
 		for _, res := range validationResults {
@@ -205,6 +212,14 @@ func (m *Metrics) UpstreamError(upstream string, transient bool) {
 func (m *Metrics) Validation(typ, result string) {
 	if m != nil {
 		m.validations.WithLabelValues(typ, result).Inc()
+	}
+}
+
+// Retained counts records the retention sweep removed, by kind
+// (ra.RetentionObserver).
+func (m *Metrics) Retained(kind string, n int) {
+	if m != nil && n > 0 {
+		m.retained.WithLabelValues(kind).Add(float64(n))
 	}
 }
 

@@ -59,7 +59,11 @@ func (ra *RA) Run(ctx context.Context) {
 		defer func() { done <- struct{}{} }()
 		ra.drainLoop(ctx)
 	}()
-	for i := 0; i < workers+3; i++ {
+	go func() {
+		defer func() { done <- struct{}{} }()
+		ra.retentionLoop(ctx)
+	}()
+	for i := 0; i < workers+4; i++ {
 		<-done
 	}
 	ra.closeRetired()

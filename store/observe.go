@@ -317,6 +317,14 @@ func (w *observed) ListExpiring(ctx context.Context, before time.Time, cursor st
 	return v, err
 }
 
+// Sweep times the inner Sweep.
+func (w *observed) Sweep(ctx context.Context, now time.Time, r Retention, limit int) (Swept, error) {
+	start := time.Now()
+	v, err := w.Store.Sweep(ctx, now, r, limit)
+	w.done("Sweep", start, err)
+	return v, err
+}
+
 // Ping times the inner Ping.
 func (w *observed) Ping(ctx context.Context) error {
 	start := time.Now()

@@ -560,8 +560,70 @@ type Store interface {
 	// NotificationStats returns the outbox's size and oldest entry.
 	NotificationStats(ctx context.Context) (NotificationStats, error)
 
+	// Sweep removes records whose retention ended (see Retention), at
+	// most limit index entries looked at per call (limit must be
+	// positive), with every index entry that names them, in small atomic
+	// steps (never one write for the whole batch). It takes now from the
+	// caller, so a test clock drives it. Removal is idempotent: replicas
+	// sweeping the same store at once remove each record once between
+	// them, and a record one of them removed is only skipped by another.
+	// The caller calls again while Swept.Examined == limit (a full
+	// batch).
+	//
+	// Kept, whatever their age: accounts, EAB keys, approval requests,
+	// secrets; an order in processing or with an issuance job, or one of
+	// whose authorizations has a validation job; an authorization with a
+	// validation job, or that an order not yet removed was created with
+	// (authorizations are reused across orders: one leaves only after the
+	// last order naming it). A record not removable when due is looked at
+	// again SweepRetry later.
+	Sweep(ctx context.Context, now time.Time, r Retention, limit int) (Swept, error)
+
 	// Ping reports whether the store is reachable (readiness).
 	Ping(ctx context.Context) error
 	// Close releases the store.
 	Close() error
+}
+
+// Retention says how long records are kept after they ended; a zero
+// duration keeps that kind for good. An order ends at its Expires (RFC
+// 8555 §7.1.3: a pending one expires then, and the issuance worker gives
+// up by then), an authorization at the latest Expires of it and of the
+// orders created with it, a certificate at its NotAfter (revoked ones too:
+// a CRL or OCSP answer is owed only until then).
+type Retention struct {
+	// Orders is how long orders and authorizations are kept after they
+	// ended.
+	Orders time.Duration
+	// Certificates is how long certificates are kept after NotAfter.
+	Certificates time.Duration
+}
+
+// SweepRetry is how long after a Sweep found a due record not removable
+// (an order still processing, an authorization an order still names) it
+// looks at it again.
+const SweepRetry = time.Hour
+
+// SweepBatch is the most records a driver removes in one atomic step of a
+// Sweep (one bolt transaction, one Redis script).
+const SweepBatch = 128
+
+// Swept counts what one Sweep did.
+type Swept struct {
+	// Orders, Authorizations and Certificates are the records removed.
+	Orders, Authorizations, Certificates int
+	// Examined is how many index entries the sweep looked at: the records
+	// removed, those found not removable yet (looked at again later) and
+	// entries whose record was already gone. A batch is full when it
+	// equals the limit.
+	Examined int
+}
+
+// Removed is the number of records removed.
+func (s Swept) Removed() int { return s.Orders + s.Authorizations + s.Certificates }
+
+// Add returns the sum of s and o.
+func (s Swept) Add(o Swept) Swept {
+	return Swept{Orders: s.Orders + o.Orders, Authorizations: s.Authorizations + o.Authorizations,
+		Certificates: s.Certificates + o.Certificates, Examined: s.Examined + o.Examined}
 }

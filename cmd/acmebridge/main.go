@@ -26,6 +26,9 @@ Usage:
                    [--eab-kid K --eab-hmac H] [--server-pid PID]... [--json]
                                              load-test any ACME server: issuances/s, latency
                                              per step, errors by type, CPU per issuance
+  acmebridge store compact [--config FILE | --data-dir DIR]
+                                             rewrite the bolt file without its free pages
+                                             (offline: refused while the server runs)
   acmebridge version                         print the version
 
 Admin commands (talk to a running server's admin API; --server URL,
@@ -100,6 +103,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdUpstreamCheck(args[2:], stdout, stderr)
 	case "bench":
 		return cmdBench(args[1:], stdout, stderr)
+	case "store":
+		if len(args) < 2 || args[1] != "compact" {
+			fmt.Fprintln(stderr, "usage: acmebridge store compact [--config FILE | --data-dir DIR]")
+			return 2
+		}
+		return cmdStoreCompact(args[2:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "acmebridge", version)
 		return 0

@@ -127,6 +127,9 @@ func (s *Store) CreateAuthz(ctx context.Context, a *store.Authorization) error {
 		if err := put(tx, bucketAuthzs, a.ID, data); err != nil {
 			return err
 		}
+		if err := retireAt(tx, bucketRetireAuthzs, a.Expires, a.ID, nil); err != nil {
+			return err
+		}
 		return indexAuthz(tx, a, now)
 	})
 }

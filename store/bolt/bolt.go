@@ -76,6 +76,12 @@ var (
 	bucketNotifyAge     = []byte("notify_age")    // CreatedAt (8 bytes BE), ID → empty
 	bucketNotifyDone    = []byte("notify_done")   // ID → forget time (8 bytes BE)
 	bucketNotifyForget  = []byte("notify_forget") // forget time (8 bytes BE), ID → empty
+	// Retention (see retention.go); Open builds them for a file that
+	// predates them.
+	bucketRetireOrders = []byte("retire_orders") // Expires (12 bytes), order ID → empty
+	bucketRetireAuthzs = []byte("retire_authzs") // Expires or later (12 bytes), authorization ID → empty
+	bucketRetireCerts  = []byte("retire_certs")  // NotAfter (12 bytes), certificate ID → its cert_list key
+	bucketAuthzUntil   = []byte("authz_until")   // authorization ID → latest Expires of its orders (12 bytes)
 
 	allBuckets = [][]byte{
 		bucketMeta, bucketAccounts, bucketAccountKeys, bucketOrders,
@@ -87,6 +93,7 @@ var (
 		bucketChallengeTokens, bucketChallengeTokenExpiry,
 		bucketApprovals, bucketApprovalList, bucketApprovalIndex,
 		bucketNotifications, bucketNotifyQueue, bucketNotifyAge, bucketNotifyDone, bucketNotifyForget,
+		bucketRetireOrders, bucketRetireAuthzs, bucketRetireCerts, bucketAuthzUntil,
 	}
 
 	keySchema = []byte("schema")
@@ -171,6 +178,7 @@ func Open(opts Options) (*Store, error) {
 	db.MaxBatchDelay = batchDelay
 	err = db.Update(func(tx *bolt.Tx) error {
 		backfill := tx.Bucket(bucketMeta) != nil && tx.Bucket(bucketAuthzValid) == nil
+		backfillRetire := tx.Bucket(bucketMeta) != nil && tx.Bucket(bucketRetireOrders) == nil
 		for _, name := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("create bucket %s: %w", name, err)
@@ -179,6 +187,11 @@ func Open(opts Options) (*Store, error) {
 		if backfill {
 			if err := backfillAuthzValid(tx); err != nil {
 				return fmt.Errorf("index valid authorizations: %w", err)
+			}
+		}
+		if backfillRetire {
+			if err := backfillRetention(tx); err != nil {
+				return fmt.Errorf("index records for retention: %w", err)
 			}
 		}
 		meta := tx.Bucket(bucketMeta)

@@ -44,7 +44,11 @@ func (s *Store) PutCertificate(ctx context.Context, c *store.Certificate, o *sto
 		if err := put(tx, bucketCertSerials, c.Serial, []byte(c.ID)); err != nil {
 			return err
 		}
-		if err := appendListed(tx, bucketCertList, c.ID); err != nil {
+		seq, err := appendListedSeq(tx, bucketCertList, c.ID)
+		if err != nil {
+			return err
+		}
+		if err := retireAt(tx, bucketRetireCerts, c.NotAfter, c.ID, seq); err != nil {
 			return err
 		}
 		if err := setExpiry(tx, nil, c); err != nil {

@@ -27,7 +27,8 @@ import (
 //
 // List's cursor is the sequence of the last record of the page, base 36;
 // ListExpiring's is the last cert_expiry key of the page, base64url.
-// Records are never deleted from this driver, so the listings only grow.
+// Records leave only by Sweep (retention.go), which takes their listing
+// entries with them.
 
 // listBuckets maps each kind List accepts to its list bucket.
 var listBuckets = map[store.Kind][]byte{

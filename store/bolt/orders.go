@@ -91,7 +91,7 @@ func (s *Store) CreateOrder(ctx context.Context, o *store.Order, authzs []*store
 				return err
 			}
 		}
-		return nil
+		return retireOrder(tx, o, authzs)
 	})
 }
 

@@ -24,13 +24,15 @@ import (
 // createAuthzScript stores a new authorization on its own and, if it is
 // valid, indexes it.
 //
-// KEYS: authorization, its index of valid authorizations, sequence. ARGV:
-// version, JSON, status, expiry key, TTL in ms, ID, the authorization key's
-// name up to the ID, the expiry key of now.
+// KEYS: authorization, its index of valid authorizations, sequence, the
+// retire set of authorizations (retention.go). ARGV: version, JSON,
+// status, expiry key, TTL in ms, ID, the authorization key's name up to
+// the ID, the expiry key of now, Expires in ms.
 var createAuthzScript = newScript("create authorization", `
 if redis.call('EXISTS', KEYS[1]) == 1 then return 'conflict' end
 redis.call('HSET', KEYS[1], 'v', ARGV[1], 'd', ARGV[2], 'st', ARGV[3], 'exp', ARGV[4])
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
+redis.call('ZADD', KEYS[4], ARGV[9], ARGV[6])
 index_authz(KEYS[1], ARGV[6], ARGV[3], KEYS[2], KEYS[3], ARGV[5], ARGV[7], ARGV[8])
 return 'ok'
 `)
@@ -110,9 +112,9 @@ func (s *Store) CreateAuthz(ctx context.Context, a *store.Authorization) error {
 	if err != nil {
 		return err
 	}
-	return s.exec(ctx, createAuthzScript, s.authzKeys(a),
+	return s.exec(ctx, createAuthzScript, append(s.authzKeys(a), s.global(keyRetireAuthzs)),
 		version(a.Version), d, a.Status, expiryKey(a.Expires), millis(s.recordTTL(a.Expires)), a.ID,
-		s.key(kindAuthz, ""), expiryKey(time.Now()))
+		s.key(kindAuthz, ""), expiryKey(time.Now()), msec(a.Expires))
 }
 
 // FindValidAuthz returns the account's most recently validated

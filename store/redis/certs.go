@@ -16,10 +16,11 @@ import (
 // removes the order's job.
 //
 // KEYS: certificate, serial index entry, order, job, job queue, expiring
-// set, listing of certificates, sequence, expiry index, then the
-// authorizations to keep for good (only when the order is valid). ARGV: the
-// six order arguments of write_order, the certificate's JSON, version,
-// serial, ID and expiry index member (empty when revoked).
+// set, listing of certificates, sequence, expiry index, retire set of
+// certificates (retention.go), then the authorizations to keep for good
+// (only when the order is valid). ARGV: the six order arguments of
+// write_order, the certificate's JSON, version, serial, ID, expiry index
+// member (empty when revoked) and NotAfter in ms.
 var putCertificateScript = newScript("put certificate", `
 if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then
   return 'conflict'
@@ -31,7 +32,8 @@ redis.call('HSET', KEYS[1], 'v', ARGV[8], 'd', ARGV[7], 'serial', ARGV[9], 'exp'
 redis.call('SET', KEYS[2], ARGV[10])
 redis.call('ZADD', KEYS[7], redis.call('INCR', KEYS[8]), ARGV[10])
 if ARGV[11] ~= '' then redis.call('ZADD', KEYS[9], 0, ARGV[11]) end
-write_order(KEYS[3], KEYS[6], 1, 10)
+redis.call('ZADD', KEYS[10], ARGV[12], ARGV[10])
+write_order(KEYS[3], KEYS[6], 1, 11)
 return 'ok'
 `)
 
@@ -78,11 +80,12 @@ func (s *Store) PutCertificate(ctx context.Context, c *store.Certificate, o *sto
 	if err != nil {
 		return err
 	}
-	args = append(args, d, version(c.Version), c.Serial, c.ID, expiryMember(c))
+	args = append(args, d, version(c.Version), c.Serial, c.ID, expiryMember(c), msec(c.NotAfter))
 	keys := []string{
 		s.key(kindCert, c.ID), s.key(kindSerial, c.Serial), s.key(kindOrder, o.ID),
 		s.key(kindJob, o.ID), s.global(keyJobQueue), s.global(keyExpiring),
 		s.listKey(store.KindCertificate), s.global(keyOrderSeq), s.global(keyCertExpiry),
+		s.global(keyRetireCerts),
 	}
 	keys = append(keys, s.orderPersistKeys(o)...)
 	if err := s.exec(ctx, putCertificateScript, keys, args...); err != nil {

@@ -24,7 +24,9 @@ const sweepBatch = 16
 // ARGV: the six order arguments of write_order, n, order ID, base, now in
 // ms, the authorization key's name up to the ID, the expiry key of now,
 // then for each new authorization its JSON, version, TTL in ms, status,
-// expiry key and ID.
+// expiry key and ID, then the order's Expires in ms and each new
+// authorization's (retention.go: the retire sets, built from base, and
+// every authorization's "ru").
 var createOrderScript = newScript("create order", `
 if redis.call('EXISTS', KEYS[1]) == 1 then return 'conflict' end
 local n = tonumber(ARGV[7])
@@ -50,6 +52,16 @@ for i = 1, n do
 end
 write_order(KEYS[1], KEYS[4], 1, 6 + 2 * n)
 sweep(KEYS[4], KEYS[5], ARGV[9], ARGV[10], `+strconv.Itoa(sweepBatch)+`)
+local rx = 13 + 6 * n
+redis.call('ZADD', ARGV[9] .. 'retire:order', ARGV[rx], ARGV[8])
+for i = 1, n do
+  redis.call('ZADD', ARGV[9] .. 'retire:authz', ARGV[rx + i], ARGV[13 + (i - 1) * 6 + 5])
+end
+for i = 6 + n, #KEYS do
+  if tonumber(redis.call('HGET', KEYS[i], 'ru') or '0') < tonumber(ARGV[rx]) then
+    redis.call('HSET', KEYS[i], 'ru', ARGV[rx])
+  end
+end
 return 'ok'
 `)
 
@@ -114,6 +126,10 @@ func (s *Store) CreateOrder(ctx context.Context, o *store.Order, authzs []*store
 	args = append(args, len(authzs), o.ID, s.base, strconv.FormatInt(now.UnixMilli(), 10),
 		s.key(kindAuthz, ""), expiryKey(now))
 	args = append(args, authzArgs...)
+	args = append(args, msec(o.Expires))
+	for _, a := range authzs {
+		args = append(args, msec(a.Expires))
+	}
 	return s.exec(ctx, createOrderScript, keys, args...)
 }
 

@@ -59,8 +59,9 @@
 // of their Expires plus a grace period (7 days, so clients can still read
 // what happened), at least an hour, set when stored and refreshed when
 // updated. An order becoming valid loses its TTL, and so do its
-// authorizations: issued orders, certificates, accounts and EAB keys are
-// kept. Listings never grow without bound: creating an order sweeps a few
+// authorizations: issued orders, their authorizations and certificates
+// leave by Sweep once their retention ended (retention.go, driven by the
+// caller's clock); accounts and EAB keys are kept. Listings never grow without bound: creating an order sweeps a few
 // expired orders out of their accounts' listings and the listing of all
 // orders, and a listing skips and drops entries whose order has expired. A job whose order expired is
 // dropped when ClaimJob meets it. An index of valid authorizations carries

@@ -47,6 +47,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"RateLimit", rateCases},
 		{"Reload", reloadCases},
 		{"Notification", notificationCases},
+		{"Retention", retentionCases},
 		{"Misc", miscCases},
 	}
 	for _, g := range groups {
