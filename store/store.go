@@ -341,6 +341,12 @@ type Store interface {
 	// clients out. A driver without a bound of its own (Redis: one key per
 	// use with a TTL; its memory is Redis's) never refuses a first use.
 	UseNonce(ctx context.Context, nonce string, until time.Time) (bool, error)
+	// ReadPOST reads the account q.AccountID and the record q names and,
+	// in the same atomic step, uses q.Nonce (as UseNonce) only if that
+	// account exists with KeyThumbprint q.KeyThumbprint: what a signed POST
+	// needs before its handler runs, in one operation (see POSTRead). A
+	// missing account or record is not an error (nil in the answer).
+	ReadPOST(ctx context.Context, q *POSTRead) (*POSTRecords, error)
 
 	// CreateAccount stores a new account. ErrConflict if another account
 	// has the same KeyThumbprint. If a.EABKeyID is set, the EAB key is
