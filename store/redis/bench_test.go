@@ -109,7 +109,7 @@ func postFixture(b *testing.B, s *Store) (*store.Account, *store.Order) {
 	ctx := context.Background()
 	now := time.Now().UTC()
 	a := &store.Account{ID: "bench-acct", Status: store.StatusValid, KeyThumbprint: fmt.Sprint("tp", now.UnixNano()),
-		JWK: []byte(`{"kty":"EC","crv":"P-256","x":"MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4","y":"4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM"}`),
+		JWK:       []byte(`{"kty":"EC","crv":"P-256","x":"MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4","y":"4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM"}`),
 		CreatedAt: now}
 	if err := s.CreateAccount(ctx, a); err != nil {
 		b.Fatal(err)
