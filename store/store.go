@@ -425,7 +425,9 @@ type Store interface {
 
 	// EnqueueJob stores the job and, in the same atomic step, the order
 	// (compare-and-set on its Version). ErrConflict if the order moved or a
-	// job for it exists: this is what makes one finalize win.
+	// job for it exists: this is what makes one finalize win. A job may be
+	// enqueued already claimed (Owner, LeaseUntil and Attempts set, as
+	// ClaimJob would set them): no one else claims it before LeaseUntil.
 	EnqueueJob(ctx context.Context, j *Job, o *Order) error
 	// ClaimJob takes the first job that is due at now and not leased (or
 	// whose lease ended), sets Owner and LeaseUntil = now+lease, increments
