@@ -68,6 +68,10 @@ func (s *Server) handleNewAccount(w http.ResponseWriter, r *http.Request) {
 		s.writeProblem(w, r, err)
 		return
 	}
+	if acct.KeyThumbprint == tp {
+		// The account's next requests verify with this key (jws.go verifyKID).
+		s.keys.put(acct.ID, accountKey{jwk: v.JWK, tp: tp, dir: acct.Directory})
+	}
 	status := http.StatusOK
 	if created {
 		status = http.StatusCreated

@@ -68,7 +68,7 @@ func (s *Server) handleAuthz(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.authzJSON(a))
 		return
 	}
-	v, err := s.verifyPOST(r, byKID)
+	v, err := s.verifyPOSTAt(r, byKID, postTarget{authzID: id})
 	if err != nil {
 		s.writeProblem(w, r, err)
 		return

@@ -13,7 +13,7 @@ import (
 // §7.4.2: "The default format of the certificate is
 // application/pem-certificate-chain").
 func (s *Server) handleCertificate(w http.ResponseWriter, r *http.Request) {
-	v, err := s.verifyPOST(r, byKID)
+	v, err := s.verifyPOSTAt(r, byKID, postTarget{certificateID: mux.Vars(r)["id"]})
 	if err != nil {
 		s.writeProblem(w, r, err)
 		return

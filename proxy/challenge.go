@@ -19,7 +19,7 @@ func (s *Server) handleChallenge(w http.ResponseWriter, r *http.Request) {
 	var v *verified
 	if r.Method == http.MethodPost {
 		var err error
-		if v, err = s.verifyPOST(r, byKID); err != nil {
+		if v, err = s.verifyPOSTAt(r, byKID, postTarget{authzID: authzID}); err != nil {
 			s.writeProblem(w, r, err)
 			return
 		}

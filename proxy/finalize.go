@@ -14,7 +14,7 @@ type finalizeReq struct {
 // handleFinalize finalizes an order with the client's CSR (RFC 8555
 // §7.4); ra.Finalize decides and waits a short while for a fast upstream.
 func (s *Server) handleFinalize(w http.ResponseWriter, r *http.Request) {
-	v, err := s.verifyPOST(r, byKID)
+	v, err := s.verifyPOSTAt(r, byKID, postTarget{orderID: mux.Vars(r)["id"], orderAuthzs: true})
 	if err != nil {
 		s.writeProblem(w, r, err)
 		return

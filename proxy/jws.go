@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -74,10 +75,25 @@ type flatJWS struct {
 	Signatures *json.RawMessage `json:"signatures"`
 }
 
+// postTarget names the record a signed request's URL names, which is read
+// in the same store operation as its account (store.ReadPOST) and handed to
+// the domain core once the request verified (ra.Prefetched).
+type postTarget struct {
+	orderID       string
+	orderAuthzs   bool
+	authzID       string
+	certificateID string
+}
+
 // verifyPOST runs the JWS checks in Boulder's order (wfe2/verify.go): media
 // type, size, serialization, algorithm, key, signature, url, and only then
 // the nonce, so a forged request cannot burn a client's nonce.
 func (s *Server) verifyPOST(r *http.Request, mode keyMode) (*verified, error) {
+	return s.verifyPOSTAt(r, mode, postTarget{})
+}
+
+// verifyPOSTAt is verifyPOST for a request whose URL names t.
+func (s *Server) verifyPOSTAt(r *http.Request, mode keyMode, t postTarget) (*verified, error) {
 	// RFC 8555 §6.2: "Because client requests in ACME carry JWS objects in
 	// the Flattened JSON Serialization, they must have the Content-Type
 	// header field set to "application/jose+json". If a request does not
@@ -103,77 +119,196 @@ func (s *Server) verifyPOST(r *http.Request, mode keyMode) (*verified, error) {
 	if (hdr.JSONWebKey == nil) == (hdr.KeyID == "") {
 		return nil, acmeerr.New(acmeerr.Malformed, "JWS must carry exactly one of jwk and kid")
 	}
-	v := &verified{}
 	switch {
 	case hdr.JSONWebKey != nil && mode == byKID:
 		return nil, acmeerr.New(acmeerr.Malformed, "this resource requires a kid (account URL), not a jwk")
 	case hdr.KeyID != "" && mode == byJWK:
 		return nil, acmeerr.New(acmeerr.Malformed, "this resource requires a jwk, not a kid")
-	case hdr.JSONWebKey != nil:
-		if err := checkAccountKey(hdr.JSONWebKey); err != nil {
-			return nil, err
-		}
-		v.JWK = hdr.JSONWebKey
-	default:
-		acct, err := s.accountFromKID(r, hdr.KeyID)
-		if err != nil {
-			return nil, err
-		}
-		var k jose.JSONWebKey
-		if err := k.UnmarshalJSON(acct.JWK); err != nil {
-			return nil, acmeerr.Wrap(acmeerr.Internal, err, "stored account key")
-		}
-		v.JWK, v.Account = &k, acct
+	case hdr.KeyID != "":
+		return s.verifyKID(r, jws, hdr, t)
 	}
+	if err := checkAccountKey(hdr.JSONWebKey); err != nil {
+		return nil, err
+	}
+	v := &verified{JWK: hdr.JSONWebKey}
 	if err := checkAlgForKey(hdr.Algorithm, v.JWK); err != nil {
 		return nil, err
 	}
-	payload, err := jws.Verify(v.JWK)
-	if err != nil {
+	if v.Payload, err = jws.Verify(v.JWK); err != nil {
 		return nil, acmeerr.New(acmeerr.Malformed, "JWS verification error")
 	}
-	v.Payload = payload
-	// §6.4: "the server MUST reject the request as unauthorized" if the
-	// "url" header does not match the request URL.
-	u, ok := hdr.ExtraHeaders["url"].(string)
-	if !ok || u == "" {
-		return nil, acmeerr.New(acmeerr.Malformed, "JWS header lacks a url")
+	if v.URL, err = s.checkURL(r, hdr); err != nil {
+		return nil, err
 	}
-	if u != s.base+r.URL.RequestURI() {
-		return nil, acmeerr.New(acmeerr.Unauthorized, "JWS url %q does not match the request URL", u)
-	}
-	v.URL = u
 	// A key without an account is limited per client address before its
 	// nonce is recorded (rate_limits.unknown_key_requests_per_ip).
-	if v.Account == nil {
-		tp, err := thumbprint(v.JWK)
-		if err != nil {
-			return nil, err
-		}
-		if err := s.ra.LimitUnknownKey(r.Context(), tp, s.clientIP(r)); err != nil {
-			return nil, err
+	tp, err := thumbprint(v.JWK)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.ra.LimitUnknownKey(r.Context(), tp, s.clientIP(r)); err != nil {
+		return nil, err
+	}
+	if err := s.spendNonce(r, hdr); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// verifyKID verifies a request signed by an account's key ("kid", §6.2).
+// When this server knows the account's key (keyCache) and the signature
+// verifies with it, one store operation reads the account and the record
+// the URL names and uses the nonce, but only if the account's stored key
+// is still that key (store.ReadPOST): one round trip where the account
+// and the nonce took two. Otherwise the account (and the record) are read
+// first, the signature is checked with the stored key, and the nonce is
+// used after, as before. Either way a nonce is used only by a request the
+// account's key signed, and the errors come in the same order: no account,
+// algorithm, signature, url, nonce, account status.
+func (s *Server) verifyKID(r *http.Request, jws *jose.JSONWebSignature, hdr jose.Header, t postTarget) (*verified, error) {
+	ctx := r.Context()
+	id, err := s.kidAccountID(r, hdr.KeyID)
+	if err != nil {
+		return nil, err
+	}
+	q := &store.POSTRead{AccountID: id, OrderID: t.orderID, OrderAuthzs: t.orderAuthzs, AuthzID: t.authzID, CertificateID: t.certificateID}
+	k, known := s.keys.get(id)
+	if known && k.dir == ra.DirectoryOf(ctx) && checkAlgForKey(hdr.Algorithm, k.jwk) == nil {
+		if payload, err := jws.Verify(k.jwk); err == nil {
+			u, urlErr := s.checkURL(r, hdr)
+			var nonceErr error
+			if urlErr == nil {
+				nonceErr = s.nonceFor(ctx, hdr, q, k.tp)
+			}
+			rec, err := s.store.ReadPOST(ctx, q)
+			if err != nil {
+				return nil, storeDown(err)
+			}
+			acct, err := ra.AccountIn(ctx, id, rec.Account, nil)
+			if err != nil {
+				return nil, err
+			}
+			if acct.KeyThumbprint == k.tp {
+				// The key the signature verified with is the account's.
+				switch {
+				case urlErr != nil:
+					return nil, urlErr
+				case nonceErr != nil:
+					return nil, nonceErr
+				case !rec.NonceFresh:
+					return nil, badNonce(hdr.Nonce)
+				}
+				return s.verifiedKID(ctx, &verified{Payload: payload, JWK: k.jwk, Account: acct, URL: u}, q, rec)
+			}
+			// The key changed (RFC 8555 §7.3.5, perhaps on another
+			// replica): check the request with the stored one.
+			s.keys.drop(id)
+			return s.verifyStored(r, jws, hdr, q, rec)
 		}
 	}
-	// §6.5.2: "If the value of the "nonce" header parameter is not valid
-	// ... the server MUST reject the request with badNonce".
-	if hdr.Nonce == "" {
-		return nil, acmeerr.New(acmeerr.BadNonce, "JWS has no nonce")
-	}
-	fresh, err := s.useNonce(r.Context(), hdr.Nonce)
+	q.Nonce = ""
+	rec, err := s.store.ReadPOST(ctx, q)
 	if err != nil {
 		return nil, storeDown(err)
 	}
-	if !fresh {
-		return nil, acmeerr.New(acmeerr.BadNonce, "JWS has an invalid or used nonce %q", hdr.Nonce)
+	return s.verifyStored(r, jws, hdr, q, rec)
+}
+
+// verifyStored verifies a kid request with the account's key as rec holds
+// it, then its url and nonce (one store operation of its own).
+func (s *Server) verifyStored(r *http.Request, jws *jose.JSONWebSignature, hdr jose.Header, q *store.POSTRead, rec *store.POSTRecords) (*verified, error) {
+	ctx := r.Context()
+	acct, err := ra.AccountIn(ctx, q.AccountID, rec.Account, nil)
+	if err != nil {
+		return nil, err
 	}
-	// An account must be valid to act (§7.3.6: "If a server receives a
-	// POST or POST-as-GET from a deactivated account, it MUST return an
-	// error response with status code 401 (Unauthorized) and type
-	// "urn:ietf:params:acme:error:unauthorized"").
-	if v.Account != nil && v.Account.Status != store.StatusValid {
+	var k jose.JSONWebKey
+	if err := k.UnmarshalJSON(acct.JWK); err != nil {
+		return nil, acmeerr.Wrap(acmeerr.Internal, err, "stored account key")
+	}
+	v := &verified{JWK: &k, Account: acct}
+	if err := checkAlgForKey(hdr.Algorithm, v.JWK); err != nil {
+		return nil, err
+	}
+	if v.Payload, err = jws.Verify(v.JWK); err != nil {
+		return nil, acmeerr.New(acmeerr.Malformed, "JWS verification error")
+	}
+	s.keys.put(acct.ID, accountKey{jwk: v.JWK, tp: acct.KeyThumbprint, dir: acct.Directory})
+	if v.URL, err = s.checkURL(r, hdr); err != nil {
+		return nil, err
+	}
+	if err := s.spendNonce(r, hdr); err != nil {
+		return nil, err
+	}
+	return s.verifiedKID(ctx, v, q, rec)
+}
+
+// verifiedKID ends the checks of a kid request whose signature, url and
+// nonce passed: the account must be valid to act (§7.3.6: "If a server
+// receives a POST or POST-as-GET from a deactivated account, it MUST
+// return an error response with status code 401 (Unauthorized) and type
+// "urn:ietf:params:acme:error:unauthorized""). The records read with the
+// account go to the domain core.
+func (s *Server) verifiedKID(ctx context.Context, v *verified, q *store.POSTRead, rec *store.POSTRecords) (*verified, error) {
+	if v.Account.Status != store.StatusValid {
 		return nil, acmeerr.New(acmeerr.AccountNotValid, "account is %s", v.Account.Status)
 	}
+	ra.Prefetched(ctx, q, rec)
 	return v, nil
+}
+
+// checkURL returns the protected "url" header if it is the request's URL
+// (§6.4: "the server MUST reject the request as unauthorized" if not).
+func (s *Server) checkURL(r *http.Request, hdr jose.Header) (string, error) {
+	u, ok := hdr.ExtraHeaders["url"].(string)
+	if !ok || u == "" {
+		return "", acmeerr.New(acmeerr.Malformed, "JWS header lacks a url")
+	}
+	if u != s.base+r.URL.RequestURI() {
+		return "", acmeerr.New(acmeerr.Unauthorized, "JWS url %q does not match the request URL", u)
+	}
+	return u, nil
+}
+
+// spendNonce uses the request's nonce (§6.5.2: "If the value of the
+// "nonce" header parameter is not valid ... the server MUST reject the
+// request with badNonce").
+func (s *Server) spendNonce(r *http.Request, hdr jose.Header) error {
+	if hdr.Nonce == "" {
+		return acmeerr.New(acmeerr.BadNonce, "JWS has no nonce")
+	}
+	fresh, err := s.useNonce(r.Context(), hdr.Nonce)
+	if err != nil {
+		return storeDown(err)
+	}
+	if !fresh {
+		return badNonce(hdr.Nonce)
+	}
+	return nil
+}
+
+// nonceFor checks the request's nonce as spendNonce does before the store
+// and, when it may be good, sets q to use it if the account's key
+// thumbprint is tp. The error is spendNonce's for a nonce refused without
+// the store.
+func (s *Server) nonceFor(ctx context.Context, hdr jose.Header, q *store.POSTRead, tp string) error {
+	if hdr.Nonce == "" {
+		return acmeerr.New(acmeerr.BadNonce, "JWS has no nonce")
+	}
+	exp, ok, err := s.checkNonce(ctx, hdr.Nonce)
+	if err != nil {
+		return storeDown(err)
+	}
+	if !ok {
+		return badNonce(hdr.Nonce)
+	}
+	q.Nonce, q.NonceUntil, q.KeyThumbprint = hdr.Nonce, exp, tp
+	return nil
+}
+
+// badNonce is the problem of a nonce that is not good (§6.5.2).
+func badNonce(n string) error {
+	return acmeerr.New(acmeerr.BadNonce, "JWS has an invalid or used nonce %q", n)
 }
 
 // parseJWS parses a Flattened JSON Serialization with exactly one signature
@@ -321,26 +456,22 @@ func checkAlgForKey(alg string, k *jose.JSONWebKey) error {
 	return nil
 }
 
-// accountFromKID resolves a kid header to an account (§6.2: "the "kid" field
-// MUST contain an account URL received by POSTing to the newAccount
-// resource").
-func (s *Server) accountFromKID(r *http.Request, kid string) (*store.Account, error) {
+// kidAccountID returns the ID of the account a kid header names (§6.2:
+// "the "kid" field MUST contain an account URL received by POSTing to the
+// newAccount resource").
+func (s *Server) kidAccountID(r *http.Request, kid string) (string, error) {
 	prefix := s.root(ra.DirectoryOf(r.Context())) + pathAccount
 	id, ok := strings.CutPrefix(kid, prefix)
 	if !ok {
 		// Another directory's account URL names no account here.
 		if rest, found := strings.CutPrefix(kid, s.base+"/"); found && strings.Contains("/"+rest, pathAccount) {
-			return nil, acmeerr.New(acmeerr.AccountDoesNotExist, "no account at %s in this directory", kid)
+			return "", acmeerr.New(acmeerr.AccountDoesNotExist, "no account at %s in this directory", kid)
 		}
 	}
 	if !ok || id == "" || strings.Contains(id, "/") {
-		return nil, acmeerr.New(acmeerr.Malformed, "kid is not an account URL of this server")
+		return "", acmeerr.New(acmeerr.Malformed, "kid is not an account URL of this server")
 	}
-	acct, err := s.ra.Account(r.Context(), id)
-	if err != nil {
-		return nil, err
-	}
-	return acct, nil
+	return id, nil
 }
 
 // thumbprint is the RFC 7638 SHA-256 thumbprint, base64url.

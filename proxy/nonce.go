@@ -90,23 +90,35 @@ func (s *Server) newNonce(ctx context.Context) (string, error) {
 // reject the request with badNonce" otherwise). Its MAC and expiry are
 // checked first, so a forged or stale nonce costs no store round trip.
 func (s *Server) useNonce(ctx context.Context, nonce string) (bool, error) {
+	exp, ok, err := s.checkNonce(ctx, nonce)
+	if !ok || err != nil {
+		return false, err
+	}
+	return s.store.UseNonce(ctx, nonce, exp)
+}
+
+// checkNonce is what useNonce checks before the store: the nonce's form,
+// expiry and MAC. It returns the nonce's expiry and true for a nonce this
+// server minted that has not expired; false (badNonce) otherwise; an error
+// when the nonce key cannot be read.
+func (s *Server) checkNonce(ctx context.Context, nonce string) (time.Time, bool, error) {
 	b, err := base64.RawURLEncoding.Strict().DecodeString(nonce)
 	if err != nil || len(b) != nonceLen {
-		return false, nil //nolint:nilerr // a nonce that does not decode is not ours: badNonce, not an error
+		return time.Time{}, false, nil //nolint:nilerr // a nonce that does not decode is not ours: badNonce, not an error
 	}
 	exp := time.Unix(int64(binary.BigEndian.Uint64(b)), 0) //nolint:gosec // an unauthenticated value: a wrapped one is a time long past, refused below
 	if !s.now().Before(exp) || exp.After(s.now().Add(nonceLifetime+time.Minute)) {
-		return false, nil
+		return time.Time{}, false, nil
 	}
 	cur, prev, err := s.nonceKeys(ctx)
 	if cur == nil {
-		return false, errors.Join(errNoNonceKey, err)
+		return time.Time{}, false, errors.Join(errNoNonceKey, err)
 	}
 	tag := b[8+nonceRandLen:]
 	if !hmac.Equal(tag, nonceMAC(cur, b[:8+nonceRandLen])) && (prev == nil || !hmac.Equal(tag, nonceMAC(prev, b[:8+nonceRandLen]))) {
-		return false, nil
+		return time.Time{}, false, nil
 	}
-	return s.store.UseNonce(ctx, nonce, exp)
+	return exp, true, nil
 }
 
 // handleNewNonce serves newNonce (RFC 8555 §7.2): "The server MUST include a

@@ -83,7 +83,7 @@ func (s *Server) handleNewOrder(w http.ResponseWriter, r *http.Request) {
 
 // handleOrder serves POST-as-GET of an order (§7.4).
 func (s *Server) handleOrder(w http.ResponseWriter, r *http.Request) {
-	v, err := s.verifyPOST(r, byKID)
+	v, err := s.verifyPOSTAt(r, byKID, postTarget{orderID: mux.Vars(r)["id"], orderAuthzs: true})
 	if err != nil {
 		s.writeProblem(w, r, err)
 		return

@@ -63,6 +63,8 @@ type Server struct {
 	metrics *Metrics
 	// nonces caches the nonce key (nonce.go).
 	nonces nonceKeys
+	// keys caches accounts' keys (keycache.go).
+	keys keyCache
 	// ra is the domain core the handlers call.
 	ra *ra.RA
 }
@@ -268,6 +270,11 @@ func (s *Server) wrap(endpoint string, methods []string, fn func(http.ResponseWr
 			return
 		}
 		r = r.WithContext(ra.WithDirectory(r.Context(), dir))
+		if r.Method == http.MethodPost {
+			// Room for the records a signed request reads with its account
+			// (jws.go verifyKID).
+			r = r.WithContext(ra.WithPrefetch(r.Context()))
+		}
 		label = dirLabel(dir)
 		hdr.Add("Link", link(s.root(dir)+pathDirectory, "index"))
 		if r.Method != http.MethodGet && r.Method != http.MethodHead || endpoint == pathNewNonce {

@@ -165,6 +165,16 @@ func (ra *RA) NewAccount(ctx context.Context, req NewAccountRequest) (acct *stor
 // the server has no account, the server MUST return ... accountDoesNotExist").
 func (ra *RA) Account(ctx context.Context, id string) (*store.Account, error) {
 	acct, err := ra.store.GetAccount(ctx, id)
+	return AccountIn(ctx, id, acct, err)
+}
+
+// AccountIn is Account for the record (or error) of account id read
+// already, as store.ReadPOST reads it (a nil acct without an error is not
+// found).
+func AccountIn(ctx context.Context, id string, acct *store.Account, err error) (*store.Account, error) {
+	if err == nil && acct == nil {
+		err = store.ErrNotFound
+	}
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return nil, acmeerr.New(acmeerr.AccountDoesNotExist, "no account %s", acmeerr.Quote(id))

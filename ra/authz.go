@@ -10,7 +10,7 @@ import (
 
 // getAuthz loads an authorization; when acct is set it must own it.
 func (ra *RA) getAuthz(ctx context.Context, id string, acct *store.Account) (*store.Authorization, error) {
-	a, err := ra.store.GetAuthz(ctx, id)
+	a, err := ra.readAuthz(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, acmeerr.New(acmeerr.NotFound, "no such authorization")
 	}

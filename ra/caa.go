@@ -205,7 +205,7 @@ func (ra *RA) checkCAANames(ctx context.Context, ids []store.Identifier, identit
 func (ra *RA) validationMethods(ctx context.Context, o *store.Order) (map[string]string, error) {
 	out := map[string]string{}
 	for _, id := range o.AuthzIDs {
-		a, err := ra.store.GetAuthz(ctx, id)
+		a, err := ra.stateAuthz(ctx, id)
 		if err != nil {
 			return nil, storeDown(err)
 		}

@@ -11,7 +11,7 @@ import (
 // Certificate reads a certificate the account was issued (RFC 8555
 // §7.4.2).
 func (ra *RA) Certificate(ctx context.Context, acct *store.Account, id string) (*store.Certificate, error) {
-	c, err := ra.store.GetCertificate(ctx, id)
+	c, err := ra.readCertificate(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, acmeerr.New(acmeerr.NotFound, "no such certificate")
 	}

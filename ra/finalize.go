@@ -106,7 +106,17 @@ func (ra *RA) Finalize(ctx context.Context, owner *store.Account, orderID string
 	o.Status, o.CSR = store.StatusProcessing, der
 	wait := ra.subscribe("order:" + o.ID)
 	defer ra.unsubscribe("order:"+o.ID, wait)
-	if err := ra.store.EnqueueJob(ctx, &store.Job{OrderID: o.ID, NotBefore: now}, o); err != nil {
+	job := &store.Job{OrderID: o.ID, NotBefore: now}
+	// A free worker of this replica takes the job at once, claimed as it
+	// is stored (handoff.go).
+	workCtx := ra.workers.tryHandOff()
+	if workCtx != nil {
+		job.Owner, job.LeaseUntil, job.Attempts = ra.workerID, now.Add(ra.conf().Orders.JobLease.D()), 1
+	}
+	if err := ra.store.EnqueueJob(ctx, job, o); err != nil {
+		if workCtx != nil {
+			ra.notHandedOff()
+		}
 		d.lim.refund(ctx, spent)
 		if errors.Is(err, store.ErrConflict) {
 			// Another finalize won the race (§7.1.6 allows one).
@@ -116,7 +126,11 @@ func (ra *RA) Finalize(ctx context.Context, owner *store.Account, orderID string
 	}
 	ra.log.Info("order finalizing", "order", o.ID, "account", o.AccountID, "rule", o.Rule, "upstreams", o.Upstreams)
 	ra.metrics.Order(o.Directory, store.StatusProcessing)
-	ra.KickWorker()
+	if workCtx != nil {
+		ra.handOff(workCtx, job, o)
+	} else {
+		ra.KickWorker()
+	}
 	// ended is the order as this process's worker stored it, when the
 	// worker ended it here (val is read only once done is closed).
 	var ended *store.Order

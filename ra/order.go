@@ -117,7 +117,7 @@ func trimWildcard(id store.Identifier) (store.Identifier, bool) {
 // loadOrder fetches an order for its account and brings its state up to
 // date (§7.1.6).
 func (ra *RA) loadOrder(ctx context.Context, id string, acct *store.Account) (*store.Order, error) {
-	o, err := ra.store.GetOrder(ctx, id)
+	o, err := ra.readOrder(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, acmeerr.New(acmeerr.NotFound, "no such order")
 	}
@@ -180,13 +180,14 @@ func (ra *RA) orderState(ctx context.Context, o *store.Order) (string, *store.Pr
 	}
 	allValid := true
 	for _, id := range o.AuthzIDs {
-		a, err := ra.store.GetAuthz(ctx, id)
+		a, err := ra.readAuthz(ctx, id)
 		if errors.Is(err, store.ErrNotFound) {
 			return store.StatusInvalid, storedProblem(acmeerr.New(acmeerr.Unauthorized, "authorization %s no longer exists", id)), nil
 		}
 		if err != nil {
 			return "", nil, storeDown(err)
 		}
+		noteStateAuthz(ctx, a)
 		switch st := AuthzStatus(a, now); st {
 		case store.StatusValid:
 		case store.StatusPending:

@@ -107,6 +107,8 @@ type RA struct {
 	metrics      Observer
 	workerID     string
 	breaker      *Breaker
+	// workers are the issuance workers' slots (handoff.go).
+	workers workerSlots
 	// ari caches the upstream CAs' renewal windows (renewal.go).
 	ari ariCache
 	// Background work (validations) and its waiters.

@@ -41,6 +41,8 @@ func (ra *RA) Run(ctx context.Context) {
 	}()
 	done := make(chan struct{})
 	workers := ra.conf().Orders.Workers
+	ra.workers.open(ctx, workers)
+	defer ra.workers.close()
 	for i := 0; i < workers; i++ {
 		go func() {
 			defer func() { done <- struct{}{} }()
@@ -83,7 +85,13 @@ func (ra *RA) workLoop(ctx context.Context) {
 	var lastLogged time.Time
 	for {
 		for ctx.Err() == nil {
+			if !ra.workers.acquire(ctx) {
+				return
+			}
 			job, err := ra.store.ClaimJob(ctx, ra.workerID, ra.now(), ra.conf().Orders.JobLease.D())
+			if err != nil {
+				ra.workers.release()
+			}
 			if errors.Is(err, store.ErrNoJob) {
 				break
 			}
@@ -96,6 +104,7 @@ func (ra *RA) workLoop(ctx context.Context) {
 				break
 			}
 			ra.processJob(ctx, job)
+			ra.workers.release()
 		}
 		select {
 		case <-ctx.Done():
@@ -166,9 +175,18 @@ func (ra *RA) processJob(ctx context.Context, job *store.Job) {
 		ra.releaseJob(ctx, job)
 		return
 	}
+	ended = ra.processOrder(ctx, job, o)
+}
+
+// processOrder takes the order of a job this replica holds to its
+// upstreams and returns the order as stored once valid or invalid.
+func (ra *RA) processOrder(ctx context.Context, job *store.Job, o *store.Order) (ended *store.Order) {
+	if job.OrderID != o.ID {
+		return nil
+	}
 	if o.Status != store.StatusProcessing {
 		_ = ra.store.DeleteJob(ctx, o.ID)
-		return
+		return nil
 	}
 	// The certificate's content, decided again from the stored CSR (ra):
 	// the upstreams build certificates from it, never from the CSR. An
@@ -287,6 +305,7 @@ func (ra *RA) processJob(ctx context.Context, job *store.Job) {
 	lease.stop()
 	job.NotBefore = ra.now().Add(backoff)
 	ra.releaseJob(ctx, job)
+	return nil
 }
 
 // replacedLeaf is the certificate the order replaces (RFC 9773 §5) and

@@ -37,6 +37,14 @@ func (w *observed) UseNonce(ctx context.Context, nonce string, until time.Time) 
 	return v, err
 }
 
+// ReadPOST times the inner ReadPOST: one operation, whatever it reads.
+func (w *observed) ReadPOST(ctx context.Context, q *POSTRead) (*POSTRecords, error) {
+	start := time.Now()
+	v, err := w.Store.ReadPOST(ctx, q)
+	w.done("ReadPOST", start, err)
+	return v, err
+}
+
 // CreateAccount times the inner CreateAccount.
 func (w *observed) CreateAccount(ctx context.Context, a *Account) error {
 	start := time.Now()

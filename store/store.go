@@ -345,6 +345,12 @@ type Store interface {
 	// clients out. A driver without a bound of its own (Redis: one key per
 	// use with a TTL; its memory is Redis's) never refuses a first use.
 	UseNonce(ctx context.Context, nonce string, until time.Time) (bool, error)
+	// ReadPOST reads the account q.AccountID and the record q names and,
+	// in the same atomic step, uses q.Nonce (as UseNonce) only if that
+	// account exists with KeyThumbprint q.KeyThumbprint: what a signed POST
+	// needs before its handler runs, in one operation (see POSTRead). A
+	// missing account or record is not an error (nil in the answer).
+	ReadPOST(ctx context.Context, q *POSTRead) (*POSTRecords, error)
 
 	// CreateAccount stores a new account. ErrConflict if another account
 	// has the same KeyThumbprint. If a.EABKeyID is set, the EAB key is
@@ -423,7 +429,9 @@ type Store interface {
 
 	// EnqueueJob stores the job and, in the same atomic step, the order
 	// (compare-and-set on its Version). ErrConflict if the order moved or a
-	// job for it exists: this is what makes one finalize win.
+	// job for it exists: this is what makes one finalize win. A job may be
+	// enqueued already claimed (Owner, LeaseUntil and Attempts set, as
+	// ClaimJob would set them): no one else claims it before LeaseUntil.
 	EnqueueJob(ctx context.Context, j *Job, o *Order) error
 	// ClaimJob takes the first job that is due at now and not leased (or
 	// whose lease ended), sets Owner and LeaseUntil = now+lease, increments

@@ -102,3 +102,111 @@ func BenchmarkDurability(b *testing.B) {
 		})
 	}
 }
+
+// postFixture stores an account and an order with one authorization for
+// the signed-POST benchmarks.
+func postFixture(b *testing.B, s *Store) (*store.Account, *store.Order) {
+	ctx := context.Background()
+	now := time.Now().UTC()
+	a := &store.Account{ID: "bench-acct", Status: store.StatusValid, KeyThumbprint: fmt.Sprint("tp", now.UnixNano()),
+		JWK:       []byte(`{"kty":"EC","crv":"P-256","x":"MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4","y":"4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM"}`),
+		CreatedAt: now}
+	if err := s.CreateAccount(ctx, a); err != nil {
+		b.Fatal(err)
+	}
+	az := &store.Authorization{ID: "bench-az", AccountID: a.ID, Status: store.StatusValid,
+		Identifier: store.Identifier{Type: "dns", Value: "www.example.com"}, Expires: now.Add(time.Hour),
+		Challenges: []store.Challenge{{ID: "c", Type: "http-01", Status: store.StatusValid, Token: "token"}}}
+	o := &store.Order{ID: "bench-order", AccountID: a.ID, Status: store.StatusReady,
+		Identifiers: []store.Identifier{az.Identifier}, AuthzIDs: []string{az.ID}, Expires: now.Add(time.Hour), CreatedAt: now}
+	if err := s.CreateOrder(ctx, o, []*store.Authorization{az}); err != nil {
+		b.Fatal(err)
+	}
+	return a, o
+}
+
+// BenchmarkPOSTSeparate is what a signed finalize read from the store
+// before ReadPOST: its account, its nonce, its order and the order's
+// authorization, one round trip each (4 per iteration).
+func BenchmarkPOSTSeparate(b *testing.B) {
+	s := openSingle(b)
+	a, o := postFixture(b, s)
+	ctx := context.Background()
+	until := time.Now().Add(time.Minute)
+	var seq atomic.Int64
+	b.ReportAllocs()
+	b.SetParallelism(16)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := s.GetAccount(ctx, a.ID); err != nil {
+				b.Fatal(err)
+			}
+			if ok, err := s.UseNonce(ctx, fmt.Sprint("sep", seq.Add(1)), until); err != nil || !ok {
+				b.Fatal("nonce refused", err)
+			}
+			if _, err := s.GetOrder(ctx, o.ID); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := s.GetAuthz(ctx, o.AuthzIDs[0]); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkPOSTAccountNonceSeparate is the part every signed POST paid:
+// GetAccount then UseNonce (2 round trips per iteration).
+func BenchmarkPOSTAccountNonceSeparate(b *testing.B) {
+	s := openSingle(b)
+	a, _ := postFixture(b, s)
+	ctx := context.Background()
+	until := time.Now().Add(time.Minute)
+	var seq atomic.Int64
+	b.ReportAllocs()
+	b.SetParallelism(16)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := s.GetAccount(ctx, a.ID); err != nil {
+				b.Fatal(err)
+			}
+			if ok, err := s.UseNonce(ctx, fmt.Sprint("sep2", seq.Add(1)), until); err != nil || !ok {
+				b.Fatal("nonce refused", err)
+			}
+		}
+	})
+}
+
+// BenchmarkReadPOSTAccountNonce is the same in one ReadPOST (1 round
+// trip per iteration).
+func BenchmarkReadPOSTAccountNonce(b *testing.B) {
+	benchReadPOST(b, false)
+}
+
+// BenchmarkReadPOST is BenchmarkPOSTSeparate's reads in one ReadPOST: the
+// account, the nonce, the order and its authorization (1 round trip per
+// iteration).
+func BenchmarkReadPOST(b *testing.B) {
+	benchReadPOST(b, true)
+}
+
+func benchReadPOST(b *testing.B, order bool) {
+	s := openSingle(b)
+	a, o := postFixture(b, s)
+	ctx := context.Background()
+	until := time.Now().Add(time.Minute)
+	var seq atomic.Int64
+	b.ReportAllocs()
+	b.SetParallelism(16)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			q := &store.POSTRead{AccountID: a.ID, Nonce: fmt.Sprint("rp", seq.Add(1)), NonceUntil: until, KeyThumbprint: a.KeyThumbprint}
+			if order {
+				q.OrderID, q.OrderAuthzs = o.ID, true
+			}
+			r, err := s.ReadPOST(ctx, q)
+			if err != nil || !r.NonceFresh || r.Account == nil || (order && len(r.Authzs) != 1) {
+				b.Fatal("read post", err)
+			}
+		}
+	})
+}

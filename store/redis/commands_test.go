@@ -92,6 +92,10 @@ func countIssuance(t *testing.T, s *Store, log *commandLog) []opCount {
 	step("CreateOrder (1 authz)", s.CreateOrder(ctx, o, []*store.Authorization{az}))
 	_, err = s.GetAuthz(ctx, az.ID)
 	step("GetAuthz", err)
+	r, err := s.ReadPOST(ctx, &store.POSTRead{AccountID: a.ID, Nonce: "p" + id, NonceUntil: now.Add(time.Hour),
+		KeyThumbprint: a.KeyThumbprint, AuthzID: az.ID})
+	require.True(t, err == nil && r.NonceFresh && r.Authz != nil)
+	step("ReadPOST (nonce, authz)", err)
 	az.Challenges[0].Status = store.StatusProcessing
 	step("StartValidation", s.StartValidation(ctx, az, &store.Validation{AuthzID: az.ID, ChallengeID: "c",
 		KeyAuthorization: "t.tp", Attempts: 1, Owner: "worker", LeaseUntil: now}))
@@ -116,6 +120,10 @@ func countIssuance(t *testing.T, s *Store, log *commandLog) []opCount {
 	step("UpdateOrder", s.UpdateOrder(ctx, o))
 	_, err = s.GetOrder(ctx, o.ID)
 	step("GetOrder", err)
+	r, err = s.ReadPOST(ctx, &store.POSTRead{AccountID: a.ID, Nonce: "q" + id, NonceUntil: now.Add(time.Hour),
+		KeyThumbprint: a.KeyThumbprint, OrderID: o.ID, OrderAuthzs: true})
+	require.True(t, err == nil && r.NonceFresh && len(r.Authzs) == 1)
+	step("ReadPOST (nonce, order+authzs)", err)
 	o.Status = store.StatusProcessing
 	step("EnqueueJob", s.EnqueueJob(ctx, &store.Job{OrderID: o.ID, NotBefore: now}, o))
 	j, err := s.ClaimJob(ctx, "worker", now, time.Minute)

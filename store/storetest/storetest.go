@@ -30,6 +30,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		cases []testCase
 	}{
 		{"Nonce", nonceCases},
+		{"ReadPOST", postCases},
 		{"Account", accountCases},
 		{"EAB", eabCases},
 		{"Approval", approvalCases},

@@ -132,7 +132,7 @@ type soak struct {
 	cancel context.CancelFunc
 	accts  []*store.Account
 
-	issued, failed atomic.Int64
+	issued, failed, removed atomic.Int64
 	lastErr        atomic.Value
 }
 
@@ -224,8 +224,8 @@ func (s *soak) run() error {
 	cycle := int(s.p.renew / (24 * time.Hour))
 	fmt.Fprintf(s.out, "soak: %s store, fleet of %d names over %d accounts renewed every %s, certificates valid %s, %d simulated days, %d in flight\n",
 		s.p.driver, s.p.fleet, s.p.accounts, s.p.renew, s.p.validity, days, s.p.workers)
-	fmt.Fprintf(s.out, "%-5s %-10s %10s %9s %9s %12s %9s %9s %9s %8s\n",
-		"month", "date", "issued", "failed", "iss/s", "store bytes", "keys", "orders", "certs", "heap MiB")
+	fmt.Fprintf(s.out, "%-5s %-10s %10s %7s %10s %6s %12s %9s %9s %9s %8s\n",
+		"month", "date", "issued", "failed", "swept", "iss/s", "store bytes", "keys", "orders", "certs", "heap MiB")
 	start := time.Now()
 	lastReport, lastIssued := start, int64(0)
 	s.report(0, start, &lastReport, &lastIssued)
@@ -373,8 +373,8 @@ func (s *soak) report(month int, start time.Time, last *time.Time, lastIssued *i
 	if month < 0 {
 		label = "end"
 	}
-	fmt.Fprintf(s.out, "%-5s %-10s %10d %9d %9.0f %12d %9d %9d %9d %8.1f\n", label, s.clk.at(s.clk.elapsed()),
-		issued, s.failed.Load(), rate, bytes, keys, orders, certs, float64(m.HeapInuse)/(1<<20))
+	fmt.Fprintf(s.out, "%-5s %-10s %10d %7d %10d %6.0f %12d %9d %9d %9d %8.1f\n", label, s.clk.at(s.clk.elapsed()),
+		issued, s.failed.Load(), s.removed.Load(), rate, bytes, keys, orders, certs, float64(m.HeapInuse)/(1<<20))
 }
 
 // size is what the store takes: the bolt file and its records, or Redis's
@@ -424,9 +424,12 @@ func (s *soak) count(ctx context.Context, k store.Kind) int64 {
 	}
 }
 
-// sweep runs the retention sweep at the simulated now until nothing is
-// left to remove.
+// sweep runs the retention sweep at the simulated now, as the server's
+// sweeper does every retention.sweep_interval (a simulated day here), with
+// the configured retention (the defaults: orders 30 days after they ended,
+// certificates 90 days after they expired).
 func (s *soak) sweep(ctx context.Context) error {
-	_ = ctx
-	return nil
+	got, err := s.core.SweepRetention(ctx)
+	s.removed.Add(int64(got.Removed()))
+	return err
 }
