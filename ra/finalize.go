@@ -17,7 +17,7 @@ import (
 // orders.finalize_wait for a fast upstream (RFC 8555 §7.4). It returns the
 // order as it then is: valid, processing or invalid.
 func (ra *RA) Finalize(ctx context.Context, owner *store.Account, orderID string, der []byte) (*store.Order, error) {
-	o, err := ra.loadOrder(ctx, orderID, owner)
+	o, readyUnstored, err := ra.loadOrderWith(ctx, orderID, owner, false)
 	if err != nil {
 		return nil, err
 	}
@@ -125,6 +125,10 @@ func (ra *RA) Finalize(ctx context.Context, owner *store.Account, orderID string
 		return nil, storeDown(err)
 	}
 	ra.log.Info("order finalizing", "order", o.ID, "account", o.AccountID, "rule", o.Rule, "upstreams", o.Upstreams)
+	if readyUnstored {
+		// Ready and processing in one write (loadOrderWith).
+		ra.metrics.Order(o.Directory, store.StatusReady)
+	}
 	ra.metrics.Order(o.Directory, store.StatusProcessing)
 	if workCtx != nil {
 		ra.handOff(workCtx, job, o)

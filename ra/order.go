@@ -117,17 +117,30 @@ func trimWildcard(id store.Identifier) (store.Identifier, bool) {
 // loadOrder fetches an order for its account and brings its state up to
 // date (§7.1.6).
 func (ra *RA) loadOrder(ctx context.Context, id string, acct *store.Account) (*store.Order, error) {
-	o, err := ra.readOrder(ctx, id)
+	o, _, err := ra.loadOrderWith(ctx, id, acct, true)
+	return o, err
+}
+
+// loadOrderWith is loadOrder; storeReady false (finalize) leaves a pending
+// order that is now ready unstored as ready: the caller stores it next, in
+// state processing, compare-and-set on the version read here, so the
+// order takes one write instead of two. unstored says it did so.
+func (ra *RA) loadOrderWith(ctx context.Context, id string, acct *store.Account, storeReady bool) (o *store.Order, unstored bool, err error) {
+	o, err = ra.readOrder(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, acmeerr.New(acmeerr.NotFound, "no such order")
+		return nil, false, acmeerr.New(acmeerr.NotFound, "no such order")
 	}
 	if err != nil {
-		return nil, storeDown(err)
+		return nil, false, storeDown(err)
 	}
 	if o.AccountID != acct.ID {
-		return nil, acmeerr.New(acmeerr.Unauthorized, "the order belongs to another account")
+		return nil, false, acmeerr.New(acmeerr.Unauthorized, "the order belongs to another account")
 	}
-	return ra.refreshOrder(ctx, o)
+	was := o.Status
+	if o, err = ra.refreshOrderWith(ctx, o, storeReady); err != nil {
+		return nil, false, err
+	}
+	return o, !storeReady && was == store.StatusPending && o.Status == store.StatusReady, nil
 }
 
 // refreshOrder applies the transitions the order's authorizations and
@@ -137,6 +150,12 @@ func (ra *RA) loadOrder(ctx context.Context, id string, acct *store.Account) (*s
 // again each time it is read, finalize included: an authorization the
 // client deactivated (§7.5.2) or that expired since makes it invalid.
 func (ra *RA) refreshOrder(ctx context.Context, o *store.Order) (*store.Order, error) {
+	return ra.refreshOrderWith(ctx, o, true)
+}
+
+// refreshOrderWith is refreshOrder; storeReady false leaves a pending →
+// ready transition in o only (loadOrder).
+func (ra *RA) refreshOrderWith(ctx context.Context, o *store.Order, storeReady bool) (*store.Order, error) {
 	for attempt := 0; attempt < 3; attempt++ {
 		if o.Status != store.StatusPending && o.Status != store.StatusReady {
 			return o, nil
@@ -146,6 +165,10 @@ func (ra *RA) refreshOrder(ctx context.Context, o *store.Order) (*store.Order, e
 			return nil, err
 		}
 		if next == o.Status {
+			return o, nil
+		}
+		if next == store.StatusReady && !storeReady {
+			o.Status, o.Error = next, nil
 			return o, nil
 		}
 		o.Status, o.Error = next, prob
