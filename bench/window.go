@@ -96,13 +96,13 @@ func rss(pids []int) int64 {
 		if err != nil {
 			continue
 		}
-		total += parseVmRSS(string(b))
+		total += parseVMRSS(string(b))
 	}
 	return total
 }
 
-// parseVmRSS reads the "VmRSS:  1234 kB" line of /proc/PID/status.
-func parseVmRSS(status string) int64 {
+// parseVMRSS reads the "VmRSS:  1234 kB" line of /proc/PID/status.
+func parseVMRSS(status string) int64 {
 	for _, line := range strings.Split(status, "\n") {
 		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
 			f := strings.Fields(v)

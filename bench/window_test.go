@@ -31,6 +31,6 @@ func TestWindows(t *testing.T) {
 }
 
 func TestParseVmRSS(t *testing.T) {
-	require.Equal(t, int64(2048<<10), parseVmRSS("Name:\tx\nVmRSS:\t    2048 kB\nThreads: 3\n"))
-	require.Zero(t, parseVmRSS("Name:\tx\n"))
+	require.Equal(t, int64(2048<<10), parseVMRSS("Name:\tx\nVmRSS:\t    2048 kB\nThreads: 3\n"))
+	require.Zero(t, parseVMRSS("Name:\tx\n"))
 }

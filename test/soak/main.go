@@ -91,7 +91,7 @@ func run(args []string, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		defer os.RemoveAll(d)
+		defer func() { _ = os.RemoveAll(d) }()
 		p.dir = d
 	}
 	s, err := newSoak(p, out)
@@ -112,7 +112,6 @@ type clock struct {
 func (c *clock) now() time.Time            { return c.start.Add(time.Duration(c.offset.Load())) }
 func (c *clock) advance(d time.Duration)   { c.offset.Add(int64(d)) }
 func (c *clock) elapsed() time.Duration    { return time.Duration(c.offset.Load()) }
-func (c *clock) day() int                  { return int(c.elapsed() / (24 * time.Hour)) }
 func (c *clock) at(d time.Duration) string { return c.start.Add(d).Format("2006-01-02") }
 
 // acceptAll is the soak's validator: every challenge validates.
@@ -133,7 +132,7 @@ type soak struct {
 	accts  []*store.Account
 
 	issued, failed, removed atomic.Int64
-	lastErr        atomic.Value
+	lastErr                 atomic.Value
 }
 
 func newSoak(p params, out io.Writer) (*soak, error) {
@@ -222,13 +221,12 @@ func (s *soak) run() error {
 	}
 	days := int(s.p.duration / (24 * time.Hour))
 	cycle := int(s.p.renew / (24 * time.Hour))
-	fmt.Fprintf(s.out, "soak: %s store, fleet of %d names over %d accounts renewed every %s, certificates valid %s, %d simulated days, %d in flight\n",
+	s.printf("soak: %s store, fleet of %d names over %d accounts renewed every %s, certificates valid %s, %d simulated days, %d in flight\n",
 		s.p.driver, s.p.fleet, s.p.accounts, s.p.renew, s.p.validity, days, s.p.workers)
-	fmt.Fprintf(s.out, "%-5s %-10s %10s %7s %10s %6s %12s %9s %9s %9s %8s\n",
+	s.printf("%-5s %-10s %10s %7s %10s %6s %12s %9s %9s %9s %8s\n",
 		"month", "date", "issued", "failed", "swept", "iss/s", "store bytes", "keys", "orders", "certs", "heap MiB")
-	start := time.Now()
-	lastReport, lastIssued := start, int64(0)
-	s.report(0, start, &lastReport, &lastIssued)
+	lastReport, lastIssued := time.Now(), int64(0)
+	s.report(0, &lastReport, &lastIssued)
 	for day := 0; day < days; day++ {
 		var names []int
 		for i := day % cycle; i < s.p.fleet; i += cycle {
@@ -243,10 +241,10 @@ func (s *soak) run() error {
 			return fmt.Errorf("day %d: sweep: %w", day, err)
 		}
 		if (day+1)%30 == 0 {
-			s.report((day+1)/30, start, &lastReport, &lastIssued)
+			s.report((day+1)/30, &lastReport, &lastIssued)
 		}
 	}
-	s.report(-1, start, &lastReport, &lastIssued)
+	s.report(-1, &lastReport, &lastIssued)
 	if f := s.failed.Load(); f > 0 {
 		return fmt.Errorf("%d issuances failed; the last: %v", f, s.lastErr.Load())
 	}
@@ -358,8 +356,12 @@ func (s *soak) newAccount(ctx context.Context, i int) (*store.Account, error) {
 	return a, err
 }
 
+// printf writes to the soak's output; a failed write (a closed pipe) has
+// nothing to tell.
+func (s *soak) printf(format string, args ...any) { _, _ = fmt.Fprintf(s.out, format, args...) }
+
 // report prints one month's line: month 0 is the start, -1 the end.
-func (s *soak) report(month int, start time.Time, last *time.Time, lastIssued *int64) {
+func (s *soak) report(month int, last *time.Time, lastIssued *int64) {
 	ctx := context.Background()
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
@@ -373,7 +375,7 @@ func (s *soak) report(month int, start time.Time, last *time.Time, lastIssued *i
 	if month < 0 {
 		label = "end"
 	}
-	fmt.Fprintf(s.out, "%-5s %-10s %10d %7d %10d %6.0f %12d %9d %9d %9d %8.1f\n", label, s.clk.at(s.clk.elapsed()),
+	s.printf("%-5s %-10s %10d %7d %10d %6.0f %12d %9d %9d %9d %8.1f\n", label, s.clk.at(s.clk.elapsed()),
 		issued, s.failed.Load(), s.removed.Load(), rate, bytes, keys, orders, certs, float64(m.HeapInuse)/(1<<20))
 }
 

@@ -13,7 +13,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"io"
 	"math/big"
 	"net"
 	"strings"
@@ -266,7 +265,7 @@ func commonName(dnsNames []string) string {
 
 // sign signs tmpl for pub with the intermediate and parses the result.
 func (ca *CA) sign(tmpl *x509.Certificate, pub crypto.PublicKey, deterministic bool) (*x509.Certificate, error) {
-	var random io.Reader = rand.Reader
+	random := rand.Reader
 	if deterministic {
 		// ECDSA signs per RFC 6979 without a random source; Ed25519 and
 		// RSA PKCS #1 v1.5 signatures are deterministic anyway.
