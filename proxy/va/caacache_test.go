@@ -1,6 +1,8 @@
 package va
 
 import (
+	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -120,4 +122,28 @@ func TestCAACacheBounded(t *testing.T) {
 	clk.add(2 * time.Minute)
 	_, ok := c.get("new.test.")
 	require.False(t, ok)
+}
+
+// BenchmarkCheckCAA is the CAA check of one finalize for a name without
+// CAA under a zone whose apex has none either (the common case): three
+// questions (name, zone, TLD) when the answers may not be reused (TTL 0),
+// none once they are reused within their TTL.
+func BenchmarkCheckCAA(b *testing.B) {
+	for _, ttl := range []int{0, 300} {
+		b.Run(fmt.Sprintf("ttl%d", ttl), func(b *testing.B) {
+			t := &testing.T{}
+			z := newTestDNS(t)
+			z.add(t, fmt.Sprintf(`test. %d IN SOA ns.test. hostmaster.test. 1 3600 600 86400 %d`, ttl, ttl),
+				`www.zone.test. 0 IN A 127.0.0.1`, `zone.test. 0 IN A 127.0.0.1`)
+			v := newTestValidator(t, z)
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := v.CheckCAA(ctx, "www.zone.test", false, []string{"ca.test"}, "", "http-01"); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(z.caaQuestions.Load())/float64(b.N), "questions/op")
+		})
+	}
 }

@@ -128,6 +128,17 @@ func (z *testDNS) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 			name = dns.CanonicalName(cname.Target)
 		}
 	}
+	if len(m.Answer) == 0 && m.Rcode != dns.RcodeServerFailure {
+		// A negative answer carries the SOA of the zone it came from, when
+		// the test gave one (RFC 2308 §3).
+		for d := dns.CanonicalName(q.Name); d != ""; {
+			if soa := z.soaAt(d); soa != nil {
+				m.Ns = append(m.Ns, soa)
+				break
+			}
+			_, d, _ = strings.Cut(d, ".")
+		}
+	}
 	z.mu.Unlock()
 	if _, isUDP := w.RemoteAddr().(*net.UDPAddr); isUDP {
 		size := dns.MinMsgSize
@@ -137,6 +148,19 @@ func (z *testDNS) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 		m.Truncate(size)
 	}
 	_ = w.WriteMsg(m)
+}
+
+// soaAt returns the SOA record the test gave for name, if any (z.mu held).
+func (z *testDNS) soaAt(name string) dns.RR {
+	if name == "." {
+		return nil
+	}
+	for _, rr := range z.rrs[name] {
+		if rr.Header().Rrtype == dns.TypeSOA {
+			return rr
+		}
+	}
+	return nil
 }
 
 // newTestValidator returns a Validator that may reach loopback and resolves
