@@ -30,7 +30,8 @@
 # after they said valid, as certbot does, 7 requests per issuance; none:
 # only the requests the answers make necessary, 5), PROFILE (a directory:
 # acmebridge-bolt and acmebridge-redis write CPU profiles of their whole
-# run there, serve --cpuprofile), SERVERS
+# run there, serve --cpuprofile), SPLIT (1: servers on CPU 0, the load
+# generator on CPU 1), SERVERS
 # (the list above), OUT (a fresh directory under /tmp), WAIT_IDLE (0: how
 # many seconds to wait for other work to leave the CPUs idle first),
 # RUN_TIMEOUT (300: seconds one bench run may take).
@@ -43,6 +44,17 @@ ORDERS=${ORDERS:-20}
 ROUNDS=${ROUNDS:-5}
 CHALLENGE=${CHALLENGE:-http-01}
 POLLS=${POLLS:-client}
+# SPLIT=1 pins every server process (and Redis, Vault) to CPU 0 and the
+# load generator to CPU 1, each with GOMAXPROCS=1: on a 2-core machine the
+# client then cannot take the server's CPU, so a client-bound ratio shows
+# as one (each server's figures are what one core of it serves).
+SPLIT=${SPLIT:-0}
+SRV_PIN=()
+CLI_PIN=()
+if [ "$SPLIT" = 1 ]; then
+	SRV_PIN=(taskset -c 0 env GOMAXPROCS=1)
+	CLI_PIN=(taskset -c 1 env GOMAXPROCS=1)
+fi
 SERVERS=${SERVERS:-"acmebridge-bolt acmebridge-redis acmebridge-vault vault-acme step-ca pebble"}
 CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/acmebridge
 WORK=$(mktemp -d /tmp/acmebridge-bench.XXXXXX)
@@ -114,7 +126,7 @@ declare -A DIR CA PIDOF HTTPP ADMIN
 start_bg() { # name logfile cmd...: start a server in the background, remember its pid
 	local name=$1 logf=$2
 	shift 2
-	"$@" >"$logf" 2>&1 &
+	"${SRV_PIN[@]}" "$@" >"$logf" 2>&1 &
 	PIDS+=($!)
 	PIDOF[$name]=$!
 }
@@ -147,7 +159,7 @@ fi
 if has acmebridge-redis; then
 	read -r RP <<<"$($BT ports 1)"
 	REDIS_PIDFILE=$WORK/redis.pid
-	redis-server --port "$RP" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
+	"${SRV_PIN[@]}" redis-server --port "$RP" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
 		--pidfile "$REDIS_PIDFILE" --logfile "$WORK/redis.log"
 	for _ in $(seq 50); do redis-cli -p "$RP" ping 2>/dev/null | grep -q PONG && break; sleep 0.1; done
 	redis-cli -p "$RP" ping | grep -q PONG || die "redis did not start"
@@ -159,9 +171,9 @@ fi
 if has acmebridge-redis-durable; then
 	read -r DMP DRP <<<"$($BT ports 2)"
 	DURABLE_PIDFILES="$WORK/redis-master.pid $WORK/redis-replica.pid"
-	redis-server --port "$DMP" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
+	"${SRV_PIN[@]}" redis-server --port "$DMP" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
 		--pidfile "$WORK/redis-master.pid" --logfile "$WORK/redis-master.log"
-	redis-server --port "$DRP" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
+	"${SRV_PIN[@]}" redis-server --port "$DRP" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
 		--pidfile "$WORK/redis-replica.pid" --logfile "$WORK/redis-replica.log" --replicaof 127.0.0.1 "$DMP"
 	for _ in $(seq 100); do redis-cli -p "$DMP" info replication 2>/dev/null | grep -q 'state=online' && break; sleep 0.1; done
 	redis-cli -p "$DMP" info replication | grep -q 'state=online' || die "the redis replica did not come online"
@@ -305,7 +317,7 @@ run_one() { # name round
 		ops_before=$(store_ops "$name")
 	# A server that stops answering costs RUN_TIMEOUT, not an issuance
 	# timeout per order: on SIGTERM the bench prints what it has.
-	timeout -s TERM "${RUN_TIMEOUT:-300}" "$AB" bench --directory "${DIR[$name]}" --ca-bundle "${CA[$name]}" --clients "$CLIENTS" --orders "$ORDERS" \
+	timeout -s TERM "${RUN_TIMEOUT:-300}" "${CLI_PIN[@]}" "$AB" bench --directory "${DIR[$name]}" --ca-bundle "${CA[$name]}" --clients "$CLIENTS" --orders "$ORDERS" \
 		--challenge "$CHALLENGE" --http-port "${HTTPP[$name]}" --dns-server "127.0.0.1:$DNS_PORT" --domain "$DOMAIN" \
 		"${pids[@]}" "${POLL_FLAGS[@]}" --label "$name" --json --no-progress >"$f" 2>"$OUT/$name-$round.err" || rc=$?
 	if [ "$name" = acmebridge-redis ]; then
@@ -342,7 +354,7 @@ while [ "$BUSY_BEFORE" -gt 10 ] && [ "$waited" -lt "${WAIT_IDLE:-0}" ]; do
 	waited=$((waited + 12))
 	BUSY_BEFORE=$(busy)
 done
-log "$CHALLENGE (polls: $POLLS), $CLIENTS clients x $ORDERS orders, $ROUNDS rounds; results in $OUT; CPU busy before the runs: $BUSY_BEFORE%"
+log "$CHALLENGE (polls: $POLLS, split: $SPLIT), $CLIENTS clients x $ORDERS orders, $ROUNDS rounds; results in $OUT; CPU busy before the runs: $BUSY_BEFORE%"
 [ "$BUSY_BEFORE" -le 10 ] || log "warning: other work keeps the CPUs $BUSY_BEFORE% busy: the figures are skewed"
 for round in $(seq "$ROUNDS"); do
 	list=("${order[@]}")
@@ -356,7 +368,7 @@ done
 
 {
 	echo
-	echo "$CHALLENGE (polls: $POLLS), $CLIENTS clients x $ORDERS orders, median of $ROUNDS rounds; $(nproc) cores; $(date -u +%Y-%m-%d); CPU busy before the runs: $BUSY_BEFORE%, after: $(busy)%"
+	echo "$CHALLENGE (polls: $POLLS, split: $SPLIT), $CLIENTS clients x $ORDERS orders, median of $ROUNDS rounds; $(nproc) cores; $(date -u +%Y-%m-%d); CPU busy before the runs: $BUSY_BEFORE%, after: $(busy)%"
 	$BT compare -baseline "$BASELINE" -pair acmebridge-bolt:step-ca -pair acmebridge-vault:vault-acme "$OUT"/*.json
 	if [ -f "$OUT/redis-commands.txt" ]; then
 		awk '{c += $1; n += $2; o += $3} END {if (n) printf "Redis commands executed per issuance (acmebridge-redis; INFO total_commands_processed, so the calls inside Lua scripts count, and so do registrations and idle worker polls): %.1f\nRound trips to Redis per issuance (acmebridge-redis; its store operations, one command each once the scripts are cached; registrations included, idle worker polls not): %.1f\n", c / n, o / n}' "$OUT/redis-commands.txt"
