@@ -395,7 +395,10 @@ func (l *lease) setRef(ref string) error {
 }
 
 // stop ends the renewals; the job is then the caller's to release or
-// complete.
+// complete. It also releases l.ctx: a context derived from the workers'
+// long-lived one stays registered with it until cancelled, so a lease
+// that did not cancel its context would keep memory per job for the life
+// of the process (found by make soak).
 func (l *lease) stop() {
 	l.once.Do(func() {
 		close(l.done)
@@ -403,6 +406,7 @@ func (l *lease) stop() {
 		// caller owns the job record.
 		l.mu.Lock()
 		defer l.mu.Unlock()
+		l.cancel()
 	})
 }
 

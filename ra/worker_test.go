@@ -1,6 +1,7 @@
 package ra
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
@@ -8,7 +9,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/acmebridge/acmebridge/acmeerr"
+	"github.com/acmebridge/acmebridge/configs"
 	"github.com/acmebridge/acmebridge/core"
+	"github.com/acmebridge/acmebridge/store"
 )
 
 // TestGiveUpError: what an order ends with when no upstream could issue.
@@ -27,3 +30,24 @@ func TestGiveUpError(t *testing.T) {
 	require.NotContains(t, acmeerr.ToProblem(internal, "rid").Detail, "secret internals")
 	require.Equal(t, acmeerr.Internal, acmeerr.KindOf(giveUpError(nil, errors.New("plain"))))
 }
+
+// TestLeaseStopReleasesContext: a lease's context is released when the
+// lease stops, so it does not stay registered with the workers' long-lived
+// context: before, every job left its context (and Done channel) there for
+// the life of the process, a heap growing with every issuance (make soak:
+// 35 MiB after 33,000 issuances).
+func TestLeaseStopReleasesContext(t *testing.T) {
+	core, err := New(Options{Config: configs.Default(), Store: memStore{}})
+	require.NoError(t, err)
+	parent, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	l := core.leaseKeeper(parent, &store.Job{OrderID: "o"})
+	require.NoError(t, l.ctx.Err(), "running")
+	l.stop()
+	require.Error(t, l.ctx.Err(), "released with the lease")
+	require.NoError(t, parent.Err())
+	l.stop() // idempotent
+}
+
+// memStore is a store none of whose methods the test calls.
+type memStore struct{ store.Store }

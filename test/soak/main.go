@@ -29,6 +29,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -65,6 +66,7 @@ type params struct {
 	accounts  int
 	workers   int
 	issuances int
+	memProf   string
 }
 
 func run(args []string, out io.Writer) error {
@@ -80,6 +82,7 @@ func run(args []string, out io.Writer) error {
 	fs.IntVar(&p.accounts, "accounts", 100, "accounts the fleet is spread over")
 	fs.IntVar(&p.workers, "workers", 32, "issuances in flight")
 	fs.IntVar(&p.issuances, "issuances", 0, "stop after this many issuances (0: run the whole -duration)")
+	fs.StringVar(&p.memProf, "memprofile", "", "write a heap profile here at the end (go tool pprof reads it)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -245,6 +248,11 @@ func (s *soak) run() error {
 		}
 	}
 	s.report(-1, &lastReport, &lastIssued)
+	if s.p.memProf != "" {
+		if err := writeHeapProfile(s.p.memProf); err != nil {
+			return err
+		}
+	}
 	if f := s.failed.Load(); f > 0 {
 		return fmt.Errorf("%d issuances failed; the last: %v", f, s.lastErr.Load())
 	}
@@ -434,4 +442,18 @@ func (s *soak) sweep(ctx context.Context) error {
 	got, err := s.core.SweepRetention(ctx)
 	s.removed.Add(int64(got.Removed()))
 	return err
+}
+
+// writeHeapProfile writes the live heap, after a collection, to path.
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path) // #nosec G304 -- the operator names the file
+	if err != nil {
+		return err
+	}
+	runtime.GC()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
 }
