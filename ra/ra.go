@@ -19,6 +19,7 @@ import (
 	"github.com/acmebridge/acmebridge/audit"
 	"github.com/acmebridge/acmebridge/configs"
 	"github.com/acmebridge/acmebridge/core"
+	"github.com/acmebridge/acmebridge/internal/expiring"
 	"github.com/acmebridge/acmebridge/policy"
 	"github.com/acmebridge/acmebridge/store"
 	"github.com/acmebridge/acmebridge/upstream"
@@ -146,7 +147,7 @@ func New(opts Options) (*RA, error) {
 		newRouter: opts.NewRouter, newValidator: opts.NewValidator, accountURL: opts.AccountURL,
 		now: opts.Clock, log: opts.Logger, audit: opts.Audit,
 		metrics: opts.Metrics, workerID: opts.WorkerID, waiters: map[string][]*waiter{},
-		kick: make(chan struct{}, max(1, cfg.Orders.Workers))}
+		kick: make(chan struct{}, max(1, cfg.Orders.Workers)), ari: ariCache{m: expiring.New[ariEntry](ariCacheSize)}}
 	if ra.now == nil {
 		ra.now = time.Now
 	}

@@ -8,11 +8,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/acmebridge/acmebridge/acmeerr"
 	"github.com/acmebridge/acmebridge/core"
+	"github.com/acmebridge/acmebridge/internal/expiring"
 	"github.com/acmebridge/acmebridge/store"
 	"github.com/acmebridge/acmebridge/upstream"
 )
@@ -87,10 +87,7 @@ const (
 
 // ariCache keeps the upstream CAs' ARI answers by certificate ID, in
 // memory (each replica asks the CA on its own).
-type ariCache struct {
-	mu sync.Mutex
-	m  map[string]ariEntry
-}
+type ariCache struct{ m *expiring.Map[ariEntry] }
 
 // ariEntry is a CA's answer, or (ok false) its lack of one.
 type ariEntry struct {
@@ -99,34 +96,9 @@ type ariEntry struct {
 	until      time.Time
 }
 
-func (a *ariCache) get(id string, now time.Time) (ariEntry, bool) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	e, ok := a.m[id]
-	if !ok || !now.Before(e.until) {
-		return ariEntry{}, false
-	}
-	return e, true
-}
+func (a *ariCache) get(id string, now time.Time) (ariEntry, bool) { return a.m.Get(id, now) }
 
-func (a *ariCache) put(id string, e ariEntry, now time.Time) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.m == nil {
-		a.m = map[string]ariEntry{}
-	}
-	if len(a.m) >= ariCacheSize {
-		for k, v := range a.m {
-			if !now.Before(v.until) {
-				delete(a.m, k)
-			}
-		}
-		if len(a.m) >= ariCacheSize {
-			clear(a.m)
-		}
-	}
-	a.m[id] = e
-}
+func (a *ariCache) put(id string, e ariEntry, now time.Time) { a.m.Put(id, e, e.until, now) }
 
 // suggestedWindow is the window served for a certificate and the
 // Retry-After to serve with it: the issuing upstream CA's own ARI answer

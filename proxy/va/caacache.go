@@ -1,10 +1,11 @@
 package va
 
 import (
-	"sync"
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/acmebridge/acmebridge/internal/expiring"
 )
 
 // CAA answers are reused while their TTL runs, up to caaCacheMax: every
@@ -23,61 +24,31 @@ const (
 	caaCacheEntries = 8192
 )
 
-// caaCache holds CAA answers by canonical name. It is safe for concurrent
-// use and bounded: when full, expired entries go first, then all of them.
+// caaCache holds CAA answers by canonical name (an empty set: no CAA at
+// the name).
 type caaCache struct {
 	now func() time.Time
-	mu  sync.Mutex
-	m   map[string]caaEntry
-}
-
-type caaEntry struct {
-	rrs   []*dns.CAA
-	until time.Time
+	m   *expiring.Map[[]*dns.CAA]
 }
 
 func newCAACache(now func() time.Time) *caaCache {
 	if now == nil {
 		now = time.Now
 	}
-	return &caaCache{now: now, m: map[string]caaEntry{}}
+	return &caaCache{now: now, m: expiring.New[[]*dns.CAA](caaCacheEntries)}
 }
 
 // get returns the answer cached for name, if one is still fresh.
-func (c *caaCache) get(name string) ([]*dns.CAA, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.m[name]
-	if !ok {
-		return nil, false
-	}
-	if !c.now().Before(e.until) {
-		delete(c.m, name)
-		return nil, false
-	}
-	return e.rrs, true
-}
+func (c *caaCache) get(name string) ([]*dns.CAA, bool) { return c.m.Get(name, c.now()) }
 
-// put caches rrs (empty: no CAA at name) for ttl, capped at caaCacheMax;
-// a ttl of 0 caches nothing.
+// put caches rrs for ttl, capped at caaCacheMax; a ttl of 0 caches
+// nothing.
 func (c *caaCache) put(name string, rrs []*dns.CAA, ttl time.Duration) {
 	if ttl <= 0 {
 		return
 	}
 	now := c.now()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.m) >= caaCacheEntries {
-		for k, e := range c.m {
-			if !now.Before(e.until) {
-				delete(c.m, k)
-			}
-		}
-		if len(c.m) >= caaCacheEntries {
-			clear(c.m)
-		}
-	}
-	c.m[name] = caaEntry{rrs: rrs, until: now.Add(min(ttl, caaCacheMax))}
+	c.m.Put(name, rrs, now.Add(min(ttl, caaCacheMax)), now)
 }
 
 // answerTTL is how long resp, the answer to a CAA question, may be reused:

@@ -109,21 +109,6 @@ func TestCAAAnswerTTL(t *testing.T) {
 	}
 }
 
-// TestCAACacheBounded: a full cache drops what expired, then everything.
-func TestCAACacheBounded(t *testing.T) {
-	clk := &testClock{t: time.Now()}
-	c := newCAACache(clk.now)
-	for i := range caaCacheEntries {
-		c.put(dns.Fqdn(string(rune('a'+i%26))+time.Duration(i).String()), nil, time.Minute)
-	}
-	require.Len(t, c.m, caaCacheEntries)
-	c.put("new.test.", nil, time.Minute)
-	require.Len(t, c.m, 1, "nothing had expired: the cache starts over")
-	clk.add(2 * time.Minute)
-	_, ok := c.get("new.test.")
-	require.False(t, ok)
-}
-
 // BenchmarkCheckCAA is the CAA check of one finalize for a name without
 // CAA under a zone whose apex has none either (the common case): three
 // questions (name, zone, TLD) when the answers may not be reused (TTL 0),
