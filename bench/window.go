@@ -23,14 +23,18 @@ type Window struct {
 	P50Ms float64 `json:"p50_ms"`
 	P99Ms float64 `json:"p99_ms"`
 	// ServerRSSMiB is the resident memory of the server processes
-	// (Config.ServerPIDs) at its end; 0 when unknown.
-	ServerRSSMiB float64 `json:"server_rss_mib"`
+	// (Config.ServerPIDs) at its end; 0 when unknown. ServerAnonMiB is
+	// the part that is the processes' own memory (heap, stacks: VmRSS's
+	// RssAnon), the rest being mapped files, such as a bbolt store's
+	// pages, which follow the store's size.
+	ServerRSSMiB  float64 `json:"server_rss_mib"`
+	ServerAnonMiB float64 `json:"server_anon_mib"`
 }
 
 // String is the window as one line of the run's progress.
 func (w Window) String() string {
-	return fmt.Sprintf("window %d: %d issued, %.1f/s, p50 %.1f ms, p99 %.1f ms, server RSS %.1f MiB",
-		w.Index, w.Issued, w.Throughput, w.P50Ms, w.P99Ms, w.ServerRSSMiB)
+	return fmt.Sprintf("window %d: %d issued, %.1f/s, p50 %.1f ms, p99 %.1f ms, server RSS %.1f MiB (anonymous %.1f MiB)",
+		w.Index, w.Issued, w.Throughput, w.P50Ms, w.P99Ms, w.ServerRSSMiB, w.ServerAnonMiB)
 }
 
 // windows collects the latencies of the current window.
@@ -69,7 +73,8 @@ func (w *windows) add(d time.Duration) {
 	w.start = now
 	slices.Sort(lat)
 	win.P50Ms, win.P99Ms = ms(Percentile(lat, 50)), ms(Percentile(lat, 99))
-	win.ServerRSSMiB = float64(rss(w.pids)) / (1 << 20)
+	all, anon := rss(w.pids)
+	win.ServerRSSMiB, win.ServerAnonMiB = float64(all)/(1<<20), float64(anon)/(1<<20)
 	w.done = append(w.done, win)
 	w.mu.Unlock()
 	if w.on != nil {
@@ -87,24 +92,25 @@ func (w *windows) list() []Window {
 	return slices.Clone(w.done)
 }
 
-// rss is the summed resident memory of pids in bytes (VmRSS of
-// /proc/PID/status); processes that cannot be read count 0.
-func rss(pids []int) int64 {
-	var total int64
+// rss is the summed resident memory of pids in bytes, all of it (VmRSS
+// of /proc/PID/status) and the anonymous part (RssAnon); processes that
+// cannot be read count 0.
+func rss(pids []int) (all, anon int64) {
 	for _, pid := range pids {
 		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 		if err != nil {
 			continue
 		}
-		total += parseVMRSS(string(b))
+		all += statusKB(string(b), "VmRSS:")
+		anon += statusKB(string(b), "RssAnon:")
 	}
-	return total
+	return all, anon
 }
 
-// parseVMRSS reads the "VmRSS:  1234 kB" line of /proc/PID/status.
-func parseVMRSS(status string) int64 {
+// statusKB reads a "Field:  1234 kB" line of /proc/PID/status, in bytes.
+func statusKB(status, field string) int64 {
 	for _, line := range strings.Split(status, "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(line, field); ok {
 			f := strings.Fields(v)
 			if len(f) >= 1 {
 				if kb, err := strconv.ParseInt(f[0], 10, 64); err == nil {

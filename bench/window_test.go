@@ -24,13 +24,17 @@ func TestWindows(t *testing.T) {
 	require.InDelta(t, 4.0, got[0].P99Ms, 0.01)
 	require.InDelta(t, 8.0, got[1].P99Ms, 0.01, "the second window's own latencies")
 	require.Greater(t, got[0].ServerRSSMiB, 1.0, "this process's RSS")
+	require.Greater(t, got[0].ServerAnonMiB, 0.5)
+	require.LessOrEqual(t, got[0].ServerAnonMiB, got[0].ServerRSSMiB)
 	require.Equal(t, got, w.list())
 	var off *windows
 	off.add(time.Second) // no windows asked for
 	require.Nil(t, off.list())
 }
 
-func TestParseVmRSS(t *testing.T) {
-	require.Equal(t, int64(2048<<10), parseVMRSS("Name:\tx\nVmRSS:\t    2048 kB\nThreads: 3\n"))
-	require.Zero(t, parseVMRSS("Name:\tx\n"))
+func TestStatusKB(t *testing.T) {
+	status := "Name:\tx\nVmRSS:\t    2048 kB\nRssAnon:\t  512 kB\nThreads: 3\n"
+	require.Equal(t, int64(2048<<10), statusKB(status, "VmRSS:"))
+	require.Equal(t, int64(512<<10), statusKB(status, "RssAnon:"))
+	require.Zero(t, statusKB("Name:\tx\n", "VmRSS:"))
 }
