@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -585,4 +586,30 @@ func TestBackfillAuthzIndex(t *testing.T) {
 		require.Equal(t, 1, tx.Bucket(bucketAuthzValid).Stats().KeyN, "only az-late stays indexed")
 		return nil
 	}))
+}
+
+// BenchmarkNonceRecordMemory is the memory the record of used nonces takes
+// per nonce (a full record holds DefaultMaxUsedNonces of them).
+func BenchmarkNonceRecordMemory(b *testing.B) {
+	const n = 200_000
+	nonces := make([]string, n)
+	for i := range nonces {
+		nonces[i] = fmt.Sprintf("AAAAAGlYk0Zq%031d", i) // as long as a minted nonce
+	}
+	until := time.Now().Add(time.Hour)
+	var perNonce float64
+	for b.Loop() {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		c := newNonceCache(discardLogger(), DefaultMaxUsedNonces)
+		for _, s := range nonces {
+			c.use(s, until, time.Now())
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		perNonce = float64(after.HeapAlloc-before.HeapAlloc) / n
+		runtime.KeepAlive(c)
+	}
+	b.ReportMetric(perNonce, "B/nonce")
 }

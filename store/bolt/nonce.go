@@ -2,6 +2,7 @@ package bolt
 
 import (
 	"context"
+	"crypto/sha256"
 	"log/slog"
 	"slices"
 	"sync"
@@ -12,8 +13,8 @@ const (
 	// minSweep is the size below which the used-nonce map is never swept.
 	minSweep = 1024
 	// DefaultMaxUsedNonces caps the used-nonce map (Options.MaxUsedNonces):
-	// about 100 MB of memory at most. Only requests whose signature
-	// verified record a use.
+	// about 40 MB of memory at most (a 16-byte digest and an expiry per
+	// nonce). Only requests whose signature verified record a use.
 	DefaultMaxUsedNonces = 1 << 20
 )
 
@@ -41,7 +42,7 @@ type nonceCache struct {
 	max int
 
 	mu        sync.Mutex
-	m         map[string]time.Time // nonce → its expiry
+	m         map[nonceID]int64 // nonce → its expiry (Unix ns)
 	nextSweep int                  // sweep when len(m) reaches this
 	// floor is the latest expiry forgotten to make room: a nonce expiring
 	// at or before it is refused.
@@ -52,7 +53,18 @@ func newNonceCache(log *slog.Logger, capacity int) *nonceCache {
 	if capacity <= 0 {
 		capacity = DefaultMaxUsedNonces
 	}
-	return &nonceCache{log: log, max: capacity, m: make(map[string]time.Time), nextSweep: min(minSweep, capacity)}
+	return &nonceCache{log: log, max: capacity, m: make(map[nonceID]int64), nextSweep: min(minSweep, capacity)}
+}
+
+// nonceID is what the record keeps of a nonce: the first 128 bits of its
+// SHA-256, a third of the memory of the nonce itself as a map key. Two
+// nonces share one only by a collision of SHA-256 truncated to 128 bits
+// (about 2^-88 among a full record's 2^20), which no client can aim at.
+type nonceID [16]byte
+
+func nonceIDOf(nonce string) nonceID {
+	sum := sha256.Sum256([]byte(nonce))
+	return nonceID(sum[:16])
 }
 
 // use records nonce as used until until and reports whether it was its
@@ -63,7 +75,8 @@ func (c *nonceCache) use(nonce string, until, now time.Time) bool {
 	if !until.After(c.floor) {
 		return false
 	}
-	if exp, ok := c.m[nonce]; ok && now.Before(exp) {
+	id := nonceIDOf(nonce)
+	if exp, ok := c.m[id]; ok && now.UnixNano() < exp {
 		return false
 	}
 	if len(c.m)+1 >= min(c.nextSweep, c.max) {
@@ -75,7 +88,7 @@ func (c *nonceCache) use(nonce string, until, now time.Time) bool {
 			return false
 		}
 	}
-	c.m[nonce] = until
+	c.m[id] = until.UnixNano()
 	return true
 }
 
@@ -83,7 +96,7 @@ func (c *nonceCache) use(nonce string, until, now time.Time) bool {
 func (c *nonceCache) sweepLocked(now time.Time) {
 	before := len(c.m)
 	for n, exp := range c.m {
-		if !now.Before(exp) {
+		if now.UnixNano() >= exp {
 			delete(c.m, n)
 		}
 	}
@@ -98,7 +111,7 @@ func (c *nonceCache) sweepLocked(now time.Time) {
 func (c *nonceCache) forgetOldestLocked() {
 	exps := make([]int64, 0, len(c.m))
 	for _, exp := range c.m {
-		exps = append(exps, exp.UnixNano())
+		exps = append(exps, exp)
 	}
 	slices.Sort(exps)
 	floor := time.Unix(0, exps[max(len(exps)/4, 1)-1])
@@ -107,7 +120,7 @@ func (c *nonceCache) forgetOldestLocked() {
 	}
 	before := len(c.m)
 	for n, exp := range c.m {
-		if !exp.After(c.floor) {
+		if exp <= c.floor.UnixNano() {
 			delete(c.m, n)
 		}
 	}
