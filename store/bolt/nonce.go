@@ -43,7 +43,7 @@ type nonceCache struct {
 
 	mu        sync.Mutex
 	m         map[nonceID]int64 // nonce → its expiry (Unix ns)
-	nextSweep int                  // sweep when len(m) reaches this
+	nextSweep int               // sweep when len(m) reaches this
 	// floor is the latest expiry forgotten to make room: a nonce expiring
 	// at or before it is refused.
 	floor time.Time
