@@ -24,26 +24,6 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// FreePorts returns n distinct free TCP ports on 127.0.0.1 (held open
-// together while they are picked, so they differ).
-func FreePorts(t testing.TB, n int) []int {
-	t.Helper()
-	var ports []int
-	var lns []net.Listener
-	defer func() {
-		for _, l := range lns {
-			l.Close()
-		}
-	}()
-	for len(ports) < n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		lns = append(lns, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports
-}
-
 // SyncBuffer is a bytes.Buffer safe for the writers exec starts.
 type SyncBuffer struct {
 	mu  sync.Mutex

@@ -168,22 +168,7 @@ func (c *ChallSrv) serveHTTPReq(w http.ResponseWriter, r *http.Request) {
 }
 
 // freeUDPAndTCPPort returns a port free for both UDP and TCP.
-func freeUDPAndTCPPort(t testing.TB) int {
-	t.Helper()
-	for i := 0; i < 50; i++ {
-		u, err := net.ListenPacket("udp", "127.0.0.1:0")
-		require.NoError(t, err)
-		port := u.LocalAddr().(*net.UDPAddr).Port
-		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		u.Close()
-		if err == nil {
-			l.Close()
-			return port
-		}
-	}
-	t.Fatal("no port free for both UDP and TCP")
-	return 0
-}
+func freeUDPAndTCPPort(t testing.TB) int { return testutil.FreeUDPAndTCPPort(t) }
 
 // waitTCP waits until addr accepts connections, the process exits or d
 // passes.
