@@ -23,8 +23,9 @@ import (
 type Request struct {
 	// OrderID identifies the downstream order, for logs and idempotency.
 	OrderID string
-	// CSR is the client's parsed CSR; CSRDER its DER bytes, forwarded as-is
-	// to upstreams that sign the client's CSR.
+	// CSR is the client's parsed CSR, its signature verified by the
+	// registration authority at finalize; CSRDER its DER bytes, forwarded
+	// as-is to upstreams that sign the client's CSR.
 	CSR    *x509.CertificateRequest
 	CSRDER []byte
 	// CommonName is the subject's common name; "" for an empty subject.

@@ -239,9 +239,10 @@ func TestIssueBadRequests(t *testing.T) {
 	small, err := rsa.GenerateKey(rand.Reader, 1024)
 	require.NoError(t, err)
 	good := request(t, []string{"a.example"}, nil)
-	badSig := *good.CSR
-	badSig.Signature = append([]byte(nil), good.CSR.Signature...)
-	badSig.Signature[len(badSig.Signature)-1] ^= 0xff
+	// DER bytes alone are verified here (a parsed CSR was verified at
+	// finalize): the last byte of the signature flipped.
+	badSig := append([]byte(nil), good.CSR.Raw...)
+	badSig[len(badSig)-1] ^= 0xff
 
 	cases := []struct {
 		name string
@@ -251,7 +252,7 @@ func TestIssueBadRequests(t *testing.T) {
 		{"nil request", nil, acmeerr.Malformed},
 		{"no CSR", &upstream.Request{DNSNames: []string{"a.example"}}, acmeerr.BadCSR},
 		{"garbage DER", &upstream.Request{CSRDER: []byte("nope"), DNSNames: []string{"a.example"}}, acmeerr.BadCSR},
-		{"bad signature", &upstream.Request{CSR: &badSig, DNSNames: []string{"a.example"}}, acmeerr.BadCSR},
+		{"bad signature", &upstream.Request{CSRDER: badSig, DNSNames: []string{"a.example"}}, acmeerr.BadCSR},
 		{"small RSA key", &upstream.Request{CSR: makeCSR(t, small, []string{"a.example"}, nil), DNSNames: []string{"a.example"}}, acmeerr.BadCSR},
 		{"unusable key", &upstream.Request{CSR: &x509.CertificateRequest{PublicKey: "not a key"}, DNSNames: []string{"a.example"}}, acmeerr.BadCSR},
 		{"no identifiers", &upstream.Request{CSR: good.CSR}, acmeerr.Malformed},
@@ -262,6 +263,9 @@ func TestIssueBadRequests(t *testing.T) {
 			require.Error(t, err)
 			require.Equal(t, c.kind, acmeerr.KindOf(err), err.Error())
 			require.True(t, strings.HasPrefix(err.Error(), "local: "), err.Error())
+			if c.name == "bad signature" {
+				require.Contains(t, err.Error(), "signature is invalid")
+			}
 		})
 	}
 }
