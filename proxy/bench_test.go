@@ -57,3 +57,23 @@ func BenchmarkVerifyPOST(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkParseJWS is the parse of one signed request's body (a finalize
+// with its CSR), before any signature is checked.
+func BenchmarkParseJWS(b *testing.B) {
+	t := &testing.T{}
+	e := newEnv(t, nil)
+	c := e.newClient()
+	c.e.t = t
+	c.register()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(b, err)
+	csr := b64(makeCSR(t, key, "", []string{"bench.example.com"}, nil))
+	body := c.sign(testBase+"/finalize/x", []byte(`{"csr":"`+csr+`"}`), false)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := parseJWS(body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -10,7 +10,6 @@ import (
 	"crypto/rsa"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -65,15 +64,6 @@ type verified struct {
 // "the "payload" field of the JWS object MUST be present and set to the
 // empty string").
 func (v *verified) postAsGet() bool { return len(v.Payload) == 0 }
-
-// flatJWS is the Flattened JSON Serialization (RFC 7515 §7.2.2).
-type flatJWS struct {
-	Protected  *string          `json:"protected"`
-	Payload    *string          `json:"payload"`
-	Signature  *string          `json:"signature"`
-	Header     *json.RawMessage `json:"header"`
-	Signatures *json.RawMessage `json:"signatures"`
-}
 
 // postTarget names the record a signed request's URL names, which is read
 // in the same store operation as its account (store.ReadPOST) and handed to
@@ -312,53 +302,75 @@ func badNonce(n string) error {
 }
 
 // parseJWS parses a Flattened JSON Serialization with exactly one signature
-// and no unprotected header.
+// and no unprotected header. The body is scanned once (scanFlatJWS: its
+// syntax, duplicate names at any depth, which members it has, the protected
+// header's text) and parsed once by go-jose; only a request go-jose refuses
+// is read again, to name its fault (jwsFault).
 func parseJWS(body []byte) (*jose.JSONWebSignature, jose.Header, error) {
-	var flat flatJWS
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(&flat); err != nil || dec.More() {
-		return nil, jose.Header{}, acmeerr.New(acmeerr.Malformed, "request body is not a JWS in JSON serialization")
-	}
-	if err := checkUniqueKeys(body); err != nil {
-		return nil, jose.Header{}, acmeerr.New(acmeerr.Malformed, "JWS: %s", err)
-	}
-	if flat.Signatures != nil {
-		return nil, jose.Header{}, acmeerr.New(acmeerr.Malformed, "JWS must use the flattened serialization with one signature")
-	}
-	if flat.Header != nil {
-		return nil, jose.Header{}, acmeerr.New(acmeerr.Malformed, "JWS must not have an unprotected header")
-	}
-	if flat.Protected == nil || flat.Payload == nil || flat.Signature == nil {
-		return nil, jose.Header{}, acmeerr.New(acmeerr.Malformed, "JWS needs protected, payload and signature")
-	}
-	// Read "alg" ourselves first so a refused algorithm is reported as
-	// badSignatureAlgorithm with the list (§6.2), not as a parse error.
-	alg, jwk, err := protectedAlg(*flat.Protected)
+	flat, err := scanFlatJWS(body)
 	if err != nil {
 		return nil, jose.Header{}, err
 	}
-	if !algAllowed(alg) {
-		return nil, jose.Header{}, &acmeerr.Error{Kind: acmeerr.BadSignatureAlgorithm,
-			Detail: "JWS algorithm " + acmeerr.Quote(alg) + " is not accepted", Algorithms: algNames()}
+	if flat.signatures {
+		return nil, jose.Header{}, acmeerr.New(acmeerr.Malformed, "JWS must use the flattened serialization with one signature")
 	}
-	// Likewise a "jwk" go-jose cannot load (an unsupported curve or key
-	// type, a point off its curve, a private key) is badPublicKey, not a
-	// parse error (§6.7: "badPublicKey: The JWS was signed by a public key
-	// the server does not support").
-	if jwk != nil {
-		var k jose.JSONWebKey
-		if err := k.UnmarshalJSON(jwk); err != nil || !k.IsPublic() {
-			return nil, jose.Header{}, acmeerr.New(acmeerr.BadPublicKey, "JWS jwk is not a supported public key")
-		}
+	if flat.header {
+		return nil, jose.Header{}, acmeerr.New(acmeerr.Malformed, "JWS must not have an unprotected header")
+	}
+	if flat.protected == nil || !flat.payload || !flat.signature {
+		return nil, jose.Header{}, acmeerr.New(acmeerr.Malformed, "JWS needs protected, payload and signature")
 	}
 	jws, err := jose.ParseSignedJSON(string(body), allowedAlgs)
 	if err != nil {
-		return nil, jose.Header{}, acmeerr.New(acmeerr.Malformed, "JWS could not be parsed")
+		return nil, jose.Header{}, jwsFault(*flat.protected)
 	}
 	if len(jws.Signatures) != 1 {
 		return nil, jose.Header{}, acmeerr.New(acmeerr.Malformed, "JWS must have exactly one signature")
 	}
-	return jws, jws.Signatures[0].Protected, nil
+	// go-jose decodes the header leniently (padding, the last of two
+	// names): read it as jwsFault does, strictly.
+	raw, err := decodeB64(*flat.protected)
+	if err != nil {
+		return nil, jose.Header{}, acmeerr.New(acmeerr.Malformed, "JWS protected header is not base64url")
+	}
+	if err := checkUniqueKeys(raw); err != nil {
+		return nil, jose.Header{}, acmeerr.New(acmeerr.Malformed, "JWS protected header: %s", err)
+	}
+	hdr := jws.Signatures[0].Protected
+	if hdr.JSONWebKey != nil && !hdr.JSONWebKey.IsPublic() {
+		return nil, jose.Header{}, badJWK()
+	}
+	return jws, hdr, nil
+}
+
+// jwsFault names what is wrong with a JWS go-jose refused to parse, from
+// its protected header: a refused algorithm is badSignatureAlgorithm with
+// the list (§6.2) and a "jwk" go-jose cannot load badPublicKey, not parse
+// errors; anything else is malformed.
+func jwsFault(protected string) error {
+	alg, jwk, err := protectedAlg(protected)
+	if err != nil {
+		return err
+	}
+	if !algAllowed(alg) {
+		return &acmeerr.Error{Kind: acmeerr.BadSignatureAlgorithm,
+			Detail: "JWS algorithm " + acmeerr.Quote(alg) + " is not accepted", Algorithms: algNames()}
+	}
+	// A "jwk" go-jose cannot load (an unsupported curve or key type, a
+	// point off its curve, a private key) is badPublicKey (§6.7:
+	// "badPublicKey: The JWS was signed by a public key the server does not
+	// support").
+	if jwk != nil {
+		var k jose.JSONWebKey
+		if err := k.UnmarshalJSON(jwk); err != nil || !k.IsPublic() {
+			return badJWK()
+		}
+	}
+	return acmeerr.New(acmeerr.Malformed, "JWS could not be parsed")
+}
+
+func badJWK() error {
+	return acmeerr.New(acmeerr.BadPublicKey, "JWS jwk is not a supported public key")
 }
 
 // protectedAlg returns the "alg" of a protected header and its "jwk", if
@@ -500,67 +512,6 @@ func decodePayload(p []byte, v any) error {
 		return acmeerr.New(acmeerr.Malformed, "payload: %s", err)
 	}
 	return nil
-}
-
-// maxJSONDepth bounds the nesting of a JSON value checkUniqueKeys walks:
-// ACME objects nest four levels at most (an EAB's JWS inside newAccount).
-const maxJSONDepth = 32
-
-// checkUniqueKeys refuses a JSON value in which an object has the same
-// member name twice, or which nests deeper than maxJSONDepth. RFC 8259 §4:
-// "The names within an object SHOULD be unique. ... When the names within an
-// object are not unique, the behavior of software that receives such an
-// object is unpredictable." encoding/json keeps the last duplicate, go-jose
-// refuses them, a proxy or log in front of us may keep the first: a payload
-// read differently by two parsers (e.g. two "identifiers", one of them
-// forbidden) is refused as malformed, as RFC 7515 §4 allows for headers.
-// Names are compared after unescaping, so "a" and "\u0061" are the same.
-func checkUniqueKeys(b []byte) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	type frame struct {
-		keys    map[string]bool // nil for an array
-		wantKey bool
-	}
-	var stack []frame
-	for {
-		tok, err := dec.Token()
-		if err != nil {
-			return errors.New("invalid JSON")
-		}
-		if n := len(stack); n > 0 && stack[n-1].keys != nil && stack[n-1].wantKey {
-			if tok == json.Delim('}') {
-				stack = stack[:n-1]
-			} else {
-				k, _ := tok.(string)
-				if stack[n-1].keys[k] {
-					return fmt.Errorf("duplicate member name %s", acmeerr.Quote(k))
-				}
-				stack[n-1].keys[k], stack[n-1].wantKey = true, false
-				continue
-			}
-		} else {
-			switch tok {
-			case json.Delim('{'), json.Delim('['):
-				if len(stack) >= maxJSONDepth {
-					return fmt.Errorf("JSON nested deeper than %d levels", maxJSONDepth)
-				}
-				f := frame{}
-				if tok == json.Delim('{') {
-					f = frame{keys: map[string]bool{}, wantKey: true}
-				}
-				stack = append(stack, f)
-				continue
-			case json.Delim(']'):
-				stack = stack[:len(stack)-1]
-			}
-		}
-		// A value ended: the object it is in wants its next name.
-		if n := len(stack); n == 0 {
-			return nil
-		} else if stack[n-1].keys != nil {
-			stack[n-1].wantKey = true
-		}
-	}
 }
 
 func jsonErr(err error) string {

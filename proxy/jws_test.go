@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -14,6 +15,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/stretchr/testify/require"
 
+	"github.com/acmebridge/acmebridge/acmeerr"
 	"github.com/acmebridge/acmebridge/store"
 )
 
@@ -173,4 +175,26 @@ func signWithNonce(t *testing.T, c *client, url, nonce string) []byte {
 	jws, err := signer.Sign([]byte{})
 	require.NoError(t, err)
 	return []byte(jws.FullSerialize())
+}
+
+// TestParseJWSMemberNamesCaseSensitive: RFC 7515's member names are
+// case-sensitive, but encoding/json and go-jose match them without case, so
+// a body with "Signature" parsed (and failed only at verification), and one
+// with "protected" and "PROTECTED" had two readings of its header. The
+// parser refuses both, and parses the same body spelled right.
+func TestParseJWSMemberNamesCaseSensitive(t *testing.T) {
+	e := newEnv(t, nil)
+	body := e.newClient().sign(testBase+pathNewAccount, []byte("{}"), true)
+	_, _, err := parseJWS(body)
+	require.NoError(t, err)
+	for name, b := range map[string][]byte{
+		"Signature":           bytes.Replace(body, []byte(`"signature"`), []byte(`"Signature"`), 1),
+		"Payload":             bytes.Replace(body, []byte(`"payload"`), []byte(`"Payload"`), 1),
+		"PROTECTED as well":   append(bytes.Clone(body[:len(body)-1]), []byte(`,"PROTECTED":"e30"}`)...),
+		"Header, unprotected": append(bytes.Clone(body[:len(body)-1]), []byte(`,"Header":{"kid":"x"}}`)...),
+	} {
+		_, _, err := parseJWS(b)
+		require.Error(t, err, name)
+		require.Equal(t, acmeerr.Malformed, acmeerr.KindOf(err), name)
+	}
 }
