@@ -114,6 +114,8 @@ type serverOpts struct {
 	privateDenied bool
 	// adminYAML is more of the admin section (keys at two spaces).
 	adminYAML string
+	// env is added to the process's environment (KEY=value, later wins).
+	env []string
 }
 
 func startServerWith(t *testing.T, extraYAML string, opts serverOpts) *server {
@@ -181,6 +183,9 @@ admin:
 
 	s.cmd = exec.Command(binPath, "serve", "--config", s.ConfigPath)
 	s.cmd.Dir = dir
+	if opts.env != nil {
+		s.cmd.Env = append(os.Environ(), opts.env...)
+	}
 	s.cmd.Stdout = s.logs
 	s.cmd.Stderr = s.logs
 	require.NoError(t, s.cmd.Start())

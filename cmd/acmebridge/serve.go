@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"runtime/pprof"
 	"syscall"
 	"time"
@@ -44,6 +45,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	tuneGC(os.Getenv)
 	if *cpuProfile != "" {
 		stopProfile, err := startCPUProfile(*cpuProfile)
 		if err != nil {
@@ -64,6 +66,22 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// gcPercent is the garbage collector's target (GOGC) serve runs with when
+// the environment sets none: the heap may grow to five times what is live
+// between collections instead of twice. acmebridge's live heap is small
+// (about 15 MiB anonymous memory under load), so this costs about 20 MiB
+// and takes about 15% off the CPU per certificate (docs/performance.md,
+// "The garbage collector's target"). GOGC, and GOMEMLIMIT for a container
+// with a memory limit, take precedence as the Go runtime defines them.
+const gcPercent = 400
+
+// tuneGC sets the collector's target to gcPercent unless GOGC is set.
+func tuneGC(getenv func(string) string) {
+	if getenv("GOGC") == "" {
+		debug.SetGCPercent(gcPercent)
+	}
 }
 
 // closeLogged closes c at shutdown and logs a failure: nothing is left to
