@@ -18,14 +18,8 @@ import (
 // request fetches its nonce with a HEAD, as a client without a cached nonce
 // would.
 func BenchmarkIssuance(b *testing.B) {
-	t := &testing.T{}
-	e := newEnv(t, func(c *configs.Config) {})
-	c := e.newClient()
-	c.e.t = t
-	c.register()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(b, err)
-	csr := b64(makeCSR(t, key, "", []string{"bench.example.com"}, nil))
+	t, _, c := benchAccount(b, func(c *configs.Config) {})
+	csr := benchCSR(b, t)
 	b.ReportAllocs()
 	for b.Loop() {
 		_, o := c.readyOrder(dnsIDs("bench.example.com")...)
@@ -41,11 +35,7 @@ func BenchmarkIssuance(b *testing.B) {
 
 // BenchmarkVerifyPOST is the JWS check of one POST-as-GET.
 func BenchmarkVerifyPOST(b *testing.B) {
-	t := &testing.T{}
-	e := newEnv(t, nil)
-	c := e.newClient()
-	c.e.t = t
-	c.register()
+	_, e, c := benchAccount(b, nil)
 	b.ReportAllocs()
 	for b.Loop() {
 		b.StopTimer()
@@ -61,19 +51,32 @@ func BenchmarkVerifyPOST(b *testing.B) {
 // BenchmarkParseJWS is the parse of one signed request's body (a finalize
 // with its CSR), before any signature is checked.
 func BenchmarkParseJWS(b *testing.B) {
-	t := &testing.T{}
-	e := newEnv(t, nil)
-	c := e.newClient()
-	c.e.t = t
-	c.register()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(b, err)
-	csr := b64(makeCSR(t, key, "", []string{"bench.example.com"}, nil))
-	body := c.sign(testBase+"/finalize/x", []byte(`{"csr":"`+csr+`"}`), false)
+	t, _, c := benchAccount(b, nil)
+	body := c.sign(testBase+"/finalize/x", []byte(`{"csr":"`+benchCSR(b, t)+`"}`), false)
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, _, err := parseJWS(body); err != nil {
 			b.Fatal(err)
 		}
 	}
+}
+
+// benchAccount is a server (newEnv with configure) and a registered client
+// for a benchmark; t stands in for the testing.T the helpers take.
+func benchAccount(b *testing.B, configure func(*configs.Config)) (*testing.T, *env, *client) {
+	b.Helper()
+	t := &testing.T{}
+	e := newEnv(t, configure)
+	c := e.newClient()
+	c.e.t = t
+	c.register()
+	return t, e, c
+}
+
+// benchCSR is a CSR for bench.example.com with a fresh P-256 key, base64url.
+func benchCSR(b *testing.B, t *testing.T) string {
+	b.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(b, err)
+	return b64(makeCSR(t, key, "", []string{"bench.example.com"}, nil))
 }
