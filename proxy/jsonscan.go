@@ -120,9 +120,9 @@ type flatFields struct {
 	header, signatures, badTyp bool
 }
 
-// jwsMember are the member names of a JWS in JSON serialization (RFC 7515
+// jwsMembers are the member names of a JWS in JSON serialization (RFC 7515
 // §7.2.1).
-var jwsMember = map[string]bool{"protected": true, "payload": true, "signature": true, "header": true, "signatures": true}
+var jwsMembers = []string{"protected", "payload", "signature", "header", "signatures"}
 
 // scanFlatJWS scans a request body: one JSON object whose "protected",
 // "payload" and "signature" are strings when present, with no name twice
@@ -130,14 +130,17 @@ var jwsMember = map[string]bool{"protected": true, "payload": true, "signature":
 func scanFlatJWS(body []byte) (*flatFields, error) {
 	var f flatFields
 	err := scanJSON(body, func(name string, kind jsonKind, s string) {
-		if kind == jsonNull {
-			return
-		}
 		// RFC 7515 names are case-sensitive, but encoding/json and
-		// go-jose match them without case: "Protected" would be read as
-		// the header by go-jose and not by this scan.
-		if name != strings.ToLower(name) && jwsMember[strings.ToLower(name)] {
-			f.badTyp = true
+		// go-jose match them folding case (and "ſ" to "s", as
+		// strings.EqualFold does): "Protected" or "ſignatures" would be
+		// read by go-jose and not by this scan.
+		for _, m := range jwsMembers {
+			if name != m && strings.EqualFold(name, m) {
+				f.badTyp = true
+				return
+			}
+		}
+		if kind == jsonNull {
 			return
 		}
 		switch name {

@@ -192,6 +192,8 @@ func TestParseJWSMemberNamesCaseSensitive(t *testing.T) {
 		"Payload":             bytes.Replace(body, []byte(`"payload"`), []byte(`"Payload"`), 1),
 		"PROTECTED as well":   append(bytes.Clone(body[:len(body)-1]), []byte(`,"PROTECTED":"e30"}`)...),
 		"Header, unprotected": append(bytes.Clone(body[:len(body)-1]), []byte(`,"Header":{"kid":"x"}}`)...),
+		"ſignatures (long s)": append(bytes.Clone(body[:len(body)-1]), []byte(`,"ſignatures":[]}`)...),
+		"Signature: null":     append(bytes.Clone(body[:len(body)-1]), []byte(`,"Signature":null}`)...),
 	} {
 		_, _, err := parseJWS(b)
 		require.Error(t, err, name)
