@@ -113,11 +113,13 @@ func scanJSON(b []byte, top func(name string, kind jsonKind, s string)) error {
 
 // flatFields is what scanFlatJWS found in a Flattened JSON Serialization
 // (RFC 7515 §7.2.2): the protected header's text, and which members are
-// present (a member whose value is null counts as absent).
+// present (a member whose value is null counts as absent); refused is a
+// member "protected", "payload" or "signature" that is no string, or a JWS
+// member name in another case.
 type flatFields struct {
-	protected                  *string
-	payload, signature         bool
-	header, signatures, badTyp bool
+	protected                   *string
+	payload, signature          bool
+	header, signatures, refused bool
 }
 
 // jwsMembers are the member names of a JWS in JSON serialization (RFC 7515
@@ -136,7 +138,7 @@ func scanFlatJWS(body []byte) (*flatFields, error) {
 		// read by go-jose and not by this scan.
 		for _, m := range jwsMembers {
 			if name != m && strings.EqualFold(name, m) {
-				f.badTyp = true
+				f.refused = true
 				return
 			}
 		}
@@ -146,7 +148,7 @@ func scanFlatJWS(body []byte) (*flatFields, error) {
 		switch name {
 		case "protected", "payload", "signature":
 			if kind != jsonString {
-				f.badTyp = true
+				f.refused = true
 				return
 			}
 			switch name {
@@ -165,7 +167,7 @@ func scanFlatJWS(body []byte) (*flatFields, error) {
 	})
 	notJWS := acmeerr.New(acmeerr.Malformed, "request body is not a JWS in JSON serialization")
 	switch {
-	case errors.Is(err, errJSONSyntax), err == nil && f.badTyp:
+	case errors.Is(err, errJSONSyntax), err == nil && f.refused:
 		return nil, notJWS
 	case err != nil:
 		return nil, acmeerr.New(acmeerr.Malformed, "JWS: %s", err)

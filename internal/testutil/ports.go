@@ -46,13 +46,6 @@ func FreePorts(t testing.TB, n int) []int {
 	return ports
 }
 
-// FreeUDPAndTCPPort is FreePorts(t, 1)[0]: every port it returns is free for
-// UDP as well as TCP.
-func FreeUDPAndTCPPort(t testing.TB) int {
-	t.Helper()
-	return reservePort(t)
-}
-
 func reservePort(t testing.TB) int {
 	t.Helper()
 	lo, hi := portRange()

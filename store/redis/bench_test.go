@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"testing"
@@ -140,8 +141,31 @@ func BenchmarkPOSTAccountNonceSeparate(b *testing.B) {
 
 // benchPOSTSeparate reads a signed POST's account and uses its nonce, then
 // with order reads the order and its authorization too, one round trip
-// each, 16 requests in flight.
+// each.
 func benchPOSTSeparate(b *testing.B, order bool) {
+	benchPOSTs(b, func(ctx context.Context, s *Store, a *store.Account, o *store.Order, nonce string, until time.Time) error {
+		if _, err := s.GetAccount(ctx, a.ID); err != nil {
+			return err
+		}
+		if ok, err := s.UseNonce(ctx, nonce, until); err != nil {
+			return err
+		} else if !ok {
+			return errors.New("nonce refused")
+		}
+		if !order {
+			return nil
+		}
+		if _, err := s.GetOrder(ctx, o.ID); err != nil {
+			return err
+		}
+		_, err := s.GetAuthz(ctx, o.AuthzIDs[0])
+		return err
+	})
+}
+
+// benchPOSTs runs one signed POST's reads, step, against postFixture's
+// account and order, 16 requests in flight, each with a nonce of its own.
+func benchPOSTs(b *testing.B, step func(ctx context.Context, s *Store, a *store.Account, o *store.Order, nonce string, until time.Time) error) {
 	s := openSingle(b)
 	a, o := postFixture(b, s)
 	ctx := context.Background()
@@ -151,19 +175,7 @@ func benchPOSTSeparate(b *testing.B, order bool) {
 	b.SetParallelism(16)
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if _, err := s.GetAccount(ctx, a.ID); err != nil {
-				b.Fatal(err)
-			}
-			if ok, err := s.UseNonce(ctx, fmt.Sprint("sep", seq.Add(1)), until); err != nil || !ok {
-				b.Fatal("nonce refused", err)
-			}
-			if !order {
-				continue
-			}
-			if _, err := s.GetOrder(ctx, o.ID); err != nil {
-				b.Fatal(err)
-			}
-			if _, err := s.GetAuthz(ctx, o.AuthzIDs[0]); err != nil {
+			if err := step(ctx, s, a, o, fmt.Sprint("n", seq.Add(1)), until); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -184,23 +196,18 @@ func BenchmarkReadPOST(b *testing.B) {
 }
 
 func benchReadPOST(b *testing.B, order bool) {
-	s := openSingle(b)
-	a, o := postFixture(b, s)
-	ctx := context.Background()
-	until := time.Now().Add(time.Minute)
-	var seq atomic.Int64
-	b.ReportAllocs()
-	b.SetParallelism(16)
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			q := &store.POSTRead{AccountID: a.ID, Nonce: fmt.Sprint("rp", seq.Add(1)), NonceUntil: until, KeyThumbprint: a.KeyThumbprint}
-			if order {
-				q.OrderID, q.OrderAuthzs = o.ID, true
-			}
-			r, err := s.ReadPOST(ctx, q)
-			if err != nil || !r.NonceFresh || r.Account == nil || (order && len(r.Authzs) != 1) {
-				b.Fatal("read post", err)
-			}
+	benchPOSTs(b, func(ctx context.Context, s *Store, a *store.Account, o *store.Order, nonce string, until time.Time) error {
+		q := &store.POSTRead{AccountID: a.ID, Nonce: nonce, NonceUntil: until, KeyThumbprint: a.KeyThumbprint}
+		if order {
+			q.OrderID, q.OrderAuthzs = o.ID, true
 		}
+		r, err := s.ReadPOST(ctx, q)
+		if err != nil {
+			return err
+		}
+		if !r.NonceFresh || r.Account == nil || (order && len(r.Authzs) != 1) {
+			return errors.New("read post: nonce refused or records missing")
+		}
+		return nil
 	})
 }

@@ -332,12 +332,22 @@ func TestConcurrentIssueAndRevoke(t *testing.T) {
 	require.Len(t, crl.RevokedCertificateEntries, 20)
 }
 
-func BenchmarkIssue(b *testing.B) {
+// BenchmarkIssue is one issuance of the same request, naming no order.
+func BenchmarkIssue(b *testing.B) { benchIssue(b, false) }
+
+// benchIssue signs a request for two names and an address; with newOrder
+// each one names a new order finalized now (as the worker issues).
+func benchIssue(b *testing.B, newOrder bool) {
 	ca := newCA(b, Options{})
 	req := request(b, []string{"a.example", "b.example"}, []net.IP{net.ParseIP("192.0.2.1")})
 	ctx := context.Background()
 	b.ReportAllocs()
+	i := 0
 	for b.Loop() {
+		if newOrder {
+			i++
+			req.OrderID, req.At = fmt.Sprintf("bench-%d", i), time.Now()
+		}
 		if _, err := ca.Issue(ctx, req, nil); err != nil {
 			b.Fatal(err)
 		}

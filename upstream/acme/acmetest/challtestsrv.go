@@ -167,8 +167,9 @@ func (c *ChallSrv) serveHTTPReq(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 }
 
-// freeUDPAndTCPPort returns a port free for both UDP and TCP.
-func freeUDPAndTCPPort(t testing.TB) int { return testutil.FreeUDPAndTCPPort(t) }
+// freeUDPAndTCPPort returns a port free for both UDP and TCP (as every
+// port testutil.FreePorts hands out is).
+func freeUDPAndTCPPort(t testing.TB) int { return freePorts(t, 1)[0] }
 
 // waitTCP waits until addr accepts connections, the process exits or d
 // passes.
