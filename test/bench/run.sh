@@ -10,6 +10,9 @@
 #   acmebridge-redis-durable  the same on a Redis master with one replica,
 #                     every write waiting for it (store.redis.durability:
 #                     replicas 1); not in the default list
+#   acmebridge-bolt-base  acmebridge-bolt run from BASE_BIN (a binary built
+#                     from another commit), to measure a change in
+#                     alternated pairs in one run; not in the default list
 #   acmebridge-vault  acmebridge in front of the Vault dev server (pki/sign)
 #   vault-acme        Vault's own ACME on the same dev server
 #   step-ca           step-ca v0.30.2, ACME provisioner, badger on disk
@@ -29,8 +32,9 @@
 # there), POLLS (client: read the authorization and the order once more
 # after they said valid, as certbot does, 7 requests per issuance; none:
 # only the requests the answers make necessary, 5), PROFILE (a directory:
-# acmebridge-bolt and acmebridge-redis write CPU profiles of their whole
-# run there, serve --cpuprofile), SPLIT (1: servers on CPU 0, the load
+# every acmebridge server writes a CPU profile of its whole run there,
+# serve --cpuprofile, and the table is followed by each profile's split
+# into kinds of work, benchtool profile-split), SPLIT (1: servers on CPU 0, the load
 # generator on CPU 1), SERVERS
 # (the list above), OUT (a fresh directory under /tmp), WAIT_IDLE (0: how
 # many seconds to wait for other work to leave the CPUs idle first),
@@ -182,8 +186,8 @@ if has acmebridge-redis-durable; then
 fi
 
 # --- acmebridge ----------------------------------------------------------
-start_acmebridge() { # name extra-yaml
-	local name=$1 extra=$2 d=$WORK/$1 p a
+start_acmebridge() { # name extra-yaml [binary]
+	local name=$1 extra=$2 bin=${3:-$AB} d=$WORK/$1 p a
 	read -r p a <<<"$($BT ports 2)"
 	mkdir -p "$d"
 	cat >"$d/acmebridge.yaml" <<EOF
@@ -203,7 +207,7 @@ $extra
 EOF
 	local prof=()
 	[ -n "${PROFILE:-}" ] && mkdir -p "$PROFILE" && prof=(--cpuprofile "$PROFILE/$name.pprof")
-	start_bg "$name" "$d/serve.log" "$AB" serve --config "$d/acmebridge.yaml" "${prof[@]}"
+	start_bg "$name" "$d/serve.log" "$bin" serve --config "$d/acmebridge.yaml" "${prof[@]}"
 	$BT wait -url "http://127.0.0.1:$a/readyz" || { cat "$d/serve.log"; die "$name did not start"; }
 	DIR[$name]=https://127.0.0.1:$p/directory
 	ADMIN[$name]=http://127.0.0.1:$a
@@ -212,6 +216,10 @@ EOF
 	log "$name at ${DIR[$name]} (pid ${PIDOF[$name]})"
 }
 has acmebridge-bolt && start_acmebridge acmebridge-bolt ""
+if has acmebridge-bolt-base; then
+	[ -x "${BASE_BIN:-}" ] || die "acmebridge-bolt-base needs BASE_BIN, an acmebridge binary built from the commit to compare with"
+	start_acmebridge acmebridge-bolt-base "" "$BASE_BIN"
+fi
 if has acmebridge-redis; then
 	mkdir -p "$WORK/acmebridge-redis"
 	head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$WORK/acmebridge-redis/store.key"
@@ -376,3 +384,20 @@ done
 } | tee "$OUT/table.txt"
 $BT compare -markdown -baseline "$BASELINE" "$OUT"/*.json >"$OUT/table.md"
 log "Markdown table: $OUT/table.md"
+
+# Each profile is written when its server stops: stop them, then split
+# each into kinds of work per issuance (benchtool profile-split).
+if [ -n "${PROFILE:-}" ]; then
+	for s in "${order[@]}"; do
+		[ -f "$WORK/$s/acmebridge.yaml" ] || continue
+		kill "${PIDOF[$s]}" 2>/dev/null || true
+		wait "${PIDOF[$s]}" 2>/dev/null || true
+		[ -s "$PROFILE/$s.pprof" ] || { log "no profile from $s"; continue; }
+		{
+			echo
+			echo "$s: where its CPU went (the profile of its whole run, $PROFILE/$s.pprof)"
+			$BT profile-split -profile "$PROFILE/$s.pprof" "$OUT/$s"-[0-9]*.json
+		} | tee -a "$OUT/table.txt"
+		$BT profile-split -markdown -profile "$PROFILE/$s.pprof" "$OUT/$s"-[0-9]*.json >"$OUT/$s-profile.md"
+	done
+fi

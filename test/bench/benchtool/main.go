@@ -52,7 +52,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: benchtool vault-setup|vault-sign|compare ...")
+		fmt.Fprintln(os.Stderr, "usage: benchtool vault-setup|vault-sign|compare|summary|ports|wait|storeops|profile-split ...")
 		os.Exit(2)
 	}
 	var err error
@@ -71,6 +71,8 @@ func main() {
 		err = wait(os.Args[2:])
 	case "storeops":
 		err = storeOps(os.Args[2:])
+	case "profile-split":
+		err = profileSplit(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}
