@@ -103,7 +103,7 @@ security-report: deps
 	GO=$(GO) test/security_report.sh
 
 ## bench: issuance throughput and CPU side by side with step-ca, Vault's own ACME
-## and Pebble (test/bench/run.sh: CLIENTS, ORDERS, ROUNDS, CHALLENGE, SERVERS, OUT, WAIT_IDLE, RUN_TIMEOUT).
+## and Pebble (test/bench/run.sh: CLIENTS, ORDERS, ROUNDS, CHALLENGE, POLLS, SPLIT, PROFILE, SERVERS, BASE_BIN, OUT, WAIT_IDLE, RUN_TIMEOUT).
 ## A measurement, not a test: never part of `make test`.
 bench: deps vault-dev
 	test/bench/run.sh
