@@ -102,8 +102,7 @@ func profileSplit(args []string) error {
 	if perr != nil {
 		return perr
 	}
-	s.print(os.Stdout, issued, *markdown)
-	return nil
+	return s.print(os.Stdout, issued, *markdown)
 }
 
 // splitTraces reads `go tool pprof -traces` and counts each sample once,
@@ -184,7 +183,7 @@ func matchAny(re *regexp.Regexp, frames []string) bool {
 
 // print writes the split as a table: share of the samples and
 // milliseconds per issuance, the floor's kinds summed at the end.
-func (s split) print(w io.Writer, issued int, markdown bool) {
+func (s split) print(w io.Writer, issued int, markdown bool) error {
 	perIss := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) / float64(issued) }
 	share := func(d time.Duration) float64 { return 100 * float64(d) / float64(max(s.total, 1)) }
 	var floor time.Duration
@@ -201,18 +200,22 @@ func (s split) print(w io.Writer, issued int, markdown bool) {
 	rows = append(rows,
 		[3]string{"* the floor: work no server in this shape can skip", fmt.Sprintf("%.1f%%", share(floor)), fmt.Sprintf("%.2f", perIss(floor))},
 		[3]string{fmt.Sprintf("all samples (%d issuances)", issued), "100%", fmt.Sprintf("%.2f", perIss(s.total))})
+	var b strings.Builder
 	if markdown {
-		fmt.Fprintln(w, "| kind of work | share | ms per issuance |")
-		fmt.Fprintln(w, "| --- | ---: | ---: |")
+		b.WriteString("| kind of work | share | ms per issuance |\n| --- | ---: | ---: |\n")
 		for _, r := range rows {
-			fmt.Fprintf(w, "| %s | %s | %s |\n", r[0], r[1], r[2])
+			b.WriteString("| " + strings.Join(r[:], " | ") + " |\n")
 		}
-		return
+	} else {
+		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "kind of work\tshare\tms/iss\t")
+		for _, r := range rows {
+			fmt.Fprintln(tw, strings.Join(r[:], "\t")+"\t")
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "kind of work\tshare\tms/iss\t")
-	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t\n", r[0], r[1], r[2])
-	}
-	tw.Flush()
+	_, err := io.WriteString(w, b.String())
+	return err
 }

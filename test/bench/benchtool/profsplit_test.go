@@ -64,7 +64,7 @@ func TestSplitTraces(t *testing.T) {
 	}, got)
 
 	var out bytes.Buffer
-	s.print(&out, 10, true)
+	require.NoError(t, s.print(&out, 10, true))
 	// The floor: handshake, ECDSA, disk and socket = 1950 ms over 10 issuances.
 	require.Contains(t, out.String(), "| * the floor: work no server in this shape can skip | 99.0% | 195.00 |")
 	require.Contains(t, out.String(), "| all samples (10 issuances) | 100% | 197.05 |")
