@@ -23,8 +23,16 @@ import (
 //     no group. The key's allow-list still limits it: revoking a key never
 //     widens what its account may order.
 func (ra *RA) eabGrants(ctx context.Context, acct *store.Account) (*store.Account, error) {
+	acct, _, err := ra.eabGrantsKey(ctx, acct)
+	return acct, err
+}
+
+// eabGrantsKey is eabGrants, and the EAB key whose grants the account
+// keeps (nil when it keeps none), as read: a finalize stores its job only
+// while the key is still as read (store.Unchanged).
+func (ra *RA) eabGrantsKey(ctx context.Context, acct *store.Account) (*store.Account, *store.EABKey, error) {
 	if acct.EABKeyID == "" {
-		return acct, nil
+		return acct, nil, nil
 	}
 	k, err := ra.store.GetEABKey(ctx, acct.EABKeyID)
 	var why string
@@ -32,22 +40,22 @@ func (ra *RA) eabGrants(ctx context.Context, acct *store.Account) (*store.Accoun
 	case errors.Is(err, store.ErrNotFound):
 		why = "no longer exists"
 	case err != nil:
-		return nil, storeDown(err)
+		return nil, nil, storeDown(err)
 	case !k.RevokedAt.IsZero():
 		why = "was revoked"
 	case !k.ExpiresAt.IsZero() && ra.now().After(k.ExpiresAt):
 		why = "has expired"
 	default:
-		return acct, nil
+		return acct, k, nil
 	}
 	if ra.dirNamed(acct.Directory).Config.Accounts.EAB == "required" {
-		return nil, acmeerr.New(acmeerr.Unauthorized,
+		return nil, nil, acmeerr.New(acmeerr.Unauthorized,
 			"the external account key %s this account was bound with %s, and this server requires external account binding: register a new account with a valid key",
 			acmeerr.Quote(acct.EABKeyID), why)
 	}
 	open := *acct
 	open.EABKeyID, open.Group = "", ""
-	return &open, nil
+	return &open, nil, nil
 }
 
 // EABBinding is the external account binding of a newAccount (RFC 8555

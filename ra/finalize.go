@@ -32,9 +32,16 @@ func (ra *RA) Finalize(ctx context.Context, owner *store.Account, orderID string
 	}
 	// The account with the grants its EAB key gives now (eab.go): a
 	// key revoked since newOrder takes them away.
-	acct, err := ra.eabGrants(ctx, owner)
+	acct, key, err := ra.eabGrantsKey(ctx, owner)
 	if err != nil {
 		return nil, ra.refuse(ctx, audit.FinalizeRefused, o.AccountID, o.ID, o.Identifiers, err)
+	}
+	// What this finalize decides on besides the order: its authorizations
+	// as loadOrder found them valid, and that key. The job is stored only
+	// while each is as read (store.Unchanged, below).
+	authzs, unchanged, err := ra.decidedOn(ctx, o, key)
+	if err != nil {
+		return nil, err
 	}
 	if len(der) == 0 {
 		return nil, acmeerr.New(acmeerr.BadCSR, "csr is not base64url DER")
@@ -102,6 +109,15 @@ func (ra *RA) Finalize(ctx context.Context, owner *store.Account, orderID string
 		return nil, ra.refuse(ctx, audit.FinalizeRefused, o.AccountID, o.ID, o.Identifiers, err)
 	}
 	now := ra.now()
+	// The CAA lookup takes time. An authorization that expired during it
+	// ends the order as it would have before it (§7.1.6); one deactivated,
+	// or the EAB key revoked, during it fails EnqueueJob's precondition.
+	for _, a := range authzs {
+		if AuthzStatus(a, now) != store.StatusValid {
+			d.lim.refund(ctx, spent)
+			return nil, ra.finalizeMoved(ctx, owner, orderID)
+		}
+	}
 	o.Upstreams, o.CAACheckedAt, o.FinalizedAt = ups, now, now
 	o.Status, o.CSR = store.StatusProcessing, der
 	wait := ra.subscribe("order:" + o.ID)
@@ -113,14 +129,15 @@ func (ra *RA) Finalize(ctx context.Context, owner *store.Account, orderID string
 	if workCtx != nil {
 		job.Owner, job.LeaseUntil, job.Attempts = ra.workerID, now.Add(ra.conf().Orders.JobLease.D()), 1
 	}
-	if err := ra.store.EnqueueJob(ctx, job, o); err != nil {
+	if err := ra.store.EnqueueJob(ctx, job, o, unchanged...); err != nil {
 		if workCtx != nil {
 			ra.notHandedOff()
 		}
 		d.lim.refund(ctx, spent)
 		if errors.Is(err, store.ErrConflict) {
-			// Another finalize won the race (§7.1.6 allows one).
-			return nil, acmeerr.New(acmeerr.OrderNotReady, "order is already being finalized")
+			// Another finalize won the race (§7.1.6 allows one), or what
+			// this one decided on moved.
+			return nil, ra.finalizeMoved(ctx, owner, orderID)
 		}
 		return nil, storeDown(err)
 	}
@@ -150,6 +167,52 @@ func (ra *RA) Finalize(ctx context.Context, owner *store.Account, orderID string
 		o = cur
 	}
 	return o, nil
+}
+
+// decidedOn returns o's authorizations as o's state was computed from
+// them, and the preconditions a finalize stores its job under: each of
+// them, and key (nil: none), unchanged.
+func (ra *RA) decidedOn(ctx context.Context, o *store.Order, key *store.EABKey) ([]*store.Authorization, []store.Unchanged, error) {
+	authzs := make([]*store.Authorization, 0, len(o.AuthzIDs))
+	unchanged := make([]store.Unchanged, 0, len(o.AuthzIDs)+1)
+	for _, id := range o.AuthzIDs {
+		a, err := ra.stateAuthz(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, nil, acmeerr.New(acmeerr.OrderNotReady, "authorization %s no longer exists", id)
+		}
+		if err != nil {
+			return nil, nil, storeDown(err)
+		}
+		authzs = append(authzs, a)
+		unchanged = append(unchanged, store.AuthzUnchanged(a))
+	}
+	if key != nil {
+		unchanged = append(unchanged, store.EABKeyUnchanged(key))
+	}
+	return authzs, unchanged, nil
+}
+
+// finalizeMoved is a finalize's answer when what it decided on moved
+// before its job was stored: the order and the account's grants are read
+// again and the refusal says what moved. An authorization deactivated or
+// expired since has made the order invalid (orderNotReady); a revoked EAB
+// key refuses as at the start; an order another finalize took is
+// processing.
+func (ra *RA) finalizeMoved(ctx context.Context, owner *store.Account, orderID string) error {
+	o, _, err := ra.loadOrderWith(ctx, orderID, owner, true)
+	if err != nil {
+		return err
+	}
+	if o.Status == store.StatusProcessing || o.Status == store.StatusValid {
+		return acmeerr.New(acmeerr.OrderNotReady, "order is already being finalized")
+	}
+	if o.Status != store.StatusReady {
+		return acmeerr.New(acmeerr.OrderNotReady, "order is %s, not ready", o.Status)
+	}
+	if _, err := ra.eabGrants(ctx, owner); err != nil {
+		return ra.refuse(ctx, audit.FinalizeRefused, o.AccountID, o.ID, o.Identifiers, err)
+	}
+	return acmeerr.New(acmeerr.OrderNotReady, "the order's authorizations or the account's external account key changed while it was being finalized: finalize it again")
 }
 
 // accountPublicKey is the account's key, which a certificate must not

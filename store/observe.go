@@ -230,9 +230,9 @@ func (w *observed) AccountApprovals(ctx context.Context, accountID string, limit
 }
 
 // EnqueueJob times the inner EnqueueJob.
-func (w *observed) EnqueueJob(ctx context.Context, j *Job, o *Order) error {
+func (w *observed) EnqueueJob(ctx context.Context, j *Job, o *Order, unchanged ...Unchanged) error {
 	start := time.Now()
-	err := w.Store.EnqueueJob(ctx, j, o)
+	err := w.Store.EnqueueJob(ctx, j, o, unchanged...)
 	w.done("EnqueueJob", start, err)
 	return err
 }

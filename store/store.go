@@ -300,6 +300,28 @@ type Validation struct {
 	LeaseUntil time.Time `json:"leaseUntil"`
 }
 
+// Unchanged is a precondition of a write: the record it names must still
+// be at Version, neither moved nor gone, or the write fails with
+// ErrConflict and changes nothing. A finalize names the authorizations and
+// the EAB key it decided on, so a deactivation or a revocation that lands
+// while it looks up CAA stops the issuance (ra/finalize.go).
+type Unchanged struct {
+	// Authz is an authorization's ID, or EABKey an EAB key's ID: one of
+	// the two is set.
+	Authz, EABKey string
+	Version       int64
+}
+
+// AuthzUnchanged is the precondition that a stays as read.
+func AuthzUnchanged(a *Authorization) Unchanged {
+	return Unchanged{Authz: a.ID, Version: a.Version}
+}
+
+// EABKeyUnchanged is the precondition that k stays as read.
+func EABKeyUnchanged(k *EABKey) Unchanged {
+	return Unchanged{EABKey: k.ID, Version: k.Version}
+}
+
 // Kind names a record type in admin listings.
 type Kind string
 
@@ -429,10 +451,12 @@ type Store interface {
 
 	// EnqueueJob stores the job and, in the same atomic step, the order
 	// (compare-and-set on its Version). ErrConflict if the order moved or a
-	// job for it exists: this is what makes one finalize win. A job may be
-	// enqueued already claimed (Owner, LeaseUntil and Attempts set, as
-	// ClaimJob would set them): no one else claims it before LeaseUntil.
-	EnqueueJob(ctx context.Context, j *Job, o *Order) error
+	// job for it exists: this is what makes one finalize win. ErrConflict
+	// too, and nothing stored, if a record in unchanged moved or is gone.
+	// A job may be enqueued already claimed (Owner, LeaseUntil and Attempts
+	// set, as ClaimJob would set them): no one else claims it before
+	// LeaseUntil.
+	EnqueueJob(ctx context.Context, j *Job, o *Order, unchanged ...Unchanged) error
 	// ClaimJob takes the first job that is due at now and not leased (or
 	// whose lease ended), sets Owner and LeaseUntil = now+lease, increments
 	// Attempts, and returns it. ErrNoJob if none is due. Exactly one caller

@@ -92,7 +92,7 @@ func removeJob(tx *bolt.Tx, orderID string) error {
 // Version equals o.Version; o.Version is then incremented). j.OrderID must
 // be o.ID. ErrConflict if the order moved or already has a job; ErrNotFound
 // if the order does not exist.
-func (s *Store) EnqueueJob(ctx context.Context, j *store.Job, o *store.Order) error {
+func (s *Store) EnqueueJob(ctx context.Context, j *store.Job, o *store.Order, unchanged ...store.Unchanged) error {
 	if j.OrderID == "" || j.OrderID != o.ID {
 		return errorf("job for order %q does not match order %q", j.OrderID, o.ID)
 	}
@@ -104,6 +104,9 @@ func (s *Store) EnqueueJob(ctx context.Context, j *store.Job, o *store.Order) er
 	}
 	err = s.write(ctx, func(tx *bolt.Tx) error {
 		if err := checkVersion(tx, bucketOrders, o.ID, o.Version); err != nil {
+			return err
+		}
+		if err := checkUnchanged(tx, unchanged); err != nil {
 			return err
 		}
 		if exists(tx, bucketJobs, j.OrderID) {
@@ -221,4 +224,24 @@ func (s *Store) DeleteJob(ctx context.Context, orderID string) error {
 	return s.write(ctx, func(tx *bolt.Tx) error {
 		return removeJob(tx, orderID)
 	})
+}
+
+// checkUnchanged is store.Unchanged's precondition inside a transaction:
+// ErrConflict if a named record moved or is gone.
+func checkUnchanged(tx *bolt.Tx, unchanged []store.Unchanged) error {
+	for _, u := range unchanged {
+		bucket, id := bucketAuthzs, u.Authz
+		if u.EABKey != "" {
+			bucket, id = bucketEABKeys, u.EABKey
+		}
+		if id == "" {
+			return errorf("precondition names no record")
+		}
+		if err := checkVersion(tx, bucket, id, u.Version); errors.Is(err, store.ErrNotFound) {
+			return store.ErrConflict
+		} else if err != nil {
+			return err
+		}
+	}
+	return nil
 }

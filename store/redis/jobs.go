@@ -29,19 +29,25 @@ var jobFieldNames = []string{"orderID", "attempts", "notBefore", "owner", "lease
 const maxOrphans = 100
 
 // enqueueJobScript stores a job and its queue entry, and the order
-// (compare-and-set), unless the order already has a job.
+// (compare-and-set), unless the order already has a job or a record the
+// finalize decided on moved (store.Unchanged: a record gone has moved).
 //
-// KEYS: order, job, job queue, expiring set, then the authorizations to
-// keep for good (only when the order is valid). ARGV: the six order
-// arguments of write_order, the queue member, then the job's field/value
-// pairs.
+// KEYS: order, job, job queue, expiring set, the n records that must be
+// unchanged, then the authorizations to keep for good (only when the
+// order is valid). ARGV: the six order arguments of write_order, the queue
+// member, n, the n versions the records must still have, then the job's
+// field/value pairs.
 var enqueueJobScript = newScript("enqueue job", `
 local bad = cas(KEYS[1], ARGV[1])
 if bad then return bad end
+local n = tonumber(ARGV[8])
+for i = 1, n do
+  if redis.call('HGET', KEYS[4 + i], 'v') ~= ARGV[8 + i] then return 'conflict' end
+end
 if redis.call('EXISTS', KEYS[2]) == 1 then return 'conflict' end
-hset_args(KEYS[2], 8, #ARGV)
+hset_args(KEYS[2], 9 + n, #ARGV)
 redis.call('ZADD', KEYS[3], 0, ARGV[7])
-write_order(KEYS[1], KEYS[4], 1, 5)
+write_order(KEYS[1], KEYS[4], 1, 5 + n)
 return 'ok'
 `)
 
@@ -179,7 +185,7 @@ func jobFromFields(op string, vals []any) (*store.Job, error) {
 // Version equals o.Version; o.Version is then incremented). j.OrderID must
 // be o.ID. ErrConflict if the order moved or already has a job; ErrNotFound
 // if the order does not exist.
-func (s *Store) EnqueueJob(ctx context.Context, j *store.Job, o *store.Order) error {
+func (s *Store) EnqueueJob(ctx context.Context, j *store.Job, o *store.Order, unchanged ...store.Unchanged) error {
 	if j.OrderID == "" || j.OrderID != o.ID {
 		return errorf("job for order %q does not match order %q", j.OrderID, o.ID)
 	}
@@ -189,9 +195,20 @@ func (s *Store) EnqueueJob(ctx context.Context, j *store.Job, o *store.Order) er
 	if err != nil {
 		return err
 	}
-	args = append(args, queueMember(j))
-	args = append(args, jobFields(j)...)
 	keys := []string{s.key(kindOrder, o.ID), s.key(kindJob, j.OrderID), s.global(keyJobQueue), s.global(keyExpiring)}
+	args = append(args, queueMember(j), len(unchanged))
+	for _, u := range unchanged {
+		switch {
+		case u.EABKey != "":
+			keys = append(keys, s.key(kindEAB, u.EABKey))
+		case u.Authz != "":
+			keys = append(keys, s.key(kindAuthz, u.Authz))
+		default:
+			return errorf("precondition names no record")
+		}
+		args = append(args, version(u.Version))
+	}
+	args = append(args, jobFields(j)...)
 	keys = append(keys, s.orderPersistKeys(o)...)
 	if err := s.exec(ctx, enqueueJobScript, keys, args...); err != nil {
 		return err

@@ -13,6 +13,7 @@ var jobCases = []testCase{
 	{"EnqueueAndGet", testJobEnqueue},
 	{"EnqueueTwice", testJobEnqueueTwice},
 	{"EnqueueStaleOrder", testJobEnqueueStale},
+	{"EnqueueUnchanged", testJobEnqueueUnchanged},
 	{"EnqueueRace", testJobEnqueueRace},
 	{"ClaimNothingDue", testJobClaimNothing},
 	{"ClaimRespectsNotBefore", testJobClaimNotBefore},
@@ -58,6 +59,54 @@ func testJobEnqueueTwice(t *testing.T, s store.Store) {
 	j2 := &store.Job{OrderID: o.ID, NotBefore: now.Add(time.Hour), UpstreamRef: "second"}
 	require.ErrorIs(t, s.EnqueueJob(ctx, j2, again), store.ErrConflict)
 	require.Equal(t, o.Version, again.Version)
+	requireSameRecord(t, o, mustGetOrder(t, s, o.ID))
+	requireSameRecord(t, j, mustGetJob(t, s, o.ID))
+}
+
+// testJobEnqueueUnchanged: a job is stored only while the records the
+// finalize decided on (store.Unchanged) are as it read them: an
+// authorization deactivated, an EAB key revoked, or one gone since refuse
+// it, and nothing is written.
+func testJobEnqueueUnchanged(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	now := wallNow()
+	o, az := createOrder(t, s, newID("acct"), now)
+	o.Status = store.StatusReady
+	require.NoError(t, s.UpdateOrder(ctx, o))
+	authzRead, err := s.GetAuthz(ctx, az.ID)
+	require.NoError(t, err)
+	key := newEABKey(now)
+	require.NoError(t, s.PutEABKey(ctx, key))
+	keyRead, err := s.GetEABKey(ctx, key.ID)
+	require.NoError(t, err)
+
+	refused := func(why string, unchanged ...store.Unchanged) {
+		t.Helper()
+		try := *o
+		try.Status = store.StatusProcessing
+		require.ErrorIs(t, s.EnqueueJob(ctx, &store.Job{OrderID: o.ID, NotBefore: now}, &try, unchanged...), store.ErrConflict, why)
+		require.Equal(t, o.Version, try.Version, why)
+		_, err := s.GetJob(ctx, o.ID)
+		require.ErrorIs(t, err, store.ErrNotFound, why)
+		requireSameRecord(t, o, mustGetOrder(t, s, o.ID))
+	}
+	refused("an EAB key that does not exist", store.AuthzUnchanged(authzRead), store.Unchanged{EABKey: newID("kid"), Version: 1})
+	refused("an authorization that does not exist", store.Unchanged{Authz: newID("authz"), Version: 1})
+
+	moved := *keyRead
+	moved.RevokedAt = now
+	require.NoError(t, s.UpdateEABKey(ctx, &moved))
+	refused("the EAB key revoked", store.AuthzUnchanged(authzRead), store.EABKeyUnchanged(keyRead))
+
+	deactivated := *authzRead
+	deactivated.Status = store.StatusDeactivated
+	require.NoError(t, s.UpdateAuthz(ctx, &deactivated))
+	refused("the authorization deactivated", store.AuthzUnchanged(authzRead), store.EABKeyUnchanged(&moved))
+
+	// As read now, both hold: the job is stored.
+	o.Status = store.StatusProcessing
+	j := &store.Job{OrderID: o.ID, NotBefore: now}
+	require.NoError(t, s.EnqueueJob(ctx, j, o, store.AuthzUnchanged(&deactivated), store.EABKeyUnchanged(&moved)))
 	requireSameRecord(t, o, mustGetOrder(t, s, o.ID))
 	requireSameRecord(t, j, mustGetJob(t, s, o.ID))
 }

@@ -463,6 +463,7 @@ var holeTests = []struct {
 	{"5. a ready order ignores its authorizations", []string{"TestReadyOrderAuthzDeactivated", "TestReadyOrderAuthzDeactivatedOrderRead", "TestReadyOrderAuthzExpired"}},
 	{"6. a validation resurrects a deactivated authorization", []string{"TestDeactivatedDuringValidation"}},
 	{"7. a revoked EAB key keeps its grants", []string{"TestEABRevokeEndsGrants", "TestRevokedEABKeyRequired", "TestExpiredEABKeyRequired", "TestRevokedEABKeyOptional"}},
+	{"5 and 7 during a finalize: a deactivation or a revocation while it looks up CAA", []string{"TestFinalizeAuthzDeactivatedDuringCAA", "TestFinalizeAuthzExpiredDuringCAA", "TestFinalizeEABKeyRevokedDuringCAA", "TestFinalizeEABKeyEditedDuringCAA"}},
 	{"8. Unicode policy patterns never match", []string{"TestUnicodePatterns", "TestPolicyPatternsAsALabels", "TestPolicyExplainUnicode", "TestConfigCheckUnicodePattern"}},
 	{"validations lost with their replica", []string{"TestReplicaKilledMidValidation"}},
 	{"RFC 8555 §7.3.6: 401 for a deactivated account", []string{"TestDeactivatedAccountUnauthorized401"}},
