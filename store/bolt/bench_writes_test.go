@@ -9,14 +9,16 @@ import (
 	"testing"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/acmebridge/acmebridge/store"
 )
 
 // issuanceWrites makes the seven writes of one issuance on the hot path,
 // in order (proxy TestStoreOpsPerIssuance counts them): CreateOrder,
 // StartValidation (processing, with the validation job), FinishValidation
-// (valid, removing it), UpdateOrder (ready), EnqueueJob,
-// ClaimJob, PutCertificate (the order valid).
+// (valid, removing it), UpdateOrder (ready), EnqueueJob (while the
+// authorization is unchanged), ClaimJob, PutCertificate (the order valid).
 func issuanceWrites(ctx context.Context, s *Store, i int64, now time.Time) error {
 	az := &store.Authorization{
 		ID: fmt.Sprint("az", i), AccountID: "acct", Status: store.StatusPending,
@@ -47,7 +49,8 @@ func issuanceWrites(ctx context.Context, s *Store, i int64, now time.Time) error
 		return fmt.Errorf("UpdateOrder: %w", err)
 	}
 	o.Status, o.CSR = store.StatusProcessing, []byte("csr")
-	if err := s.EnqueueJob(ctx, &store.Job{OrderID: o.ID, NotBefore: now}, o); err != nil {
+	// As ra.Finalize: the job only while the authorization is as read.
+	if err := s.EnqueueJob(ctx, &store.Job{OrderID: o.ID, NotBefore: now}, o, store.AuthzUnchanged(az)); err != nil {
 		return fmt.Errorf("EnqueueJob: %w", err)
 	}
 	// With several issuances in flight another one may have claimed this
@@ -116,4 +119,34 @@ func processCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkCheckUnchanged is what a finalize's precondition adds to
+// EnqueueJob's transaction on bolt: reading the version of one
+// authorization (ra.Finalize names each of the order's and the EAB key).
+func BenchmarkCheckUnchanged(b *testing.B) {
+	s := openTemp(b)
+	defer s.Close()
+	ctx := context.Background()
+	now := time.Now().UTC()
+	if err := issuanceWrites(ctx, s, 1, now); err != nil {
+		b.Fatal(err)
+	}
+	az, err := s.GetAuthz(ctx, "az1")
+	if err != nil {
+		b.Fatal(err)
+	}
+	unchanged := []store.Unchanged{store.AuthzUnchanged(az)}
+	b.ReportAllocs()
+	err = s.db.View(func(tx *bolt.Tx) error {
+		for b.Loop() {
+			if err := checkUnchanged(tx, unchanged); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
 }
