@@ -32,6 +32,15 @@ type CAA struct {
 	Check *bool `yaml:"check"`
 }
 
+// SANsFromCSR reports whether the certificates u issues name what the
+// client's CSR lists in its subjectAltName rather than what ra decided: an
+// acme upstream hands the CSR as it is to another ACME CA (Pebble reads
+// the subjectAltName only), and Vault's sign-verbatim signs it as it is
+// (a name in the common name alone stays out of the subjectAltName).
+func (u Upstream) SANsFromCSR() bool {
+	return u.Type == "acme" || u.Type == "vault" && u.Vault.Mode == "sign-verbatim"
+}
+
 // ChecksCAA reports whether acmebridge checks CAA for orders routed to u.
 func (u Upstream) ChecksCAA() bool {
 	if u.CAA.Check != nil {

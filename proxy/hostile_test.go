@@ -399,7 +399,6 @@ func hostileCases(t *testing.T, f *hostileFixture) []hostileCase {
 		csrCase("CSR SAN otherName (UPN)", "UPN otherName SAN"),
 		csrCase("CSR SAN directoryName", "directoryName SAN"),
 		csrCase("CSR SAN registeredID", "registeredID SAN"),
-		csrCase("CSR names in the CN only, no SAN", "no subjectAltName, names in the CN only"),
 		csrCase("CSR with subjectAltName twice", "subjectAltName twice"),
 		csrCase("CSR EKU codeSigning", "EKU codeSigning"),
 		csrCase("CSR EKU smartcardLogon", "EKU smartcardLogon"),

@@ -67,6 +67,13 @@ type CertContent struct {
 	// it verbatim issues this content — with the CSR's spelling of the
 	// names and, when the CSR has no common name, an empty subject.
 	CSR *x509.CertificateRequest
+	// NameInCNOnly is set when the CSR names a DNS identifier in its
+	// common name and not in its subjectAltName, as RFC 8555 §7.4 allows.
+	// A certificate signed from the CSR as it is would lack that name in
+	// its subjectAltName (Vault's sign-verbatim does), and another ACME CA
+	// may refuse the CSR: ra refuses it on routes to such upstreams
+	// (configs.Upstream.SANsFromCSR).
+	NameInCNOnly bool
 }
 
 // Apply writes the content into an issuance request.
@@ -161,13 +168,53 @@ func decideContent(der []byte, ids []store.Identifier, verify bool) (*CertConten
 			return nil, acmeerr.New(acmeerr.Internal, "order identifier type %s is not issued", id.Type)
 		}
 	}
-	if c.CommonName, err = c.decideSubject(raw.subject); err != nil {
+	cn, fromCSR, err := c.decideSubject(raw.subject)
+	if err != nil {
 		return nil, badCSR(err)
 	}
-	if err := c.decideExtensions(raw.extensions); err != nil {
+	c.CommonName = cn
+	named := names{dns: make([]bool, len(c.DNSNames)), ip: make([]bool, len(c.IPAddresses))}
+	sawSAN, err := c.decideExtensions(raw.extensions, &named)
+	if err != nil {
+		return nil, badCSR(err)
+	}
+	if err := c.allNamed(named, cn, fromCSR, sawSAN); err != nil {
 		return nil, badCSR(err)
 	}
 	return c, nil
+}
+
+// names marks the order's identifiers a CSR's subjectAltName names, index
+// by index of CertContent's DNSNames and IPAddresses.
+type names struct{ dns, ip []bool }
+
+// allNamed checks that the CSR names every identifier of the order. RFC
+// 8555 §7.4: "Identifiers of type "dns" MUST appear either in the
+// commonName portion of the requested subject name or in an
+// extensionRequest attribute [RFC2985] requesting a subjectAltName
+// extension, or both." An IP identifier has no such alternative: it must
+// be an iPAddress entry of the subjectAltName. cn is the CSR's common name
+// when fromCSR (decideSubject matched it to an identifier).
+func (c *CertContent) allNamed(named names, cn string, fromCSR, sawSAN bool) error {
+	for i, ok := range named.dns {
+		if ok {
+			continue
+		}
+		if fromCSR && c.DNSNames[i] == cn {
+			c.NameInCNOnly = true
+			continue
+		}
+		if !sawSAN {
+			return faultf("the CSR names dns:%s neither in a subjectAltName nor in its common name (RFC 8555 §7.4)", c.DNSNames[i])
+		}
+		return faultf("the CSR's subjectAltName lacks the order's identifier dns:%s (RFC 8555 §7.4)", c.DNSNames[i])
+	}
+	for i, ok := range named.ip {
+		if !ok {
+			return faultf("the CSR's subjectAltName lacks the order's identifier ip:%s (RFC 8738: an IP address is named as an iPAddress entry)", c.IPAddresses[i])
+		}
+	}
+	return nil
 }
 
 // badCSR turns a CSR fault into the client's problem.
@@ -180,45 +227,46 @@ func badCSR(err error) error {
 }
 
 // decideSubject accepts an empty subject or a single common name naming an
-// identifier of the order, and returns the certificate's common name.
-func (c *CertContent) decideSubject(rdns [][]attributeValue) (string, error) {
-	var cn *attributeValue
+// identifier of the order, and returns the certificate's common name:
+// fromCSR when it is the CSR's own, a DNS identifier.
+func (c *CertContent) decideSubject(rdns [][]attributeValue) (cn string, fromCSR bool, err error) {
+	var attr *attributeValue
 	for _, rdn := range rdns {
 		for i, a := range rdn {
 			if !a.oid.Equal(oidCommonName) {
-				return "", faultf("the CSR subject holds %s; it may hold one common name and nothing else",
+				return "", false, faultf("the CSR subject holds %s; it may hold one common name and nothing else",
 					oidName(a.oid, subjectAttributeNames))
 			}
-			if cn != nil {
-				return "", faultf("the CSR subject holds more than one common name")
+			if attr != nil {
+				return "", false, faultf("the CSR subject holds more than one common name")
 			}
-			cn = &rdn[i]
+			attr = &rdn[i]
 		}
 	}
-	if cn == nil {
+	if attr == nil {
 		// Boulder's rule: the first DNS name stands in, if it fits.
 		if len(c.DNSNames) > 0 && len(c.DNSNames[0]) <= MaxCNLength {
-			return c.DNSNames[0], nil
+			return c.DNSNames[0], false, nil
 		}
-		return "", nil
+		return "", false, nil
 	}
-	switch cn.tag {
+	switch attr.tag {
 	case asn1.PrintableString, asn1.UTF8String, asn1.IA5String:
 	default:
-		return "", faultf("the CSR's common name is encoded as ASN.1 tag %d; PrintableString, UTF8String or IA5String is expected", int(cn.tag))
+		return "", false, faultf("the CSR's common name is encoded as ASN.1 tag %d; PrintableString, UTF8String or IA5String is expected", int(attr.tag))
 	}
-	v := string(cn.value)
+	v := string(attr.value)
 	if id, ok := c.matchDNS(v); ok {
-		return id, nil
+		return id, true, nil
 	}
 	if ip := net.ParseIP(v); ip != nil {
 		for _, want := range c.IPAddresses {
 			if want.Equal(ip) {
-				return want.String(), nil
+				return want.String(), false, nil
 			}
 		}
 	}
-	return "", faultf("CSR common name %s is not an identifier of the order", quoteDetail(v))
+	return "", false, faultf("CSR common name %s is not an identifier of the order", quoteDetail(v))
 }
 
 // matchDNS finds the order's DNS identifier equal to name, compared
@@ -233,15 +281,16 @@ func (c *CertContent) matchDNS(name string) (string, bool) {
 	return "", false
 }
 
-// decideExtensions applies the allow-list of requested extensions and
-// decides the key usages.
-func (c *CertContent) decideExtensions(exts []extension) error {
-	var sawSAN, sawKU, sawEKU bool
+// decideExtensions applies the allow-list of requested extensions, marks
+// the identifiers the subjectAltName names, and decides the key usages.
+// sawSAN says whether the CSR has a subjectAltName.
+func (c *CertContent) decideExtensions(exts []extension, named *names) (sawSAN bool, err error) {
+	var sawKU, sawEKU bool
 	for _, e := range exts {
 		var err error
 		switch {
 		case e.oid.Equal(oidSAN):
-			sawSAN, err = true, c.checkSAN(e.value)
+			sawSAN, err = true, c.checkSAN(e.value, named)
 		case e.oid.Equal(oidKeyUsage):
 			sawKU = true
 			c.KeyUsage, err = parseKeyUsage(e.value)
@@ -261,11 +310,8 @@ func (c *CertContent) decideExtensions(exts []extension) error {
 				oidName(e.oid, extensionNames))
 		}
 		if err != nil {
-			return err
+			return false, err
 		}
-	}
-	if !sawSAN {
-		return faultf("the CSR has no subjectAltName extension; it must list the order's identifiers (RFC 8555 §7.4)")
 	}
 	if !sawKU {
 		c.KeyUsage = x509.KeyUsageDigitalSignature
@@ -276,19 +322,18 @@ func (c *CertContent) decideExtensions(exts []extension) error {
 	if !sawEKU {
 		c.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
 	}
-	return nil
+	return sawSAN, nil
 }
 
-// checkSAN accepts a subjectAltName of dNSName and iPAddress entries that
-// together name exactly the order's identifiers (a name may repeat).
-func (c *CertContent) checkSAN(der []byte) error {
-	names, err := parseGeneralNames(der)
+// checkSAN accepts a subjectAltName of dNSName and iPAddress entries, each
+// an identifier of the order (a name may repeat), and marks them in named
+// (allNamed checks that every identifier is named).
+func (c *CertContent) checkSAN(der []byte, named *names) error {
+	gns, err := parseGeneralNames(der)
 	if err != nil {
 		return err
 	}
-	seenDNS := make([]bool, len(c.DNSNames))
-	seenIP := make([]bool, len(c.IPAddresses))
-	for _, g := range names {
+	for _, g := range gns {
 		switch g.tag {
 		case 2: // dNSName [2] IA5String
 			v := string(g.value)
@@ -296,7 +341,7 @@ func (c *CertContent) checkSAN(der []byte) error {
 			if i < 0 {
 				return faultf("the CSR's subjectAltName names dns:%s, which is not an identifier of the order", quoteDetail(v))
 			}
-			seenDNS[i] = true
+			named.dns[i] = true
 		case 7: // iPAddress [7] OCTET STRING
 			ip, ok := parseIP(g.value)
 			if !ok {
@@ -306,19 +351,9 @@ func (c *CertContent) checkSAN(der []byte) error {
 			if i < 0 {
 				return faultf("the CSR's subjectAltName names ip:%s, which is not an identifier of the order", ip)
 			}
-			seenIP[i] = true
+			named.ip[i] = true
 		default:
 			return faultf("the CSR's subjectAltName holds an entry of type %s; only dNSName and iPAddress are issued", generalNameKind(g))
-		}
-	}
-	for i, ok := range seenDNS {
-		if !ok {
-			return faultf("the CSR's subjectAltName lacks the order's identifier dns:%s (RFC 8555 §7.4)", c.DNSNames[i])
-		}
-	}
-	for i, ok := range seenIP {
-		if !ok {
-			return faultf("the CSR's subjectAltName lacks the order's identifier ip:%s (RFC 8555 §7.4)", c.IPAddresses[i])
 		}
 	}
 	return nil

@@ -248,3 +248,29 @@ func TestCheckCSRKey(t *testing.T) {
 	_, err = StoredContent(ratest.IssueCSR(t, key, []string{"a.example"}), ids("a.example"))
 	requireBadCSR(t, err, "organizationName")
 }
+
+// TestNameInCNOnly: RFC 8555 §7.4 lets a DNS identifier appear in the
+// CSR's common name instead of its subjectAltName; the content says when
+// one does (NameInCNOnly), for the routes that forward the CSR as it is.
+func TestNameInCNOnly(t *testing.T) {
+	key := ecKey(t)
+	for _, tc := range []struct {
+		name   string
+		csr    *x509.CertificateRequest
+		ids    []string
+		cnOnly bool
+	}{
+		{"CN only", &x509.CertificateRequest{Subject: pkix.Name{CommonName: "a.example.com"}}, []string{"a.example.com"}, true},
+		{"CN and the other name in the SAN", &x509.CertificateRequest{Subject: pkix.Name{CommonName: "a.example.com"}, DNSNames: []string{"b.example.com"}}, []string{"a.example.com", "b.example.com"}, true},
+		{"CN repeated in the SAN", &x509.CertificateRequest{Subject: pkix.Name{CommonName: "a.example.com"}, DNSNames: []string{"a.example.com", "b.example.com"}}, []string{"a.example.com", "b.example.com"}, false},
+		{"SAN only", &x509.CertificateRequest{DNSNames: []string{"a.example.com"}}, []string{"a.example.com"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := CheckCSR(ratest.CSR(t, key, tc.csr), ids(tc.ids...), nil)
+			require.NoError(t, err)
+			require.Equal(t, tc.cnOnly, c.NameInCNOnly)
+			require.Equal(t, tc.ids, c.DNSNames, "the certificate's subjectAltName is the order's")
+			require.Equal(t, "a.example.com", c.CommonName)
+		})
+	}
+}

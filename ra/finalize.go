@@ -91,6 +91,9 @@ func (ra *RA) Finalize(ctx context.Context, owner *store.Account, orderID string
 		}
 	}
 	o.Upstreams = kept
+	if err := ra.nameInCNOnlyRoutable(content, o.Upstreams); err != nil {
+		return nil, ra.refuse(ctx, audit.FinalizeRefused, o.AccountID, o.ID, o.Identifiers, err)
+	}
 	// CAA, last, just before issuance (caa.go): the route keeps the
 	// upstreams CAA lets issue; none left is a caa (or dns) problem.
 	ups, err := ra.caaRoute(ctx, o)
@@ -167,6 +170,27 @@ func (ra *RA) Finalize(ctx context.Context, owner *store.Account, orderID string
 		o = cur
 	}
 	return o, nil
+}
+
+// nameInCNOnlyRoutable refuses a CSR that names a DNS identifier only in
+// its common name (RFC 8555 §7.4 allows it; CertContent.NameInCNOnly) on a
+// route with an upstream whose certificate would name only what the CSR's
+// subjectAltName lists (configs.Upstream.SANsFromCSR: an acme upstream,
+// Vault's sign-verbatim). The client learns it at finalize, with what to
+// change, rather than from a certificate without the name. The local CA
+// and Vault's sign mode issue the name in the subjectAltName.
+func (ra *RA) nameInCNOnlyRoutable(content *CertContent, upstreams []string) error {
+	if !content.NameInCNOnly {
+		return nil
+	}
+	for _, name := range upstreams {
+		if u, ok := ra.upstreamConfig(name); ok && u.SANsFromCSR() {
+			return acmeerr.New(acmeerr.BadCSR,
+				"the CSR names %s only in its common name, and this order goes to upstream %s, whose certificates name what the CSR's subjectAltName lists: list every name in the CSR's subjectAltName",
+				content.CommonName, acmeerr.Quote(name))
+		}
+	}
+	return nil
 }
 
 // decidedOn returns o's authorizations as o's state was computed from

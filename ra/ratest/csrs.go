@@ -94,7 +94,7 @@ func Hostile(t testing.TB, key crypto.Signer, names []string) []Case {
 		{"rfc822Name SAN", withSAN(rawGeneralName(1, []byte("a@example.com"))), "rfc822Name"},
 		{"URI SAN", withSAN(rawGeneralName(6, []byte("spiffe://example.com/admin"))), "uniformResourceIdentifier"},
 		{"registeredID SAN", withSAN(rawGeneralName(8, []byte{0x2a, 0x03})), "registeredID"},
-		{"no subjectAltName, names in the CN only", csr(&x509.CertificateRequest{Subject: pkix.Name{CommonName: cn}}), "no subjectAltName"},
+		{"no subjectAltName, the CN naming one of two names", csr(&x509.CertificateRequest{Subject: pkix.Name{CommonName: cn}}), "neither in a subjectAltName nor in its common name"},
 		{"subjectAltName twice", csr(&x509.CertificateRequest{Subject: pkix.Name{CommonName: cn},
 			ExtraExtensions: []pkix.Extension{SANExtension(names, nil), SANExtension([]string{"evil.example.net"}, nil)}}), "twice"},
 		{"EKU codeSigning", withExt(EKUExtension(oidServerAuth, oidCodeSigning)), "codeSigning"},

@@ -455,7 +455,7 @@ var holeTests = []struct {
 	hole  string
 	tests []string
 }{
-	{"1. CSR contents reach the CA", []string{"TestFinalizeHostileCSRs", "TestFinalizeClientCSRs", "TestWorkerDecidesStoredCSR", "TestSignVerbatimContent", "TestSignContentFromParams", "TestVaultSignVerbatimCSRContent"}},
+	{"1. CSR contents reach the CA", []string{"TestFinalizeHostileCSRs", "TestFinalizeClientCSRs", "TestWorkerDecidesStoredCSR", "TestSignVerbatimContent", "TestSignContentFromParams", "TestVaultSignVerbatimCSRContent", "TestFinalizeNameInCNOnlyHostile", "TestFinalizeNameInCNOnlyRoutes"}},
 	{"weak keys", []string{"TestFinalizeWeakKeys"}},
 	{"2. wildcards past exact and glob rules", []string{"TestWildcardCoversOtherRules", "TestNewOrderWildcardCoveringDeniedOrRoutedName", "TestPolicyExplainWildcard"}},
 	{"3. SSRF on by default in config files", []string{"TestPrivateAddressesOnlyWhenSaid", "TestConfigFileDeniesPrivateAddresses", "TestHTTP01DetailIsNoOracle", "TestSSRFConfigFileDeniesPrivate", "TestSSRFProblemDetailsNoStatus"}},

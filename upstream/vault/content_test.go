@@ -80,6 +80,38 @@ func TestSignVerbatimContent(t *testing.T) {
 	require.Equal(t, "CN=w.example.test", res.Leaf.Subject.String())
 	require.Equal(t, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, res.Leaf.ExtKeyUsage)
 	require.Equal(t, x509.KeyUsageDigitalSignature, res.Leaf.KeyUsage)
+
+	// `openssl req -subj /CN=NAME`, as appliances send: the name in the
+	// common name only (RFC 8555 §7.4). sign-verbatim leaves it out of
+	// the subjectAltName, which is why ra refuses such a CSR on a
+	// sign-verbatim route (configs.Upstream.SANsFromCSR).
+	der = ratest.CSR(t, key, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "cn.example.test"}})
+	res, err = u.Issue(ctx, decided(t, der, "cn.example.test"), nil)
+	require.NoError(t, err)
+	require.Empty(t, res.Leaf.DNSNames)
+	require.Equal(t, "CN=cn.example.test", res.Leaf.Subject.String())
+}
+
+// TestSignNameInCNOnly: in sign mode a CSR that names its DNS identifiers
+// in the common name (one) and the subjectAltName (the rest), as RFC 8555
+// §7.4 allows, gets a certificate naming them all in its subjectAltName,
+// with the role taking the CSR's values (the default) or not.
+func TestSignNameInCNOnly(t *testing.T) {
+	e := newEnv(t, vaulttest.PKIOptions{})
+	u := e.upstream(t, nil)
+	key := newKey(t)
+	der := ratest.CSR(t, key, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "c1.example.test"}, DNSNames: []string{"c2.example.test"}})
+	res, err := u.Issue(ctxT(t), decided(t, der, "c1.example.test", "c2.example.test"), nil)
+	require.NoError(t, err)
+	require.ElementsMatch(t, []string{"c1.example.test", "c2.example.test"}, res.Leaf.DNSNames)
+
+	_, err = e.root.Logical().JSONMergePatch(ctxT(t), e.pki.Mount+"/roles/"+e.pki.Role,
+		map[string]any{"use_csr_common_name": false, "use_csr_sans": false})
+	require.NoError(t, err)
+	der = ratest.CSR(t, key, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "c3.example.test"}})
+	res, err = u.Issue(ctxT(t), decided(t, der, "c3.example.test"), nil)
+	require.NoError(t, err)
+	require.Equal(t, []string{"c3.example.test"}, res.Leaf.DNSNames)
 }
 
 // TestSignContentFromParams: in sign mode with a role that takes nothing
