@@ -116,6 +116,9 @@ type serverOpts struct {
 	adminYAML string
 	// env is added to the process's environment (KEY=value, later wins).
 	env []string
+	// whileStarting runs from the process's start until it is ready (or
+	// has exited); it must return once stop is closed.
+	whileStarting func(s *server, stop <-chan struct{})
 }
 
 func startServerWith(t *testing.T, extraYAML string, opts serverOpts) *server {
@@ -195,6 +198,11 @@ admin:
 	}()
 	t.Cleanup(func() { s.stop(t) })
 
+	if opts.whileStarting != nil {
+		stop, stopped := make(chan struct{}), make(chan struct{})
+		go func() { defer close(stopped); opts.whileStarting(s, stop) }()
+		defer func() { close(stop); <-stopped }()
+	}
 	s.waitReady(t)
 	pemBytes, err := os.ReadFile(s.CAFile)
 	require.NoError(t, err, "acmebridge did not write %s", s.CAFile)

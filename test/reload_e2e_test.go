@@ -337,3 +337,40 @@ type orderCreated struct {
 
 // allSeries keeps every series of a metric.
 func allSeries(map[string]string) bool { return true }
+
+// TestSIGHUPDuringStartup: a SIGHUP that reaches the server while it is
+// still starting (config management reloading every service it just
+// deployed) does not end it, as Go's default would: the server comes up
+// and applies the reload once it can, then issues.
+func TestSIGHUPDuringStartup(t *testing.T) {
+	var sent int
+	s := startServerWith(t, "", serverOpts{whileStarting: func(s *server, stop <-chan struct{}) {
+		// From the process's first line of output (it is past Go's own
+		// start-up then) until it answers /readyz.
+		for s.logs.String() == "" {
+			select {
+			case <-stop:
+				return
+			case <-time.After(200 * time.Microsecond):
+			}
+		}
+		for {
+			if s.cmd.Process.Signal(syscall.SIGHUP) == nil {
+				sent++
+			}
+			select {
+			case <-stop:
+				return
+			case <-s.done:
+				return
+			case <-time.After(time.Millisecond):
+			}
+		}
+	}})
+	require.Positive(t, sent, "no SIGHUP was sent while the server started")
+	require.Eventually(t, func() bool { return strings.Contains(s.Logs(), `msg="configuration reloaded" trigger=SIGHUP`) },
+		10*time.Second, 20*time.Millisecond, "the SIGHUP received while starting was not applied")
+	t.Logf("%d SIGHUPs sent while the server started", sent)
+	c, _ := legoAccount(t, s, "hup@example.com", nil)
+	legoObtain(t, c, "hup.e2e.test")
+}

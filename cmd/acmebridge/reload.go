@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/signal"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/acmebridge/acmebridge/configs"
@@ -50,18 +48,17 @@ type reloader struct {
 }
 
 // start records the file in force and the reload requests made so far, and
-// runs the triggers (SIGHUP, requests, the watcher) until ctx ends.
-func (r *reloader) start(ctx context.Context) {
+// runs the triggers (hup: SIGHUP, requests, the watcher) until ctx ends. A
+// SIGHUP that came while the server started is waiting on hup and is
+// applied now.
+func (r *reloader) start(ctx context.Context, hup <-chan os.Signal) {
 	if b, err := r.read(); err == nil {
 		r.sum = sha256.Sum256(b)
 	}
 	if n, err := r.st.ReloadRequested(ctx); err == nil {
 		r.seen = n
 	}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
 	go func() {
-		defer signal.Stop(hup)
 		for {
 			select {
 			case <-ctx.Done():

@@ -38,6 +38,14 @@ import (
 )
 
 func cmdServe(args []string, stdout, stderr io.Writer) int {
+	// SIGHUP asks for a reload (reload.go). It is taken from the first
+	// moment, so one that arrives while the server starts (opening a large
+	// bolt file, reaching Vault or an upstream CA) waits and is applied
+	// once the server is up, instead of ending the process as Go does with
+	// a SIGHUP nobody asked for.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "configuration file (default: the quickstart)")
@@ -61,7 +69,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := serve(ctx, cfg, *path, stdout, stderr); err != nil {
+	if err := serve(ctx, cfg, *path, hup, stdout, stderr); err != nil {
 		fmt.Fprintln(stderr, "acmebridge:", err)
 		return 1
 	}
@@ -110,8 +118,9 @@ func newLoggerVar(cfg configs.Log, w io.Writer, lvl *slog.LevelVar) *slog.Logger
 
 // serve runs the ACME and admin listeners until ctx ends, then shuts down
 // gracefully. path is the configuration file cfg was read from, which a
-// reload reads again ("" for the quickstart).
-func serve(ctx context.Context, cfg *configs.Config, path string, stdout, stderr io.Writer) error {
+// reload reads again ("" for the quickstart); each value on hup (SIGHUP)
+// asks for a reload, one received before the server is up included.
+func serve(ctx context.Context, cfg *configs.Config, path string, hup <-chan os.Signal, stdout, stderr io.Writer) error {
 	level := new(slog.LevelVar)
 	level.Set(logLevel(cfg.Log.Level))
 	log := newLoggerVar(cfg.Log, stderr, level)
@@ -218,7 +227,7 @@ func serve(ctx context.Context, cfg *configs.Config, path string, stdout, stderr
 	go func() { srv.Run(ctx); close(workerDone) }()
 	notifyDone := make(chan struct{})
 	go func() { runNotifier(ctx, notifier, srv, metrics); close(notifyDone) }()
-	rl.start(ctx)
+	rl.start(ctx, hup)
 
 	printBanner(stdout, cfg, bundle)
 	log.Info("acmebridge started", "directory", cfg.Server.ExternalURL+"/directory", "listen", acmeLn.Addr().String(), "admin", adminLn.Addr().String())
