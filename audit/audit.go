@@ -50,6 +50,12 @@ const (
 	ApprovalRequested = "approval.requested"
 	ApprovalApproved  = "approval.approved"
 	ApprovalDenied    = "approval.denied"
+	// ApprovalExpired is a pending request no administrator decided within
+	// orders.approval_ttl, or an approval whose expiry passed: written
+	// once, by the sweep that marks it expired or by the account's next
+	// order for those names, whichever comes first (Reason says when it
+	// expired). A later order opens it again (ApprovalRequested).
+	ApprovalExpired = "approval.expired"
 )
 
 // Event is one audit line.

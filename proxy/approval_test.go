@@ -138,15 +138,55 @@ func TestApprovalExpires(t *testing.T) {
 	again, _ := c.refusedForApproval("a.corp.example.com")
 	require.Equal(t, id, again)
 	require.Len(t, e.audit.of(audit.ApprovalRequested), 2, "an expired request reopens")
+	expired := e.audit.of(audit.ApprovalExpired)
+	require.Len(t, expired, 1, "the expiry is audited before the request reopens")
+	require.Equal(t, id, expired[0].Approval)
+	require.Contains(t, expired[0].Reason, "no administrator decided by")
 
 	decide(t, e, id, ra.ApprovalDecision{Approve: true, Expires: clk.now().Add(time.Hour)})
 	c.issued("a.corp.example.com")
 	clk.add(2 * time.Hour)
 	c.refusedForApproval("a.corp.example.com")
 	require.Len(t, e.audit.of(audit.ApprovalRequested), 3, "an approval that ended asks again")
+	expired = e.audit.of(audit.ApprovalExpired)
+	require.Len(t, expired, 2)
+	require.Contains(t, expired[1].Reason, "the approval by admin ended at")
 
 	_, err = e.srv.RA().DecideApproval(t.Context(), id, ra.ApprovalDecision{Approve: true, By: "admin", Expires: clk.now().Add(-time.Minute)})
 	require.ErrorContains(t, err, "in the past")
+}
+
+// TestApprovalExpirySweep: the sweep marks a request left unanswered past
+// orders.approval_ttl expired and audits approval.expired once, however
+// often it runs; the account's next order then opens it again without a
+// second expiry event.
+func TestApprovalExpirySweep(t *testing.T) {
+	e, clk := approvalEnv(t, configs.ApprovalRequired)
+	c := e.newClient()
+	c.register()
+	id, _ := c.refusedForApproval("s.corp.example.com")
+	n, err := e.srv.RA().ExpireApprovals(t.Context())
+	require.NoError(t, err)
+	require.Zero(t, n, "nothing is due yet")
+
+	clk.add(8 * 24 * time.Hour)
+	for _, want := range []int{1, 0} {
+		n, err = e.srv.RA().ExpireApprovals(t.Context())
+		require.NoError(t, err)
+		require.Equal(t, want, n)
+	}
+	stored, err := e.st.GetApproval(t.Context(), id)
+	require.NoError(t, err)
+	require.Equal(t, store.ApprovalExpired, stored.Status, "stored expired, not only shown so")
+	expired := e.audit.of(audit.ApprovalExpired)
+	require.Len(t, expired, 1)
+	require.Equal(t, id, expired[0].Approval)
+	require.Equal(t, []string{"s.corp.example.com"}, expired[0].Names)
+
+	again, _ := c.refusedForApproval("s.corp.example.com")
+	require.Equal(t, id, again)
+	require.Len(t, e.audit.of(audit.ApprovalRequested), 2)
+	require.Len(t, e.audit.of(audit.ApprovalExpired), 1, "swept once, not audited again at the next order")
 }
 
 // TestApprovalPattern: an approval for a pattern covers the account's

@@ -186,10 +186,15 @@ func (ra *RA) openApproval(ctx context.Context, acct *store.Account, names []str
 			return nil, storeDown(err)
 		}
 		reopened := false
-		switch {
-		case r.Status == store.ApprovalPending && !now.Before(r.PendingUntil),
-			r.Status == store.ApprovalExpired,
-			r.Status == store.ApprovalApproved && !r.Expires.IsZero() && !now.Before(r.Expires): // its approval ended
+		// One the sweep has not marked expired yet is audited expired here
+		// first (ExpireApprovals), so the log never skips the expiry.
+		var expired *store.ApprovalRequest
+		if why := approvalExpiry(r, now); why != "" {
+			was := *r
+			was.Status, was.Reason = store.ApprovalExpired, why
+			expired = &was
+		}
+		if expired != nil || r.Status == store.ApprovalExpired {
 			r.Status, r.PendingUntil, r.FirstAttempt, r.Attempts = store.ApprovalPending, now.Add(ttl), now, 0
 			r.DecidedBy, r.DecidedAt, r.Reason, r.Expires, r.Pattern = "", time.Time{}, "", time.Time{}, ""
 			reopened = true
@@ -200,6 +205,9 @@ func (ra *RA) openApproval(ctx context.Context, acct *store.Account, names []str
 		}
 		err = ra.store.UpdateApproval(ctx, r)
 		if err == nil {
+			if expired != nil {
+				ra.auditApproval(ctx, audit.ApprovalExpired, expired, "")
+			}
 			if reopened {
 				ra.auditApproval(ctx, audit.ApprovalRequested, r, "")
 			}
@@ -305,8 +313,69 @@ func (ra *RA) Approval(ctx context.Context, id string) (*store.ApprovalRequest, 
 	return ra.withExpiry(r), nil
 }
 
+// approvalExpiry says why r has expired at now, if it has and is not
+// marked so yet: a pending request past its PendingUntil, or an approval
+// past its Expires. "" otherwise.
+func approvalExpiry(r *store.ApprovalRequest, now time.Time) string {
+	switch {
+	case r.Status == store.ApprovalPending && !now.Before(r.PendingUntil):
+		return "no administrator decided by " + r.PendingUntil.UTC().Format(time.RFC3339)
+	case r.Status == store.ApprovalApproved && !r.Expires.IsZero() && !now.Before(r.Expires):
+		return "the approval by " + r.DecidedBy + " ended at " + r.Expires.UTC().Format(time.RFC3339)
+	}
+	return ""
+}
+
+// approvalSweepPage is how many approval requests ExpireApprovals reads
+// per page.
+const approvalSweepPage = 256
+
+// ExpireApprovals marks expired the approval requests whose time ran out
+// (approvalExpiry) and audits approval.expired for each, once: a replica
+// that loses the compare-and-set to another leaves the event to it. The
+// retention loop calls it every retention.sweep_interval; the account's
+// next order for those names does the same for one not swept yet. It
+// returns how many it marked.
+func (ra *RA) ExpireApprovals(ctx context.Context) (int, error) {
+	now := ra.now()
+	marked := 0
+	for cursor := ""; ctx.Err() == nil; {
+		page, err := ra.store.List(ctx, store.KindApproval, cursor, approvalSweepPage)
+		if err != nil {
+			return marked, storeDown(err)
+		}
+		for _, id := range page.IDs {
+			r, err := ra.store.GetApproval(ctx, id)
+			if errors.Is(err, store.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return marked, storeDown(err)
+			}
+			why := approvalExpiry(r, now)
+			if why == "" {
+				continue
+			}
+			r.Status, r.Reason = store.ApprovalExpired, why
+			switch err := ra.store.UpdateApproval(ctx, r); {
+			case err == nil:
+				ra.auditApproval(ctx, audit.ApprovalExpired, r, "")
+				marked++
+			case !errors.Is(err, store.ErrConflict) && !errors.Is(err, store.ErrNotFound):
+				return marked, storeDown(err)
+			}
+		}
+		if page.Next == "" {
+			break
+		}
+		cursor = page.Next
+	}
+	return marked, nil
+}
+
 // withExpiry shows a pending request whose time ran out as expired (the
-// stored record turns so at the account's next order).
+// stored record turns so at the next sweep, ExpireApprovals, or at the
+// account's next order).
 func (ra *RA) withExpiry(r *store.ApprovalRequest) *store.ApprovalRequest {
 	if r.Status == store.ApprovalPending && !ra.now().Before(r.PendingUntil) {
 		r.Status = store.ApprovalExpired

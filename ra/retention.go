@@ -19,8 +19,9 @@ type RetentionObserver interface {
 const sweepLimit = 256
 
 // retentionLoop sweeps the store every retention.sweep_interval (read
-// again each time, so a reload changes it) until ctx ends. Every replica
-// runs it: removal is idempotent.
+// again each time, so a reload changes it) until ctx ends, and marks
+// approval requests whose time ran out expired (ExpireApprovals). Every
+// replica runs it: removal is idempotent, and a request is marked once.
 func (ra *RA) retentionLoop(ctx context.Context) {
 	for {
 		t := time.NewTimer(ra.conf().Retention.SweepInterval.D())
@@ -32,6 +33,9 @@ func (ra *RA) retentionLoop(ctx context.Context) {
 		}
 		if _, err := ra.SweepRetention(ctx); err != nil && ctx.Err() == nil {
 			ra.log.Warn("retention sweep", "err", err)
+		}
+		if _, err := ra.ExpireApprovals(ctx); err != nil && ctx.Err() == nil {
+			ra.log.Warn("approval expiry sweep", "err", err)
 		}
 	}
 }

@@ -250,3 +250,36 @@ func TestApprovalNotified(t *testing.T) {
 	require.True(t, to["requester@example.com"], "the requester is mailed: %v", smtpd.Mails())
 	require.True(t, to["pki@example.com"], "the administrator is mailed: %v", smtpd.Mails())
 }
+
+// TestApprovalExpiresAudited: a request no administrator answers within
+// orders.approval_ttl is marked expired by the running server's sweep
+// (retention.sweep_interval) and written to the audit log as
+// approval.expired, once, without any client coming back; `approval show`
+// says expired.
+func TestApprovalExpiresAudited(t *testing.T) {
+	quietLego(t)
+	s := startServer(t, approvalYAML+"orders:\n  approval_ttl: 2s\nretention:\n  sweep_interval: 1s\n")
+	c, _ := legoAccount(t, s, "lego-expiry@example.com", nil)
+	_, err := legoObtainErr(c, "late.approval.e2e.test")
+	id := requestIn(t, requireProblem(t, err, "rejectedIdentifier").Detail, "late.approval.e2e.test")
+
+	expiredEvents := func() []auditEvent {
+		var out []auditEvent
+		for _, l := range readAudit(t, s.AuditFile()) {
+			if l.E.Event == "approval.expired" {
+				out = append(out, l.E)
+			}
+		}
+		return out
+	}
+	require.Eventually(t, func() bool { return len(expiredEvents()) > 0 }, 15*time.Second, 100*time.Millisecond,
+		"no approval.expired in the audit log")
+	time.Sleep(2500 * time.Millisecond) // two more sweeps
+	got := expiredEvents()
+	require.Len(t, got, 1, "audited once: %v", got)
+	require.True(t, got[0].hasName("late.approval.e2e.test"))
+	require.Contains(t, got[0].Reason, "no administrator decided by")
+	var shown approvalRec
+	s.adminJSON(t, &shown, "approval", "show", id)
+	require.Equal(t, "expired", shown.Status)
+}
