@@ -13,6 +13,7 @@ const (
 	EventApprovalRequested   = "approval.requested"
 	EventApprovalApproved    = "approval.approved"
 	EventApprovalDenied      = "approval.denied"
+	EventApprovalExpired     = "approval.expired"
 	EventCertificateIssued   = "certificate.issued"
 	EventCertificateRevoked  = "certificate.revoked"
 	EventCertificateExpiring = "certificate.expiring"
@@ -25,7 +26,7 @@ const (
 // NotificationEvents are every event type, in the order the docs list
 // them.
 var NotificationEvents = []string{
-	EventApprovalRequested, EventApprovalApproved, EventApprovalDenied,
+	EventApprovalRequested, EventApprovalApproved, EventApprovalDenied, EventApprovalExpired,
 	EventCertificateIssued, EventCertificateRevoked, EventCertificateExpiring,
 	EventOrderFailed, EventUpstreamDown, EventUpstreamRecovered, EventConfigReloadFailed,
 }

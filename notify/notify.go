@@ -78,6 +78,7 @@ var fromAudit = map[string]string{
 	audit.ApprovalRequested: configs.EventApprovalRequested,
 	audit.ApprovalApproved:  configs.EventApprovalApproved,
 	audit.ApprovalDenied:    configs.EventApprovalDenied,
+	audit.ApprovalExpired:   configs.EventApprovalExpired,
 	audit.CertIssued:        configs.EventCertificateIssued,
 	audit.CertRevoked:       configs.EventCertificateRevoked,
 	audit.OrderInvalid:      configs.EventOrderFailed,

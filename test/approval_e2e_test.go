@@ -253,12 +253,25 @@ func TestApprovalNotified(t *testing.T) {
 
 // TestApprovalExpiresAudited: a request no administrator answers within
 // orders.approval_ttl is marked expired by the running server's sweep
-// (retention.sweep_interval) and written to the audit log as
-// approval.expired, once, without any client coming back; `approval show`
-// says expired.
+// (retention.sweep_interval), written to the audit log as approval.expired
+// and sent to the webhook, once, without any client coming back;
+// `approval show` says expired.
 func TestApprovalExpiresAudited(t *testing.T) {
 	quietLego(t)
-	s := startServer(t, approvalYAML+"orders:\n  approval_ttl: 2s\nretention:\n  sweep_interval: 1s\n")
+	hook := &hookReceiver{}
+	hs := httptest.NewServer(hook)
+	t.Cleanup(hs.Close)
+	secretFile := filepath.Join(t.TempDir(), "hook.secret")
+	require.NoError(t, os.WriteFile(secretFile, []byte(e2eWebhookSecret+"\n"), 0o600))
+	s := startServer(t, approvalYAML+fmt.Sprintf(`orders:
+  approval_ttl: 2s
+retention:
+  sweep_interval: 1s
+notifications:
+  webhooks:
+    - {name: ops, url: %q, secret_file: %q}
+  retry: {initial: 200ms, max: 1s, timeout: 2s}
+`, hs.URL, secretFile))
 	c, _ := legoAccount(t, s, "lego-expiry@example.com", nil)
 	_, err := legoObtainErr(c, "late.approval.e2e.test")
 	id := requestIn(t, requireProblem(t, err, "rejectedIdentifier").Detail, "late.approval.e2e.test")
@@ -282,4 +295,7 @@ func TestApprovalExpiresAudited(t *testing.T) {
 	var shown approvalRec
 	s.adminJSON(t, &shown, "approval", "show", id)
 	require.Equal(t, "expired", shown.Status)
+	require.True(t, waitFor(20*time.Second, func() bool { return len(hook.of("approval.expired")) == 1 }),
+		"approval.expired delivered")
+	require.Equal(t, []string{"late.approval.e2e.test"}, hook.of("approval.expired")[0].Data.Names)
 }
