@@ -57,7 +57,11 @@ type ACMEEAB struct {
 
 // ACMESolver configures the challenge solver for one ACME upstream.
 type ACMESolver struct {
-	// Type is dns-01 or http-01.
+	// Type is dns-01 or http-01. Left out (with the whole solver), the
+	// upstream answers no challenge: for a CA that hands back valid
+	// authorizations, such as another acmebridge whose policy delegates
+	// validation to this one's EAB key; an authorization it asks a
+	// challenge for fails the order with unauthorized.
 	Type string `yaml:"type"`
 	// Provider names the lego DNS provider (dns-01), one of
 	// ACMEDNSProviders.
@@ -181,7 +185,11 @@ func validateACME(f string, u Upstream, bad func(field, format string, args ...a
 			bad(sf, "provider, env, resolvers and propagation are for dns-01")
 		}
 	case "":
-		bad(sf+".type", "must be dns-01 or http-01")
+		// No solver: the CA hands back valid authorizations (another
+		// acmebridge that delegates validation to this one's key).
+		if s.Provider != "" || len(s.Env) > 0 || len(s.Resolvers) > 0 || s.Propagation != (ACMEPropagation{}) || s.Listen != "" {
+			bad(sf+".type", "must be dns-01 or http-01 (or leave the solver out when the CA never asks for a challenge)")
+		}
 	default:
 		bad(sf+".type", "%q must be dns-01 or http-01", s.Type)
 	}

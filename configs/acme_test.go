@@ -22,7 +22,8 @@ func TestACMEBlockValidated(t *testing.T) {
 		{acmeUp(dns + ", eab: {kid: k, hmac_env: '1X'}"), "upstreams[0].acme.eab.hmac_env"},
 		{acmeUp(dns + ", key_type: DSA"), "upstreams[0].acme.key_type"},
 		{acmeUp(dns + ", timeout: -1s"), "upstreams[0].acme.timeout"},
-		{acmeUp("directory: 'https://ca/dir'"), "upstreams[0].acme.solver.type: must be dns-01 or http-01"},
+		{acmeUp("directory: 'https://ca/dir', solver: {provider: exec}"), "upstreams[0].acme.solver.type: must be dns-01 or http-01 (or leave the solver out"},
+		{acmeUp("directory: 'https://ca/dir', solver: {listen: ':80'}"), "upstreams[0].acme.solver.type: must be dns-01 or http-01"},
 		{acmeUp("directory: 'https://ca/dir', solver: {type: tls-alpn-01}"), "upstreams[0].acme.solver.type"},
 		{acmeUp("directory: 'https://ca/dir', solver: {type: dns-01}"), "upstreams[0].acme.solver.provider: must name a DNS provider"},
 		{acmeUp("directory: 'https://ca/dir', solver: {type: dns-01, provider: godaddy}"), "\"godaddy\" is not one acmebridge is built with"},
@@ -59,4 +60,13 @@ func TestACMEBlockLoads(t *testing.T) {
 	require.True(t, a.Solver.Propagation.DisableAuthoritativeCheck)
 	_, err = Load(write(t, acmeUp("directory: 'https://ca/dir', solver: {type: http-01, listen: ':80'}")))
 	require.NoError(t, err)
+}
+
+// TestACMEWithoutSolver: an acme upstream may leave its solver out (a CA
+// that hands back valid authorizations, such as a tiered SaaS
+// acmebridge that delegates validation).
+func TestACMEWithoutSolver(t *testing.T) {
+	c, err := Load(write(t, acmeUp("directory: 'https://ca/dir'")))
+	require.NoError(t, err)
+	require.Empty(t, c.Upstreams[0].ACME.Solver.Type)
 }

@@ -85,7 +85,6 @@ func startTier(t *testing.T) *tier {
 	k := saas.createEAB(t, "--group", "site-a", "--note", "on-prem bridge of site A")
 	hmac := filepath.Join(dir, "saas-eab-hmac")
 	require.NoError(t, os.WriteFile(hmac, []byte(k.HMACKey+"\n"), 0o600))
-	solver := freePorts(t, 1)[0]
 	onprem := startServer(t, fmt.Sprintf(`upstreams:
   - name: saas
     type: acme
@@ -94,12 +93,10 @@ func startTier(t *testing.T) *tier {
       ca_file: %q
       email: site-a@example.com
       eab: {kid: %q, hmac_file: %q}
-      # The SaaS side delegates: this responder is asked only if it ever
-      # sends a challenge.
-      solver: {type: http-01, listen: "127.0.0.1:%d"}
+      # No solver: the SaaS side delegates validation to this key.
 policy:
   default: {upstreams: [saas]}
-`, saas.DirectoryURL, saas.CAFile, k.ID, hmac, solver))
+`, saas.DirectoryURL, saas.CAFile, k.ID, hmac))
 	return &tier{vault: &vaultBridge{vault: v, pki: p, root: root}, saas: saas, onprem: onprem, kid: k.ID}
 }
 

@@ -60,10 +60,16 @@ const (
 	userAgent = "acmebridge"
 )
 
-// Challenge types a Solver may name.
+// Challenge types a Solver may name; SolverNone answers none.
 const (
 	SolverDNS01  = core.ChallengeDNS01
 	SolverHTTP01 = core.ChallengeHTTP01
+	// SolverNone is an upstream whose CA is expected to hand back every
+	// authorization valid already: another acmebridge whose policy
+	// delegates validation to this one's EAB key (README, "Tiered
+	// bridges"). An authorization it asks a challenge for fails the order
+	// with unauthorized, saying so.
+	SolverNone = ""
 )
 
 // KeyTypes are the account key types Options.KeyType accepts (lego's
@@ -81,7 +87,7 @@ type SecretStore interface {
 
 // Solver configures how acmebridge answers the CA's challenges.
 type Solver struct {
-	// Type is SolverDNS01 or SolverHTTP01.
+	// Type is SolverDNS01, SolverHTTP01 or SolverNone.
 	Type string
 	// Provider names the lego DNS provider (dns-01); see DNSProviders.
 	Provider string
@@ -318,6 +324,10 @@ func (u *Upstream) checkOptions(opts Options) error {
 		if _, _, err := net.SplitHostPort(s.Listen); err != nil {
 			return u.errorf(acmeerr.Internal, nil, "the http-01 responder's listen address %q is not host:port", s.Listen)
 		}
+	case SolverNone:
+		if s.Provider != "" || s.DNSProvider != nil || len(s.Env) > 0 || len(s.Resolvers) > 0 || s.Listen != "" {
+			return u.errorf(acmeerr.Internal, nil, "a solver without a type has nothing to configure: name %s or %s", SolverDNS01, SolverHTTP01)
+		}
 	default:
 		return u.errorf(acmeerr.Internal, nil, "solver type %q is not %s or %s", s.Type, SolverDNS01, SolverHTTP01)
 	}
@@ -406,7 +416,7 @@ func (u *Upstream) Close() error {
 
 // String describes the upstream for logs and `upstream check`.
 func (u *Upstream) String() string {
-	s := fmt.Sprintf("%s at %s, %s", u.name, u.directory, u.solver.Type)
+	s := fmt.Sprintf("%s at %s, %s", u.name, u.directory, cmpOr(u.solver.Type, "no solver"))
 	if u.solver.Type == SolverDNS01 && u.solver.Provider != "" {
 		s += " via " + u.solver.Provider
 	}

@@ -197,3 +197,34 @@ func TestRevokeRelayed(t *testing.T) {
 	require.Equal(t, acmeerr.AlreadyRevoked, acmeerr.KindOf(err), "%v", err)
 	require.Equal(t, acmeerr.BadRevocationReason, acmeerr.KindOf(u.Revoke(t.Context(), res.Leaf, 7)))
 }
+
+// TestNoSolver: an upstream without a solver issues while the CA hands
+// back valid authorizations (here Pebble reusing those another upstream
+// on the same account solved), and a name the CA asks a challenge for
+// fails with unauthorized naming it and saying why, without touching
+// the CA's challenges.
+func TestNoSolver(t *testing.T) {
+	p := acmetest.Start(t, acmetest.Options{AuthzReuse: 100})
+	st := newStore(t)
+	issue(t, newUpstream(t, dnsOptions(t, p, st)), newRequest(t, "solved.pebble.test"), nil)
+	o := dnsOptions(t, p, st)
+	o.Solver = Solver{}
+	u := newUpstream(t, o)
+	require.Contains(t, u.String(), "no solver")
+	presents := p.ChallSrv.Presents()
+
+	req := newRequest(t, "solved.pebble.test")
+	verifyResult(t, p, issue(t, u, req, nil), req)
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err := u.Issue(ctx, newRequest(t, "unsolved.pebble.test"), nil)
+	require.Equal(t, acmeerr.Unauthorized, acmeerr.KindOf(err), "%v", err)
+	require.ErrorContains(t, err, "to validate unsolved.pebble.test, and this upstream has no solver")
+	require.ErrorContains(t, err, "dns-01")
+	require.Equal(t, presents, p.ChallSrv.Presents(), "no challenge was attempted")
+
+	o.Solver = Solver{Provider: "httpreq"}
+	_, err = New(o)
+	require.ErrorContains(t, err, "a solver without a type has nothing to configure")
+}

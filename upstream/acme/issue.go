@@ -339,6 +339,16 @@ func (u *Upstream) authorize(ctx context.Context, s *session, order legoacme.Ext
 	if len(pending) == 0 {
 		return nil
 	}
+	if u.solver.Type == SolverNone {
+		a := pending[0]
+		var types []string
+		for _, ch := range a.Challenges {
+			types = append(types, ch.Type)
+		}
+		return u.errorf(acmeerr.Unauthorized, nil,
+			"the CA at %s asks for a challenge (%s) to validate %s, and this upstream has no solver (upstreams[].acme.solver): it relies on the CA handing back valid authorizations",
+			u.host, strings.Join(types, ", "), a.Identifier.Value)
+	}
 	if err := s.prober.Solve(ctx, pending); err != nil {
 		return u.mapError("solving challenges", err)
 	}
