@@ -150,3 +150,24 @@ func BenchmarkCheckUnchanged(b *testing.B) {
 		b.Fatal(err)
 	}
 }
+
+// BenchmarkReadOrder is the store's part of reading an order with its
+// authorization (what a finalize's or an order poll's request reads):
+// two records decoded from their JSON.
+func BenchmarkReadOrder(b *testing.B) {
+	s := openTemp(b)
+	defer s.Close()
+	ctx := context.Background()
+	if err := issuanceWrites(ctx, s, 1, time.Now().UTC()); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.GetOrder(ctx, "o1"); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := s.GetAuthz(ctx, "az1"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

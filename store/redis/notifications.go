@@ -2,9 +2,10 @@ package redis
 
 import (
 	"context"
-	"encoding/json"
 	"strconv"
 	"time"
+
+	json "github.com/go-json-experiment/json/v1"
 
 	"github.com/acmebridge/acmebridge/store"
 )
