@@ -6,6 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"errors"
 	"net/http"
 	"testing"
@@ -37,7 +38,11 @@ func TestVaultSignVerbatimCSRContent(t *testing.T) {
 
 	certKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	require.NoError(t, err)
-	hostile := append([]ratest.Case{{Name: "the issue's CSR", DER: ratest.IssueCSR(t, certKey, []string{name}), Detail: "organizationName"}},
+	hostile := append([]ratest.Case{{Name: "the issue's CSR", DER: ratest.IssueCSR(t, certKey, []string{name}), Detail: "organizationName"},
+		// Vault's sign-verbatim would leave a name in the common name alone
+		// out of the subjectAltName (upstream/vault TestSignVerbatimContent).
+		{Name: "the name in the common name only", DER: ratest.CSR(t, certKey, &x509.CertificateRequest{Subject: pkix.Name{CommonName: name}}),
+			Detail: "list every name in the CSR's subjectAltName"}},
 		ratest.Hostile(t, certKey, []string{name})...)
 	for _, tc := range hostile {
 		_, _, err := c.CreateOrderCert(ctx, finalizeURL, tc.DER, true)
