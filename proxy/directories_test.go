@@ -43,7 +43,14 @@ func (c *client) issued(names ...string) (orderJSON, []byte) {
 	_, o := c.readyOrder(dnsIDs(names...)...)
 	certKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	require.NoError(t, err)
-	rec := c.post(o.Finalize, map[string]string{"csr": b64(makeCSR(t, certKey, "", names, nil))})
+	return finalized(t, c, o, map[string]string{"csr": b64(makeCSR(t, certKey, "", names, nil))})
+}
+
+// finalized finalizes o with the payload csr, requires it valid, and
+// returns it with its leaf's DER.
+func finalized(t *testing.T, c *client, o orderJSON, csr map[string]string) (orderJSON, []byte) {
+	t.Helper()
+	rec := c.post(o.Finalize, csr)
 	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
 	o = decode[orderJSON](t, rec)
 	require.Equal(t, "valid", o.Status)

@@ -6,8 +6,6 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/pem"
-	"net/http"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -30,15 +28,8 @@ func cnCSR(t *testing.T, cn string, sans ...string) map[string]string {
 // issuedLeaf finalizes o's order with csr and returns the certificate.
 func issuedLeaf(t *testing.T, c *client, o orderJSON, csr map[string]string) *x509.Certificate {
 	t.Helper()
-	rec := c.post(o.Finalize, csr)
-	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
-	o = decode[orderJSON](t, rec)
-	require.Equal(t, "valid", o.Status)
-	rec = c.post(o.Certificate, nil)
-	require.Equal(t, http.StatusOK, rec.Code)
-	blk, _ := pem.Decode(rec.Body.Bytes())
-	require.NotNil(t, blk)
-	leaf, err := x509.ParseCertificate(blk.Bytes)
+	_, der := finalized(t, c, o, csr)
+	leaf, err := x509.ParseCertificate(der)
 	require.NoError(t, err)
 	return leaf
 }

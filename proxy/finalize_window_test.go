@@ -40,11 +40,7 @@ func TestFinalizeAuthzDeactivatedDuringCAA(t *testing.T) {
 
 	p := requireProblem(t, c.post(o.Finalize, csrPayload(t, "a.window.example.com", "b.window.example.com")), 403, "orderNotReady")
 	require.Contains(t, p.Detail, "invalid")
-	requireNoCertificate(t, e, orderURL)
-	got := decode[orderJSON](t, c.post(orderURL, nil))
-	require.Equal(t, "invalid", got.Status)
-	require.NotNil(t, got.Error)
-	require.Contains(t, got.Error.Detail, "deactivated")
+	requireEndedInvalid(t, c, orderURL, "deactivated")
 }
 
 // TestFinalizeAuthzExpiredDuringCAA: an authorization that expires while
@@ -61,10 +57,7 @@ func TestFinalizeAuthzExpiredDuringCAA(t *testing.T) {
 	duringCAA(e, func() { clk.add(2 * time.Minute) })
 
 	requireProblem(t, c.post(o.Finalize, csrPayload(t, "slow.window.example.com")), 403, "orderNotReady")
-	requireNoCertificate(t, e, orderURL)
-	got := decode[orderJSON](t, c.post(orderURL, nil))
-	require.Equal(t, "invalid", got.Status)
-	require.Contains(t, got.Error.Detail, "expired")
+	requireEndedInvalid(t, c, orderURL, "expired")
 }
 
 // TestFinalizeEABKeyRevokedDuringCAA: an EAB key the administrator revokes

@@ -64,6 +64,17 @@ func requireNoCertificate(t *testing.T, e *env, orderURL string) {
 	require.Empty(t, o.CertificateID, "no certificate may be issued for order %s", o.ID)
 }
 
+// requireEndedInvalid requires that no certificate was issued for the
+// order at orderURL and that it reads invalid, its error saying why.
+func requireEndedInvalid(t *testing.T, c *client, orderURL, why string) {
+	t.Helper()
+	requireNoCertificate(t, c.e, orderURL)
+	got := decode[orderJSON](t, c.post(orderURL, nil))
+	require.Equal(t, "invalid", got.Status)
+	require.NotNil(t, got.Error)
+	require.Contains(t, got.Error.Detail, why)
+}
+
 // TestReadyOrderAuthzDeactivated: RFC 8555 §7.1.6 — a ready order whose
 // authorization the client deactivates (§7.5.2) becomes invalid; finalize
 // is refused with orderNotReady and issues nothing, and the order reads
@@ -115,11 +126,7 @@ func TestReadyOrderAuthzExpired(t *testing.T) {
 
 	clk.add(2 * time.Hour)
 	requireProblem(t, c.post(o.Finalize, csrPayload(t, "exp.example.com")), 403, "orderNotReady")
-	requireNoCertificate(t, e, orderURL)
-	got := decode[orderJSON](t, c.post(orderURL, nil))
-	require.Equal(t, "invalid", got.Status)
-	require.NotNil(t, got.Error)
-	require.Contains(t, got.Error.Detail, "expired")
+	requireEndedInvalid(t, c, orderURL, "expired")
 }
 
 // TestReadyOrderFinalizesWhileAuthzValid: the re-check lets a ready order
