@@ -40,7 +40,7 @@ var workKinds = []workKind{
 	{"goroutine stacks growing", false, regexp.MustCompile(`runtime\.(newstack|copystack|morestack)`)},
 	{"scheduler, timers, channels", false, regexp.MustCompile(`runtime\.(schedule|findRunnable|park_m|futex|notesleep|lock2|unlock2|wakep|stealWork|checkTimers|ready|goready|selectgo|chansend|chanrecv|semacquire|semrelease)`)},
 	{"go-jose: JWS and JWK parsing", false, regexp.MustCompile(`go-jose`)},
-	{"JSON: store records and responses", false, regexp.MustCompile(`encoding/json|go-json-experiment`)},
+	{"JSON: the JWS scan, store records, responses", false, regexp.MustCompile(`encoding/json|go-json-experiment`)},
 	{"bbolt: B+tree and pages", false, regexp.MustCompile(`go\.etcd\.io/bbolt`)},
 	{"go-redis client", false, regexp.MustCompile(`redis/go-redis`)},
 	{"x509 and ASN.1 (CSR and certificate)", false, regexp.MustCompile(`crypto/x509|encoding/asn1|x/crypto/cryptobyte`)},
