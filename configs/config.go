@@ -98,7 +98,8 @@ type Admin struct {
 	// accounts, orders and certificates only (another directory's are
 	// not found), and none of the server-wide endpoints (upstreams,
 	// reload, the dashboard). token_file holds the token (at least 32
-	// characters; created 0600 with 256 random bits when missing).
+	// characters; created 0600 with 256 random bits when missing). A
+	// reload reads the list and the files again.
 	DirectoryTokens []DirectoryToken `yaml:"directory_tokens"`
 }
 

@@ -37,7 +37,9 @@ var restartKeys = []struct {
 	{"server.listen", func(c *Config) any { return c.Server.Listen }},
 	{"server.external_url", func(c *Config) any { return c.Server.ExternalURL }},
 	{"server.tls", func(c *Config) any { return c.Server.TLS }},
-	{"admin", func(c *Config) any { return c.Admin }},
+	{"admin.listen", func(c *Config) any { return c.Admin.Listen }},
+	{"admin.token_file", func(c *Config) any { return c.Admin.TokenFile }},
+	{"admin.tls", func(c *Config) any { return c.Admin.TLS }},
 	{"store", func(c *Config) any { return c.Store }},
 	{"audit.file", func(c *Config) any { return c.Audit.File }},
 	{"orders.workers", func(c *Config) any { return c.Orders.Workers }},
@@ -47,7 +49,8 @@ var restartKeys = []struct {
 
 // RestartKeys names the keys whose values differ between old and next and
 // that only a restart can change: the listeners (server.listen,
-// server.external_url, server.tls, admin), the store and data_dir, the
+// server.external_url, server.tls, admin.listen, admin.token_file,
+// admin.tls; admin.directory_tokens are reloaded), the store and data_dir, the
 // audit log's file, the number of issuance workers, the log format and
 // the notifications.
 // Every other key is reloaded.

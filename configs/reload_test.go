@@ -3,6 +3,7 @@ package configs
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -22,6 +23,7 @@ func TestRestartKeys(t *testing.T) {
 	c.Server.TrustedProxies = []string{"10.0.0.0/8"}
 	c.Orders.PreAuthorization = true
 	c.Validation.DNSResolvers = []string{"127.0.0.1:53"}
+	c.Admin.DirectoryTokens = []DirectoryToken{{Directory: "devices", TokenFile: "/run/devices.token"}}
 	require.Empty(t, RestartKeys(base, &c), "reloadable keys")
 
 	c = *base
@@ -30,7 +32,18 @@ func TestRestartKeys(t *testing.T) {
 	c.Orders.Workers = 3
 	c.Log.Format = "json"
 	c.Admin.TokenFile = "/elsewhere"
-	require.Equal(t, []string{"server.listen", "admin", "store", "orders.workers", "log.format"}, RestartKeys(base, &c))
+	require.Equal(t, []string{"server.listen", "admin.token_file", "store", "orders.workers", "log.format"}, RestartKeys(base, &c))
+
+	// Every admin key but directory_tokens is the listener's: a new one
+	// must be named here and in restartKeys.
+	var admin []string
+	for f := range reflect.TypeFor[Admin]().Fields() {
+		admin = append(admin, f.Tag.Get("yaml"))
+	}
+	require.Equal(t, []string{"listen", "token_file", "tls", "directory_tokens"}, admin)
+	c = *base
+	c.Admin.Listen, c.Admin.TLS.CertFile = "127.0.0.1:2", "/x.pem"
+	require.Equal(t, []string{"admin.listen", "admin.tls"}, RestartKeys(base, &c))
 }
 
 // TestReloadWatchInterval: the watcher is off by default; a file may turn

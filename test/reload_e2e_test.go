@@ -374,3 +374,44 @@ func TestSIGHUPDuringStartup(t *testing.T) {
 	c, _ := legoAccount(t, s, "hup@example.com", nil)
 	legoObtain(t, c, "hup.e2e.test")
 }
+
+// TestReloadDirectoryTokens: admin.directory_tokens are read again at each
+// reload: a scoped token rotated in its file stops working and the new one
+// works, and an entry removed from the file ends its token, without a
+// restart; the global token is untouched.
+func TestReloadDirectoryTokens(t *testing.T) {
+	devToken := filepath.Join(t.TempDir(), "devices.token")
+	line := fmt.Sprintf("  directory_tokens: [{directory: devices, token_file: %q}]\n", devToken)
+	s := startServerWith(t, directoriesYAML, serverOpts{adminYAML: line})
+	global, err := os.ReadFile(s.TokenFile())
+	require.NoError(t, err)
+	old, err := os.ReadFile(devToken)
+	require.NoError(t, err)
+	status := func(tok []byte) int {
+		req, err := http.NewRequest(http.MethodGet, s.AdminURL+"/api/v1/eab", nil)
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+		resp, err := s.adminClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	require.Equal(t, http.StatusOK, status(old))
+	gen := readyGeneration(t, s.AdminURL)
+
+	rotated := []byte(strings.Repeat("5a", 32) + "\n")
+	require.NoError(t, os.WriteFile(devToken, rotated, 0o600))
+	require.NoError(t, s.cmd.Process.Signal(syscall.SIGHUP))
+	waitGeneration(t, s.AdminURL, gen+1, 10*time.Second)
+	require.Equal(t, http.StatusUnauthorized, status(old), "the rotated-out token")
+	require.Equal(t, http.StatusOK, status(rotated), "the token now in the file")
+
+	cfg, err := os.ReadFile(s.ConfigPath)
+	require.NoError(t, err)
+	require.Contains(t, string(cfg), line)
+	require.NoError(t, os.WriteFile(s.ConfigPath, []byte(strings.Replace(string(cfg), line, "", 1)), 0o600))
+	require.NoError(t, s.cmd.Process.Signal(syscall.SIGHUP))
+	waitGeneration(t, s.AdminURL, gen+2, 10*time.Second)
+	require.Equal(t, http.StatusUnauthorized, status(rotated), "the entry removed from the file")
+	require.Equal(t, http.StatusOK, status(global))
+}

@@ -13,6 +13,7 @@ import (
 	"github.com/acmebridge/acmebridge/configs"
 	"github.com/acmebridge/acmebridge/notify"
 	"github.com/acmebridge/acmebridge/proxy"
+	"github.com/acmebridge/acmebridge/proxy/admin"
 	"github.com/acmebridge/acmebridge/ra"
 	"github.com/acmebridge/acmebridge/store"
 )
@@ -37,6 +38,11 @@ type reloader struct {
 	// notifier tells of a refused reload (config.reload_failed); nil
 	// when notifications are off.
 	notifier *notify.Notifier
+	// adminToken is the global admin token (admin.token_file needs a
+	// restart); scopedTokens are admin.directory_tokens, read again from
+	// their files at each reload.
+	adminToken   string
+	scopedTokens *admin.ScopedTokens
 
 	mu sync.Mutex
 	// seen is the latest reload request (store) this replica applied or
@@ -141,6 +147,12 @@ func (r *reloader) applyFile() (int64, error) {
 		return refuse(fmt.Errorf("changing %s needs a restart; the running configuration (generation %d) stays",
 			strings.Join(keys, ", "), r.srv.RA().Generation()))
 	}
+	// The scoped admin tokens are read before anything is swapped: a file
+	// that cannot be read refuses the whole reload.
+	scoped, err := admin.ReadDirectoryTokens(r.adminToken, cfg.Admin.DirectoryTokens)
+	if err != nil {
+		return refuse(err)
+	}
 	newValidator, err := validators(cfg.Validation, r.log)
 	if err != nil {
 		return refuse(err)
@@ -155,6 +167,9 @@ func (r *reloader) applyFile() (int64, error) {
 		return 0, err
 	}
 	p.commit()
+	if r.scopedTokens != nil {
+		r.scopedTokens.Set(scoped)
+	}
 	r.level.Set(logLevel(cfg.Log.Level))
 	writeBundle(cfg, r.ups.localCAs(cfg))
 	for _, name := range cfg.DirectoryNames() {

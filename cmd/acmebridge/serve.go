@@ -185,7 +185,9 @@ func serve(ctx context.Context, cfg *configs.Config, path string, hup <-chan os.
 	if err != nil {
 		return err
 	}
-	rl := &reloader{path: path, log: log, level: level, srv: srv, metrics: metrics, ups: ups, st: st, notifier: notifier}
+	scopedTokens := admin.NewScopedTokens(scoped)
+	rl := &reloader{path: path, log: log, level: level, srv: srv, metrics: metrics, ups: ups, st: st, notifier: notifier,
+		adminToken: token, scopedTokens: scopedTokens}
 
 	var lc net.ListenConfig
 	acmeLn, err := lc.Listen(ctx, "tcp", cfg.Server.Listen)
@@ -209,7 +211,7 @@ func serve(ctx context.Context, cfg *configs.Config, path string, hup <-chan os.
 		ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second,
 		MaxHeaderBytes: 64 << 10, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	adminSrv := &http.Server{Handler: admin.New(admin.Options{Store: st, Logger: log, Registry: reg, API: &admin.APIOptions{
-		Token: token, DirectoryTokens: scoped, Directories: srv.RA(), Store: st, Audit: auditLog, RA: srv.RA(), Live: srv.RA(), Reloader: rl, Approver: srv.RA()},
+		Token: token, Scoped: scopedTokens, Directories: srv.RA(), Store: st, Audit: auditLog, RA: srv.RA(), Live: srv.RA(), Reloader: rl, Approver: srv.RA()},
 		Dashboard:  &admin.DashboardOptions{AuditFile: cfg.Audit.File, Health: srv.UpstreamHealth},
 		Generation: srv.RA().Generation}),
 		ReadHeaderTimeout: 10 * time.Second}

@@ -33,8 +33,10 @@ type APIOptions struct {
 	// call every endpoint.
 	Token string
 	// DirectoryTokens are tokens scoped to one directory each (see
-	// ReadDirectoryTokens).
+	// ReadDirectoryTokens), fixed for the API's life; Scoped, when set,
+	// is used instead: tokens a reload replaces.
 	DirectoryTokens []DirectoryToken
+	Scoped          *ScopedTokens
 	// Directories are the directories served; nil: the top level alone.
 	// Policy explain uses a directory's own policy from it.
 	Directories Directories
@@ -99,16 +101,17 @@ type Revoker interface {
 // api serves /api/v1/.
 type api struct {
 	APIOptions
-	// globalHash and scoped are the tokens' hashes (scope.go).
+	// globalHash is the global token's hash, scoped the scoped tokens
+	// (scope.go).
 	globalHash [32]byte
-	scoped     []scopedHash
+	scoped     *ScopedTokens
 }
 
 // buildAPI is the API of opts.
 func buildAPI(opts APIOptions) *api {
-	a := &api{APIOptions: opts, globalHash: tokenHash(opts.Token)}
-	for _, t := range opts.DirectoryTokens {
-		a.scoped = append(a.scoped, scopedHash{sum: tokenHash(t.Token), dir: t.Directory})
+	a := &api{APIOptions: opts, globalHash: tokenHash(opts.Token), scoped: opts.Scoped}
+	if a.scoped == nil {
+		a.scoped = NewScopedTokens(opts.DirectoryTokens)
 	}
 	return a
 }

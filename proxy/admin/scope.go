@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	"github.com/acmebridge/acmebridge/audit"
 	"github.com/acmebridge/acmebridge/configs"
@@ -90,6 +91,36 @@ type scopedHash struct {
 	dir string
 }
 
+// ScopedTokens are the directory-scoped tokens the API accepts. A reload
+// replaces them whole (Set) while requests read them: a token removed
+// from admin.directory_tokens, or rotated in its file, stops working at
+// the reload.
+type ScopedTokens struct{ p atomic.Pointer[[]scopedHash] }
+
+// NewScopedTokens holds ts.
+func NewScopedTokens(ts []DirectoryToken) *ScopedTokens {
+	s := &ScopedTokens{}
+	s.Set(ts)
+	return s
+}
+
+// Set replaces the tokens with ts.
+func (s *ScopedTokens) Set(ts []DirectoryToken) {
+	hs := make([]scopedHash, 0, len(ts))
+	for _, t := range ts {
+		hs = append(hs, scopedHash{sum: tokenHash(t.Token), dir: t.Directory})
+	}
+	s.p.Store(&hs)
+}
+
+// all are the tokens in force.
+func (s *ScopedTokens) all() []scopedHash {
+	if p := s.p.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
 // match finds the scope of a presented token: every token is compared, in
 // constant time, whichever matches.
 func (a *api) match(tok string) (scope, bool) {
@@ -98,7 +129,7 @@ func (a *api) match(tok string) (scope, bool) {
 	if subtle.ConstantTimeCompare(sum[:], a.globalHash[:]) == 1 {
 		found, s = found+1, scope{global: true}
 	}
-	for _, h := range a.scoped {
+	for _, h := range a.scoped.all() {
 		if subtle.ConstantTimeCompare(sum[:], h.sum[:]) == 1 {
 			found, s = found+1, scope{dir: h.dir}
 		}
