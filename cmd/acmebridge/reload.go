@@ -161,15 +161,17 @@ func (r *reloader) applyFile() (int64, error) {
 	if err != nil {
 		return refuse(err)
 	}
+	// The scoped tokens are swapped just before the generation is, so
+	// whoever sees the new generation sees them; put back if the reload
+	// is refused after all.
+	restore := r.scopedTokens.Swap(scoped)
 	gen, err := r.srv.Reload(ra.ReloadOptions{Config: cfg, Issuers: p.Issuers, NewValidator: newValidator})
 	if err != nil {
+		restore()
 		p.abort()
 		return 0, err
 	}
 	p.commit()
-	if r.scopedTokens != nil {
-		r.scopedTokens.Set(scoped)
-	}
 	r.level.Set(logLevel(cfg.Log.Level))
 	writeBundle(cfg, r.ups.localCAs(cfg))
 	for _, name := range cfg.DirectoryNames() {

@@ -363,8 +363,7 @@ func writeBundle(cfg *configs.Config, cas []*local.CA) string {
 		buf.Write(ca.RootsPEM())
 	}
 	p := filepath.Join(cfg.DataDir, "ca.pem")
-	// Public root certificates, for the clients to read: 0644 on purpose.
-	if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil { //nolint:gosec // G306: see above
+	if err := replaceFile(p, buf.Bytes()); err != nil {
 		return ""
 	}
 	abs, err := filepath.Abs(p)
@@ -372,6 +371,35 @@ func writeBundle(cfg *configs.Config, cas []*local.CA) string {
 		return p
 	}
 	return abs
+}
+
+// replaceFile makes path hold b, mode 0644 (public root certificates, for
+// the clients to read), through a temporary file and a rename: a client
+// reading it while a reload writes it sees the old bundle or the new one,
+// never an empty or half-written file. Unchanged contents are left alone.
+func replaceFile(path string, b []byte) error {
+	if cur, err := os.ReadFile(path); err == nil && bytes.Equal(cur, b) {
+		return nil
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Chmod(0o644)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+	}
+	return err
 }
 
 func printBanner(w io.Writer, cfg *configs.Config, bundle string) {

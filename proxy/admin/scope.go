@@ -113,6 +113,17 @@ func (s *ScopedTokens) Set(ts []DirectoryToken) {
 	s.p.Store(&hs)
 }
 
+// Swap replaces the tokens with ts and returns what puts the previous
+// ones back. A nil ScopedTokens does nothing.
+func (s *ScopedTokens) Swap(ts []DirectoryToken) (restore func()) {
+	if s == nil {
+		return func() {}
+	}
+	prev := s.p.Load()
+	s.Set(ts)
+	return func() { s.p.Store(prev) }
+}
+
 // all are the tokens in force.
 func (s *ScopedTokens) all() []scopedHash {
 	if p := s.p.Load(); p != nil {
