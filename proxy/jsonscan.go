@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-
 	"strings"
 
 	"github.com/go-json-experiment/json/jsontext"

@@ -373,12 +373,18 @@ func (ra *RA) ExpireApprovals(ctx context.Context) (int, error) {
 	return marked, nil
 }
 
-// withExpiry shows a pending request whose time ran out as expired (the
-// stored record turns so at the next sweep, ExpireApprovals, or at the
-// account's next order).
-func (ra *RA) withExpiry(r *store.ApprovalRequest) *store.ApprovalRequest {
-	if r.Status == store.ApprovalPending && !ra.now().Before(r.PendingUntil) {
-		r.Status = store.ApprovalExpired
+// ApprovalStatus is r's status at now: expired once its time ran out
+// (approvalExpiry), though the stored record turns so only at the next
+// sweep (ExpireApprovals) or at the account's next order.
+func ApprovalStatus(r *store.ApprovalRequest, now time.Time) string {
+	if approvalExpiry(r, now) != "" {
+		return store.ApprovalExpired
 	}
+	return r.Status
+}
+
+// withExpiry is r with its status at the RA's clock (ApprovalStatus).
+func (ra *RA) withExpiry(r *store.ApprovalRequest) *store.ApprovalRequest {
+	r.Status = ApprovalStatus(r, ra.now())
 	return r
 }

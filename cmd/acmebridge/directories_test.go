@@ -159,7 +159,7 @@ func TestAdminCommandsScopedToken(t *testing.T) {
 	require.NoError(t, err)
 	const devTok = "devices-token-0123456789abcdef0123456789"
 	srv := httptest.NewServer(admin.New(admin.Options{Store: sealed, API: &admin.APIOptions{Token: "global-token", Store: sealed, Directories: core,
-		DirectoryTokens: []admin.DirectoryToken{{Directory: "devices", Token: devTok}}}}))
+		Scoped: admin.NewScopedTokens([]admin.DirectoryToken{{Directory: "devices", Token: devTok}})}}))
 	t.Cleanup(srv.Close)
 	devFile := writeFile(t, dir, "devices.token", devTok+"\n")
 	globalFile := writeFile(t, dir, "admin.token", "global-token\n")

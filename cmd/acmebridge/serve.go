@@ -27,6 +27,7 @@ import (
 	"github.com/acmebridge/acmebridge/audit"
 	"github.com/acmebridge/acmebridge/configs"
 	"github.com/acmebridge/acmebridge/core"
+	"github.com/acmebridge/acmebridge/internal/atomicfile"
 	"github.com/acmebridge/acmebridge/notify"
 	"github.com/acmebridge/acmebridge/policy"
 	"github.com/acmebridge/acmebridge/proxy"
@@ -374,32 +375,14 @@ func writeBundle(cfg *configs.Config, cas []*local.CA) string {
 }
 
 // replaceFile makes path hold b, mode 0644 (public root certificates, for
-// the clients to read), through a temporary file and a rename: a client
-// reading it while a reload writes it sees the old bundle or the new one,
-// never an empty or half-written file. Unchanged contents are left alone.
+// the clients to read), through atomicfile: a client reading it while a
+// reload writes it sees the old bundle or the new one, never an empty or
+// half-written file. Unchanged contents are left alone.
 func replaceFile(path string, b []byte) error {
 	if cur, err := os.ReadFile(path); err == nil && bytes.Equal(cur, b) {
 		return nil
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Chmod(0o644)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-	}
-	return err
+	return atomicfile.Replace(path, b, 0o644)
 }
 
 func printBanner(w io.Writer, cfg *configs.Config, bundle string) {

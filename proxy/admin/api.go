@@ -32,11 +32,9 @@ type APIOptions struct {
 	// Token is the global bearer token: it sees every directory and may
 	// call every endpoint.
 	Token string
-	// DirectoryTokens are tokens scoped to one directory each (see
-	// ReadDirectoryTokens), fixed for the API's life; Scoped, when set,
-	// is used instead: tokens a reload replaces.
-	DirectoryTokens []DirectoryToken
-	Scoped          *ScopedTokens
+	// Scoped are the tokens scoped to one directory each (see
+	// ReadDirectoryTokens), which a reload replaces; nil: none.
+	Scoped *ScopedTokens
 	// Directories are the directories served; nil: the top level alone.
 	// Policy explain uses a directory's own policy from it.
 	Directories Directories
@@ -111,7 +109,7 @@ type api struct {
 func buildAPI(opts APIOptions) *api {
 	a := &api{APIOptions: opts, globalHash: tokenHash(opts.Token), scoped: opts.Scoped}
 	if a.scoped == nil {
-		a.scoped = NewScopedTokens(opts.DirectoryTokens)
+		a.scoped = NewScopedTokens(nil)
 	}
 	return a
 }

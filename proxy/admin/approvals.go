@@ -35,7 +35,7 @@ type approvalView struct {
 	LastAttempt  time.Time `json:"last_attempt"`
 	Attempts     int       `json:"attempts"`
 	// Status is pending, approved, denied or expired (a pending request
-	// past pending_until).
+	// past pending_until, an approval past expires: ra.ApprovalStatus).
 	Status       string    `json:"status"`
 	PendingUntil time.Time `json:"pending_until"`
 	DecidedBy    string    `json:"decided_by,omitempty"`
@@ -49,11 +49,8 @@ type approvalView struct {
 func approvalOf(r *store.ApprovalRequest, now time.Time) approvalView {
 	v := approvalView{ID: r.ID, Directory: audit.DirectoryLabel(r.Directory), Account: r.AccountID, EABKey: r.EABKey, Group: r.Group,
 		Names: r.Names, Rule: r.Rule, Remote: r.Remote, FirstAttempt: r.FirstAttempt, LastAttempt: r.LastAttempt, Attempts: r.Attempts,
-		Status: r.Status, PendingUntil: r.PendingUntil, DecidedBy: r.DecidedBy, DecidedAt: r.DecidedAt, Reason: r.Reason,
+		Status: ra.ApprovalStatus(r, now), PendingUntil: r.PendingUntil, DecidedBy: r.DecidedBy, DecidedAt: r.DecidedAt, Reason: r.Reason,
 		Expires: r.Expires, Pattern: r.Pattern}
-	if v.Status == store.ApprovalPending && !now.Before(r.PendingUntil) {
-		v.Status = store.ApprovalExpired
-	}
 	return v
 }
 

@@ -67,8 +67,8 @@ func newTenantAPI(t *testing.T, st store.Store) *apiEnv {
 	core, err := ra.New(ra.Options{Config: cfg, Store: st, Issuers: issuers, Audit: rec})
 	require.NoError(t, err)
 	h := New(Options{Store: st, API: &APIOptions{Token: globalTok, Store: st, Policy: policy.New(cfg.Policy),
-		DirectoryTokens: []DirectoryToken{{Directory: "devices", Token: devicesTok}, {Directory: "public", Token: publicTok}},
-		Directories:     core, Issuers: issuers, Types: map[string]string{"dev": "local"}, Audit: rec, RA: core, Approver: core},
+		Scoped:      NewScopedTokens([]DirectoryToken{{Directory: "devices", Token: devicesTok}, {Directory: "public", Token: publicTok}}),
+		Directories: core, Issuers: issuers, Types: map[string]string{"dev": "local"}, Audit: rec, RA: core, Approver: core},
 		Dashboard: &DashboardOptions{}})
 	return &apiEnv{t: t, h: h, st: st, ca: ca, rec: rec}
 }

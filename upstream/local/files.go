@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/acmebridge/acmebridge/acmeerr"
+	"github.com/acmebridge/acmebridge/internal/atomicfile"
 )
 
 // Validity of the CA's own certificates.
@@ -206,27 +207,8 @@ func linkNoClobber(src, dst string) error {
 
 // writeTemp writes b to a new synced 0600 file in dir and returns its path.
 func writeTemp(dir, name string, b []byte) (string, error) {
-	f, err := os.CreateTemp(dir, "."+name+".tmp-*")
+	path, err := atomicfile.WriteTemp(dir, name, b, 0o600)
 	if err != nil {
-		return "", acmeerr.Wrap(acmeerr.Internal, err, "local: writing %s in %s", name, dir)
-	}
-	path := f.Name()
-	fail := func(err error) (string, error) {
-		_ = f.Close()
-		_ = os.Remove(path)
-		return "", acmeerr.Wrap(acmeerr.Internal, err, "local: writing %s in %s", name, dir)
-	}
-	if err := f.Chmod(0o600); err != nil {
-		return fail(err)
-	}
-	if _, err := f.Write(b); err != nil {
-		return fail(err)
-	}
-	if err := f.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := f.Close(); err != nil {
-		_ = os.Remove(path)
 		return "", acmeerr.Wrap(acmeerr.Internal, err, "local: writing %s in %s", name, dir)
 	}
 	return path, nil
@@ -235,26 +217,17 @@ func writeTemp(dir, name string, b []byte) (string, error) {
 // writeAtomic replaces dir/name with b (mode 0600) through a temporary file
 // and a rename, so readers see the old or the new content, never a mix.
 func writeAtomic(dir, name string, b []byte) error {
-	t, err := writeTemp(dir, name, b)
-	if err != nil {
-		return err
-	}
-	if err := os.Rename(t, filepath.Join(dir, name)); err != nil {
-		_ = os.Remove(t)
+	if err := atomicfile.Replace(filepath.Join(dir, name), b, 0o600); err != nil {
 		return acmeerr.Wrap(acmeerr.Internal, err, "local: replacing %s in %s", name, dir)
 	}
-	return syncDir(dir)
+	return nil
 }
 
 // syncDir flushes dir's entries, so renames survive a crash.
 func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
+	if err := atomicfile.SyncDir(dir); err != nil {
 		return acmeerr.Wrap(acmeerr.Internal, err, "local: syncing %s", dir)
 	}
-	defer func() { _ = d.Close() }()
-	// Some file systems cannot sync a directory; that is no reason to fail.
-	_ = d.Sync()
 	return nil
 }
 
